@@ -1,0 +1,285 @@
+"""The `noclip` command: play · render · params · devices · bench."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__
+from .clock import OfflineClock, RealtimeClock
+from .commands import COMMANDS
+from .control import ControlQueue
+from .params import REGISTRY
+from .patch import ConfigError, Patch, load_patch
+from .report import Reporter
+
+log = logging.getLogger("noclip")
+DEMO_FILE = "noclip-demo.mp4"
+DEMO_SECONDS = 10.0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size is WIDTHxHEIGHT, not {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"size {text} out of range")
+    return w, h
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set takes NAME=VALUE, not {text!r}")
+    return name.strip(), value.strip()
+
+
+def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
+    """The patch named on the command line, with --model and --set applied (validated like a patch)."""
+    patch = load_patch(args.patch)
+    if getattr(args, "model", None):
+        from .generate import BACKENDS
+
+        if args.model not in BACKENDS:
+            raise SystemExit(f"noclip: unknown model '{args.model}' (have: {', '.join(BACKENDS)})")
+        patch = replace(patch, model=args.model)
+    overrides = {}
+    for name, value in getattr(args, "set", None) or []:
+        spec = REGISTRY.get(name)
+        if spec is None:
+            raise SystemExit(f"noclip: --set {name}: unknown parameter (see `noclip params`)")
+        try:
+            overrides[name] = spec.coerce(value)
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --set {name}: {exc}") from None
+    return patch, overrides
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
+    p.add_argument("--model", help="generator backend (overrides the patch)")
+    p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
+                   help="set a parameter at start (repeatable)")
+    p.add_argument("--fps", type=float, default=60.0)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="noclip", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"noclip {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("play", help="play live: fullscreen window, or headless without a display")
+    _common(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", help="no window (EGL), same render path")
+    mode.add_argument("--windowed", action="store_true", help="a window, not fullscreen")
+    p.add_argument("--monitor", type=int, default=0, help="monitor index for fullscreen")
+    p.add_argument("--size", type=_size, default=(1280, 720), help="output size headless/windowed")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--record", type=Path, metavar="OUT", help="record the output to a video file")
+    p.add_argument("--log", type=Path, metavar="FILE", help="JSON line per applied control event")
+    p.add_argument("--osc", default="127.0.0.1:9000", metavar="HOST:PORT",
+                   help="OSC listen address; 'off' disables")
+    p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
+                   help="accept OSC only from these networks (when --osc listens beyond loopback)")
+    p.add_argument("--no-vsync", action="store_true")
+
+    r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
+    _common(r)
+    r.add_argument("-o", "--output", type=Path, required=True)
+    r.add_argument("--seconds", type=float, required=True)
+    r.add_argument("--size", type=_size, default=(1280, 720))
+
+    q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
+    q.add_argument("--patch", default="default", help="include the parameters of this patch's chain")
+    q.add_argument("--json", action="store_true")
+
+    sub.add_parser("devices", help="monitors, MIDI ports and audio devices")
+
+    b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--size", type=_size, default=(1280, 720))
+    b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
+    b.add_argument("--patch", default="default")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="noclip: %(levelname)s: %(message)s")
+    try:
+        return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
+                "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+    except ConfigError as exc:
+        print(f"noclip: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- play ----------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
+    """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
+    from .control import ControlEvent
+
+    old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", "cmd/quit")))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from .control.osc import OscControl, parse_hostport
+    from .render.gl import headless_context
+    from .render.window import Window, WindowError
+    from .show import Show
+
+    patch, overrides = resolve_patch(args)
+    queue, reporter = ControlQueue(), Reporter()
+    window = None
+    seconds, record = args.seconds, args.record
+    if not args.headless:
+        try:
+            window = Window(queue, args.size, fullscreen=not args.windowed, monitor=args.monitor,
+                            vsync=not args.no_vsync)
+        except WindowError as exc:
+            if args.windowed:
+                print(f"noclip: --windowed: {exc}", file=sys.stderr)
+                return 2
+            seconds = seconds or DEMO_SECONDS
+            record = record or Path(DEMO_FILE)
+            print(f"noclip: {exc}; playing headless for {seconds:g} s into {record}", file=sys.stderr)
+    ctx = window.ctx if window else headless_context()
+    size = window.framebuffer_size if window else args.size
+
+    osc = None
+    if args.osc != "off":
+        host, port = parse_hostport(args.osc)
+        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
+        log.info("OSC on %s:%d", *osc.address)
+    outputs: list = [window] if window else []
+    if record:
+        from .record.video import VideoRecorder
+
+        outputs.append(VideoRecorder(record, size, args.fps, live=True, reporter=reporter))
+    event_log = open(args.log, "w", encoding="utf-8", buffering=1) if args.log else None
+    show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
+                outputs=outputs, feedback=[osc] if osc else [], event_log=event_log,
+                overrides=overrides)
+    if window:
+        window.attach(show, lambda: osc.last_message if osc else "")
+    frames = round(seconds * args.fps) if seconds else None
+    try:
+        with _sigint_quits(queue):
+            n = show.run(frames=frames)
+    finally:
+        show.close()
+        if osc:
+            osc.close()
+        if event_log:
+            event_log.close()
+    log.info("played %d frames at %.1f fps%s", n, show.stats.fps(),
+             f"; recorded {record}" if record else "")
+    return 0
+
+
+# -- render --------------------------------------------------------------------------------------
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .record.video import VideoRecorder
+    from .render.gl import headless_context
+    from .show import Show
+
+    patch, overrides = resolve_patch(args)
+    frames = round(args.seconds * args.fps)
+    ctx = headless_context()
+    recorder = VideoRecorder(args.output, args.size, args.fps, live=False)
+    show = Show(ctx, patch, args.size, clock=OfflineClock(args.fps), outputs=[recorder],
+                overrides=overrides)
+    try:
+        for i in range(frames):
+            show.step()
+            if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
+                done = (i + 1) / frames
+                print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
+    finally:
+        show.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    log.info("rendered %d frames to %s", recorder.frames, args.output)
+    return 0
+
+
+# -- params, devices -----------------------------------------------------------------------------
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from . import show  # noqa: F401  (declares the show's commands)
+    from .control import osc  # noqa: F401  (declares the OSC reply commands)
+
+    load_patch(args.patch)  # declares the chain's parameters
+    specs = [s.describe() for s in REGISTRY]
+    if args.json:
+        print(json.dumps({"params": specs, "commands": {f"/noclip/cmd/{k}": v
+                                                        for k, v in sorted(COMMANDS.items())}}, indent=2))
+        return 0
+    print(f"{'name':<12} {'type':<6} {'range':<22} {'default':<10} {'unit':<5} {'group':<26} description")
+    for d in specs:
+        rng = (f"{d['min']}..{d['max']}" if "min" in d else "|".join(d.get("choices", [])) or "-")
+        print(f"{d['name']:<12} {d['type']:<6} {rng:<22} {str(d['default']):<10} {d['unit'] or '-':<5} "
+              f"{d['group']:<26} {d['description']}")
+    print("\nOSC: /noclip/<name> takes natural units, /noclip/norm/<name> takes 0..1. Commands:")
+    for name, desc in sorted(COMMANDS.items()):
+        print(f"  /noclip/cmd/{name:<14} {desc}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    print("Monitors:")
+    try:
+        from .render.window import WindowError, monitors
+
+        mons = monitors()
+        print("\n".join(f"  {m}" for m in mons) if mons else "  none connected")
+    except WindowError as exc:
+        print(f"  none: {exc} (noclip plays headless)")
+    print("MIDI inputs:")
+    try:
+        import mido
+
+        names = mido.get_input_names()
+        print("\n".join(f"  {n}" for n in names) if names else "  none found")
+    except Exception as exc:
+        print(f"  unavailable: {exc}")
+    print("Audio inputs:")
+    try:
+        import sounddevice as sd
+
+        inputs = [d for d in sd.query_devices() if d["max_input_channels"] > 0]
+        print("\n".join(f"  {d['index']}: {d['name']}" for d in inputs) if inputs else "  none found")
+    except Exception as exc:  # OSError when PortAudio itself is missing
+        print(f"  unavailable: {exc}")
+    from .generate import BACKENDS
+
+    print(f"Generator backends: {', '.join(BACKENDS)}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

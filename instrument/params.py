@@ -1,0 +1,280 @@
+"""The one registry of playable parameters, the bank that plays them, and the per-frame snapshot.
+
+Every parameter is declared once, where it is consumed (`declare` in Python, `[[param]]` in a chain
+file); the OSC address space, patches, MIDI targets, shader uniforms and `noclip params` are all
+derived from the registry, so there is no second list of names anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+TYPES = ("float", "int", "bool", "enum", "str")
+
+
+class ParamError(ValueError):
+    """A value that cannot be made into the parameter's type (the caller drops and counts it)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str = "float"
+    default: Any = 0.0
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+    smooth: float = 0.0  # seconds to ~63% of a step; 0 snaps
+    group: str = "master"
+    description: str = ""
+    origin: str = ""  # where it was declared (module or chain file), for error messages
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"parameter {self.name}: type must be one of {TYPES}, not {self.type!r}")
+        if not self.name.replace("_", "").isalnum() or not self.name[0].isalpha():
+            raise ValueError(f"parameter name {self.name!r} must be snake_case")
+        if self.type in ("float", "int") and (self.min is None or self.max is None):
+            raise ValueError(f"parameter {self.name}: numeric parameters need min and max")
+        if self.type == "enum" and not self.choices:
+            raise ValueError(f"parameter {self.name}: enum needs choices")
+        object.__setattr__(self, "default", self.coerce(self.default))
+
+    @property
+    def continuous(self) -> bool:
+        return self.type == "float"
+
+    def coerce(self, value: Any) -> Any:
+        """Natural-unit value → clamped value of this type; ParamError when it is ambiguous."""
+        t = self.type
+        if t == "str":
+            if isinstance(value, (bytes, bytearray)):
+                value = value.decode("utf-8", "replace")
+            if not isinstance(value, str):
+                raise ParamError(f"{self.name} takes a string, got {type(value).__name__}")
+            return value
+        if t == "enum":
+            if isinstance(value, str):
+                key = value.strip()
+                for c in self.choices:
+                    if c.lower() == key.lower():
+                        return c
+                if not key.lstrip("-").isdigit():
+                    raise ParamError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
+                value = int(key)
+            index = int(_number(self.name, value))
+            return self.choices[min(max(index, 0), len(self.choices) - 1)]
+        if t == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("true", "on", "yes", "1"):
+                    return True
+                if low in ("false", "off", "no", "0"):
+                    return False
+                raise ParamError(f"{self.name}: {value!r} is not a boolean")
+            return _number(self.name, value) >= 0.5
+        x = _number(self.name, value)
+        x = min(max(x, self.min), self.max)
+        return int(round(x)) if t == "int" else float(x)
+
+    def from_norm(self, value: Any) -> Any:
+        """0..1 (what TouchOSC, DAW automation and MIDI faders send) → natural units."""
+        if self.type == "str":
+            raise ParamError(f"{self.name} is a string and has no normalised form")
+        u = min(max(_number(self.name, value), 0.0), 1.0)
+        if self.type == "bool":
+            return u >= 0.5
+        if self.type == "enum":
+            return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
+        return self.coerce(self.min + u * (self.max - self.min))
+
+    def to_norm(self, value: Any) -> float:
+        if self.type == "bool":
+            return 1.0 if value else 0.0
+        if self.type == "enum":
+            n = len(self.choices)
+            return (self.choices.index(value) + 0.5) / n if n > 1 else 0.0
+        if self.type == "str":
+            return 0.0
+        span = self.max - self.min
+        return (value - self.min) / span if span else 0.0
+
+    def describe(self) -> dict[str, Any]:
+        d = {
+            "name": self.name, "type": self.type, "default": self.default, "unit": self.unit,
+            "smooth": self.smooth, "group": self.group, "description": self.description,
+            "osc": f"/noclip/{self.name}",
+        }
+        if self.type in ("float", "int"):
+            d.update(min=self.min, max=self.max)
+        if self.type == "enum":
+            d["choices"] = list(self.choices)
+        if self.type != "str":
+            d["osc_norm"] = f"/noclip/norm/{self.name}"
+        return d
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ParamError(f"{name}: {value!r} is not a number") from None
+    if not isinstance(value, (int, float)):
+        raise ParamError(f"{name} takes a number, got {type(value).__name__}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ParamError(f"{name}: {value!r} is not finite")
+    return x
+
+
+class Registry:
+    """Name → ParamSpec. Re-declaring the same spec is a no-op (modules and chains reload)."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ParamSpec] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+
+    def declare(self, spec: ParamSpec) -> ParamSpec:
+        with self._lock:
+            old = self._specs.get(spec.name)
+            if old == spec:
+                return old
+            if old is not None and old.origin != spec.origin:
+                raise ValueError(
+                    f"parameter '{spec.name}' declared twice: in {old.origin} and in {spec.origin}"
+                )
+            self._specs[spec.name] = spec
+            self.version += 1
+            return spec
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        return self._specs[name]
+
+    def get(self, name: str) -> ParamSpec | None:
+        return self._specs.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[ParamSpec]:
+        return iter(sorted(self._specs.values(), key=lambda s: (s.group, s.name)))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def defaults(self) -> dict[str, Any]:
+        return {s.name: s.default for s in self._specs.values()}
+
+
+REGISTRY = Registry()
+
+
+def declare(name: str, type: str = "float", default: Any = 0.0, *, origin: str = "",
+            registry: Registry = REGISTRY, **kw: Any) -> ParamSpec:
+    """Declare a parameter in the registry (call at import time, beside the code that reads it)."""
+    return registry.declare(ParamSpec(name, type, default, origin=origin, **kw))
+
+
+class FrameParams(Mapping[str, Any]):
+    """Immutable parameter values for frame n: what every stage of that frame reads."""
+
+    __slots__ = ("frame", "time", "dt", "_values")
+
+    def __init__(self, frame: int, time: float, dt: float, values: dict[str, Any]) -> None:
+        self.frame = frame
+        self.time = time
+        self.dt = dt
+        self._values = MappingProxyType(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"FrameParams(frame={self.frame}, {dict(self._values)})"
+
+
+@dataclass
+class ParamBank:
+    """Targets set by controls, values smoothed towards them once per frame.
+
+    Smoothing is exponential with a time constant per parameter, `1 - exp(-dt/tau)` per step, so a
+    knob glides the same at 30 and at 144 fps. Only the main loop touches a bank.
+    """
+
+    registry: Registry = field(default_factory=lambda: REGISTRY)
+    targets: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    _moving: set[str] = field(default_factory=set)
+    _version: int = -1
+
+    def __post_init__(self) -> None:
+        self.sync()
+
+    def sync(self) -> None:
+        """Pick up parameters declared since (a chain loaded after the bank was made)."""
+        if self._version == self.registry.version:
+            return
+        for spec in self.registry:
+            if spec.name not in self.targets:
+                self.targets[spec.name] = spec.default
+                self.values[spec.name] = spec.default
+        self._version = self.registry.version
+
+    def set(self, name: str, value: Any, *, norm: bool = False, immediate: bool = False) -> Any:
+        """Set a target; returns the clamped value. KeyError for unknown names, ParamError for bad values."""
+        spec = self.registry[name]
+        v = spec.from_norm(value) if norm else spec.coerce(value)
+        self.targets[name] = v
+        if spec.continuous and spec.smooth > 0 and not immediate:
+            self._moving.add(name)
+        else:
+            self.values[name] = v
+            self._moving.discard(name)
+        return v
+
+    def nudge(self, name: str, step: int) -> Any:
+        """Step an int or enum target (seed/next, seed/prev); wraps enums, clamps ints."""
+        spec = self.registry[name]
+        if spec.type == "enum":
+            i = spec.choices.index(self.targets[name])
+            return self.set(name, spec.choices[(i + step) % len(spec.choices)])
+        return self.set(name, self.targets[name] + step)
+
+    def advance(self, frame: int, time: float, dt: float) -> FrameParams:
+        self.sync()
+        if self._moving:
+            done = []
+            for name in self._moving:
+                tau = self.registry[name].smooth
+                target, value = self.targets[name], self.values[name]
+                value += (target - value) * (1.0 - math.exp(-dt / tau))
+                spec = self.registry[name]
+                if abs(target - value) <= 1e-5 * (spec.max - spec.min):
+                    value = target
+                    done.append(name)
+                self.values[name] = value
+            self._moving.difference_update(done)
+        return FrameParams(frame, time, dt, dict(self.values))

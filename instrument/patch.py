@@ -1,0 +1,101 @@
+"""Patches: a performer's saved instrument — parameter values, the scene, the model, the chain.
+
+Validation is complete before anything is applied, so a bad patch loaded mid-show is reported
+(file, line, key) and the good one keeps playing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from . import generate, scene
+from .params import REGISTRY, ParamError, Registry
+from .render import compositor  # noqa: F401  (declares mix, fade, fit)
+from .render.chain import load_chain_spec
+from .resources import data_dir, find
+from .tomlfile import ConfigError, TomlFile
+
+VERSION = 1
+KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params"}
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str = "default"
+    description: str = ""
+    scene: str = "testcard"
+    model: str = "none"
+    chain: str = "vhs"
+    size: tuple[int, int] = (512, 384)  # the scene's and generator's working resolution
+    params: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def with_params(self, **values: Any) -> "Patch":
+        return replace(self, params={**self.params, **values})
+
+
+def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
+    """Load and validate; raises ConfigError naming file, line and key."""
+    tf = TomlFile(find("patches", name, ".toml"))
+    d = tf.data
+    for key in d:
+        if key not in KEYS:
+            raise tf.error((key,), f"unknown key{_hint(key, KEYS)}")
+    if "version" not in d:
+        raise tf.error(("version",), f"missing: patches carry version = {VERSION}")
+    if d["version"] != VERSION:
+        raise tf.error(("version",), f"version {d['version']!r} is not one this noclip reads ({VERSION})")
+    choices = {"scene": scene.SCENES, "model": generate.BACKENDS}
+    for key, allowed in choices.items():
+        if key in d and d[key] not in allowed:
+            raise tf.error((key,), f"{d[key]!r} is not one of {', '.join(allowed)}")
+    chain = d.get("chain", Patch.chain)
+    if not isinstance(chain, str):
+        raise tf.error(("chain",), "a chain name or path")
+    try:
+        load_chain_spec(chain, registry)  # declares the chain's parameters before we check them
+    except FileNotFoundError as exc:
+        raise tf.error(("chain",), str(exc)) from None
+    size = d.get("size", list(Patch.size))
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and 16 <= v <= 4096 for v in size)):
+        raise tf.error(("size",), "size = [width, height] in pixels, 16..4096")
+    params = d.get("params", {})
+    if not isinstance(params, dict):
+        raise tf.error(("params",), "params is a table of name = value")
+    values = {}
+    for key, raw in params.items():
+        spec = registry.get(key)
+        if spec is None:
+            raise tf.error(("params", key), f"unknown parameter{_hint(key, [s.name for s in registry])}")
+        try:
+            values[key] = spec.coerce(raw)
+        except ParamError as exc:
+            raise tf.error(("params", key), str(exc)) from None
+    return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
+                 scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
+                 size=(size[0], size[1]), params=values, path=tf.path)
+
+
+def save_patch(patch: Patch, path: Path) -> None:
+    data = {"version": VERSION, "name": patch.name, "description": patch.description,
+            "scene": patch.scene, "model": patch.model, "chain": patch.chain,
+            "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+
+def patch_names() -> list[str]:
+    return sorted(p.stem for p in data_dir("patches").glob("*.toml"))
+
+
+def _hint(key: str, names: Any) -> str:
+    close = difflib.get_close_matches(key, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+__all__ = ["Patch", "ConfigError", "load_patch", "save_patch", "patch_names"]

@@ -1,0 +1,1 @@
+"""Outputs that keep the show: video files now, performance files later."""

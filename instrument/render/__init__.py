@@ -1,0 +1,1 @@
+"""GL: contexts (window / headless), shader programs, the compositor chain, the window."""

@@ -1,0 +1,176 @@
+"""Shader chains: a TOML file lists passes in order and declares the parameters its shaders read.
+
+The parameters go into the one registry, so a chain's knobs appear in OSC, patches, MIDI and
+`noclip params` without a second list. Passes run at their own scale (the tape's working
+resolution, say), so their cost does not grow with the output resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import moderngl
+
+from ..params import REGISTRY, FrameParams, ParamSpec, Registry
+from ..resources import data_dir, find
+from ..tomlfile import ConfigError, TomlFile
+from .gl import Program, draw, load_program, shader_path, target
+
+SCALES = ("source", "output", "absolute")
+PASS_KEYS = {"name", "shader", "scale", "size", "factor", "filter", "float", "feedback"}
+PARAM_KEYS = {"name", "type", "default", "min", "max", "choices", "unit", "smooth", "description"}
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    name: str
+    shader: Path
+    scale: str = "source"
+    size: tuple[int, int] | None = None
+    factor: float = 1.0
+    filter: str = "linear"
+    float: bool = False
+    feedback: bool = False
+
+    def out_size(self, source: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
+        if self.scale == "absolute":
+            assert self.size is not None
+            return self.size
+        w, h = source if self.scale == "source" else output
+        return max(1, round(w * self.factor)), max(1, round(h * self.factor))
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    name: str
+    path: Path
+    description: str
+    params: tuple[ParamSpec, ...]
+    passes: tuple[PassSpec, ...]
+
+
+def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpec:
+    """Parse and validate a chain file and declare its parameters; ConfigError names file/line/key."""
+    tf = TomlFile(find("shaders", name, ".toml"))
+    d = tf.data
+    for key in d:
+        if key not in {"version", "name", "description", "param", "pass"}:
+            raise tf.error((key,), "unknown key")
+    if d.get("version") != 1:
+        raise tf.error(("version",), "chain files carry version = 1")
+    params = []
+    for i, p in enumerate(d.get("param", [])):
+        for key in p:
+            if key not in PARAM_KEYS:
+                raise tf.error(("param", i, key), "unknown key")
+        try:
+            spec = ParamSpec(origin=str(tf.path), group=d.get("name", tf.path.stem),
+                             **{k: tuple(v) if k == "choices" else v for k, v in p.items()})
+        except (TypeError, ValueError) as exc:
+            raise tf.error(("param", i, "name"), str(exc)) from None
+        params.append(spec)
+    passes = []
+    for i, p in enumerate(d.get("pass", [])):
+        for key in p:
+            if key not in PASS_KEYS:
+                raise tf.error(("pass", i, key), "unknown key")
+        if "name" not in p or "shader" not in p:
+            raise tf.error(("pass", i), "a pass needs a name and a shader")
+        if p.get("scale", "source") not in SCALES:
+            raise tf.error(("pass", i, "scale"), f"scale is one of {', '.join(SCALES)}")
+        if p.get("scale") == "absolute" and not _is_size(p.get("size")):
+            raise tf.error(("pass", i, "size"), "an absolute pass needs size = [width, height]")
+        path = shader_path(p["shader"])
+        if not path.is_file():
+            raise tf.error(("pass", i, "shader"), f"no shader file {path}")
+        passes.append(PassSpec(
+            name=p["name"], shader=path, scale=p.get("scale", "source"),
+            size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
+            filter=p.get("filter", "linear"), float=bool(p.get("float", False)),
+            feedback=bool(p.get("feedback", False)),
+        ))
+    if not passes:
+        raise tf.error(("pass",), "a chain needs at least one pass")
+    for spec in params:
+        try:
+            registry.declare(spec)
+        except ValueError as exc:
+            raise ConfigError(tf.path, None, spec.name, str(exc)) from None
+    return ChainSpec(d.get("name", tf.path.stem), tf.path, d.get("description", ""),
+                     tuple(params), tuple(passes))
+
+
+def _is_size(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)
+
+
+def chain_names() -> list[str]:
+    return sorted(p.stem for p in data_dir("shaders").glob("*.toml"))
+
+
+class _Pass:
+    def __init__(self, ctx: moderngl.Context, spec: PassSpec, program: Program,
+                 size: tuple[int, int]) -> None:
+        self.spec, self.program, self.size = spec, program, size
+        dtype = "f2" if spec.float else "f1"
+        self.targets = [target(ctx, size, dtype, spec.filter) for _ in range(2 if spec.feedback else 1)]
+        for tex, fbo in self.targets:
+            fbo.clear()
+        self.current = 0
+
+    @property
+    def texture(self) -> moderngl.Texture:
+        return self.targets[self.current][0]
+
+    def release(self) -> None:
+        self.program.release()
+        for tex, fbo in self.targets:
+            fbo.release()
+            tex.release()
+
+
+class Chain:
+    """The GL side of a ChainSpec. Building compiles every pass first, so a broken edit raises
+    before anything of the running chain is touched."""
+
+    def __init__(self, ctx: moderngl.Context, spec: ChainSpec, quad: moderngl.Buffer,
+                 source_size: tuple[int, int], output_size: tuple[int, int],
+                 registry: Registry = REGISTRY) -> None:
+        self.spec = spec
+        programs: list[Program] = []
+        try:
+            for p in spec.passes:
+                programs.append(load_program(ctx, p.shader, quad))
+        except Exception:
+            for prog in programs:
+                prog.release()
+            raise
+        self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
+                       for p, prog in zip(spec.passes, programs)]
+        self.enums = {s.name: {c: i for i, c in enumerate(s.choices)}
+                      for s in registry if s.type == "enum"}
+
+    def render(self, inputs: dict[str, moderngl.Texture], fp: FrameParams) -> moderngl.Texture:
+        textures = dict(inputs)
+        source = inputs["source"]
+        for p in self.passes:
+            if p.spec.feedback:
+                textures[p.spec.name + "_prev"] = p.texture
+                p.current ^= 1
+            prog = p.program
+            textures["source"] = source
+            prog.bind_textures(textures)
+            prog.set_params(fp, self.enums)
+            prog.set("u_frame", fp.frame)
+            prog.set("u_time", fp.time)
+            prog.set("u_resolution", p.size)
+            prog.set("u_source_size", source.size)
+            draw(prog, p.targets[p.current][1])
+            source = textures[p.spec.name] = p.texture
+        return source
+
+    def release(self) -> None:
+        for p in self.passes:
+            p.release()

@@ -1,0 +1,85 @@
+"""The compositor: scene and generated frame in, the chain between, one scaled output frame out.
+
+It owns the master parameters a chain file can't be trusted to implement (`mix`, `fade`, `fit`),
+and keeps the last good chain when a new one fails to build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import moderngl
+
+from ..params import FrameParams, declare
+from ..report import Reporter
+from .chain import Chain, load_chain_spec
+from .gl import Program, draw, load_program, quad_buffer, target
+
+declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+        description="generated frame over the base scene (0 = scene only)")
+declare("fade", "float", 1.0, min=0.0, max=1.0, smooth=0.25, origin=__name__,
+        description="master fade: 0 is black")
+declare("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name__,
+        description="how the 4:3 tape frame meets the output: pillarbox, crop or stretch")
+
+
+class Compositor:
+    def __init__(self, ctx: moderngl.Context, chain: str | Path, source_size: tuple[int, int],
+                 output_size: tuple[int, int], reporter: Reporter) -> None:
+        self.ctx, self.reporter = ctx, reporter
+        self.source_size, self.output_size = source_size, output_size
+        self.quad = quad_buffer(ctx)
+        self.mixer = load_program(ctx, "core/mix.frag", self.quad)
+        self.out = load_program(ctx, "core/output.frag", self.quad)
+        self.mixed, self.mixed_fbo = target(ctx, source_size)
+        self.texture, self.fbo = target(ctx, output_size)
+        self.chain: Chain | None = None
+        if not self.load_chain(chain):
+            raise RuntimeError(f"the shader chain '{chain}' could not be built (see the log)")
+
+    def load_chain(self, name: str | Path) -> bool:
+        """Build a chain; on any failure report it and keep playing the previous one."""
+        try:
+            new = Chain(self.ctx, load_chain_spec(name), self.quad, self.source_size, self.output_size)
+        except Exception as exc:
+            self.reporter.error("chain", str(exc))
+            return False
+        if self.chain is not None:
+            self.chain.release()
+        self.chain = new
+        return True
+
+    def resize(self, output_size: tuple[int, int]) -> None:
+        """New output size (window resized or went fullscreen): new targets, same chain."""
+        if output_size == self.output_size or 0 in output_size:
+            return
+        self.output_size = output_size
+        self.texture.release()
+        self.fbo.release()
+        self.texture, self.fbo = target(self.ctx, output_size)
+        if self.chain is not None:
+            self.load_chain(self.chain.spec.path)
+
+    def render(self, scene: moderngl.Texture, generated: moderngl.Texture | None,
+               fp: FrameParams) -> moderngl.Framebuffer:
+        source = scene
+        if generated is not None and generated is not scene:
+            self._pass(self.mixer, {"scene": scene, "generated": generated}, fp, self.mixed_fbo)
+            source = self.mixed
+        assert self.chain is not None
+        taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
+        self._pass(self.out, {"source": taped}, fp, self.fbo)
+        return self.fbo
+
+    def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
+        prog.bind_textures(textures)
+        prog.set_params(fp, self.chain.enums if self.chain else {})
+        prog.set("u_resolution", fbo.size)
+        prog.set("u_source_size", next(iter(textures.values())).size)
+        draw(prog, fbo)
+
+    def release(self) -> None:
+        if self.chain:
+            self.chain.release()
+        for obj in (self.mixer, self.out, self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
+            obj.release()

@@ -1,0 +1,130 @@
+"""GL contexts and shader programs shared by every stage; headless and windowed use the same code."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import moderngl
+import numpy as np
+
+from ..resources import data_dir
+
+QUAD_VERT = "core/quad.vert"
+
+
+class ShaderError(RuntimeError):
+    """A shader that failed to compile or link, with file and line for the performer."""
+
+    def __init__(self, path: Path, line: int | None, message: str) -> None:
+        self.path, self.line = path, line
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+def headless_context() -> moderngl.Context:
+    """An EGL context with no window (servers, CI, offline renders)."""
+    return moderngl.create_standalone_context(require=330, backend="egl")
+
+
+_LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.M)
+
+
+def _shader_error(path: Path, exc: Exception) -> ShaderError:
+    text = str(exc)
+    for m in _LINE.finditer(text):
+        line = int(m.group(1) or m.group(3))
+        return ShaderError(path, line, (m.group(2) or m.group(4)).strip())
+    return ShaderError(path, None, text.strip().splitlines()[-1] if text.strip() else "compile failed")
+
+
+def shader_path(name: str | Path) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else data_dir("shaders") / p
+
+
+@dataclass
+class Program:
+    """A fullscreen fragment program: its quad, its uniforms, and where it came from."""
+
+    prog: moderngl.Program
+    vao: moderngl.VertexArray
+    path: Path
+    uniforms: dict[str, moderngl.Uniform]
+    samplers: list[str]
+
+    def set(self, name: str, value: Any) -> None:
+        u = self.uniforms.get(name)
+        if u is not None:
+            u.value = value
+
+    def set_params(self, values: Mapping[str, Any], enum_index: Mapping[str, dict[str, int]]) -> None:
+        """Every uniform named after a parameter gets that parameter's value (the registry is the map)."""
+        for name, u in self.uniforms.items():
+            if name in values:
+                v = values[name]
+                if isinstance(v, str):
+                    if name not in enum_index:
+                        continue
+                    v = enum_index[name].get(v, 0)
+                u.value = int(v) if isinstance(v, bool) else v
+
+    def bind_textures(self, textures: Mapping[str, moderngl.Texture]) -> None:
+        for unit, name in enumerate(self.samplers):
+            tex = textures.get(name)
+            if tex is not None:
+                tex.use(unit)
+                self.uniforms[name].value = unit
+
+    def release(self) -> None:
+        self.vao.release()
+        self.prog.release()
+
+
+def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer) -> Program:
+    """Compile a fragment shader against the shared quad; ShaderError names file and line."""
+    fpath = shader_path(frag)
+    vpath = shader_path(QUAD_VERT)
+    try:
+        source = fpath.read_text()
+    except OSError as exc:
+        raise ShaderError(fpath, None, f"cannot read: {exc.strerror}") from None
+    try:
+        prog = ctx.program(vertex_shader=vpath.read_text(), fragment_shader=source)
+    except moderngl.Error as exc:
+        raise _shader_error(fpath, exc) from None
+    uniforms = {k: v for k, v in ((k, prog[k]) for k in prog) if isinstance(v, moderngl.Uniform)}
+    samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)
+    vao = ctx.vertex_array(prog, [(quad, "2f", "in_pos")])
+    return Program(prog, vao, fpath, uniforms, samplers)
+
+
+_SAMPLER_TYPES = {0x8B5E, 0x8DCA}  # GL_SAMPLER_2D, GL_INT_SAMPLER_2D
+
+
+def quad_buffer(ctx: moderngl.Context) -> moderngl.Buffer:
+    return ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
+
+
+def target(ctx: moderngl.Context, size: tuple[int, int], dtype: str = "f1",
+           filter: str = "linear") -> tuple[moderngl.Texture, moderngl.Framebuffer]:
+    """A colour texture and its framebuffer (a render target of one pass)."""
+    tex = ctx.texture(size, 4, dtype=dtype)
+    f = moderngl.LINEAR if filter == "linear" else moderngl.NEAREST
+    tex.filter = (f, f)
+    tex.repeat_x = tex.repeat_y = False
+    return tex, ctx.framebuffer(color_attachments=[tex])
+
+
+def draw(program: Program, fbo: moderngl.Framebuffer) -> None:
+    fbo.use()
+    program.vao.render(moderngl.TRIANGLE_STRIP)
+
+
+def read_rgb(fbo: moderngl.Framebuffer) -> np.ndarray:
+    """Read a framebuffer as top-down RGB uint8 (GL rows run bottom-up)."""
+    w, h = fbo.size
+    data = np.frombuffer(fbo.read(components=3, alignment=1), dtype=np.uint8).reshape(h, w, 3)
+    return data[::-1]

@@ -1,0 +1,215 @@
+"""The frame loop: drain controls → advance params → scene → generator → compositor → outputs.
+
+Nothing here waits on a control source, and in live play nothing waits on the generator. Every
+stage failure is reported and the show carries on with what it had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Protocol
+
+import moderngl
+
+from .clock import OfflineClock, RealtimeClock
+from .commands import declare_command
+from .control import ControlEvent, ControlQueue
+from .generate import Generator, make_generator
+from .params import REGISTRY, FrameParams, ParamBank, ParamError
+from .patch import ConfigError, Patch, load_patch
+from .render.compositor import Compositor
+from .report import Reporter
+from .scene import Scene, make_scene
+
+log = logging.getLogger("noclip")
+
+declare_command("seed/next", "next noise seed")
+declare_command("seed/prev", "previous noise seed")
+declare_command("patch/load", "<name or path>: load a patch (a bad one is reported, the show goes on)")
+declare_command("chain/reload", "rebuild the shader chain from its files")
+declare_command("quit", "end the show")
+
+
+class Output(Protocol):
+    def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Feedback(Protocol):
+    def publish(self, fp: FrameParams) -> None: ...
+
+
+STAGES = ("control", "scene", "generate", "composite", "output")
+
+
+@dataclass
+class Stats:
+    """Per-stage wall times (ms) of recent frames and control latencies (s), for HUD and bench."""
+
+    keep: int = 600
+    stages: dict[str, deque] = field(default_factory=dict)
+    frame_times: deque = field(default_factory=lambda: deque(maxlen=600))
+    latencies: list[float] = field(default_factory=list)
+    measure_latency: bool = False
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds * 1000.0)
+
+    def fps(self) -> float:
+        ft = self.frame_times
+        return (len(ft) - 1) / (ft[-1] - ft[0]) if len(ft) > 1 and ft[-1] > ft[0] else 0.0
+
+
+class Show:
+    def __init__(self, ctx: moderngl.Context, patch: Patch, output_size: tuple[int, int], *,
+                 clock: RealtimeClock | OfflineClock, queue: ControlQueue | None = None,
+                 reporter: Reporter | None = None, outputs: list[Output] | None = None,
+                 feedback: list[Feedback] | None = None, event_log: IO[str] | None = None,
+                 overrides: dict[str, Any] | None = None, sync_stages: bool = False) -> None:
+        self.ctx, self.clock = ctx, clock
+        self.queue = queue or ControlQueue()
+        self.reporter = reporter or Reporter()
+        self.outputs: list[Output] = outputs or []
+        self.feedback: list[Feedback] = feedback or []
+        self.event_log = event_log
+        self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
+        self.stats = Stats()
+        self._applied: list[ControlEvent] = []
+        self.running = True
+        self.patch = patch
+        self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
+        self.generator: Generator = make_generator(patch.model, ctx, patch.size)
+        self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, self.reporter)
+        self.bank = ParamBank(REGISTRY)
+        for name, value in {**patch.params, **(overrides or {})}.items():
+            self.bank.set(name, value, immediate=True)
+        self.fp: FrameParams = self.bank.advance(-1, 0.0, 0.0)
+        self.t0 = time.perf_counter()
+        self.commands: dict[str, Callable[[ControlEvent], None]] = {
+            "seed/next": lambda e: self.bank.nudge("seed", +1),
+            "seed/prev": lambda e: self.bank.nudge("seed", -1),
+            "patch/load": self._load_patch,
+            "chain/reload": lambda e: self.compositor.load_chain(self.patch.chain),
+            "quit": lambda e: self.stop(),
+        }
+
+    # -- one frame -----------------------------------------------------------------------------
+
+    def step(self) -> FrameParams:
+        tick = self.clock.tick()
+        t = time.perf_counter()
+        self._apply(self.queue.drain(t), tick.frame)
+        fp = self.fp = self.bank.advance(tick.frame, tick.time, tick.dt)
+        built = time.perf_counter()
+        if self.stats.measure_latency:
+            self.stats.latencies.extend(built - e.time for e in self._applied)
+        for f in self.feedback:
+            f.publish(fp)
+        self.stats.add("control", time.perf_counter() - t)
+
+        scene_tex = self._stage("scene", self.scene.render, fp)
+        self._stage("generate", self.generator.submit, scene_tex, fp)
+        generated = self.generator.latest()
+        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp)
+        t = time.perf_counter()
+        for out in self.outputs:
+            try:
+                out.write(fbo, fp)
+            except Exception as exc:
+                self.reporter.error(f"output {type(out).__name__}", str(exc))
+        self.stats.add("output", time.perf_counter() - t)
+        self.stats.frame_times.append(time.perf_counter())
+        return fp
+
+    def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
+        t = time.perf_counter()
+        result = fn(*args)
+        if self.sync_stages:
+            self.ctx.finish()
+        self.stats.add(name, time.perf_counter() - t)
+        return result
+
+    def _apply(self, events: list[ControlEvent], frame: int) -> None:
+        self._applied = events
+        for e in events:
+            try:
+                if e.is_command:
+                    handler = self.commands.get(e.command)
+                    if handler is None:
+                        self.reporter.problem("unknown command", e.command, f"no command {e.command}")
+                        continue
+                    handler(e)
+                    value = e.value
+                else:
+                    value = self.bank.set(e.target, e.value, norm=e.norm)
+            except (KeyError, ParamError) as exc:
+                self.reporter.problem("bad event", f"{e.source}:{e.target}", f"{e.target}: {exc}")
+                continue
+            except Exception as exc:  # a command that fails must not end the show
+                self.reporter.error(f"command {e.target}", str(exc))
+                continue
+            if self.event_log is not None:
+                self._log_event(e, frame, value)
+
+    def _log_event(self, e: ControlEvent, frame: int, value: Any) -> None:
+        if isinstance(value, tuple):
+            value = list(value)
+        self.event_log.write(json.dumps({
+            "frame": frame, "arrival": round(e.time - self.t0, 6),
+            "applied": round(time.perf_counter() - self.t0, 6), "source": e.source,
+            "target": e.target, "value": value,
+        }) + "\n")
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _load_patch(self, e: ControlEvent) -> None:
+        name = e.value[0] if isinstance(e.value, (tuple, list)) and e.value else e.value
+        if not isinstance(name, str) or not name:
+            raise ValueError("patch/load needs a patch name or path")
+        try:
+            patch = load_patch(name)
+        except (ConfigError, FileNotFoundError) as exc:
+            self.reporter.error("patch", str(exc))
+            return
+        if patch.chain != self.patch.chain and not self.compositor.load_chain(patch.chain):
+            return
+        if patch.scene != self.patch.scene or patch.size != self.patch.size:
+            old = self.scene
+            self.scene = make_scene(patch.scene, self.ctx, patch.size)
+            old.release()
+        if patch.model != self.patch.model:
+            old_gen = self.generator
+            self.generator = make_generator(patch.model, self.ctx, patch.size)
+            old_gen.release()
+        for spec in REGISTRY:
+            self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
+        self.patch = patch
+        log.info("patch %s loaded", patch.name)
+
+    def stop(self) -> None:
+        self.running = False
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, frames: int | None = None, until: Callable[[], bool] | None = None) -> int:
+        """Play until quit, `frames` frames, or `until()`; returns frames played."""
+        n = 0
+        while self.running and (frames is None or n < frames) and not (until and until()):
+            self.step()
+            n += 1
+        return n
+
+    def close(self) -> None:
+        for out in self.outputs:
+            try:
+                out.close()
+            except Exception as exc:
+                self.reporter.error(f"output {type(out).__name__}", str(exc))
+        self.generator.release()
+        self.scene.release()
+        self.compositor.release()

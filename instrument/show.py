@@ -72,10 +72,10 @@ class Show:
                  feedback: list[Feedback] | None = None, event_log: IO[str] | None = None,
                  overrides: dict[str, Any] | None = None, sync_stages: bool = False) -> None:
         self.ctx, self.clock = ctx, clock
-        self.queue = queue or ControlQueue()
-        self.reporter = reporter or Reporter()
-        self.outputs: list[Output] = outputs or []
-        self.feedback: list[Feedback] = feedback or []
+        self.queue = ControlQueue() if queue is None else queue
+        self.reporter = Reporter() if reporter is None else reporter
+        self.outputs: list[Output] = [] if outputs is None else outputs
+        self.feedback: list[Feedback] = [] if feedback is None else feedback
         self.event_log = event_log
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()

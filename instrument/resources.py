@@ -24,4 +24,5 @@ def find(kind: str, name: str | Path, suffix: str) -> Path:
     candidate = data_dir(kind) / (path.name if path.suffix == suffix else f"{path}{suffix}")
     if candidate.is_file():
         return candidate
-    raise FileNotFoundError(f"no {kind[:-1]} '{name}' (looked for {path} and {candidate})")
+    what = {"patches": "patch", "shaders": "shader chain", "models": "model"}.get(kind, kind)
+    raise FileNotFoundError(f"no {what} '{name}' (looked for {path} and {candidate})")

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make play` and `make test`. Each creates .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: play test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+## play: fullscreen where there is a display, else a 10 s headless demo render to noclip-demo.mp4
+play: $(STAMP)
+	$(BIN)/noclip play $(ARGS)
+
+## test: the whole suite (real GL through EGL, real UDP, a real window under Xvfb when installed)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/noclip bench $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check instrument tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from instrument.params import REGISTRY
+from instrument.patch import ConfigError, Patch, load_patch, patch_names, save_patch
+
+GOOD = """version = 1
+name = "t"
+chain = "vhs"
+
+[params]
+seed = 4
+bleed = 0.5
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    return p
+
+
+def test_every_shipped_patch_loads():
+    assert "default" in patch_names()
+    for name in patch_names():
+        patch = load_patch(name)
+        assert patch.chain and all(k in REGISTRY for k in patch.params)
+
+
+def test_good_patch(tmp_path):
+    p = load_patch(write(tmp_path, GOOD))
+    assert p.params == {"seed": 4, "bleed": 0.5} and p.name == "t"
+
+
+@pytest.mark.parametrize("text, line, key, words", [
+    (GOOD.replace("bleed = 0.5", "bleeed = 0.5"), 7, "params.bleeed", "did you mean 'bleed'"),
+    (GOOD.replace("bleed = 0.5", 'bleed = "lots"'), 7, "params.bleed", "not a number"),
+    (GOOD + "colour = 3\n", 8, "params.colour", "unknown parameter"),
+    (GOOD.replace('name = "t"', 'nmae = "t"'), 2, "nmae", "unknown key"),
+    (GOOD.replace("version = 1", "version = 7"), 1, "version", "not one this noclip reads"),
+    (GOOD.replace('chain = "vhs"', 'chain = "nope"'), 3, "chain", "no shader"),
+    (GOOD.replace("[params]", "[params]\nseed = "), 6, "", "Invalid"),
+])
+def test_errors_name_file_line_and_key(tmp_path, text, line, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_patch(path)
+    e = err.value
+    assert e.path == path and e.line == line and e.key == key
+    assert words.lower() in str(e).lower()
+    assert str(e).startswith(f"{path}:{line}:")
+
+
+def test_out_of_range_values_clamp(tmp_path):
+    assert load_patch(write(tmp_path, GOOD.replace("bleed = 0.5", "bleed = 9"))).params["bleed"] == 1.0
+
+
+def test_save_then_load_round_trips(tmp_path):
+    patch = load_patch(write(tmp_path, GOOD)).with_params(tracking=0.25)
+    out = tmp_path / "saved.toml"
+    save_patch(patch, out)
+    again = load_patch(out)
+    assert again.params == patch.params and again.chain == patch.chain
+
+
+def test_missing_patch_is_clear():
+    with pytest.raises(FileNotFoundError, match="no patch 'nonexistent'"):
+        load_patch("nonexistent")
+
+
+def test_patch_defaults():
+    assert Patch().model == "none"

@@ -1,0 +1,94 @@
+"""The frame loop on a real EGL context: what it renders, what it logs, how it survives."""
+
+import io
+import json
+
+import numpy as np
+
+from instrument.clock import OfflineClock
+from instrument.control import ControlEvent
+from instrument.patch import load_patch
+from instrument.render.gl import read_rgb
+from instrument.show import Show
+
+SIZE = (320, 180)
+
+
+def frames(ctx, n=3, **overrides):
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides=overrides)
+    out = []
+    for _ in range(n):
+        show.step()
+        out.append(read_rgb(show.compositor.fbo).copy())
+    show.close()
+    return out
+
+
+def test_headless_render_shows_the_scene(ctx):
+    img = frames(ctx, 1, tracking=0.0)[0]
+    assert img.shape == (180, 320, 3)
+    # 4:3 pillarboxed into 16:9: black sides, colour bars in the middle
+    assert img[:, :30].max() < 8 and img[:, -30:].max() < 8
+    top = img[40, 40:280].astype(int)
+    assert len({tuple(c // 40) for c in top}) >= 5  # several distinct bars
+
+
+def test_offline_frames_are_deterministic(ctx):
+    a, b = frames(ctx, 3, tracking=0.6), frames(ctx, 3, tracking=0.6)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[1], a[2])  # tape noise moves frame to frame
+
+
+def test_seed_changes_the_noise(ctx):
+    a, b = frames(ctx, 2, tracking=0.6, seed=1)[1], frames(ctx, 2, tracking=0.6, seed=2)[1]
+    assert not np.array_equal(a, b)
+
+
+def test_fade_to_black_and_fit_modes(ctx):
+    assert frames(ctx, 1, fade=0.0)[0].max() == 0
+    stretched = frames(ctx, 1, fit="stretch", tracking=0.0)[0]
+    assert stretched[:, :10].mean() > 40  # no pillarbox when stretched
+
+
+def test_event_log_lines(ctx):
+    log = io.StringIO()
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), event_log=log)
+    show.step()
+    show.queue.put(ControlEvent("osc", "bleed", 0.9))
+    show.queue.put(ControlEvent("osc", "cmd/seed/next", ()))
+    show.step()
+    show.close()
+    rows = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [r["target"] for r in rows] == ["bleed", "cmd/seed/next"]
+    for r in rows:
+        assert r["frame"] == 1 and r["source"] == "osc" and r["applied"] >= r["arrival"]
+    assert rows[0]["value"] == 0.9
+
+
+def test_unknown_targets_are_counted_not_fatal(ctx):
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30))
+    show.queue.put(ControlEvent("midi", "nonexistent", 1.0))
+    show.queue.put(ControlEvent("midi", "cmd/explode", None))
+    show.queue.put(ControlEvent("midi", "bleed", float("nan")))
+    show.step()
+    show.close()
+    assert show.running
+    assert show.reporter.totals() == {"bad event": 2, "unknown command": 1}
+
+
+def test_broken_chain_keeps_the_last_good_one(ctx, tmp_path):
+    (tmp_path / "broken.frag").write_text(
+        "#version 330\nuniform sampler2D source;\nin vec2 uv;\nout vec4 color;\n"
+        "void main() {\n    color = texture(source, uv) * undefined_thing;\n}\n")
+    chain = tmp_path / "broken.toml"
+    chain.write_text(f'version = 1\n[[pass]]\nname = "x"\nshader = "{tmp_path / "broken.frag"}"\n')
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
+    show.step()
+    before = read_rgb(show.compositor.fbo).copy()
+    assert show.compositor.load_chain(chain) is False
+    show.clock = OfflineClock(30)  # same frame index again
+    show.step()
+    assert np.array_equal(read_rgb(show.compositor.fbo), before)
+    message = show.reporter.recent[-1][1]
+    assert "broken.frag:6" in message and "undefined_thing" in message
+    show.close()

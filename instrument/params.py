@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 TYPES = ("float", "int", "bool", "enum", "str")
 
@@ -80,7 +81,7 @@ class ParamSpec:
             return _number(self.name, value) >= 0.5
         x = _number(self.name, value)
         x = min(max(x, self.min), self.max)
-        return int(round(x)) if t == "int" else float(x)
+        return round(x) if t == "int" else float(x)
 
     def from_norm(self, value: Any) -> Any:
         """0..1 (what TouchOSC, DAW automation and MIDI faders send) → natural units."""
@@ -189,7 +190,7 @@ def declare(name: str, type: str = "float", default: Any = 0.0, *, origin: str =
 class FrameParams(Mapping[str, Any]):
     """Immutable parameter values for frame n: what every stage of that frame reads."""
 
-    __slots__ = ("frame", "time", "dt", "_values")
+    __slots__ = ("_values", "dt", "frame", "time")
 
     def __init__(self, frame: int, time: float, dt: float, values: dict[str, Any]) -> None:
         self.frame = frame

@@ -35,7 +35,7 @@ class Patch:
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    def with_params(self, **values: Any) -> "Patch":
+    def with_params(self, **values: Any) -> Patch:
         return replace(self, params={**self.params, **values})
 
 
@@ -98,4 +98,4 @@ def _hint(key: str, names: Any) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-__all__ = ["Patch", "ConfigError", "load_patch", "save_patch", "patch_names"]
+__all__ = ["ConfigError", "Patch", "load_patch", "patch_names", "save_patch"]

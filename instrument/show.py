@@ -10,8 +10,9 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Protocol
+from typing import IO, Any, Protocol
 
 import moderngl
 

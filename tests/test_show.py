@@ -35,7 +35,7 @@ def test_headless_render_shows_the_scene(ctx):
 
 def test_offline_frames_are_deterministic(ctx):
     a, b = frames(ctx, 3, tracking=0.6), frames(ctx, 3, tracking=0.6)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[1], a[2])  # tape noise moves frame to frame
 
 
@@ -92,3 +92,23 @@ def test_broken_chain_keeps_the_last_good_one(ctx, tmp_path):
     message = show.reporter.recent[-1][1]
     assert "broken.frag:6" in message and "undefined_thing" in message
     show.close()
+
+
+def test_window_keys_esc_twice_quits_space_steps_seed():
+    """The key handler without a display: one stray Esc never ends a show."""
+    import glfw
+
+    from instrument.control import ControlQueue
+    from instrument.render.window import Window
+
+    w = object.__new__(Window)
+    w.queue, w.hud, w._esc = ControlQueue(), None, -10.0
+    w._key(None, glfw.KEY_ESCAPE, 0, glfw.PRESS, 0)
+    assert len(w.queue) == 0
+    w._key(None, glfw.KEY_SPACE, 0, glfw.PRESS, 0)
+    w._key(None, glfw.KEY_ESCAPE, 0, glfw.PRESS, 0)
+    assert [e.target for e in w.queue.drain()] == ["cmd/seed/next", "cmd/quit"]
+    w._esc = -10.0
+    w._key(None, glfw.KEY_ESCAPE, 0, glfw.RELEASE, 0)
+    w._key(None, glfw.KEY_ESCAPE, 0, glfw.PRESS, 0)
+    assert len(w.queue) == 0

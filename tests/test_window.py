@@ -23,7 +23,7 @@ def test_window_shows_frames_and_hud(xvfb, tmp_path):
     proc = play(xvfb, tmp_path, "--windowed", "--size", "640x360", "--seconds", "3")
     time.sleep(2.0)
     shot = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB")).astype(int)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     lit = shot.max(axis=2) > 60
     assert lit.sum() > 640 * 360 * 0.3  # the window's picture is on the X screen
@@ -36,10 +36,10 @@ def test_play_opens_fullscreen_when_a_display_exists(xvfb, tmp_path):
     proc = play(xvfb, tmp_path, "--seconds", "2.5")
     time.sleep(1.8)
     shot = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB")).astype(int)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "headless" not in err and not (tmp_path / "noclip-demo.mp4").exists()
-    h, w, _ = shot.shape
+    _h, w, _ = shot.shape
     # fullscreen 16:9 screen with the 4:3 frame pillarboxed: dark sides, picture across the middle
     assert shot[:, : w // 10].max(axis=2).mean() < 10
     assert (shot[:, w // 4: 3 * w // 4].max(axis=2) > 60).mean() > 0.6

@@ -12,8 +12,9 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -68,7 +69,7 @@ class OscControl:
         self.address = self.sock.getsockname()[:2]
         self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
 
-    def start(self) -> "OscControl":
+    def start(self) -> OscControl:
         self._thread.start()
         return self
 
@@ -84,7 +85,7 @@ class OscControl:
         while not self._stop.is_set():
             try:
                 data, sender = self.sock.recvfrom(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -29,7 +30,7 @@ def headless_context() -> moderngl.Context:
     return moderngl.create_standalone_context(require=330, backend="egl")
 
 
-_LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.M)
+_LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.MULTILINE)
 
 
 def _shader_error(path: Path, exc: Exception) -> ShaderError:

@@ -20,7 +20,8 @@ ERROR_SECONDS = 10.0
 
 
 class Hud:
-    def __init__(self, ctx: moderngl.Context, quad: moderngl.Buffer, size: tuple[int, int] = (520, 360)) -> None:
+    def __init__(self, ctx: moderngl.Context, quad: moderngl.Buffer,
+                 size: tuple[int, int] = (520, 360)) -> None:
         self.ctx = ctx
         self.size = size
         self.font = ImageFont.load_default()
@@ -29,7 +30,7 @@ class Hud:
         self.visible = True
         self._next = 0.0
 
-    def lines(self, show: "Show", osc_message: str) -> list[str]:
+    def lines(self, show: Show, osc_message: str) -> list[str]:
         fp, st = show.fp, show.stats
         stage = "  ".join(f"{k} {st.stages[k][-1]:.1f}" for k in ("scene", "composite", "output")
                           if st.stages.get(k))
@@ -44,7 +45,7 @@ class Hud:
             out += ["", *("! " + e[:80] for e in errors)]
         return out
 
-    def draw(self, show: "Show", screen: moderngl.Framebuffer, osc_message: str = "") -> None:
+    def draw(self, show: Show, screen: moderngl.Framebuffer, osc_message: str = "") -> None:
         if not self.visible:
             return
         now = time.monotonic()

@@ -139,7 +139,7 @@ class OscControl:
             value = spec.from_norm(args[0]) if norm else spec.coerce(args[0])
         except ParamError as exc:
             return self._bad("osc bad value", address, str(exc))
-        self.last_message = f"{address} {args[0]}"
+        self.last_message = f"{address} {args[0]:.4g}" if isinstance(args[0], float) else f"{address} {args[0]}"
         self.queue.put(ControlEvent("osc", name, value, time=arrival, at=at))
 
     def _bad(self, kind: str, address: str, message: str) -> None:

@@ -34,8 +34,10 @@ class Hud:
         fp, st = show.fp, show.stats
         stage = "  ".join(f"{k} {st.stages[k][-1]:.1f}" for k in ("scene", "composite", "output")
                           if st.stages.get(k))
-        out = [f"noclip  {show.patch.name}  frame {fp.frame}  {st.fps():5.1f} fps",
-               f"ms: {stage}", f"osc: {osc_message or '-'}", ""]
+        fps = st.fps()
+        out = [f"noclip  {show.patch.name}  frame {fp.frame}  {fps:5.1f} fps  "
+               f"{1000.0 / fps if fps else 0.0:5.1f} ms/frame", f"stages ms: {stage}",
+               f"osc: {osc_message or '-'}", ""]
         for name in sorted(fp):
             v = fp[name]
             out.append(f"{name:<12} {v:.3f}" if isinstance(v, float) else f"{name:<12} {v}")

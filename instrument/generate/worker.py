@@ -1,0 +1,128 @@
+"""The generator's own thread, behind one-slot mailboxes.
+
+Live, the frame loop hands over the newest base frame (an older one still waiting is replaced:
+dreaming a stale frame helps nobody) and composites whatever finished last; it never waits.
+Offline, each frame waits for its own result, so renders are exact. An engine that raises is
+reported and the show goes on with the last good frame while the engine gets the next one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from ..params import FrameParams
+from ..report import Reporter
+
+Engine = Callable[[np.ndarray, FrameParams], np.ndarray]  # RGB uint8 (H, W, 3) top-down, both ways
+
+
+class GeneratorWorker:
+    def __init__(self, engine: Engine, reporter: Reporter, *, live: bool, name: str = "generator") -> None:
+        self.engine, self.reporter, self.live, self.name = engine, reporter, live, name
+        self._cv = threading.Condition()
+        self._pending: tuple[np.ndarray, FrameParams] | None = None
+        self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
+        self._done_frame = -1  # newest frame handled, successfully or not
+        self._stop = False
+        self.replaced = self.failures = 0
+        self.busy_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, image: np.ndarray, fp: FrameParams) -> None:
+        with self._cv:
+            if self._pending is not None:
+                self.replaced += 1
+            self._pending = (image, fp)
+            self._cv.notify_all()
+
+    def result(self, frame: int | None = None, timeout: float = 60.0) -> tuple[int, np.ndarray] | None:
+        """Newest finished image; with `frame` (offline), wait until that frame has been handled."""
+        with self._cv:
+            if frame is not None:
+                end = time.monotonic() + timeout
+                while self._done_frame < frame and not self._stop:
+                    if not self._cv.wait(end - time.monotonic()):
+                        self.reporter.error(self.name, f"frame {frame} not ready after {timeout:g} s")
+                        break
+            return self._result
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                image, fp = self._pending
+                self._pending = None
+            t = time.perf_counter()
+            try:
+                out = self.engine(image, fp)
+            except Exception as exc:  # includes out-of-memory: report, keep the last good frame
+                self.failures += 1
+                self.reporter.error(self.name, f"frame {fp.frame}: {type(exc).__name__}: {exc}")
+                recover = getattr(self.engine, "recover", None)
+                if recover is not None:
+                    try:
+                        recover()
+                    except Exception as again:
+                        self.reporter.error(self.name, f"recovery failed: {again}")
+                out = None
+            self.busy_seconds += time.perf_counter() - t
+            with self._cv:
+                if out is not None:
+                    self._result = (fp.frame, out)
+                self._done_frame = max(self._done_frame, fp.frame)
+                self._cv.notify_all()
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout=5.0)
+
+
+class ThreadedGenerator:
+    """A Generator (see generate/__init__) running a CPU/CUDA engine on the worker thread.
+
+    GL stays on the main thread: the scene is read back here and the result uploaded here.
+    """
+
+    def __init__(self, name: str, engine: Engine, ctx: moderngl.Context, size: tuple[int, int],
+                 reporter: Reporter, *, live: bool) -> None:
+        self.name = name
+        self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}")
+        self.texture = ctx.texture(size, 3)
+        self._shown = -1
+        self._frame = -1
+
+    def submit(self, scene: moderngl.Texture, fp: FrameParams) -> None:
+        w, h = scene.size
+        rgba = np.frombuffer(scene.read(), dtype=np.uint8).reshape(h, w, 4)
+        self._frame = fp.frame
+        self.worker.submit(np.ascontiguousarray(rgba[::-1, :, :3]), fp)
+
+    def latest(self) -> moderngl.Texture | None:
+        res = self.worker.result(None if self.worker.live else self._frame)
+        if res is None:
+            return None  # nothing dreamed yet: the compositor shows the scene
+        frame, image = res
+        if frame != self._shown:
+            self.texture.write(np.ascontiguousarray(image[::-1]).tobytes())
+            self._shown = frame
+        return self.texture
+
+    def stats(self) -> dict[str, Any]:
+        w = self.worker
+        return {"replaced": w.replaced, "failures": w.failures, "busy_seconds": w.busy_seconds}
+
+    def release(self) -> None:
+        self.worker.close()
+        self.texture.release()

@@ -19,6 +19,8 @@ from .commands import COMMANDS
 from .control import ControlQueue
 from .params import REGISTRY
 from .patch import ConfigError, Patch, load_patch
+from .record.eventlog import EventLog
+from .record.performance import PerformanceWriter
 from .report import Reporter
 
 log = logging.getLogger("noclip")
@@ -70,6 +72,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--fps", type=float, default=60.0)
+    p.add_argument("--codec", choices=("h264", "ffv1", "prores"), default="h264",
+                   help="video codec for files written (ffv1 is lossless)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
     p.add_argument("--record", type=Path, metavar="OUT", help="record the output to a video file")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON line per applied control event")
+    p.add_argument("--performance", type=Path, metavar="FILE",
+                   help="write the performance (patch + every control event) for exact re-renders; "
+                        "--record writes one beside the video anyway")
     p.add_argument("--osc", default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
@@ -96,8 +103,13 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
     _common(r)
+    r.add_argument("performance", nargs="?", type=Path,
+                   help="a performance file to re-render (its patch, start state and events)")
     r.add_argument("-o", "--output", type=Path, required=True)
-    r.add_argument("--seconds", type=float, required=True)
+    r.add_argument("--seconds", type=float, help="length (default: the whole performance)")
+    r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
+    r.add_argument("--salvage", action="store_true",
+                   help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
 
     q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
@@ -164,7 +176,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             seconds = seconds or DEMO_SECONDS
             record = record or Path(DEMO_FILE)
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
-            return render_offline(patch, overrides, record, seconds, args.fps, args.size)
+            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec)
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
@@ -177,11 +189,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     if record:
         from .record.video import VideoRecorder
 
-        outputs.append(VideoRecorder(record, size, args.fps, live=True, reporter=reporter))
-    event_log = open(args.log, "w", encoding="utf-8", buffering=1) if args.log else None
+        outputs.append(VideoRecorder(record, size, args.fps, live=True, reporter=reporter,
+                                     codec=args.codec))
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
-                outputs=outputs, feedback=[osc] if osc else [], event_log=event_log,
-                overrides=overrides)
+                outputs=outputs, feedback=[osc] if osc else [], overrides=overrides)
+    if args.log:
+        show.sinks.append(EventLog(args.log))
+    perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)
+    if perf_path:
+        writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
+        show.sinks.append(writer)
+        show.feedback.append(writer)
     if window:
         window.attach(show, lambda: osc.last_message if osc else "")
     frames = round(seconds * args.fps) if seconds else None
@@ -192,39 +210,80 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
-        if event_log:
-            event_log.close()
-    log.info("played %d frames at %.1f fps%s", n, show.stats.fps(),
-             f"; recorded {record}" if record else "")
+    log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
+             f"; recorded {record}" if record else "", f"; performance in {perf_path}" if perf_path else "")
     return 0
 
 
 # -- render --------------------------------------------------------------------------------------
 
 def cmd_render(args: argparse.Namespace) -> int:
-    patch, overrides = resolve_patch(args)
-    return render_offline(patch, overrides, args.output, args.seconds, args.fps, args.size)
+    from .record.performance import PerformanceError, load_performance
+
+    perf = None
+    if args.performance:
+        try:
+            perf = load_performance(args.performance, salvage=args.salvage)
+        except (PerformanceError, OSError) as exc:
+            print(f"noclip: {exc}" + ("" if args.salvage else " (--salvage renders up to it)"),
+                  file=sys.stderr)
+            return 2
+        if not perf.complete:
+            log.warning("%s ends early (crash or --salvage): rendering its %d frames", perf.path, perf.frames)
+        patch = replace(perf.patch, model=args.model) if args.model else perf.patch
+        overrides = perf.header["start"]
+        seconds = args.seconds or perf.frames / perf.fps
+    else:
+        if args.seconds is None:
+            print("noclip: render needs --seconds, or a performance file", file=sys.stderr)
+            return 2
+        patch, overrides = resolve_patch(args)
+        seconds = args.seconds
+    start, end = args.range or (0.0, seconds)
+    return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
+                          performance=perf, start=start, codec=args.codec)
+
+
+def _range(text: str) -> tuple[float, float]:
+    a, sep, b = text.partition(":")
+    try:
+        start, end = float(a or 0), float(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--range is START:END in seconds, not {text!r}") from None
+    if not sep or end <= start:
+        raise argparse.ArgumentTypeError(f"--range {text}: END must follow START")
+    return start, end
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int]) -> int:
-    """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable."""
+                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264") -> int:
+    """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
+
+    A performance replays its events at their frames. Frames before `start` are played but not
+    kept: feedback and smoothing make a frame depend on all the frames before it.
+    """
     from .record.video import VideoRecorder
     from .render.gl import headless_context
     from .show import Show
 
-    frames = round(seconds * fps)
+    frames, first = round(seconds * fps), round(start * fps)
     ctx = headless_context()
-    recorder = VideoRecorder(output, size, fps, live=False)
-    show = Show(ctx, patch, size, clock=OfflineClock(fps), outputs=[recorder], overrides=overrides)
+    recorder = VideoRecorder(output, size, fps, live=False, codec=codec)
+    show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
     try:
         for i in range(frames):
+            if performance is not None:
+                for e in performance.events_at(i, fps):
+                    show.queue.put(e)
             show.step()
+            if i >= first:
+                recorder.write(show.compositor.fbo, show.fp)
             if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
                 done = (i + 1) / frames
                 print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
     finally:
         show.close()
+        recorder.close()
     if sys.stderr.isatty():
         print(file=sys.stderr)
     log.info("rendered %d frames to %s", recorder.frames, output)

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Tick:
+    """Show time is frame / fps in both clocks, so a live show and its re-render compute the same
+    frames (smoothing, noise, animation); the wall clock only paces the live one."""
+
     frame: int
-    time: float  # show time in seconds: frame / fps offline, wall time since start live
+    time: float
     dt: float
 
 
@@ -44,13 +47,12 @@ class RealtimeClock:
         self.frame = -1
         self.start = 0.0
         self._next = 0.0
-        self._last = 0.0
         self.late = 0
 
     def tick(self) -> Tick:
         now = time.perf_counter()
         if self.frame < 0:
-            self.start = self._last = self._next = now
+            self.start = self._next = now
         elif self.paced:
             wait = self._next - now
             if wait > self.SPIN:
@@ -63,6 +65,4 @@ class RealtimeClock:
                 self._next = now
         self.frame += 1
         self._next += self.period
-        dt = now - self._last if self.frame else self.period
-        self._last = now
-        return Tick(self.frame, now - self.start, dt)
+        return Tick(self.frame, self.frame * self.period, self.period)

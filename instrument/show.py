@@ -6,13 +6,12 @@ stage failure is reported and the show carries on with what it had.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import moderngl
 
@@ -45,6 +44,14 @@ class Feedback(Protocol):
     def publish(self, fp: FrameParams) -> None: ...
 
 
+class EventSink(Protocol):
+    """Told of every control event the moment it is applied (event logs, performance files)."""
+
+    def applied(self, event: ControlEvent, frame: int, value: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
 STAGES = ("control", "scene", "generate", "composite", "output")
 
 
@@ -70,14 +77,14 @@ class Show:
     def __init__(self, ctx: moderngl.Context, patch: Patch, output_size: tuple[int, int], *,
                  clock: RealtimeClock | OfflineClock, queue: ControlQueue | None = None,
                  reporter: Reporter | None = None, outputs: list[Output] | None = None,
-                 feedback: list[Feedback] | None = None, event_log: IO[str] | None = None,
+                 feedback: list[Feedback] | None = None, sinks: list[EventSink] | None = None,
                  overrides: dict[str, Any] | None = None, sync_stages: bool = False) -> None:
         self.ctx, self.clock = ctx, clock
         self.queue = ControlQueue() if queue is None else queue
         self.reporter = Reporter() if reporter is None else reporter
         self.outputs: list[Output] = [] if outputs is None else outputs
         self.feedback: list[Feedback] = [] if feedback is None else feedback
-        self.event_log = event_log
+        self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()
         self._applied: list[ControlEvent] = []
@@ -90,7 +97,6 @@ class Show:
         for name, value in {**patch.params, **(overrides or {})}.items():
             self.bank.set(name, value, immediate=True)
         self.fp: FrameParams = self.bank.advance(-1, 0.0, 0.0)
-        self.t0 = time.perf_counter()
         self.commands: dict[str, Callable[[ControlEvent], None]] = {
             "seed/next": lambda e: self.bank.nudge("seed", +1),
             "seed/prev": lambda e: self.bank.nudge("seed", -1),
@@ -154,17 +160,8 @@ class Show:
             except Exception as exc:  # a command that fails must not end the show
                 self.reporter.error(f"command {e.target}", str(exc))
                 continue
-            if self.event_log is not None:
-                self._log_event(e, frame, value)
-
-    def _log_event(self, e: ControlEvent, frame: int, value: Any) -> None:
-        if isinstance(value, tuple):
-            value = list(value)
-        self.event_log.write(json.dumps({
-            "frame": frame, "arrival": round(e.time - self.t0, 6),
-            "applied": round(time.perf_counter() - self.t0, 6), "source": e.source,
-            "target": e.target, "value": value,
-        }) + "\n")
+            for sink in self.sinks:
+                sink.applied(e, frame, value)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -206,11 +203,11 @@ class Show:
         return n
 
     def close(self) -> None:
-        for out in self.outputs:
+        for out in [*self.outputs, *self.sinks]:
             try:
                 out.close()
             except Exception as exc:
-                self.reporter.error(f"output {type(out).__name__}", str(exc))
+                self.reporter.error(f"closing {type(out).__name__}", str(exc))
         self.generator.release()
         self.scene.release()
         self.compositor.release()

@@ -1,6 +1,5 @@
 """The frame loop on a real EGL context: what it renders, what it logs, how it survives."""
 
-import io
 import json
 
 import numpy as np
@@ -8,6 +7,7 @@ import numpy as np
 from instrument.clock import OfflineClock
 from instrument.control import ControlEvent
 from instrument.patch import load_patch
+from instrument.record.eventlog import EventLog
 from instrument.render.gl import read_rgb
 from instrument.show import Show
 
@@ -50,15 +50,15 @@ def test_fade_to_black_and_fit_modes(ctx):
     assert stretched[:, :10].mean() > 40  # no pillarbox when stretched
 
 
-def test_event_log_lines(ctx):
-    log = io.StringIO()
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), event_log=log)
+def test_event_log_lines(ctx, tmp_path):
+    path = tmp_path / "events.jsonl"
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), sinks=[EventLog(path)])
     show.step()
     show.queue.put(ControlEvent("osc", "bleed", 0.9))
     show.queue.put(ControlEvent("osc", "cmd/seed/next", ()))
     show.step()
     show.close()
-    rows = [json.loads(line) for line in log.getvalue().splitlines()]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["target"] for r in rows] == ["bleed", "cmd/seed/next"]
     for r in rows:
         assert r["frame"] == 1 and r["source"] == "osc" and r["applied"] >= r["arrival"]

@@ -16,22 +16,27 @@ from ..params import FrameParams
 from ..render.gl import read_rgb
 from ..report import Reporter
 
-CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264"}
+# name → (encoder, pixel format, options). HAP is decode-only in PyAV's FFmpeg build.
+CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "h264": ("libx264", "yuv420p", {"crf": "18", "preset": "veryfast"}),
+    "ffv1": ("ffv1", "bgr0", {}),  # lossless RGB: re-renders compare bit for bit
+    "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
+}
 
 
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
-                 reporter: Reporter | None = None, codec: str | None = None, crf: int = 18,
-                 depth: int = 8) -> None:
+                 reporter: Reporter | None = None, codec: str = "h264", depth: int = 8) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"unknown codec '{codec}' (have: {', '.join(CODECS)})")
         self.path = Path(path)
         self.live, self.reporter = live, reporter
+        encoder, pix_fmt, options = CODECS[codec]
         self.container = av.open(str(self.path), "w")
-        name = codec or CODECS.get(self.path.suffix.lower(), "libx264")
-        self.stream = self.container.add_stream(name, rate=Fraction(fps).limit_denominator(1001))
+        self.stream = self.container.add_stream(encoder, rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height = size
-        self.stream.pix_fmt = "yuv420p"
-        if name == "libx264":
-            self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.stream.pix_fmt = pix_fmt
+        self.stream.options = dict(options)
         self.frames = self.dropped = 0
         self.error: Exception | None = None
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)

@@ -1,0 +1,30 @@
+"""`--log FILE`: one JSON line per applied control event, with wall-clock stamps for latency work."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..control import ControlEvent
+
+
+def jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+class EventLog:
+    def __init__(self, path: str | Path) -> None:
+        self.file = open(path, "w", encoding="utf-8", buffering=1)
+        self.t0 = time.perf_counter()
+
+    def applied(self, event: ControlEvent, frame: int, value: Any) -> None:
+        self.file.write(json.dumps({
+            "frame": frame, "arrival": round(event.time - self.t0, 6),
+            "applied": round(time.perf_counter() - self.t0, 6), "source": event.source,
+            "target": event.target, "value": jsonable(value),
+        }) + "\n")
+
+    def close(self) -> None:
+        self.file.close()

@@ -140,7 +140,7 @@ class Show:
         for e in events:
             try:
                 if e.is_command:
-                    handler = self.commands.get(e.command)
+                    handler = self._command(e.command)
                     if handler is None:
                         self.reporter.problem("unknown command", e.command, f"no command {e.command}")
                         continue
@@ -156,6 +156,14 @@ class Show:
                 continue
             if self.event_log is not None:
                 self._log_event(e, frame, value)
+
+    def _command(self, name: str) -> Callable[[ControlEvent], None] | None:
+        """The show's own commands, then those its current stages offer (the scene's `noclip`)."""
+        handler = self.commands.get(name)
+        for stage in (self.scene, self.generator):
+            if handler is None:
+                handler = getattr(stage, "commands", {}).get(name)
+        return handler
 
     def _log_event(self, e: ControlEvent, frame: int, value: Any) -> None:
         if isinstance(value, tuple):

@@ -59,11 +59,12 @@ class Walker:
         self.world = world
         self.rng = random.Random(f"walk:{world.spec.index}:{seed}")
         self.visits: dict[tuple[int, int], int] = {}
+        self.walked: dict[tuple[int, int, int], int] = {}  # (cell, direction) → times walked that way
         self.goal = self.rng.uniform(-math.pi, math.pi)
         self.phases = [self.rng.uniform(0, 2 * math.pi) for _ in range(4)]
         self.time = self.dist = self.v = 0.0
         self.body_yaw = yaw
-        self.look = self.look_target = self.pause = 0.0
+        self.look = self.look_from = self.look_target = self.pause = self.pause_len = 0.0
         self.phase: tuple[tuple[float, float], tuple[float, float], float, float, tuple[int, int]] | None = None
         self._start(cell)
 
@@ -82,10 +83,14 @@ class Walker:
         self.piece = (c, ((c[0] + m[0]) / 2, (c[1] + m[1]) / 2), m)
         self.t = 0.0
 
+    @staticmethod
+    def _count(memory: dict, key: tuple) -> None:
+        memory[key] = memory.pop(key, 0) + 1
+        if len(memory) > VISITS:
+            del memory[next(iter(memory))]
+
     def _visit(self, cell: tuple[int, int]) -> None:
-        self.visits[cell] = self.visits.pop(cell, 0) + 1
-        if len(self.visits) > VISITS:
-            del self.visits[next(iter(self.visits))]
+        self._count(self.visits, cell)
 
     def _choose(self, wander: float = 0.5) -> tuple[int, int]:
         i, j = self.cell
@@ -98,7 +103,10 @@ class Walker:
         best, best_score = cands[0], -math.inf
         for d in cands:
             dx, dz = DIRS[d]
-            score = -2.0 * self.visits.get((i + dx, j + dz), 0)
+            # the same cell seen again is fine from a new side; the same way walked again is a repeat
+            score = -2.0 * self.visits.get((i + dx, j + dz), 0) - 6.0 * self.walked.get((i, j, d), 0)
+            if sum(self.world.wall(i + dx, j + dz, e) for e in range(4)) == 3:
+                score -= 2.5  # a dead end: looked into, rarely walked into
             score += 1.2 * math.cos(_angdiff(math.atan2(dx, dz), self.goal))
             if d == fwd:
                 score += 0.3 + 1.5 * (1.0 - wander)
@@ -106,6 +114,7 @@ class Walker:
             if score > best_score:
                 best, best_score = d, score
         self.goal += self.rng.gauss(0.0, 0.12)
+        self._count(self.walked, (i, j, best))
         return i + DIRS[best][0], j + DIRS[best][1]
 
     def _advance_cell(self, wander: float) -> None:
@@ -114,11 +123,23 @@ class Walker:
         junction = sum(not self.world.wall(*self.cell, d) for d in range(4)) >= 3
         self.next = self._choose(wander)
         if self.rng.random() < (0.02 + 0.06 * wander) * (2.0 if junction else 1.0):
-            self.pause = self.rng.uniform(0.8, 2.5)
-            self.look_target = self.rng.choice((-1, 1)) * self.rng.uniform(0.5, 1.3)
+            # stop and look one way, sweeping steadily (a stop never holds one view for long)
+            self.pause = self.pause_len = self.rng.uniform(0.8, 2.0)
+            self.look_from = self.look
+            self.look_target = self._look_around(self.rng.uniform(0.8, 1.4))
         self.piece = (self._mid(self.prev, self.cell), self.world.centre(*self.cell),
                       self._mid(self.cell, self.next))
         self.t = 0.0
+
+    def _look_around(self, amount: float) -> float:
+        """Look towards the side with more to see (never stare into a wall from arm's length)."""
+        x, z = self.world.centre(*self.cell)
+        heading = math.atan2(self.next[0] - self.cell[0], self.next[1] - self.cell[1])
+        sides = [(self.world.free_distance(x, z, heading + s * amount), s) for s in (-1, 1)]
+        room, side = max(sides)
+        if room < 2.5:
+            amount *= 0.4
+        return side * amount
 
     def _move(self, ds: float, wander: float) -> None:
         while ds > 1e-9:
@@ -191,7 +212,8 @@ class Walker:
             tx, tz = _tangent(self.piece, self.t)
             heading = math.atan2(tx, tz) if tx or tz else self.body_yaw
             err = _angdiff(heading, self.body_yaw)
-            target = 0.0 if self.pause > 0 else speed * (0.85 + 0.15 * math.sin(0.4 * self.time))
+            # a hesitation creeps rather than freezes: a stop never holds the same view
+            target = speed * (0.25 if self.pause > 0 else 0.85 + 0.15 * math.sin(0.4 * self.time))
             target *= min(max(math.cos(err), 0.15), 1.0)
             self.v += (target - self.v) * (1 - math.exp(-dt / 0.35))
             self._move(self.v * dt, wander)
@@ -199,9 +221,11 @@ class Walker:
             turn = err * (1 - math.exp(-dt / 0.3))
             self.body_yaw += max(-2.5 * dt, min(2.5 * dt, turn))
             x, z = _bezier(self.piece, self.t)
-        if self.pause <= 0:
-            self.look_target = 0.0
-        self.look += (self.look_target - self.look) * (1 - math.exp(-dt / 0.6))
+        if self.pause > 0:
+            u = 1.0 - self.pause / self.pause_len
+            self.look = self.look_from + (self.look_target - self.look_from) * u * u * (3 - 2 * u)
+        else:
+            self.look += -self.look * (1 - math.exp(-dt / 0.6))
         p = self.phases
         T = self.time
         drift = wander * (0.4 * math.sin(0.31 * T + p[0]) + 0.22 * math.sin(0.73 * T + p[1]))

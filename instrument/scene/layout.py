@@ -213,3 +213,10 @@ class World:
             d = math.hypot(dx, dz) if dx or dz else -min(x - x0, x1 - x, z - z0, z1 - z)
             best = min(best, d)
         return best
+
+    def free_distance(self, x: float, z: float, heading: float, limit: float = 8.0) -> float:
+        """How far one sees from (x, z) along a heading (0 = +z) before a wall or pillar."""
+        dx, dz, step, d = math.sin(heading), math.cos(heading), 0.2, 0.0
+        while d < limit and self.clearance(x + dx * d, z + dz * d) > 0.05:
+            d += step
+        return min(d, limit)

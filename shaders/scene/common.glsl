@@ -35,6 +35,11 @@ float hash(ivec2 c, uint salt) {
     return float(pcg(h)) * (1.0 / 4294967296.0);
 }
 
+// how much of a detail `size` metres across survives this pixel's footprint (0 = alias, so fade)
+float detail(float size, float footprint) {
+    return clamp(size / footprint - 1.0, 0.0, 1.0);
+}
+
 float vnoise1(float x, uint salt) {
     float i = floor(x), f = fract(x);
     f = f * f * (3.0 - 2.0 * f);

@@ -3,7 +3,7 @@
 // Per room (v_attr.y): tint, water damage, stained and missing tiles.
 const vec3 LAMP = vec3(1.0, 0.97, 0.82);
 
-vec3 wallpaper(vec3 p, vec3 n, float room, float damage) {
+vec3 wallpaper(vec3 p, vec3 n, float room, float damage, float fp) {
     float u = abs(n.x) > 0.5 ? p.z : p.x;
     vec3 base = mix(vec3(0.80, 0.71, 0.38), vec3(0.77, 0.71, 0.44), room);
     vec2 q = vec2(u, p.y) * 3.3;
@@ -11,7 +11,7 @@ vec3 wallpaper(vec3 p, vec3 n, float room, float damage) {
     float d = abs(f.x - 0.5) + abs(f.y - 0.5);
     float motif = 1.0 - smoothstep(0.0, 0.05, abs(d - 0.32));
     float stripe = 1.0 - smoothstep(0.0, 0.03, abs(f.x - 0.5));
-    vec3 c = base * (1.0 - 0.07 * motif - 0.04 * stripe);
+    vec3 c = base * (1.0 - (0.07 * motif + 0.04 * stripe) * detail(0.03, fp));
     // water damage: a rising tide mark from the floor, leak streaks down from the ceiling
     float tide = (0.08 + 0.9 * vnoise1(u * 0.9 + room * 37.0, 11u)) * damage;
     float below = smoothstep(tide + 0.03, tide - 0.05, p.y);
@@ -24,15 +24,15 @@ vec3 wallpaper(vec3 p, vec3 n, float room, float damage) {
     return c;
 }
 
-vec3 carpet(vec3 p, float room, float damage, float dist) {
+vec3 carpet(vec3 p, float room, float damage, float fp) {
     vec3 c = vec3(0.58, 0.49, 0.27) * (0.88 + 0.18 * vnoise(p.xz * 0.7, 21u));
     float wet = vnoise(p.xz * 0.45 + room * 13.0, 22u);
     c = mix(c, vec3(0.36, 0.29, 0.15), smoothstep(0.72 - 0.3 * damage, 0.86 - 0.3 * damage, wet));
     float pile = hash(ivec2(floor(p.xz * 70.0)), 23u);
-    return c * (1.0 + 0.12 * (pile - 0.5) * clamp(3.0 - dist * 0.5, 0.0, 1.0));
+    return c * (1.0 + 0.12 * (pile - 0.5) * detail(0.03, fp));
 }
 
-vec3 ceiling(vec3 p, float room, float damage, out float glow) {
+vec3 ceiling(vec3 p, float room, float damage, float fp, out float glow) {
     glow = 0.0;
     ivec2 id = ivec2(floor((p.xz - u_light_offset) / u_light_grid + 0.5));
     vec2 local = p.xz - (vec2(id) * u_light_grid + u_light_offset);
@@ -55,7 +55,8 @@ vec3 ceiling(vec3 p, float room, float damage, out float glow) {
         c = mix(c, vec3(0.55, 0.45, 0.26), smoothstep(s + 0.02, s - 0.08, r));
         c *= 1.0 - 0.25 * smoothstep(0.03, 0.0, abs(r - s));
     }
-    return mix(vec3(0.46, 0.43, 0.36), c, smoothstep(0.012, 0.03, edge));  // T-bar grid
+    float bar = 1.0 - smoothstep(0.012, 0.03, edge);  // the T-bar grid, faded where it would alias
+    return mix(c, vec3(0.46, 0.43, 0.36), bar * detail(0.02, fp));
 }
 
 float lighting(vec3 p, vec3 n) {
@@ -77,12 +78,12 @@ void main() {
     float room = v_attr.y;
     float damage = smoothstep(0.25, 1.0, room);
     vec3 p = v_pos, n = v_normal;
-    float dist = length(p - u_eye);
+    float fp = length(fwidth(p));  // metres per pixel here
     float glow = 0.0;
     vec3 albedo;
-    if (kind == FLOOR) albedo = carpet(p, room, damage, dist);
-    else if (kind == CEILING) albedo = ceiling(p, room, damage, glow);
-    else albedo = wallpaper(p, n, room, damage);
+    if (kind == FLOOR) albedo = carpet(p, room, damage, fp);
+    else if (kind == CEILING) albedo = ceiling(p, room, damage, fp, glow);
+    else albedo = wallpaper(p, n, room, damage, fp);
     vec3 c = albedo * (0.22 + 1.25 * lighting(p, n) * LAMP) + glow * LAMP * 1.15;
     finish(c, 0.02 + 0.09 * u_fog);
 }

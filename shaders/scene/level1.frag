@@ -15,14 +15,15 @@ vec3 concrete(vec2 q, float room, float tone) {
     return vec3(tone) * mix(vec3(0.98, 0.98, 1.0), vec3(1.03, 1.0, 0.94), room) * (0.8 + 0.35 * n);
 }
 
-vec3 wall(vec3 p, vec3 n, float room, float damage) {
+vec3 wall(vec3 p, vec3 n, float room, float damage, float fp) {
     float u = abs(n.x) > 0.5 ? p.z : p.x;
     vec3 c = concrete(vec2(u, p.y), room, 0.55);
     vec2 board = vec2(u / 1.2, p.y / 0.6);
     vec2 f = fract(board);
-    c *= 1.0 - 0.18 * (1.0 - smoothstep(0.0, 0.02, min(f.y, 1.0 - f.y)));  // formwork seams
+    float seam = 1.0 - smoothstep(0.0, 0.02, min(f.y, 1.0 - f.y));
+    c *= 1.0 - 0.18 * seam * detail(0.015, fp);                                // formwork seams
     float hole = length((f - 0.5) * vec2(1.2, 0.6));
-    c *= 1.0 - 0.55 * smoothstep(0.022, 0.015, hole);                        // tie holes
+    c *= 1.0 - 0.55 * smoothstep(0.022, 0.015, hole) * detail(0.02, fp);     // tie holes
     float damp = (0.2 + 0.9 * vnoise1(u * 0.6 + room * 21.0, 43u)) * damage;
     c = mix(c, c * vec3(0.62, 0.6, 0.52), smoothstep(damp + 0.05, damp - 0.1, p.y));
     float streak = vnoise1(u * 5.0 + room * 611.0, 44u);
@@ -40,7 +41,7 @@ vec3 ceiling(vec3 p, float room, out float glow) {
     return mix(c, vec3(0.25, 0.25, 0.24), housing * (1.0 - glow));
 }
 
-vec3 floor_(vec3 p, float room, float damage, float dist) {
+vec3 floor_(vec3 p, float room, float damage) {
     vec3 c = concrete(p.xz, room, 0.45);
     float wet = vnoise(p.xz * 0.4 + room * 7.0, 45u);
     float puddle = smoothstep(0.66 - 0.2 * damage, 0.7 - 0.2 * damage, wet);
@@ -77,13 +78,13 @@ void main() {
     float room = v_attr.y;
     float damage = smoothstep(0.2, 1.0, room);
     vec3 p = v_pos, n = v_normal;
-    float dist = length(p - u_eye);
+    float fp = length(fwidth(p));  // metres per pixel here
     float glow = 0.0;
     vec3 albedo;
-    if (kind == FLOOR) albedo = floor_(p, room, damage, dist);
+    if (kind == FLOOR) albedo = floor_(p, room, damage);
     else if (kind == CEILING) albedo = ceiling(p, room, glow);
     else if (kind == PIPE) albedo = vec3(0.36, 0.27, 0.2) * (0.7 + 0.5 * vnoise(p.xz * 3.0 + p.y, 46u));
-    else albedo = wall(p, n, room, damage);
+    else albedo = wall(p, n, room, damage, fp);
     vec3 c = albedo * (0.16 + 1.1 * lighting(p, n) * LAMP) + glow * LAMP * 1.3;
     finish(c, 0.03 + 0.1 * u_fog);
 }

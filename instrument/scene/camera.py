@@ -98,7 +98,7 @@ class Walker:
         back = None
         if self.prev is not None:
             back = DIRS.index((self.prev[0] - i, self.prev[1] - j))
-        cands = [d for d in open_dirs if d != back] or [back]
+        cands = open_dirs
         fwd = None if back is None else (back + 2) % 4
         best, best_score = cands[0], -math.inf
         for d in cands:
@@ -110,6 +110,8 @@ class Walker:
             score += 1.2 * math.cos(_angdiff(math.atan2(dx, dz), self.goal))
             if d == fwd:
                 score += 0.3 + 1.5 * (1.0 - wander)
+            if d == back:
+                score -= 3.0  # turn round: only rather than walk into a dead end
             score += self.rng.random() * (0.4 + 1.6 * wander)
             if score > best_score:
                 best, best_score = d, score
@@ -140,6 +142,19 @@ class Walker:
         if room < 2.5:
             amount *= 0.4
         return side * amount
+
+    def _heading(self) -> float:
+        """Where the walker looks: half a cell ahead along the path, so turns are seen coming."""
+        x, z = _bezier(self.piece, self.t)
+        u = self.t + 0.5
+        if u <= 1.0:
+            ax, az = _bezier(self.piece, u)
+        else:
+            (ex, ez), (nx, nz) = self.piece[2], self.world.centre(*self.next)
+            ax, az = ex + (nx - ex) * (u - 1.0), ez + (nz - ez) * (u - 1.0)
+        if abs(ax - x) + abs(az - z) < 1e-6:
+            return self.body_yaw
+        return math.atan2(ax - x, az - z)
 
     def _move(self, ds: float, wander: float) -> None:
         while ds > 1e-9:
@@ -209,8 +224,7 @@ class Walker:
             self.v = 0.0
         else:
             self.pause = max(0.0, self.pause - dt)
-            tx, tz = _tangent(self.piece, self.t)
-            heading = math.atan2(tx, tz) if tx or tz else self.body_yaw
+            heading = self._heading()
             err = _angdiff(heading, self.body_yaw)
             # a hesitation creeps rather than freezes: a stop never holds the same view
             target = speed * (0.25 if self.pause > 0 else 0.85 + 0.15 * math.sin(0.4 * self.time))
@@ -219,7 +233,7 @@ class Walker:
             self._move(self.v * dt, wander)
             self.dist += self.v * dt
             turn = err * (1 - math.exp(-dt / 0.3))
-            self.body_yaw += max(-2.5 * dt, min(2.5 * dt, turn))
+            self.body_yaw += max(-3.5 * dt, min(3.5 * dt, turn))
             x, z = _bezier(self.piece, self.t)
         if self.pause > 0:
             u = 1.0 - self.pause / self.pause_len

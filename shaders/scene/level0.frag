@@ -20,6 +20,9 @@ vec3 wallpaper(vec3 p, vec3 n, float room, float damage, float fp) {
     float streak = vnoise1(u * 7.0 + room * 531.0, 12u);
     float len = (0.3 + 1.4 * vnoise1(u * 2.0, 13u)) * damage;
     c *= 1.0 - 0.22 * smoothstep(0.72, 0.9, streak) * smoothstep(u_height - len, u_height, p.y);
+    // seepage blotches: no two stretches of wall alike, even seen from arm's length
+    float blot = vnoise(vec2(u, p.y) * 1.6 + room * 71.0, 14u);
+    c = mix(c, c * vec3(0.80, 0.72, 0.52), smoothstep(0.55, 0.8, blot) * (0.35 + 0.65 * damage));
     c *= 1.0 - 0.22 * smoothstep(0.12, 0.0, p.y);  // grime at the skirting
     return c;
 }

@@ -109,8 +109,9 @@ def warp(img, motion):
 def test_motion_vectors_predict_the_next_frame(ctx, level):
     """Warping frame n by frame n+1's vectors (which point back to n) predicts frame n+1 with at
     least 50% less mean error than frame n itself, over a walk with turns. Lights held steady
-    (flicker 0): a tube going out is not motion."""
-    scene = Backrooms(ctx, (256, 192))
+    (flicker 0): a tube going out is not motion. At the working size: at a quarter of it the
+    bilinear resampling of fine detail, not the vectors, dominates the error."""
+    scene = Backrooms(ctx, (512, 384))
     values = params(level=level, level_seed=2, flicker=0.0, wander=1.0, speed=1.6)
     base = pred = 0.0
     turns = []
@@ -159,7 +160,7 @@ def fingerprint(rgb):
     return t / (np.linalg.norm(t) + 1e-9)
 
 
-NEAR = 0.94
+NEAR = 0.95
 
 
 @pytest.mark.parametrize("level", ["0", "1"])

@@ -144,9 +144,10 @@ class Walker:
         return side * amount
 
     def _heading(self) -> float:
-        """Where the walker looks: half a cell ahead along the path, so turns are seen coming."""
+        """Where the walker looks: most of a cell ahead along the path, so it turns into a bend
+        before it faces the wall at the corridor's end."""
         x, z = _bezier(self.piece, self.t)
-        u = self.t + 0.5
+        u = self.t + 0.85
         if u <= 1.0:
             ax, az = _bezier(self.piece, u)
         else:

@@ -13,16 +13,16 @@ vec3 wallpaper(vec3 p, vec3 n, float room, float damage, float fp) {
     float stripe = 1.0 - smoothstep(0.0, 0.03, abs(f.x - 0.5));
     vec3 c = base * (1.0 - (0.07 * motif + 0.04 * stripe) * detail(0.03, fp));
     // water damage: a rising tide mark from the floor, leak streaks down from the ceiling
-    float tide = (0.08 + 0.9 * vnoise1(u * 0.9 + room * 37.0, 11u)) * damage;
-    float below = smoothstep(tide + 0.03, tide - 0.05, p.y);
-    c = mix(c, c * vec3(0.72, 0.62, 0.42), below);
-    c *= 1.0 - 0.25 * smoothstep(0.04, 0.0, abs(p.y - tide)) * step(0.05, damage);
+    float tide = (0.06 + 0.45 * vnoise1(u * 0.7 + room * 37.0, 11u)) * damage;
+    float below = smoothstep(tide + 0.03, tide - 0.06, p.y);
+    c = mix(c, c * vec3(0.80, 0.72, 0.55), below);
+    c *= 1.0 - 0.12 * smoothstep(0.03, 0.0, abs(p.y - tide)) * step(0.05, damage);
     float streak = vnoise1(u * 7.0 + room * 531.0, 12u);
     float len = (0.3 + 1.4 * vnoise1(u * 2.0, 13u)) * damage;
     c *= 1.0 - 0.22 * smoothstep(0.72, 0.9, streak) * smoothstep(u_height - len, u_height, p.y);
     // seepage blotches: no two stretches of wall alike, even seen from arm's length
-    float blot = vnoise(vec2(u, p.y) * 1.6 + room * 71.0, 14u);
-    c = mix(c, c * vec3(0.80, 0.72, 0.52), smoothstep(0.55, 0.8, blot) * (0.35 + 0.65 * damage));
+    float blot = vnoise(vec2(u * 1.4, p.y * 0.9) + room * 71.0, 14u);
+    c = mix(c, c * vec3(0.83, 0.76, 0.57), smoothstep(0.5, 0.85, blot) * (0.4 + 0.6 * damage));
     c *= 1.0 - 0.22 * smoothstep(0.12, 0.0, p.y);  // grime at the skirting
     return c;
 }
@@ -52,11 +52,12 @@ vec3 ceiling(vec3 p, float room, float damage, float fp, out float glow) {
     float th = hash(tid, 31u);
     if (th < 0.012 + 0.06 * damage * damage) return vec3(0.035, 0.03, 0.02);  // missing tile
     vec3 c = vec3(0.80, 0.77, 0.62);
-    if (th > 0.93 - 0.3 * damage) {  // a water stain: brown blot with a darker rim
-        float r = length(f - 0.5 + 0.25 * (vec2(hash(tid, 32u), hash(tid, 33u)) - 0.5));
-        float s = 0.18 + 0.25 * hash(tid, 34u);
-        c = mix(c, vec3(0.55, 0.45, 0.26), smoothstep(s + 0.02, s - 0.08, r));
-        c *= 1.0 - 0.25 * smoothstep(0.03, 0.0, abs(r - s));
+    if (th > 0.975 - 0.12 * damage) {  // a water stain: a faint brown tide ring, never round
+        vec2 q = f - 0.5 + 0.25 * (vec2(hash(tid, 32u), hash(tid, 33u)) - 0.5);
+        float r = length(q) * (0.8 + 0.4 * hash(tid, 35u) * abs(q.x - q.y) * 4.0);
+        float s = 0.15 + 0.25 * hash(tid, 34u);
+        c = mix(c, vec3(0.66, 0.58, 0.40), 0.7 * smoothstep(s + 0.02, s - 0.1, r));
+        c *= 1.0 - 0.12 * smoothstep(0.03, 0.0, abs(r - s));
     }
     float bar = 1.0 - smoothstep(0.012, 0.03, edge);  // the T-bar grid, faded where it would alias
     return mix(c, vec3(0.46, 0.43, 0.36), bar * detail(0.02, fp));

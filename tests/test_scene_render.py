@@ -221,3 +221,20 @@ def test_level_change_goes_dark_then_arrives(ctx):
     rgb = read(scene.texture)[..., :3].astype(float)
     assert rgb.mean() > 0.3 * lit
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() < 25  # concrete grey, not Lobby yellow
+
+
+def test_a_broken_level_shader_names_its_file_and_line(ctx, tmp_path, monkeypatch):
+    import shutil
+
+    import instrument.scene.backrooms as backrooms
+    from instrument.render.gl import ShaderError, shader_path
+
+    for name in ("world.vert", "common.glsl", "level0.frag", "level1.frag"):
+        shutil.copy(shader_path(f"scene/{name}"), tmp_path / name)
+    lines = (tmp_path / "level1.frag").read_text().splitlines()
+    lines[11] += " oops;"
+    (tmp_path / "level1.frag").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(backrooms, "shader_path", lambda name: tmp_path / name.split("/")[-1])
+    with pytest.raises(ShaderError) as err:
+        Backrooms(ctx, (32, 24))  # at construction (patch load), not at a level change
+    assert err.value.path == tmp_path / "level1.frag" and err.value.line == 12

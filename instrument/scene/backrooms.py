@@ -1,7 +1,7 @@
 """The Backrooms: endless procedural levels walked by a camera, rasterised in one pass.
 
-One draw per visible chunk writes three targets at once: colour, depth (metres along the view
-axis) and motion (pixels, frame n-1 → n). Chunk meshes are built on the CPU once and cached; all
+One pass over the visible chunks writes three targets at once: colour, depth (metres along the
+view axis) and motion (pixels, frame n-1 → n). Chunk meshes are built on the CPU once and cached; all
 surface detail is procedural in shaders/scene/level<N>.frag, so a frame costs one cheap shading of
 each visible pixel. Every frame is a pure function of (level, level_seed, frame, parameter history):
 the walk advances by the frame's dt, flicker reads the frame's time, nothing reads the wall clock.
@@ -10,6 +10,7 @@ the walk advances by the frame's dt, flicker reads the frame's time, nothing rea
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from ..render.gl import ShaderError, shader_path
 from .camera import Pose, Walker, projection, view_matrix
 from .layout import LEVELS, World
 from .lights import WINDOW, tubes, window_origin
-from .mesh import ATTRIBUTES, VERTEX, chunk_mesh
+from .mesh import ATTRIBUTES, VERTEX, chunk_mesh, count_occluders
 
 _P = {"origin": __name__, "group": "scene"}
 declare("level", "enum", "0", choices=tuple(str(s.index) for s in LEVELS), **_P,
@@ -45,26 +46,30 @@ TRANSITION = 1.6             # seconds of lights-out between levels
 MESH_CACHE = 96              # chunk meshes kept on the GPU
 
 
+LEVEL_LINE = 10001  # the level file's first line number in the joined source (common.glsl's is 1)
+_ERROR = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$", re.MULTILINE)
+
+
 def _compile(ctx: moderngl.Context, level: int) -> moderngl.Program:
     """world.vert + common.glsl + level<N>.frag; errors name the file and line they are in."""
     files = [shader_path("scene/world.vert"), shader_path("scene/common.glsl"),
              shader_path(f"scene/level{level}.frag")]
     vert, common, frag = (f.read_text() for f in files)
-    source = f"#version 330\n#line 1 1\n{common}\n#line 1 2\n{frag}"
+    source = (f"#version 330\n#define WINDOW {WINDOW}\n#line 1\n{common}\n"
+              f"#line {LEVEL_LINE}\n{frag}")
     try:
         return ctx.program(vertex_shader=vert, fragment_shader=source)
     except moderngl.Error as exc:
         text = str(exc)
-        for line in text.splitlines():
-            head, _, msg = line.partition(": ")
-            if "(" in head and ":" in head:
-                string, _, rest = head.partition(":")
-                if string.strip().isdigit() and int(string) in (1, 2):
-                    num = rest.split("(")[0]
-                    raise ShaderError(files[int(string)], int(num) if num.isdigit() else None,
-                                      msg.strip()) from None
-        raise ShaderError(files[2], None, text.strip().splitlines()[-1] if text.strip() else
-                          "compile failed") from None
+        m = _ERROR.search(text)
+        if m is None:
+            raise ShaderError(files[2], None, text.strip().splitlines()[-1] if text.strip() else
+                              "compile failed") from None
+        line = int(m.group(1))
+        if "fragment_shader" not in text:  # moderngl heads its message with the failing stage
+            raise ShaderError(files[0], line, m.group(2)) from None
+        where = (files[2], line - LEVEL_LINE + 1) if line >= LEVEL_LINE else (files[1], line)
+        raise ShaderError(*where, m.group(2)) from None
 
 
 def _mat(m: np.ndarray) -> bytes:
@@ -84,13 +89,9 @@ class Backrooms:
         self._zbuffer = ctx.depth_renderbuffer(size)
         self.fbo = ctx.framebuffer([self.texture, self.depth, self.motion], self._zbuffer)
         self.proj = projection(FOV_Y, size[0] / size[1], NEAR, max(s.far for s in LEVELS) + 8.0)
-        self.lights = ctx.texture((WINDOW, WINDOW), 1, dtype="f4")
-        self.lights.filter = (moderngl.NEAREST, moderngl.NEAREST)
-        self.programs: dict[int, moderngl.Program] = {}
+        # every level compiled now: a broken shader fails at patch load, not at a level change
+        self.programs = {spec.index: _compile(ctx, spec.index) for spec in LEVELS}
         self.meshes: OrderedDict[tuple, tuple[moderngl.Buffer, ...]] = OrderedDict()
-        self.prepass = True
-        depth = [shader_path(f"scene/depth.{k}").read_text() for k in ("vert", "frag")]
-        self.depth_program = ctx.program(vertex_shader=depth[0], fragment_shader=depth[1])
         self.world: World | None = None
         self.walker: Walker | None = None
         self.pose: Pose | None = None
@@ -147,12 +148,10 @@ class Backrooms:
     # -- drawing -------------------------------------------------------------------------------
 
     def _program(self, level: int) -> moderngl.Program:
-        if level not in self.programs:
-            self.programs[level] = _compile(self.ctx, level)
         return self.programs[level]
 
     def _mesh(self, prog: moderngl.Program, cx: int, cz: int) -> tuple | None:
-        """(buffer, shading VAO, depth-only VAO) of a chunk, built on first sight and cached."""
+        """(buffer, VAO, vertices, occluder vertices) of a chunk, built on first sight and cached."""
         w = self.world
         key = (w.spec.index, w.seed, cx, cz)
         entry = self.meshes.get(key)
@@ -161,12 +160,12 @@ class Backrooms:
             if not len(data):
                 return None
             vbo = self.ctx.buffer(data.tobytes())
-            entry = self.meshes[key] = (
-                vbo, self.ctx.vertex_array(prog, [(vbo, VERTEX, *ATTRIBUTES)], skip_errors=True),
-                self.ctx.vertex_array(self.depth_program, [(vbo, "3f 20x", "in_pos")]))
+            vao = self.ctx.vertex_array(prog, [(vbo, VERTEX, *ATTRIBUTES)], skip_errors=True)
+            entry = self.meshes[key] = (vbo, vao, len(data), count_occluders(data))
             while len(self.meshes) > MESH_CACHE:
-                for obj in self.meshes.popitem(last=False)[1]:
-                    obj.release()
+                old_vbo, old_vao, _, _ = self.meshes.popitem(last=False)[1]
+                old_vao.release()
+                old_vbo.release()
         else:
             self.meshes.move_to_end(key)
         return entry
@@ -204,20 +203,19 @@ class Backrooms:
         spec = self.world.spec
         far = spec.far
         origin = window_origin(pose.x, pose.z, spec.lights, spec.light_offset)
-        self._vp_bytes = _mat(vp)
-        values = {"u_vp": self._vp_bytes, "u_prev_vp": _mat(prev)}
+        values = {"u_vp": _mat(vp), "u_prev_vp": _mat(prev)}
         for name, data in values.items():
             prog[name].write(data)
         uniforms = {
             "u_eye": (pose.x, pose.y, pose.z),
             "u_resolution": self.size, "u_seed": self.world.seed & 0xFFFFFFFF, "u_time": fp.time,
             "u_fog": float(fp["fog"]), "u_exposure": self._exposure(), "u_far": far,
-            "u_fog_colour": spec.fog, "u_height": spec.height, "u_lights": 0,
+            "u_fog_colour": spec.fog, "u_height": spec.height,
             "u_light_grid": spec.lights, "u_light_offset": spec.light_offset,
             "u_lights_origin": origin,
         }
-        self.lights.write(tubes(origin, self.world.seed, fp.time, float(fp["flicker"])))
-        self.lights.use(0)
+        if "u_lights" in prog:
+            prog["u_lights"].write(tubes(origin, self.world.seed, fp.time, float(fp["flicker"])).tobytes())
         for name, value in uniforms.items():
             if name in prog:
                 prog[name].value = value
@@ -228,24 +226,17 @@ class Backrooms:
         return self.texture
 
     def _draw(self, meshes: list[tuple]) -> None:
-        """Depth first, then shade with the depth test on equal: each visible pixel shaded once."""
-        ctx, fbo = self.ctx, self.fbo
-        ctx.enable(moderngl.DEPTH_TEST)
+        """Occluders of every chunk nearest first, then floors and ceilings: hidden pixels fail the
+        depth test before they are shaded (measured: a separate depth pass costs what it saves)."""
+        self.ctx.enable(moderngl.DEPTH_TEST)
         try:
-            if self.prepass:
-                self.depth_program["u_vp"].write(self._vp_bytes)
-                fbo.color_mask = [(False,) * 4] * 3
-                for _, _, depth_vao in meshes:
-                    depth_vao.render(moderngl.TRIANGLES)
-                fbo.color_mask = [(True,) * 4] * 3
-                fbo.depth_mask = False
-                ctx.depth_func = "<="
-            for _, vao, _ in meshes:
-                vao.render(moderngl.TRIANGLES)
+            for _, vao, _, split in meshes:
+                vao.render(moderngl.TRIANGLES, vertices=split)
+            for _, vao, count, split in meshes:
+                if count > split:
+                    vao.render(moderngl.TRIANGLES, vertices=count - split, first=split)
         finally:
-            ctx.depth_func = "<"
-            fbo.depth_mask = True
-            ctx.disable(moderngl.DEPTH_TEST)
+            self.ctx.disable(moderngl.DEPTH_TEST)
 
     def _clear(self, fog: tuple[float, float, float], far: float) -> None:
         """Beyond the geometry: fog colour, depth at the far fog, no motion (one clear per target)."""
@@ -260,11 +251,11 @@ class Backrooms:
         fbo.color_mask = [on, on, on]
 
     def release(self) -> None:
-        for entry in self.meshes.values():
-            for obj in entry:
-                obj.release()
+        for vbo, vao, _, _ in self.meshes.values():
+            vao.release()
+            vbo.release()
         self.meshes.clear()
-        for prog in (*self.programs.values(), self.depth_program):
+        for prog in self.programs.values():
             prog.release()
-        for obj in (self.fbo, self._zbuffer, self.texture, self.depth, self.motion, self.lights):
+        for obj in (self.fbo, self._zbuffer, self.texture, self.depth, self.motion):
             obj.release()

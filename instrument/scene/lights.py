@@ -1,8 +1,9 @@
 """Fluorescent tubes: which hum, which are dead, which stutter, and how bright each is this frame.
 
 Computed once per frame on the CPU for a window of tubes around the camera and handed to the
-shader as a small float texture, so shading a pixel costs a texel fetch per nearby tube instead of
-a handful of hashes. A pure function of (level seed, tube id, time, flicker).
+shader as a uniform array, so shading a pixel costs a load per nearby tube instead of a handful of
+hashes (on llvmpipe a uniform load is much cheaper than a texture fetch; measured). A pure function
+of (level seed, tube id, time, flicker).
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def _room(world: World, i: int, j: int) -> float:
 def chunk_mesh(world: World, cx: int, cz: int) -> np.ndarray:
     """Vertices (rows of 8 floats: position, normal, kind, room hash) of chunk (cx, cz).
 
-    Walls and pillars come first: drawn before the floors and ceilings they hide, they let the
-    depth test skip shading the hidden parts (front-to-back order is the cheap kind of culling).
+    Walls, pillars and pipes come first, floors and ceilings last (`count_occluders` finds the
+    split): the scene draws every visible chunk's occluders before any floor, so the depth test
+    rejects hidden floor and ceiling before shading it, without a separate depth pass.
     """
     spec = world.spec
     n, s, h, t = spec.chunk, spec.cell, spec.height, spec.wall / 2
@@ -134,3 +135,10 @@ def chunk_mesh(world: World, cx: int, cz: int) -> np.ndarray:
         out.quad((x0, 0, z0), (x0, 0, z1), (x1, 0, z1), (x1, 0, z0), (0, 1, 0), FLOOR, room)
         out.quad((x0, h, z0), (x1, h, z0), (x1, h, z1), (x0, h, z1), (0, -1, 0), CEILING, room)
     return out.array()
+
+
+def count_occluders(vertices: np.ndarray) -> int:
+    """How many leading vertices of a chunk mesh are walls, pillars and pipes."""
+    kinds = vertices[:, 6]
+    flat = np.nonzero((kinds == FLOOR) | (kinds == CEILING))[0]
+    return int(flat[0]) if len(flat) else len(vertices)

@@ -55,15 +55,15 @@ float vnoise(vec2 p, uint salt) {
 }
 
 // Brightness of fluorescent tube `id` this frame, computed once per frame on the CPU (lights.py)
-// for a window of tubes around the camera: u_lights_origin is the id of texel (0, 0).
-uniform sampler2D u_lights;
+// for a window of tubes around the camera: u_lights_origin is the id of entry 0 (rows along z).
+uniform float u_lights[WINDOW * WINDOW];
 uniform ivec2 u_lights_origin;
 uniform vec2 u_light_grid;    // tube spacing, metres: tube id hangs at id * grid + offset
 uniform vec2 u_light_offset;
 
 float tube(ivec2 id) {
-    ivec2 t = clamp(id - u_lights_origin, ivec2(0), textureSize(u_lights, 0) - 1);
-    return texelFetch(u_lights, t, 0).r;
+    ivec2 t = clamp(id - u_lights_origin, ivec2(0), ivec2(WINDOW - 1));
+    return u_lights[t.y * WINDOW + t.x];
 }
 
 void finish(vec3 colour, float density) {

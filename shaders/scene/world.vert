@@ -2,7 +2,6 @@
 // Chunk geometry: world-space position, face normal, (material kind, room hash). The previous
 // frame's clip position goes down too, so each fragment knows exactly where its surface point
 // was a frame ago (the scene is static; only the camera moves).
-invariant gl_Position;  // the prepass and the shading pass must rasterise identically
 uniform mat4 u_vp;
 uniform mat4 u_prev_vp;
 in vec3 in_pos;

@@ -1,3 +1,0 @@
-#version 330
-void main() {
-}

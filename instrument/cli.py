@@ -54,6 +54,14 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
         if args.model not in BACKENDS:
             raise SystemExit(f"noclip: unknown model '{args.model}' (have: {', '.join(BACKENDS)})")
         patch = replace(patch, model=args.model)
+    source = getattr(args, "source", None)
+    if source is not None:
+        from .scene.source import SOURCE_SUFFIXES
+
+        if not source.is_file() or source.suffix.lower() not in SOURCE_SUFFIXES:
+            raise SystemExit(f"noclip: --source {source}: not a video or image file "
+                             f"({', '.join(sorted(SOURCE_SUFFIXES))})")
+        patch = replace(patch, scene=str(source))
     overrides = {}
     for name, value in getattr(args, "set", None) or []:
         spec = REGISTRY.get(name)
@@ -69,6 +77,8 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
+    p.add_argument("--source", type=Path, metavar="PATH",
+                   help="a video (looped) or still image as the base instead of the patch's scene")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--fps", type=float, default=60.0)

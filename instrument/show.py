@@ -88,6 +88,7 @@ class Show:
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()
         self._applied: list[ControlEvent] = []
+        self._good: dict[str, Any] = {}  # each stage's last good result
         self.running = True
         self.patch = patch
         self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
@@ -134,8 +135,17 @@ class Show:
         return fp
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
+        """Run a stage; if it throws, report it (once per distinct error) and play on with its last
+        good result. Only a stage that never once succeeded lets the error through."""
         t = time.perf_counter()
-        result = fn(*args)
+        try:
+            result = self._good[name] = fn(*args)
+        except Exception as exc:
+            if name not in self._good:
+                raise
+            text = f"{type(exc).__name__}: {exc}"
+            self.reporter.problem(f"{name} failed", text, f"{name} failed, showing its last good frame: {text}")
+            result = self._good[name]
         if self.sync_stages:
             self.ctx.finish()
         self.stats.add(name, time.perf_counter() - t)
@@ -146,7 +156,7 @@ class Show:
         for e in events:
             try:
                 if e.is_command:
-                    handler = self.commands.get(e.command)
+                    handler = self._command(e.command)
                     if handler is None:
                         self.reporter.problem("unknown command", e.command, f"no command {e.command}")
                         continue
@@ -162,6 +172,14 @@ class Show:
                 continue
             for sink in self.sinks:
                 sink.applied(e, frame, value)
+
+    def _command(self, name: str) -> Callable[[ControlEvent], None] | None:
+        """The show's own commands, then those its current stages offer (the scene's `noclip`)."""
+        handler = self.commands.get(name)
+        for stage in (self.scene, self.generator):
+            if handler is None:
+                handler = getattr(stage, "commands", {}).get(name)
+        return handler
 
     # -- commands ------------------------------------------------------------------------------
 

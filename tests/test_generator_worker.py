@@ -61,8 +61,10 @@ def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
     shown = generated_value(show.generator)
     stats = show.generator.stats()
     show.close()
-    assert elapsed < 1.35  # 60 frames at 60 fps: the loop did not wait on 80 ms generations
-    assert 5 <= len(calls) <= 16 and stats["replaced"] > 30  # stale inputs were replaced, not queued
+    # waiting on 80 ms generations would take >= 4.8 s; at 60 fps it is 1 s (more on a busy machine)
+    assert elapsed < 3.0
+    assert 3 <= len(calls) <= elapsed / 0.08 + 2  # the engine ran flat out, one frame at a time
+    assert stats["replaced"] >= 60 - 2 * len(calls)  # stale inputs were replaced, not queued
     assert shown in {flat(f) for f in calls}  # it composites a finished generation
 
 

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from instrument.clock import OfflineClock
 from instrument.control import ControlEvent
@@ -112,3 +113,22 @@ def test_window_keys_esc_twice_quits_space_steps_seed():
     w._key(None, glfw.KEY_ESCAPE, 0, glfw.RELEASE, 0)
     w._key(None, glfw.KEY_ESCAPE, 0, glfw.PRESS, 0)
     assert len(w.queue) == 0
+
+
+def test_a_stage_that_throws_plays_on_with_its_last_good_frame(ctx):
+    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
+    show.step()
+    good = read_rgb(show.compositor.fbo).copy()
+    render = show.scene.render
+
+    def broken(fp):
+        raise RuntimeError("GL_OUT_OF_MEMORY")
+
+    show.scene.render = broken
+    for _ in range(5):
+        show.step()
+    assert show.running and show.reporter.totals() == {"scene failed": 5}
+    assert read_rgb(show.compositor.fbo).mean() == pytest.approx(good.mean(), abs=2)
+    show.scene.render = render
+    show.step()
+    show.close()

@@ -1,5 +1,6 @@
 """A moving colour-bar test card: the calibration source of any video chain (sharp chroma edges show
-bleed, the ramp shows noise, the sweep shows motion). A pure function of the frame index."""
+bleed, the ramp shows noise, the sweep shows motion). A pure function of the frame index. It is
+flat and its sweep is not tracked, so its depth and motion are zero."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import moderngl
 
 from ..params import FrameParams
 from ..render.gl import draw, load_program, quad_buffer, target
+from .source import blank_aux
 
 
 class TestCard:
@@ -15,6 +17,7 @@ class TestCard:
         self.quad = quad_buffer(ctx)
         self.program = load_program(ctx, "scene/testcard.frag", self.quad)
         self.texture, self.fbo = target(ctx, size)
+        self.depth, self.motion = blank_aux(ctx, size)
 
     def render(self, fp: FrameParams) -> moderngl.Texture:
         self.program.set("u_frame", fp.frame)
@@ -23,5 +26,5 @@ class TestCard:
         return self.texture
 
     def release(self) -> None:
-        for obj in (self.program, self.texture, self.fbo, self.quad):
+        for obj in (self.program, self.texture, self.fbo, self.quad, self.depth, self.motion):
             obj.release()

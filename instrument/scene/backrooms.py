@@ -1,0 +1,261 @@
+"""The Backrooms: endless procedural levels walked by a camera, rasterised in one pass.
+
+One pass over the visible chunks writes three targets at once: colour, depth (metres along the
+view axis) and motion (pixels, frame n-1 → n). Chunk meshes are built on the CPU once and cached; all
+surface detail is procedural in shaders/scene/level<N>.frag, so a frame costs one cheap shading of
+each visible pixel. Every frame is a pure function of (level, level_seed, frame, parameter history):
+the walk advances by the frame's dt, flicker reads the frame's time, nothing reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+
+import moderngl
+import numpy as np
+
+from ..commands import declare_command
+from ..params import FrameParams, declare
+from ..render.gl import ShaderError, shader_path
+from .camera import Pose, Walker, projection, view_matrix
+from .layout import LEVELS, World
+from .lights import WINDOW, tubes, window_origin
+from .mesh import ATTRIBUTES, VERTEX, chunk_mesh, count_occluders
+
+_P = {"origin": __name__, "group": "scene"}
+declare("level", "enum", "0", choices=tuple(str(s.index) for s in LEVELS), **_P,
+        description="which level: 0 the yellow Lobby, 1 the concrete Habitable Zone (lights out between)")
+declare("level_seed", "int", 0, min=0, max=2**31 - 1, **_P,
+        description="the building you are lost in: seed of the layout, the walk and the lights")
+declare("speed", "float", 1.2, min=0.0, max=4.0, smooth=0.6, unit="m/s", **_P,
+        description="walking speed of the camera")
+declare("wander", "float", 0.5, min=0.0, max=1.0, smooth=0.5, **_P,
+        description="how much the walk turns, hesitates and looks around")
+declare("flicker", "float", 0.3, min=0.0, max=1.0, smooth=0.2, **_P,
+        description="how many fluorescent tubes stutter, and how hard the rest hum")
+declare("fog", "float", 0.25, min=0.0, max=1.0, smooth=0.5, **_P,
+        description="haze: 0 clear to the end of sight, 1 thick")
+declare_command("noclip", "phase the camera through the nearest wall into the space behind it")
+
+FOV_Y = math.radians(70.0)
+NEAR = 0.05
+TRANSITION = 1.6             # seconds of lights-out between levels
+MESH_CACHE = 96              # chunk meshes kept on the GPU
+
+
+LEVEL_LINE = 10001  # the level file's first line number in the joined source (common.glsl's is 1)
+_ERROR = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$", re.MULTILINE)
+
+
+def _compile(ctx: moderngl.Context, level: int) -> moderngl.Program:
+    """world.vert + common.glsl + level<N>.frag; errors name the file and line they are in."""
+    files = [shader_path("scene/world.vert"), shader_path("scene/common.glsl"),
+             shader_path(f"scene/level{level}.frag")]
+    vert, common, frag = (f.read_text() for f in files)
+    source = (f"#version 330\n#define WINDOW {WINDOW}\n#line 1\n{common}\n"
+              f"#line {LEVEL_LINE}\n{frag}")
+    try:
+        return ctx.program(vertex_shader=vert, fragment_shader=source)
+    except moderngl.Error as exc:
+        text = str(exc)
+        m = _ERROR.search(text)
+        if m is None:
+            raise ShaderError(files[2], None, text.strip().splitlines()[-1] if text.strip() else
+                              "compile failed") from None
+        line = int(m.group(1))
+        if "fragment_shader" not in text:  # moderngl heads its message with the failing stage
+            raise ShaderError(files[0], line, m.group(2)) from None
+        where = (files[2], line - LEVEL_LINE + 1) if line >= LEVEL_LINE else (files[1], line)
+        raise ShaderError(*where, m.group(2)) from None
+
+
+def _mat(m: np.ndarray) -> bytes:
+    return m.T.astype("f4").tobytes()  # GL wants column-major
+
+
+class Backrooms:
+    """A Scene: `render` returns colour; `depth` (R32F) and `motion` (RG32F) are filled alongside."""
+
+    def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
+        self.ctx, self.size = ctx, size
+        self.texture = ctx.texture(size, 4)
+        self.depth = ctx.texture(size, 1, dtype="f4")
+        self.motion = ctx.texture(size, 2, dtype="f4")
+        for tex in (self.depth, self.motion):
+            tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._zbuffer = ctx.depth_renderbuffer(size)
+        self.fbo = ctx.framebuffer([self.texture, self.depth, self.motion], self._zbuffer)
+        self.proj = projection(FOV_Y, size[0] / size[1], NEAR, max(s.far for s in LEVELS) + 8.0)
+        # every level compiled now: a broken shader fails at patch load, not at a level change
+        self.programs = {spec.index: _compile(ctx, spec.index) for spec in LEVELS}
+        self.meshes: OrderedDict[tuple, tuple[moderngl.Buffer, ...]] = OrderedDict()
+        self.world: World | None = None
+        self.walker: Walker | None = None
+        self.pose: Pose | None = None
+        self.prev_vp: np.ndarray | None = None
+        self.transition = -1.0  # seconds into a level change, -1 when none
+        self.cut = False        # this frame does not continue the last (motion is zero)
+        self.commands: dict[str, Callable] = {"noclip": lambda e: self.noclip()}
+
+    # -- level and walk ------------------------------------------------------------------------
+
+    def _enter(self, level: int, seed: int) -> None:
+        """Arrive in (level, seed) where the camera stands, at the centre of the cell there."""
+        world = World(LEVELS[level], seed)
+        if self.pose is None:
+            cell, yaw = (0, 0), 0.0
+        else:
+            cell, yaw = world.cell_of(self.pose.x, self.pose.z), self.walker.body_yaw
+        self.world, self.walker = world, Walker(world, seed, cell, yaw)
+        self.cut = True
+
+    def noclip(self) -> bool:
+        """Phase through the nearest wall (the lore's way in); ignored mid-phase or between levels."""
+        if self.walker is None or self.transition >= 0:
+            return False
+        return self.walker.noclip()
+
+    def _exposure(self) -> float:
+        """Lights out and back on across a level change, stuttering as they go."""
+        if self.transition < 0:
+            return 1.0
+        u = self.transition / TRANSITION
+        level = 1.0 - min(u, 1.0 - u) * 2.0
+        stutter = 0.25 if (int(self.transition * 23.0) * 2654435761) % 7 < 2 else 1.0
+        return max(level, 0.0) ** 2 * stutter
+
+    def advance(self, fp: FrameParams) -> Pose:
+        """Move the camera one frame (also what tests call to walk without rendering)."""
+        want = (int(fp["level"]), int(fp["level_seed"]))
+        self.cut = False
+        if self.world is None:
+            self._enter(*want)
+        elif self.transition >= 0:
+            half = self.transition < TRANSITION / 2
+            self.transition += fp.dt
+            if half and self.transition >= TRANSITION / 2:
+                self._enter(*want)
+            if self.transition >= TRANSITION:
+                self.transition = -1.0
+        elif want != (self.world.spec.index, self.world.seed):
+            self.transition = 0.0
+        self.pose = self.walker.step(fp.dt, float(fp["speed"]), float(fp["wander"]))
+        return self.pose
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _program(self, level: int) -> moderngl.Program:
+        return self.programs[level]
+
+    def _mesh(self, prog: moderngl.Program, cx: int, cz: int) -> tuple | None:
+        """(buffer, VAO, vertices, occluder vertices) of a chunk, built on first sight and cached."""
+        w = self.world
+        key = (w.spec.index, w.seed, cx, cz)
+        entry = self.meshes.get(key)
+        if entry is None:
+            data = chunk_mesh(w, cx, cz)
+            if not len(data):
+                return None
+            vbo = self.ctx.buffer(data.tobytes())
+            vao = self.ctx.vertex_array(prog, [(vbo, VERTEX, *ATTRIBUTES)], skip_errors=True)
+            entry = self.meshes[key] = (vbo, vao, len(data), count_occluders(data))
+            while len(self.meshes) > MESH_CACHE:
+                old_vbo, old_vao, _, _ = self.meshes.popitem(last=False)[1]
+                old_vao.release()
+                old_vbo.release()
+        else:
+            self.meshes.move_to_end(key)
+        return entry
+
+    def visible_chunks(self, pose: Pose, far: float) -> list[tuple[int, int]]:
+        """Chunks within `far` that meet the horizontal view wedge, nearest first."""
+        size = self.world.spec.chunk * self.world.spec.cell
+        ccx, ccz = math.floor(pose.x / size), math.floor(pose.z / size)
+        reach = math.ceil(far / size)
+        half = math.atan(math.tan(FOV_Y / 2) * self.size[0] / self.size[1]) + 0.35
+        planes = [(math.sin(pose.yaw + a), math.cos(pose.yaw + a)) for a in (half - math.pi / 2,
+                                                                            math.pi / 2 - half)]
+        out = []
+        for cx in range(ccx - reach, ccx + reach + 1):
+            for cz in range(ccz - reach, ccz + reach + 1):
+                x0, z0 = cx * size - pose.x, cz * size - pose.z
+                corners = [(x0, z0), (x0 + size, z0), (x0, z0 + size), (x0 + size, z0 + size)]
+                dx = max(x0, 0.0, -(x0 + size))
+                dz = max(z0, 0.0, -(z0 + size))
+                dist = math.hypot(dx, dz)
+                if dist > far:
+                    continue
+                if dist > 0 and any(all(px * a + pz * b < 0 for px, pz in corners) for a, b in planes):
+                    continue
+                out.append((dist, cx, cz))
+        return [(cx, cz) for _, cx, cz in sorted(out)]
+
+    def render(self, fp: FrameParams) -> moderngl.Texture:
+        pose = self.advance(fp)
+        level = self.world.spec.index
+        prog = self._program(level)
+        vp = self.proj @ view_matrix(pose)
+        prev = vp if self.cut or self.prev_vp is None else self.prev_vp
+        self.prev_vp = vp
+        spec = self.world.spec
+        far = spec.far
+        origin = window_origin(pose.x, pose.z, spec.lights, spec.light_offset)
+        values = {"u_vp": _mat(vp), "u_prev_vp": _mat(prev)}
+        for name, data in values.items():
+            prog[name].write(data)
+        uniforms = {
+            "u_eye": (pose.x, pose.y, pose.z),
+            "u_resolution": self.size, "u_seed": self.world.seed & 0xFFFFFFFF, "u_time": fp.time,
+            "u_fog": float(fp["fog"]), "u_exposure": self._exposure(), "u_far": far,
+            "u_fog_colour": spec.fog, "u_height": spec.height,
+            "u_light_grid": spec.lights, "u_light_offset": spec.light_offset,
+            "u_lights_origin": origin,
+        }
+        if "u_lights" in prog:
+            prog["u_lights"].write(tubes(origin, self.world.seed, fp.time, float(fp["flicker"])).tobytes())
+        for name, value in uniforms.items():
+            if name in prog:
+                prog[name].value = value
+        e = uniforms["u_exposure"]
+        self._clear(tuple(c * e for c in self.world.spec.fog), far)
+        meshes = [m for m in (self._mesh(prog, *c) for c in self.visible_chunks(pose, far)) if m]
+        self._draw(meshes)
+        return self.texture
+
+    def _draw(self, meshes: list[tuple]) -> None:
+        """Occluders of every chunk nearest first, then floors and ceilings: hidden pixels fail the
+        depth test before they are shaded (measured: a separate depth pass costs what it saves)."""
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        try:
+            for _, vao, _, split in meshes:
+                vao.render(moderngl.TRIANGLES, vertices=split)
+            for _, vao, count, split in meshes:
+                if count > split:
+                    vao.render(moderngl.TRIANGLES, vertices=count - split, first=split)
+        finally:
+            self.ctx.disable(moderngl.DEPTH_TEST)
+
+    def _clear(self, fog: tuple[float, float, float], far: float) -> None:
+        """Beyond the geometry: fog colour, depth at the far fog, no motion (one clear per target)."""
+        fbo, on, off = self.fbo, (True,) * 4, (False,) * 4
+        fbo.use()
+        fbo.color_mask = [on, off, off]
+        fbo.clear(*fog, 1.0, depth=1.0)
+        fbo.color_mask = [off, on, off]
+        fbo.clear(far, 0.0, 0.0, 0.0)
+        fbo.color_mask = [off, off, on]
+        fbo.clear(0.0, 0.0, 0.0, 0.0)
+        fbo.color_mask = [on, on, on]
+
+    def release(self) -> None:
+        for vbo, vao, _, _ in self.meshes.values():
+            vao.release()
+            vbo.release()
+        self.meshes.clear()
+        for prog in self.programs.values():
+            prog.release()
+        for obj in (self.fbo, self._zbuffer, self.texture, self.depth, self.motion):
+            obj.release()

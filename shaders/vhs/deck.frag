@@ -1,0 +1,75 @@
+#version 330
+// The playback deck: luma low-passed to the tape speed's bandwidth (VHS.md: SP 2.4 MHz, LP 1.9,
+// EP 1.4), with `ringing` steepening the filter at the same -3 dB point and `sharpen` the deck's
+// peaking control; chroma brought back from 160 samples, late by the deck's chroma delay, averaged
+// with the line above (the 1H delay line); YIQ back to RGB. With `interlace` each frame is a field:
+// only every other line is new, the rest still show the previous field.
+uniform sampler2D signal;       // YIQ at 640x480, noise and damage included
+uniform sampler2D smear;        // IQ at 160x480
+uniform sampler2D deck_prev;    // this pass's previous frame
+uniform vec2 u_resolution;
+uniform int u_frame;
+uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
+uniform int interlace;
+uniform float sharpen;
+uniform float ringing;
+uniform float chroma_delay;
+uniform float chroma_blend;
+in vec2 uv;
+out vec4 color;
+
+const mat3 YIQ2RGB = mat3(1.0, 1.0, 1.0, 0.956, -0.272, -1.106, 0.621, -0.647, 1.703);
+const float LUMA_MHZ[3] = float[3](2.4, 1.9, 1.4);
+const float DELAY_SAMPLES[3] = float[3](4.0, 5.0, 6.0);  // at 4 fsc, ntsc-rs
+const float FSC4_MHZ = 4.0 * 3.579545;
+const float ACTIVE_US = 52.6;
+const float PI = 3.14159265;
+const int R = 6;                // 13 taps: the sinc's first side lobes at EP
+
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    float W = u_resolution.x, H = u_resolution.y;
+    int line = int(H) - 1 - p.y;
+    if (interlace != 0 && ((line ^ u_frame) & 1) != 0) {
+        vec4 old = texelFetch(deck_prev, p, 0);
+        if (old.a > 0.5) {      // (a fresh buffer is empty: draw both fields once)
+            color = old;
+            return;
+        }
+    }
+
+    float f = LUMA_MHZ[tape_speed] * ACTIVE_US / W;                 // cut in cycles per px
+    float sigma = sqrt(0.5 * log(2.0)) / (sqrt(2.0) * PI * f);      // Gaussian -3 dB at f
+    // three kernels over the same taps, weights by recurrence (no transcendental per tap):
+    // Gaussian g (the tape), a wider Gaussian v (for the peaking), a sinc s cut at 1.1 f, which
+    // truncated to +-6 taps puts its -3 dB point on f too but rings
+    float qg = exp(-0.5 / (sigma * sigma)), rg = qg, qg2 = qg * qg, g = 1.0;
+    float qv = sqrt(sqrt(qg)), rv = qv, qv2 = qv * qv, v = 1.0;
+    float th = 2.0 * PI * 1.1 * f, c1 = cos(th), s1 = sin(th), ck = 1.0, sk = 0.0;
+    float y0 = texelFetch(signal, p, 0).x;
+    float sumg = 1.0, sumv = 1.0, sums = 2.0 * 1.1 * f;
+    float yg = y0, yv = y0, ys = sums * y0;
+    for (int k = 1; k <= R; k++) {
+        g *= rg;  rg *= qg2;
+        v *= rv;  rv *= qv2;
+        float sn = sk * c1 + ck * s1;
+        ck = ck * c1 - sk * s1;
+        sk = sn;
+        float s = sk / (PI * float(k));
+        float pair = texelFetch(signal, ivec2(min(p.x + k, int(W) - 1), p.y), 0).x
+                   + texelFetch(signal, ivec2(max(p.x - k, 0), p.y), 0).x;
+        yg += g * pair;  sumg += 2.0 * g;
+        yv += v * pair;  sumv += 2.0 * v;
+        ys += s * pair;  sums += 2.0 * s;
+    }
+    yg /= sumg;
+    float y = mix(yg, ys / sums, ringing) + 1.5 * sharpen * (yg - yv / sumv);
+
+    float delay = chroma_delay * DELAY_SAMPLES[tape_speed] / FSC4_MHZ * W / ACTIVE_US;   // px
+    float cx = (gl_FragCoord.x - delay) / W;
+    vec2 iq = texture(smear, vec2(cx, uv.y)).xy;
+    if (chroma_blend > 0.0)
+        iq = mix(iq, texture(smear, vec2(cx, uv.y + 2.0 / H)).xy, 0.5 * chroma_blend);
+
+    color = vec4(clamp(YIQ2RGB * vec3(y, iq), 0.0, 1.0), 1.0);
+}

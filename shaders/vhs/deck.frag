@@ -63,7 +63,7 @@ void main() {
         ys += s * pair;  sums += 2.0 * s;
     }
     yg /= sumg;
-    float y = mix(yg, ys / sums, ringing) + 1.5 * sharpen * (yg - yv / sumv);
+    float y = mix(yg, ys / sums, ringing) + sharpen * (yg - yv / sumv);
 
     float delay = chroma_delay * DELAY_SAMPLES[tape_speed] / FSC4_MHZ * W / ACTIVE_US;   // px
     float cx = (gl_FragCoord.x - delay) / W;

@@ -1,0 +1,100 @@
+"""Time the analog chain the way a show runs it: Compositor.render (+ ctx.finish), with and without
+reading the frame back, at 720p and 1080p output. `python tools/bench_chain.py [--patch NAME]`."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from instrument.clock import OfflineClock
+from instrument.params import REGISTRY, ParamBank
+from instrument.patch import load_patch
+from instrument.render.compositor import Compositor
+from instrument.render.gl import headless_context, read_rgb
+from instrument.report import Reporter
+from instrument.scene import make_scene
+
+
+def bench(ctx, patch, output: tuple[int, int], frames: int, readback: bool) -> float:
+    """Median milliseconds per frame of scene + composite (+ readback)."""
+    scene = make_scene(patch.scene, ctx, patch.size)
+    comp = Compositor(ctx, patch.chain, patch.size, output, Reporter(), watch=False)
+    bank = ParamBank(REGISTRY)
+    for name, value in patch.params.items():
+        bank.set(name, value, immediate=True)
+    clock = OfflineClock(60)
+    times = []
+    try:
+        for i in range(frames + 10):
+            tick = clock.tick()
+            fp = bank.advance(tick.frame, tick.time, tick.dt)
+            t = time.perf_counter()
+            fbo = comp.render(scene.render(fp), None, fp)
+            if readback:
+                read_rgb(fbo)
+            else:
+                ctx.finish()
+            if i >= 10:
+                times.append(time.perf_counter() - t)
+    finally:
+        comp.release()
+        scene.release()
+    return statistics.median(times) * 1000
+
+
+def passes(ctx, patch, frames: int) -> dict[str, float]:
+    """Median ms of each chain pass alone (finish after each), to see where the time goes."""
+    scene = make_scene(patch.scene, ctx, patch.size)
+    comp = Compositor(ctx, patch.chain, patch.size, (1280, 720), Reporter(), watch=False)
+    bank = ParamBank(REGISTRY)
+    for name, value in patch.params.items():
+        bank.set(name, value, immediate=True)
+    fp = bank.advance(0, 0.0, 1 / 60)
+    src = scene.render(fp)
+    out: dict[str, list[float]] = {}
+    chain = comp.chain
+    for _ in range(frames):
+        textures = {"source": src, "scene": src, "original": src}
+        source = src
+        for p in chain.passes:
+            if p.spec.feedback:
+                textures[p.spec.name + "_prev"] = p.texture
+                p.current ^= 1
+            textures["source"] = source
+            ctx.finish()
+            t = time.perf_counter()
+            p.program.bind_textures(textures)
+            p.program.set_params(fp, chain.enums)
+            p.program.set("u_frame", fp.frame)
+            p.program.set("u_resolution", p.size)
+            p.program.set("u_source_size", source.size)
+            from instrument.render.gl import draw
+            draw(p.program, p.targets[p.current][1])
+            ctx.finish()
+            out.setdefault(p.spec.name, []).append(time.perf_counter() - t)
+            source = textures[p.spec.name] = p.texture
+    comp.release()
+    scene.release()
+    return {k: statistics.median(v) * 1000 for k, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--patch", default="default")
+    ap.add_argument("--frames", type=int, default=120)
+    args = ap.parse_args()
+    ctx = headless_context()
+    print(ctx.info["GL_RENDERER"])
+    patch = load_patch(args.patch)
+    for name, ms in passes(ctx, patch, 30).items():
+        print(f"  pass {name:<8} {ms:6.2f} ms")
+    for size in ((1280, 720), (1920, 1080)):
+        for readback in (False, True):
+            ms = bench(ctx, patch, size, args.frames, readback)
+            print(f"{size[0]}x{size[1]} {'with readback' if readback else 'render+finish':<14} "
+                  f"{ms:6.2f} ms  {1000 / ms:6.1f} fps")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,8 +16,8 @@ from instrument.report import Reporter
 from instrument.scene import make_scene
 
 
-def bench(ctx, patch, output: tuple[int, int], frames: int, readback: bool) -> float:
-    """Median milliseconds per frame of scene + composite (+ readback)."""
+def bench(ctx, patch, output: tuple[int, int], frames: int, readback: bool) -> list[float]:
+    """Milliseconds per frame of scene + composite (+ readback), frame by frame."""
     scene = make_scene(patch.scene, ctx, patch.size)
     comp = Compositor(ctx, patch.chain, patch.size, output, Reporter(), watch=False)
     bank = ParamBank(REGISTRY)
@@ -40,7 +40,7 @@ def bench(ctx, patch, output: tuple[int, int], frames: int, readback: bool) -> f
     finally:
         comp.release()
         scene.release()
-    return statistics.median(times) * 1000
+    return [t * 1000 for t in times]
 
 
 def passes(ctx, patch, frames: int) -> dict[str, float]:
@@ -82,18 +82,27 @@ def passes(ctx, patch, frames: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--patch", default="default")
-    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     ctx = headless_context()
     print(ctx.info["GL_RENDERER"])
     patch = load_patch(args.patch)
     for name, ms in passes(ctx, patch, 30).items():
-        print(f"  pass {name:<8} {ms:6.2f} ms")
-    for size in ((1280, 720), (1920, 1080)):
-        for readback in (False, True):
-            ms = bench(ctx, patch, size, args.frames, readback)
-            print(f"{size[0]}x{size[1]} {'with readback' if readback else 'render+finish':<14} "
-                  f"{ms:6.2f} ms  {1000 / ms:6.1f} fps")
+        print(f"  pass {name:<9} {ms:6.2f} ms (alone, finished)")
+    # a shared machine's neighbours show up as slow frames: report the median and the quiet
+    # (10th percentile) frame, over rounds that alternate the cases
+    runs: dict[tuple, list[float]] = {}
+    for _ in range(args.rounds):
+        for size in ((1280, 720), (1920, 1080)):
+            for readback in (False, True):
+                runs.setdefault((size, readback), []).extend(
+                    bench(ctx, patch, size, args.frames, readback))
+    for (size, readback), times in runs.items():
+        med, quiet = statistics.median(times), statistics.quantiles(times, n=10)[0]
+        print(f"{size[0]}x{size[1]} {'with readback' if readback else 'render+finish':<14} "
+              f"median {med:6.2f} ms ({1000 / med:5.1f} fps)  quiet {quiet:6.2f} ms "
+              f"({1000 / quiet:5.1f} fps)")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,18 @@
 // The playback deck: luma low-passed to the tape speed's bandwidth (VHS.md: SP 2.4 MHz, LP 1.9,
 // EP 1.4), with `ringing` steepening the filter at the same -3 dB point and `sharpen` the deck's
 // peaking control; chroma brought back from 160 samples, late by the deck's chroma delay, averaged
-// with the line above (the 1H delay line); YIQ back to RGB. With `interlace` each frame is a field:
-// only every other line is new, the rest still show the previous field.
-uniform sampler2D signal;       // YIQ at 640x480, noise and damage included
-uniform sampler2D smear;        // IQ at 160x480
+// with the line above (the 1H delay line); YIQ back to RGB; the deck's on-screen display keyed in.
+// With `interlace` each frame is a field: only every other line is new, the rest still show the
+// previous field.
+uniform sampler2D signal;       // Y (and IQ) at 640x480, noise and damage included
+uniform sampler2D smear;        // IQ as 0.5 + 0.8 * value, at 160x480
+uniform sampler2D osd_layer;    // the deck's character generator: colour and coverage
 uniform sampler2D deck_prev;    // this pass's previous frame
 uniform vec2 u_resolution;
 uniform int u_frame;
 uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
 uniform int interlace;
+uniform int osd;
 uniform float sharpen;
 uniform float ringing;
 uniform float chroma_delay;
@@ -71,5 +74,7 @@ void main() {
     if (chroma_blend > 0.0)
         iq = mix(iq, texture(smear, vec2(cx, uv.y + 2.0 / H)).xy, 0.5 * chroma_blend);
 
-    color = vec4(clamp(YIQ2RGB * vec3(y, iq), 0.0, 1.0), 1.0);
+    vec3 rgb = clamp(YIQ2RGB * vec3(y, (iq - 0.5) / 0.8), 0.0, 1.0);
+    vec4 text = texture(osd_layer, uv);
+    color = vec4(mix(rgb, text.rgb, text.a * float(osd)), 1.0);
 }

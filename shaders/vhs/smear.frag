@@ -3,7 +3,7 @@
 // edges (a one-sided exponential tail, as a real deck's causal filters do; 0 leaves the tape-speed
 // bandwidth alone), the colour-under carrier's jitter shifts the hue of each line, and some lines
 // lose their colour. Works on the 160-sample chroma, so a tap here spans 4 tape pixels.
-uniform sampler2D chroma;       // IQ at 160x480
+uniform sampler2D chroma;       // IQ as 0.5 + 0.8 * value, at 160x480
 uniform vec2 u_resolution;
 uniform int u_frame;
 uniform int seed;
@@ -27,12 +27,12 @@ const int TAIL = 8;             // taps of the bleed tail: up to 32 tape px to t
 void main() {
     ivec2 p = ivec2(gl_FragCoord.xy);
     int line = int(u_resolution.y) - 1 - p.y;
-    vec2 iq = texelFetch(chroma, p, 0).xy;
+    vec2 iq = texelFetch(chroma, p, 0).xy - 0.5;
     if (bleed > 0.0) {
         float a = exp(-1.0 / (bleed * 3.5)), w = 1.0, wsum = 1.0;
         for (int k = 1; k <= TAIL; k++) {
             w *= a;
-            iq += w * texelFetch(chroma, ivec2(max(p.x - k, 0), p.y), 0).xy;
+            iq += w * (texelFetch(chroma, ivec2(max(p.x - k, 0), p.y), 0).xy - 0.5);
             wsum += w;
         }
         iq /= wsum;
@@ -45,5 +45,5 @@ void main() {
     }
     if (chroma_loss > 0.0 && u01(h3(2, u_frame, line / 2)) < chroma_loss * chroma_loss * 0.2)
         iq = vec2(0.0);
-    color = vec4(iq, 0.0, 1.0);
+    color = vec4(iq + 0.5, 0.5, 1.0);
 }

@@ -48,15 +48,15 @@ def row_shifts(out: np.ndarray, ref: np.ndarray, reach: int = 40) -> np.ndarray:
 
 
 def test_head_switching_stays_in_the_bottom_lines(rig, bars):
-    ref = rig.render(bars, **QUIET)["deck"]
+    ref = rig.render(bars, **QUIET)["frame"]
     touched = set()
     for frame in range(6):                       # the band bounces from frame to frame
-        out = rig.render(bars, frame=frame, **{**QUIET, "head_switch": 1.0})["deck"]
+        out = rig.render(bars, frame=frame, **{**QUIET, "head_switch": 1.0})["frame"]
         rows = np.nonzero(np.abs(out - ref).max(axis=(1, 2)) > 0)[0]
         assert rows.size >= 4, f"frame {frame}: head switching touched only rows {rows}"
         assert rows.min() >= H - 10, f"frame {frame}: head switching reached row {rows.min()} of {H}"
         touched.update(rows.tolist())
-    shifts = row_shifts(rig.render(bars, frame=0, **{**QUIET, "head_switch": 1.0})["deck"], ref)
+    shifts = row_shifts(rig.render(bars, frame=0, **{**QUIET, "head_switch": 1.0})["frame"], ref)
     assert np.all(shifts[:H - 10] == 0) and np.any(shifts[H - 4:] > 0), "the bottom lines hook sideways"
 
 
@@ -67,9 +67,8 @@ def test_aberration_moves_red_and_blue_at_the_edge_only(rig, amount):
     lines = (32, W // 2, W - 32)
     for x in lines:
         img[:, x - 1:x + 1] = 1.0                # two px wide, centred on the texel edge x
-    flat = {**QUIET, "aberration": 0.0}
-    base = rig.render(img, **flat)["screen"]
-    out = rig.render(img, **{**flat, "aberration": amount})["screen"]
+    base = rig.render(img, **QUIET)["screen"]                 # crt off: the screen is flat
+    out = rig.render(img, **{**QUIET, "aberration": amount})["screen"]
     sw = base.shape[1]
     scale = sw / W                               # screen px per tape px
     rows = slice(base.shape[0] // 2 - 40, base.shape[0] // 2 + 40)   # near the horizontal axis
@@ -92,20 +91,20 @@ def test_tracking_zero_displaces_no_line(rig, bars):
     """With the rest of the tape as worn as default, tracking 0 leaves every line in place."""
     steady = {"interlace": False, "edge_wave": 0.0, "head_switch": 0.0, "dropouts": 0.0,
               "crt": False, "osd": False, "aberration": 0.0}
-    ref = rig.render(bars, **QUIET)["deck"]
+    ref = rig.render(bars, **QUIET)["frame"]
     for frame in (0, 37, 1000):
-        out = rig.render(bars, frame=frame, tracking=0.0, tracking_jump=0.0, **steady)["deck"]
+        out = rig.render(bars, frame=frame, tracking=0.0, tracking_jump=0.0, **steady)["frame"]
         shifts = row_shifts(out, ref)
         assert np.all(shifts == 0), f"frame {frame}: rows {np.nonzero(shifts)[0]} displaced"
-    out = rig.render(bars, frame=37, tracking=0.4, **steady)["deck"]
+    out = rig.render(bars, frame=37, tracking=0.4, **steady)["frame"]
     assert np.count_nonzero(row_shifts(out, ref)) >= 10, "tracking 0.4 should tear lines sideways"
 
 
 def test_tracking_jump_jolts_the_picture(rig, bars):
-    ref = rig.render(bars, **QUIET)["deck"]
-    jolted = rig.render(bars, **{**QUIET, "tracking_jump": 1.0})["deck"]
+    ref = rig.render(bars, **QUIET)["frame"]
+    jolted = rig.render(bars, **{**QUIET, "tracking_jump": 1.0})["frame"]
     assert np.mean(np.abs(jolted - ref)) > 0.02
-    assert np.array_equal(rig.render(bars, **{**QUIET, "tracking_jump": 0.0})["deck"], ref)
+    assert np.array_equal(rig.render(bars, **{**QUIET, "tracking_jump": 0.0})["frame"], ref)
 
 
 NOISY = {"luma_noise": 0.5, "chroma_noise": 0.5, "snow": 0.5, "tracking": 0.3, "dropouts": 0.5,
@@ -120,9 +119,9 @@ def test_same_inputs_same_bytes(rig, bars):
 
 
 def test_next_frame_and_other_seed_differ(rig, bars):
-    a = rig.render(bars, frame=120, seed=7, **NOISY)["deck"]
-    b = rig.render(bars, frame=121, seed=7, **NOISY)["deck"]
-    c = rig.render(bars, frame=120, seed=8, **NOISY)["deck"]
+    a = rig.render(bars, frame=120, seed=7, **NOISY)["frame"]
+    b = rig.render(bars, frame=121, seed=7, **NOISY)["frame"]
+    c = rig.render(bars, frame=120, seed=8, **NOISY)["frame"]
     for other in (b, c):
         differ = np.abs(a - other).max(axis=2) > 0
         assert differ.mean() > 0.5, "noise should change across most of the picture"
@@ -146,9 +145,9 @@ def test_interlaced_sequence_repeats_exactly(rig, bars):
 def test_interlace_keeps_the_other_field(rig, bars):
     rig.render(bars, frame=10, **{**QUIET, "interlace": True})
     moved = np.roll(bars, 20, axis=1)
-    out = rig.render(moved, frame=11, **{**QUIET, "interlace": True})["deck"]
-    fresh = rig.render(moved, frame=11, **QUIET)["deck"]
-    stale = rig.render(bars, frame=11, **QUIET)["deck"]
+    out = rig.render(moved, frame=11, **{**QUIET, "interlace": True})["frame"]
+    fresh = rig.render(moved, frame=11, **QUIET)["frame"]
+    stale = rig.render(bars, frame=11, **QUIET)["frame"]
     new_rows = np.arange(H)[(np.arange(H) ^ 11) & 1 == 0]
     old_rows = np.arange(H)[(np.arange(H) ^ 11) & 1 == 1]
     assert np.array_equal(out[new_rows], fresh[new_rows])

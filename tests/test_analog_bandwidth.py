@@ -1,7 +1,8 @@
 """Measured bandwidths: sine sweeps of luma and of chroma through the tape with all noise at zero,
 -3 dB points converted to MHz with the 52.6 us active line, against VHS.md's table (+-20%).
 
-The deck pass is the tape's output; the screen after it is the TV, which has its own response.
+Measured on the woven frame (the tape as the deck plays it); the screen after it is the TV, which
+has its own response.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def sweep(freqs_mhz: np.ndarray, channel: int, amp: float) -> np.ndarray:
 
 
 def response(rig: Rig, channel: int, **params) -> tuple[np.ndarray, np.ndarray]:
-    """Gain per sweep frequency of Y (channel 0) or I (channel 1) at the deck's output."""
+    """Gain per sweep frequency of Y (channel 0) or I (channel 1) in the woven frame."""
     freqs, amp = (LUMA_MHZ, LUMA_AMP) if channel == 0 else (CHROMA_MHZ, CHROMA_AMP)
-    out = rig.render(sweep(freqs, channel, amp), **{**QUIET, **params})["deck"]
+    out = rig.render(sweep(freqs, channel, amp), **{**QUIET, **params})["frame"]
     sig = (out @ RGB2YIQ.T)[..., channel]
     gains = []
     for b, f in enumerate(freqs):

@@ -1,23 +1,15 @@
 #version 330
 // The playback deck: luma low-passed to the tape speed's bandwidth (VHS.md: SP 2.4 MHz, LP 1.9,
 // EP 1.4), with `ringing` steepening the filter at the same -3 dB point and `sharpen` the deck's
-// peaking control; chroma brought back from 160 samples, late by the deck's chroma delay, averaged
-// with the line above (the 1H delay line); YIQ back to RGB; the deck's on-screen display keyed in.
-// With `interlace` each frame is a field: only every other line is new, the rest still show the
-// previous field.
-uniform sampler2D signal;       // Y (and IQ) at 640x480, noise and damage included
-uniform sampler2D smear;        // IQ as 0.5 + 0.8 * value, at 160x480
-uniform sampler2D osd_layer;    // the deck's character generator: colour and coverage
-uniform sampler2D deck_prev;    // this pass's previous frame
+// peaking control; chroma brought back from 160 samples, late by the deck's chroma delay; YIQ back
+// to RGB. One field, 640x240, like every tape pass before it.
+uniform sampler2D signal;       // Y (and IQ) of this field, noise and damage included
+uniform sampler2D smear;        // IQ as 0.5 + 0.8 * value, 160x240
 uniform vec2 u_resolution;
-uniform int u_frame;
 uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
-uniform int interlace;
-uniform int osd;
 uniform float sharpen;
 uniform float ringing;
 uniform float chroma_delay;
-uniform float chroma_blend;
 in vec2 uv;
 out vec4 color;
 
@@ -30,16 +22,8 @@ const float PI = 3.14159265;
 const int R = 6;                // 13 taps: the sinc's first side lobes at EP
 
 void main() {
+    float W = u_resolution.x;
     ivec2 p = ivec2(gl_FragCoord.xy);
-    float W = u_resolution.x, H = u_resolution.y;
-    int line = int(H) - 1 - p.y;
-    if (interlace != 0 && ((line ^ u_frame) & 1) != 0) {
-        vec4 old = texelFetch(deck_prev, p, 0);
-        if (old.a > 0.5) {      // (a fresh buffer is empty: draw both fields once)
-            color = old;
-            return;
-        }
-    }
 
     float f = LUMA_MHZ[tape_speed] * ACTIVE_US / W;                 // cut in cycles per px
     float sigma = sqrt(0.5 * log(2.0)) / (sqrt(2.0) * PI * f);      // Gaussian -3 dB at f
@@ -69,12 +53,6 @@ void main() {
     float y = mix(yg, ys / sums, ringing) + sharpen * (yg - yv / sumv);
 
     float delay = chroma_delay * DELAY_SAMPLES[tape_speed] / FSC4_MHZ * W / ACTIVE_US;   // px
-    float cx = (gl_FragCoord.x - delay) / W;
-    vec2 iq = texture(smear, vec2(cx, uv.y)).xy;
-    if (chroma_blend > 0.0)
-        iq = mix(iq, texture(smear, vec2(cx, uv.y + 2.0 / H)).xy, 0.5 * chroma_blend);
-
-    vec3 rgb = clamp(YIQ2RGB * vec3(y, (iq - 0.5) / 0.8), 0.0, 1.0);
-    vec4 text = texture(osd_layer, uv);
-    color = vec4(mix(rgb, text.rgb, text.a * float(osd)), 1.0);
+    vec2 iq = texture(smear, vec2((gl_FragCoord.x - delay) / W, uv.y)).xy;
+    color = vec4(clamp(YIQ2RGB * vec3(y, (iq - 0.5) / 0.8), 0.0, 1.0), 1.0);
 }

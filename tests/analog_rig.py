@@ -57,11 +57,6 @@ class Rig:
         self.chain.release()
 
 
-def tape(outputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The tape's picture as the deck plays it: the field, each line shown twice (interlace off)."""
-    return np.repeat(outputs["deck"], 2, axis=0)
-
-
 def read(tex) -> np.ndarray:
     w, h = tex.size
     if tex.dtype == "f1":

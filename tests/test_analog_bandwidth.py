@@ -1,7 +1,7 @@
 """Measured bandwidths: sine sweeps of luma and of chroma through the tape with all noise at zero,
 -3 dB points converted to MHz with the 52.6 us active line, against VHS.md's table (+-20%).
 
-Measured on the deck's output (the tape as the deck plays it); the screen after it is the TV, which
+Measured on the woven frame (the tape as the deck plays it); the screen after it is the TV, which
 has its own response.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analog_rig import QUIET, RGB2YIQ, TAPE, YIQ2RGB, Rig, amplitude, mhz_to_cycles_per_px, tape
+from analog_rig import QUIET, RGB2YIQ, TAPE, YIQ2RGB, Rig, amplitude, mhz_to_cycles_per_px
 
 TARGET = {"SP": (2.4, 0.32), "LP": (1.9, 0.30), "EP": (1.4, 0.28)}  # MHz: luma, chroma (VHS.md)
 BAND = 20                                    # rows per test frequency: 24 frequencies a frame
@@ -42,9 +42,9 @@ def sweep(freqs_mhz: np.ndarray, channel: int, amp: float) -> np.ndarray:
 
 
 def response(rig: Rig, channel: int, **params) -> tuple[np.ndarray, np.ndarray]:
-    """Gain per sweep frequency of Y (channel 0) or I (channel 1) at the deck's output."""
+    """Gain per sweep frequency of Y (channel 0) or I (channel 1) in the woven frame."""
     freqs, amp = (LUMA_MHZ, LUMA_AMP) if channel == 0 else (CHROMA_MHZ, CHROMA_AMP)
-    out = tape(rig.render(sweep(freqs, channel, amp), **{**QUIET, **params}))
+    out = rig.render(sweep(freqs, channel, amp), **{**QUIET, **params})["frame"]
     sig = (out @ RGB2YIQ.T)[..., channel]
     gains = []
     for b, f in enumerate(freqs):

@@ -27,7 +27,7 @@ def gl():
 def test_the_chain_has_its_stages():
     names = set(IDS)
     assert {"vhs/signal.frag", "vhs/chroma.frag", "vhs/smear.frag", "vhs/deck.frag", "vhs/osd.frag",
-            "vhs/screen.frag"} <= names
+            "vhs/frame.frag", "vhs/screen.frag"} <= names
 
 
 @pytest.mark.parametrize("path", [p for p in SHADERS if p.suffix == ".frag"],

@@ -18,9 +18,24 @@ RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, 
 YIQ2RGB = np.linalg.inv(RGB2YIQ)
 
 # every artifact off, every display stage flat: what is left is the tape's filtering
-QUIET = dict(luma_noise=0.0, chroma_noise=0.0, snow=0.0, tracking=0.0, tracking_jump=0.0,
-             head_switch=0.0, edge_wave=0.0, dropouts=0.0, chroma_loss=0.0, sharpen=0.0,
-             ringing=0.0, bleed=0.0, aberration=0.0, crt=False, osd=False, interlace=False)
+QUIET = {
+    "luma_noise": 0.0,
+    "chroma_noise": 0.0,
+    "snow": 0.0,
+    "tracking": 0.0,
+    "tracking_jump": 0.0,
+    "head_switch": 0.0,
+    "edge_wave": 0.0,
+    "dropouts": 0.0,
+    "chroma_loss": 0.0,
+    "sharpen": 0.0,
+    "ringing": 0.0,
+    "bleed": 0.0,
+    "aberration": 0.0,
+    "crt": False,
+    "osd": False,
+    "interlace": False,
+}
 
 
 def mhz_to_cycles_per_px(mhz: float | np.ndarray, width: int = TAPE[0]) -> float | np.ndarray:
@@ -36,10 +51,15 @@ class Rig:
         self.chain = Chain(ctx, self.spec, self.quad, TAPE, TAPE)
         self.source = ctx.texture(TAPE, 4, dtype="f4")
 
-    def fresh(self) -> "Rig":
+    def fresh(self) -> Rig:
         """A second chain from the same files: empty feedback buffers, newly compiled programs."""
         other = object.__new__(Rig)
-        other.ctx, other.spec, other.quad, other.source = self.ctx, self.spec, self.quad, self.source
+        other.ctx, other.spec, other.quad, other.source = (
+            self.ctx,
+            self.spec,
+            self.quad,
+            self.source,
+        )
         other.chain = Chain(self.ctx, self.spec, self.quad, TAPE, TAPE)
         return other
 
@@ -50,7 +70,9 @@ class Rig:
         self.source.write(np.ascontiguousarray(rgba[::-1]).tobytes())
         values = {**REGISTRY.defaults(), **params}
         fp = FrameParams(frame, frame / 60.0, 1 / 60.0, values)
-        self.chain.render({"source": self.source, "scene": self.source, "original": self.source}, fp)
+        self.chain.render(
+            {"source": self.source, "scene": self.source, "original": self.source}, fp
+        )
         return {p.spec.name: read(p.texture) for p in self.chain.passes}
 
     def release(self) -> None:
@@ -69,7 +91,13 @@ def read(tex) -> np.ndarray:
 
 def amplitude(signal: np.ndarray, cycles_per_px: float, x: np.ndarray) -> float:
     """Least-squares amplitude of one frequency in a row segment (any phase, any DC)."""
-    a = np.stack([np.sin(2 * np.pi * cycles_per_px * x), np.cos(2 * np.pi * cycles_per_px * x),
-                  np.ones_like(x)], axis=1)
+    a = np.stack(
+        [
+            np.sin(2 * np.pi * cycles_per_px * x),
+            np.cos(2 * np.pi * cycles_per_px * x),
+            np.ones_like(x),
+        ],
+        axis=1,
+    )
     coef = np.linalg.lstsq(a, signal, rcond=None)[0]
     return float(np.hypot(coef[0], coef[1]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from analog_rig import QUIET, RGB2YIQ, TAPE, Rig
 
 W, H = TAPE
@@ -29,7 +28,7 @@ def bars() -> np.ndarray:
     x = 0
     while x < W:
         n = int(rng.integers(6, 40))
-        row[x:x + n] = rng.uniform(0.1, 0.9, 3)
+        row[x : x + n] = rng.uniform(0.1, 0.9, 3)
         x += n
     return np.repeat(row[None], H, axis=0)
 
@@ -43,21 +42,27 @@ def row_shifts(out: np.ndarray, ref: np.ndarray, reach: int = 40) -> np.ndarray:
     a, b = luma(out), luma(ref)
     cols = slice(reach + 8, W - reach - 8)
     shifts = np.arange(-reach, reach + 1)
-    err = np.stack([np.mean((a[:, cols] - np.roll(b, s, axis=1)[:, cols]) ** 2, axis=1) for s in shifts])
+    err = np.stack(
+        [np.mean((a[:, cols] - np.roll(b, s, axis=1)[:, cols]) ** 2, axis=1) for s in shifts]
+    )
     return shifts[np.argmin(err, axis=0)]
 
 
 def test_head_switching_stays_in_the_bottom_lines(rig, bars):
     ref = rig.render(bars, **QUIET)["frame"]
     touched = set()
-    for frame in range(6):                       # the band bounces from frame to frame
+    for frame in range(6):  # the band bounces from frame to frame
         out = rig.render(bars, frame=frame, **{**QUIET, "head_switch": 1.0})["frame"]
         rows = np.nonzero(np.abs(out - ref).max(axis=(1, 2)) > 0)[0]
         assert rows.size >= 4, f"frame {frame}: head switching touched only rows {rows}"
-        assert rows.min() >= H - 10, f"frame {frame}: head switching reached row {rows.min()} of {H}"
+        assert rows.min() >= H - 10, (
+            f"frame {frame}: head switching reached row {rows.min()} of {H}"
+        )
         touched.update(rows.tolist())
     shifts = row_shifts(rig.render(bars, frame=0, **{**QUIET, "head_switch": 1.0})["frame"], ref)
-    assert np.all(shifts[:H - 10] == 0) and np.any(shifts[H - 4:] > 0), "the bottom lines hook sideways"
+    assert np.all(shifts[: H - 10] == 0) and np.any(shifts[H - 4 :] > 0), (
+        "the bottom lines hook sideways"
+    )
 
 
 @pytest.mark.parametrize("amount", [4.0, 12.0])
@@ -66,19 +71,22 @@ def test_aberration_moves_red_and_blue_at_the_edge_only(rig, amount):
     img = np.zeros((H, W, 3))
     lines = (32, W // 2, W - 32)
     for x in lines:
-        img[:, x - 1:x + 1] = 1.0                # two px wide, centred on the texel edge x
-    base = rig.render(img, **QUIET)["screen"]                 # crt off: the screen is flat
+        img[:, x - 1 : x + 1] = 1.0  # two px wide, centred on the texel edge x
+    base = rig.render(img, **QUIET)["screen"]  # crt off: the screen is flat
     out = rig.render(img, **{**QUIET, "aberration": amount})["screen"]
     sw = base.shape[1]
-    scale = sw / W                               # screen px per tape px
-    rows = slice(base.shape[0] // 2 - 40, base.shape[0] // 2 + 40)   # near the horizontal axis
+    scale = sw / W  # screen px per tape px
+    rows = slice(base.shape[0] // 2 - 40, base.shape[0] // 2 + 40)  # near the horizontal axis
     for x in lines:
         expect = amount * (x - W / 2) / (W / 2)  # tape px, radial: `amount` at the side edge
         window = np.arange(max(int((x - 40) * scale), 0), min(int((x + 40) * scale), sw))
         for ch, sign in ((0, 1.0), (1, 0.0), (2, -1.0)):
-            moved = (centroid(out[rows, :, ch], window) - centroid(base[rows, :, ch], window)) / scale
+            moved = (
+                centroid(out[rows, :, ch], window) - centroid(base[rows, :, ch], window)
+            ) / scale
             assert abs(moved - sign * expect) < 0.35, (
-                f"line at {x}: channel {'RGB'[ch]} moved {moved:.2f} tape px, expected {sign * expect:.2f}")
+                f"line at {x}: channel {'RGB'[ch]} moved {moved:.2f} tape px, expected {sign * expect:.2f}"
+            )
 
 
 def centroid(img: np.ndarray, window: np.ndarray) -> float:
@@ -89,8 +97,15 @@ def centroid(img: np.ndarray, window: np.ndarray) -> float:
 
 def test_tracking_zero_displaces_no_line(rig, bars):
     """With the rest of the tape as worn as default, tracking 0 leaves every line in place."""
-    steady = {"interlace": False, "edge_wave": 0.0, "head_switch": 0.0, "dropouts": 0.0,
-              "crt": False, "osd": False, "aberration": 0.0}
+    steady = {
+        "interlace": False,
+        "edge_wave": 0.0,
+        "head_switch": 0.0,
+        "dropouts": 0.0,
+        "crt": False,
+        "osd": False,
+        "aberration": 0.0,
+    }
     ref = rig.render(bars, **QUIET)["frame"]
     for frame in (0, 37, 1000):
         out = rig.render(bars, frame=frame, tracking=0.0, tracking_jump=0.0, **steady)["frame"]
@@ -107,13 +122,22 @@ def test_tracking_jump_jolts_the_picture(rig, bars):
     assert np.array_equal(rig.render(bars, **{**QUIET, "tracking_jump": 0.0})["frame"], ref)
 
 
-NOISY = {"luma_noise": 0.5, "chroma_noise": 0.5, "snow": 0.5, "tracking": 0.3, "dropouts": 0.5,
-         "chroma_loss": 0.5, "head_switch": 1.0, "edge_wave": 2.0, "interlace": False}
+NOISY = {
+    "luma_noise": 0.5,
+    "chroma_noise": 0.5,
+    "snow": 0.5,
+    "tracking": 0.3,
+    "dropouts": 0.5,
+    "chroma_loss": 0.5,
+    "head_switch": 1.0,
+    "edge_wave": 2.0,
+    "interlace": False,
+}
 
 
 def test_same_inputs_same_bytes(rig, bars):
     a = rig.render(bars, frame=120, seed=7, **NOISY)["screen"]
-    rig.render(bars, frame=999, seed=3, **NOISY)                 # unrelated work in between
+    rig.render(bars, frame=999, seed=3, **NOISY)  # unrelated work in between
     b = rig.render(bars, frame=120, seed=7, **NOISY)["screen"]
     assert np.array_equal(a, b)
 

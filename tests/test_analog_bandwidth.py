@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from analog_rig import QUIET, RGB2YIQ, TAPE, YIQ2RGB, Rig, amplitude, mhz_to_cycles_per_px
 
 TARGET = {"SP": (2.4, 0.32), "LP": (1.9, 0.30), "EP": (1.4, 0.28)}  # MHz: luma, chroma (VHS.md)
-BAND = 20                                    # rows per test frequency: 24 frequencies a frame
-COLS = np.arange(48, TAPE[0] - 48)           # away from the clamped edges
+BAND = 20  # rows per test frequency: 24 frequencies a frame
+COLS = np.arange(48, TAPE[0] - 48)  # away from the clamped edges
 LUMA_MHZ = np.geomspace(0.3, 4.5, TAPE[1] // BAND)
 CHROMA_MHZ = np.geomspace(0.06, 1.2, TAPE[1] // BAND)
 LUMA_AMP, CHROMA_AMP = 0.25, 0.15
@@ -37,7 +36,9 @@ def sweep(freqs_mhz: np.ndarray, channel: int, amp: float) -> np.ndarray:
     yiq[..., 0] = 0.5
     x = np.arange(TAPE[0])
     for b, f in enumerate(freqs_mhz):
-        yiq[b * BAND:(b + 1) * BAND, :, channel] += amp * np.sin(2 * np.pi * mhz_to_cycles_per_px(f) * x)
+        yiq[b * BAND : (b + 1) * BAND, :, channel] += amp * np.sin(
+            2 * np.pi * mhz_to_cycles_per_px(f) * x
+        )
     return yiq @ YIQ2RGB.T
 
 
@@ -48,8 +49,10 @@ def response(rig: Rig, channel: int, **params) -> tuple[np.ndarray, np.ndarray]:
     sig = (out @ RGB2YIQ.T)[..., channel]
     gains = []
     for b, f in enumerate(freqs):
-        rows = sig[b * BAND + 5:(b + 1) * BAND - 3, COLS]   # clear of the line-above chroma blend
-        gains.append(np.mean([amplitude(r, mhz_to_cycles_per_px(f), COLS.astype(float)) for r in rows]))
+        rows = sig[b * BAND + 5 : (b + 1) * BAND - 3, COLS]  # clear of the line-above chroma blend
+        gains.append(
+            np.mean([amplitude(r, mhz_to_cycles_per_px(f), COLS.astype(float)) for r in rows])
+        )
     return freqs, np.array(gains) / amp
 
 
@@ -64,8 +67,10 @@ def cutoff(freqs: np.ndarray, gains: np.ndarray) -> float:
 
 
 def measure(rig: Rig) -> dict[str, tuple[float, float]]:
-    return {s: (cutoff(*response(rig, 0, tape_speed=s)), cutoff(*response(rig, 1, tape_speed=s)))
-            for s in TARGET}
+    return {
+        s: (cutoff(*response(rig, 0, tape_speed=s)), cutoff(*response(rig, 1, tape_speed=s)))
+        for s in TARGET
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +87,9 @@ def test_luma_cutoff_matches_vhs(measured, speed):
 @pytest.mark.parametrize("speed", list(TARGET))
 def test_chroma_cutoff_matches_vhs(measured, speed):
     got, want = measured[speed][1], TARGET[speed][1]
-    assert abs(got - want) <= 0.2 * want, f"{speed} chroma -3 dB at {got * 1000:.0f} kHz, VHS.md says {want * 1000:.0f}"
+    assert abs(got - want) <= 0.2 * want, (
+        f"{speed} chroma -3 dB at {got * 1000:.0f} kHz, VHS.md says {want * 1000:.0f}"
+    )
 
 
 def test_slower_tape_has_less_bandwidth(measured):
@@ -111,10 +118,12 @@ def measure_one(rig: Rig, channel: int, **params) -> float:
     return cutoff(*response(rig, channel, tape_speed="SP", **params))
 
 
-if __name__ == "__main__":   # the table for the issue note
+if __name__ == "__main__":  # the table for the issue note
     from instrument.render.gl import headless_context
 
     r = Rig(headless_context())
     print(f"{'speed':<6}{'luma MHz':>10}{'target':>8}{'chroma kHz':>12}{'target':>8}")
     for s, (luma, chroma) in measure(r).items():
-        print(f"{s:<6}{luma:>10.2f}{TARGET[s][0]:>8.2f}{chroma * 1000:>12.0f}{TARGET[s][1] * 1000:>8.0f}")
+        print(
+            f"{s:<6}{luma:>10.2f}{TARGET[s][0]:>8.2f}{chroma * 1000:>12.0f}{TARGET[s][1] * 1000:>8.0f}"
+        )

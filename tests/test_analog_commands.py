@@ -3,6 +3,7 @@ own, frame by frame (so a replayed performance jolts on the same frames)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -21,7 +22,7 @@ def show():
 
     ctx = headless_context()
     s = Show(ctx, load_patch("default"), (320, 240), clock=OfflineClock(60))
-    s.compositor.render = lambda scene, generated, fp: None   # the values are under test here
+    s.compositor.render = lambda scene, generated, fp: None  # the values are under test here
     yield s
     s.close()
     ctx.release()
@@ -44,7 +45,7 @@ def first_step() -> float:
 def test_jump_kicks_and_decays_to_rest(show):
     curve = jump_curve(show, 600)
     assert curve[0] == pytest.approx(first_step())
-    assert all(b < a for a, b in zip(curve[1:40], curve[2:41])), "settles monotonically"
+    assert all(b < a for a, b in itertools.pairwise(curve[:40])), "settles monotonically"
     assert curve[60] < 0.1
     assert curve[-1] == 0.0, "back to exactly 0: a clean deck again"
 
@@ -80,13 +81,27 @@ def test_jump_reaches_the_picture():
     from instrument.render.gl import headless_context
 
     ctx = headless_context()
-    quiet = {"luma_noise": 0.0, "chroma_noise": 0.0, "snow": 0.0, "dropouts": 0.0,
-             "chroma_loss": 0.0, "head_switch": 0.0, "edge_wave": 0.0, "tracking": 0.0}
+    quiet = {
+        "luma_noise": 0.0,
+        "chroma_noise": 0.0,
+        "snow": 0.0,
+        "dropouts": 0.0,
+        "chroma_loss": 0.0,
+        "head_switch": 0.0,
+        "edge_wave": 0.0,
+        "tracking": 0.0,
+    }
     frames = []
     for jolt in (False, True):
         grab = Grab()
-        s = Show(ctx, load_patch("default"), (320, 240), clock=OfflineClock(60), outputs=[grab],
-                 overrides=quiet)
+        s = Show(
+            ctx,
+            load_patch("default"),
+            (320, 240),
+            clock=OfflineClock(60),
+            outputs=[grab],
+            overrides=quiet,
+        )
         try:
             for n in range(4):
                 if jolt and n == 2:

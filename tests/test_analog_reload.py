@@ -52,7 +52,7 @@ def setup(gl, tmp_path):
     chain.write_text(CHAIN % shader)
     reporter = Reporter()
     comp = Compositor(gl, chain, SIZE, SIZE, reporter)
-    comp.watcher.interval = 0.0          # look on every frame, not four times a second
+    comp.watcher.interval = 0.0  # look on every frame, not four times a second
     scene = gl.texture(SIZE, 4)
     yield comp, scene, shader, chain, reporter
     comp.release()
@@ -87,9 +87,9 @@ def test_broken_shader_keeps_the_old_chain_and_says_where(setup):
     assert list(frame(comp, scene)) == [0, 255, 0], "the previous chain must keep playing"
     assert comp.chain is old
     message = reporter.recent[-1][1]
-    assert f"{shader}:7:" in message, message             # `colr` is on line 7
+    assert f"{shader}:7:" in message, message  # `colr` is on line 7
     assert list(frame(comp, scene)) == [0, 255, 0] and len(reporter.recent) == 1, "reported once"
-    edit(shader, SHADER % "0.0, 0.0, 1.0")                 # the fix comes in by itself
+    edit(shader, SHADER % "0.0, 0.0, 1.0")  # the fix comes in by itself
     assert list(frame(comp, scene)) == [0, 0, 255]
 
 

@@ -70,6 +70,7 @@ def passes(ctx, patch, frames: int) -> dict[str, float]:
             p.program.set("u_resolution", p.size)
             p.program.set("u_source_size", source.size)
             from instrument.render.gl import draw
+
             draw(p.program, p.targets[p.current][1])
             ctx.finish()
             out.setdefault(p.spec.name, []).append(time.perf_counter() - t)
@@ -97,12 +98,15 @@ def main() -> None:
         for size in ((1280, 720), (1920, 1080)):
             for readback in (False, True):
                 runs.setdefault((size, readback), []).extend(
-                    bench(ctx, patch, size, args.frames, readback))
+                    bench(ctx, patch, size, args.frames, readback)
+                )
     for (size, readback), times in runs.items():
         med, quiet = statistics.median(times), statistics.quantiles(times, n=10)[0]
-        print(f"{size[0]}x{size[1]} {'with readback' if readback else 'render+finish':<14} "
-              f"median {med:6.2f} ms ({1000 / med:5.1f} fps)  quiet {quiet:6.2f} ms "
-              f"({1000 / quiet:5.1f} fps)")
+        print(
+            f"{size[0]}x{size[1]} {'with readback' if readback else 'render+finish':<14} "
+            f"median {med:6.2f} ms ({1000 / med:5.1f} fps)  quiet {quiet:6.2f} ms "
+            f"({1000 / quiet:5.1f} fps)"
+        )
 
 
 if __name__ == "__main__":

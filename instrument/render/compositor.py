@@ -51,8 +51,8 @@ class Compositor:
             new = Chain(self.ctx, spec, self.quad, self.source_size, self.output_size)
         except Exception as exc:
             self.reporter.error("chain", str(exc))
-            running = self.chain is not None and spec is not None and spec.path == self.chain.spec.path
-            if self.watcher is not None and running:
+            running = self.chain is not None and spec is not None
+            if self.watcher is not None and running and spec.path == self.chain.spec.path:
                 self.watcher.add(_files(spec))   # a shader the edit added: fixing it must be seen
             return False
         if self.chain is not None:

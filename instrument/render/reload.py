@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 INTERVAL = 0.25  # seconds between polls: an edit shows up within a quarter of a second
 
@@ -18,8 +18,12 @@ Stamp = tuple[int, int, int] | None
 
 
 class FileWatcher:
-    def __init__(self, paths: Iterable[Path] = (), interval: float = INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        paths: Iterable[Path] = (),
+        interval: float = INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = interval
         self.clock = clock
         self._next = 0.0

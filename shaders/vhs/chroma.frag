@@ -1,8 +1,9 @@
 #version 330
 // Colour-under: VHS records chroma as a narrow band around 629 kHz, so only a few hundred kHz of it
 // survive (VHS.md: SP 320 kHz, LP 300, EP 280). A Gaussian FIR puts its -3 dB point there, counting
-// the linear upsampling back to 640 px in the deck pass, and decimates to 160 samples per line, which
-// carry 0.3 MHz with room to spare. FIR, not the row IIR of ntsc-rs: rows are not sequential here.
+// the linear upsampling back to 640 px in the deck pass, and decimates to 160 samples per line,
+// which carry 0.3 MHz with room to spare. FIR, not the row IIR of ntsc-rs: rows are not sequential
+// in a fragment shader.
 uniform sampler2D signal;       // Y, and IQ as 0.5 + 0.8 * value, at 640x480
 uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
 in vec2 uv;

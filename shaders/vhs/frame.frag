@@ -22,7 +22,8 @@ int field;
 vec3 shown(vec2 at) {           // the deck's picture at a tape position (px, lines from the top)
     // this field's lines are every other line from `field`: the nearest two, interpolated
     float row = (at.y - 0.5 - float(field)) * 0.5;
-    vec3 c = texture(deck, vec2(at.x / u_resolution.x, 1.0 - (row + 0.5) * 2.0 / u_resolution.y)).rgb;
+    vec2 t = vec2(at.x / u_resolution.x, 1.0 - (row + 0.5) * 2.0 / u_resolution.y);
+    vec3 c = texture(deck, t).rgb;
     return c * step(0.0, at.x) * step(at.x, u_resolution.x);          // beyond the raster: black
 }
 

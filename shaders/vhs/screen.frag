@@ -2,7 +2,8 @@
 // The TV's glass and beam: `crt` bends the picture on a bulging screen, draws the beam's 240 field
 // lines (brighter spots widen the beam) and darkens the corners; off, it is a flat panel. Runs on a
 // 960x720 raster so the scanlines and the curvature don't alias against the tape's 480 lines; its
-// cost is fixed, not the output's. No texture fetch sits in a branch: llvmpipe pays dearly for those.
+// cost is fixed, not the output's. No texture fetch sits in a branch: llvmpipe pays dearly for
+// those.
 uniform sampler2D frame;        // the woven picture with OSD and lens, 640x480 RGB
 uniform int crt;
 uniform float scanlines;

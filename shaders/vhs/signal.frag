@@ -3,7 +3,7 @@
 // read them) becomes a YIQ signal, and everything the heads get wrong happens here, before the
 // deck's filters (tracking error, head switching, time-base wobble, dropouts, tape noise, snow), so
 // the later low-passes streak the damage horizontally the way tape does.
-// All randomness is an integer hash of (seed, frame, line, pixel): the same inputs give the same bytes.
+// All randomness is an integer hash of (seed, frame, line, pixel): same inputs, same bytes.
 uniform sampler2D source;
 uniform vec2 u_resolution;      // one field: 640x240
 uniform int u_frame;
@@ -85,15 +85,16 @@ void main() {
         torn = max(torn, band * (0.35 + 0.65 * value(line_key ^ uint(col / 7), 8)));
         lost = max(lost, band);
         // the picture jolts when the servo loses lock, and rolls when it never finds it
-        dy += tracking_jump * tracking_jump * 36.0 + smoothstep(0.8, 1.0, t) * mod(float(u_frame) * 7.0, H);
+        dy += tracking_jump * tracking_jump * 36.0;
+        dy += smoothstep(0.8, 1.0, t) * mod(float(u_frame) * 7.0, H);
     }
 
     // head switching: the bottom few lines, just before vertical sync, come from the other head
     if (head_switch > 0.0 && line >= int(H) - 8) {
-        float lines = 5.0 + 3.0 * head_switch * value(seed_key ^ uint(u_frame / 3), 9);  // 5..8
-        float below = H - float(line);                                            // 1 at the bottom
+        float lines = 5.0 + 3.0 * head_switch * value(seed_key ^ uint(u_frame / 3), 9);  // 5-8
+        float below = H - float(line);                  // 1 at the bottom
         if (below <= lines) {
-            float k = 1.0 - (below - 1.0) / lines;                                 // 0 top .. 1 bottom
+            float k = 1.0 - (below - 1.0) / lines;      // 0 at the band top, 1 at the bottom
             dx += head_switch * (4.0 + 26.0 * k * k + 6.0 * value(line_key, 10));
             torn = max(torn, head_switch * (0.2 + 0.6 * k) * value(line_key ^ uint(col / 5), 11));
             lost = max(lost, head_switch * k);
@@ -134,7 +135,7 @@ void main() {
     // tape noise, added before the deck's low-passes shape it into streaks
     if (luma_noise > 0.0)
         yiq.x += luma_noise * 0.25 * bell(mix32(pixel_key + 20u));
-    if (chroma_noise > 0.0) {   // flat, not bell-shaped: the colour-under low-pass averages 32 of them
+    if (chroma_noise > 0.0) {   // flat, not bell-shaped: the colour-under low-pass averages 32
         uint h = mix32(pixel_key + 21u);
         yiq.yz += chroma_noise * 0.6 * 3.464 * (vec2(uvec2(h, h >> 16) & 65535u) / 65535.0 - 0.5);
     }

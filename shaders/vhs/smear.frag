@@ -34,12 +34,14 @@ void main() {
     vec2 iq = vec2(0.0);
     for (int k = 0; k <= TAIL; k++) {
         int x = max(p.x - k, 0);
-        iq += w * mix(texelFetch(chroma, ivec2(x, p.y), 0).xy, texelFetch(chroma, ivec2(x, above.y), 0).xy, b);
+        iq += w * mix(texelFetch(chroma, ivec2(x, p.y), 0).xy,
+                      texelFetch(chroma, ivec2(x, above.y), 0).xy, b);
         wsum += w;
         w *= a;
     }
     iq = iq / wsum - 0.5;
-    uint key = hash(uint(seed) * 0x5bd1e995u ^ (uint(u_frame) * 0x9e3779b9u) ^ (uint(line) * 0x85ebca6bu));
+    uint key = hash(uint(seed) * 0x5bd1e995u ^ (uint(u_frame) * 0x9e3779b9u)
+                    ^ (uint(line) * 0x85ebca6bu));
     if (chroma_noise > 0.0) {
         float phase = chroma_noise * 0.35 * (u01(key) + u01(hash(key)) - 1.0);
         float c = cos(phase), s = sin(phase);

@@ -80,6 +80,34 @@ def passes(ctx, patch, frames: int) -> dict[str, float]:
     return {k: statistics.median(v) * 1000 for k, v in out.items()}
 
 
+def calibrate(ctx, frames: int = 20) -> float:
+    """Median ms of one plain copy pass at 1280x720, finished: the machine's yardstick right now.
+
+    Back-to-back draws into one framebuffer look far cheaper on llvmpipe (a later opaque draw
+    discards the earlier one's work), so every figure here is a finished, dependent pass.
+    """
+    from instrument.render.gl import draw, load_program, quad_buffer, target
+
+    quad = quad_buffer(ctx)
+    prog = load_program(ctx, "core/output.frag", quad)
+    src, _ = target(ctx, (640, 480))
+    tex, fbo = target(ctx, (1280, 720))
+    src.use(0)
+    prog.set("source", 0)
+    prog.set("fade", 1.0)
+    prog.set("fit", 2)
+    times = []
+    for _ in range(frames):
+        ctx.finish()
+        t = time.perf_counter()
+        draw(prog, fbo)
+        ctx.finish()
+        times.append(time.perf_counter() - t)
+    for obj in (prog, src, tex, fbo, quad):
+        obj.release()
+    return statistics.median(times) * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--patch", default="default")
@@ -88,6 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     ctx = headless_context()
     print(ctx.info["GL_RENDERER"])
+    print(f"yardstick: the output pass alone at 1280x720 {calibrate(ctx):.2f} ms")
     patch = load_patch(args.patch)
     for name, ms in passes(ctx, patch, 30).items():
         print(f"  pass {name:<9} {ms:6.2f} ms (alone, finished)")
@@ -107,6 +136,7 @@ def main() -> None:
             f"median {med:6.2f} ms ({1000 / med:5.1f} fps)  quiet {quiet:6.2f} ms "
             f"({1000 / quiet:5.1f} fps)"
         )
+    print(f"yardstick again: {calibrate(ctx):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ declare_command("seed/next", "next noise seed")
 declare_command("seed/prev", "previous noise seed")
 declare_command("patch/load", "<name or path>: load a patch (a bad one is reported, the show goes on)")
 declare_command("chain/reload", "rebuild the shader chain from its files")
+declare_command("tracking/jump", "[strength 0..1]: jolt the tape's tracking; it settles by itself")
 declare_command("quit", "end the show")
 
 
@@ -103,6 +104,7 @@ class Show:
             "seed/prev": lambda e: self.bank.nudge("seed", -1),
             "patch/load": self._load_patch,
             "chain/reload": lambda e: self.compositor.load_chain(self.patch.chain),
+            "tracking/jump": self._tracking_jump,
             "quit": lambda e: self.stop(),
         }
 
@@ -206,6 +208,14 @@ class Show:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
         self.patch = patch
         log.info("patch %s loaded", patch.name)
+
+    def _tracking_jump(self, e: ControlEvent) -> None:
+        """Kick the chain's `tracking_jump` up now and let its smoothing carry it back to rest: the
+        decay is the parameter's own (declared in the chain), stepped per frame, so it replays."""
+        args = e.value if isinstance(e.value, (tuple, list)) else (e.value,)
+        strength = 1.0 if not args or args[0] is None else args[0]
+        self.bank.set("tracking_jump", strength, immediate=True)
+        self.bank.set("tracking_jump", 0.0)
 
     def stop(self) -> None:
         self.running = False

@@ -1,7 +1,8 @@
 """The compositor: scene and generated frame in, the chain between, one scaled output frame out.
 
 It owns the master parameters a chain file can't be trusted to implement (`mix`, `fade`, `fit`),
-and keeps the last good chain when a new one fails to build.
+keeps the last good chain when a new one fails to build, and rebuilds whatever shader or chain file
+was edited while it plays (hot reload, polled from `render`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import moderngl
 
 from ..params import FrameParams, declare
 from ..report import Reporter
-from .chain import Chain, load_chain_spec
-from .gl import Program, draw, load_program, quad_buffer, target
+from .chain import Chain, ChainSpec, load_chain_spec
+from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
+from .reload import FileWatcher
+
+MIX, OUTPUT = "core/mix.frag", "core/output.frag"
 
 declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
         description="generated frame over the base scene (0 = scene only)")
@@ -25,12 +29,14 @@ declare("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name_
 
 class Compositor:
     def __init__(self, ctx: moderngl.Context, chain: str | Path, source_size: tuple[int, int],
-                 output_size: tuple[int, int], reporter: Reporter) -> None:
+                 output_size: tuple[int, int], reporter: Reporter, watch: bool = True) -> None:
         self.ctx, self.reporter = ctx, reporter
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
-        self.mixer = load_program(ctx, "core/mix.frag", self.quad)
-        self.out = load_program(ctx, "core/output.frag", self.quad)
+        self.mixer = load_program(ctx, MIX, self.quad)
+        self.out = load_program(ctx, OUTPUT, self.quad)
+        self.core = {shader_path(f) for f in (QUAD_VERT, MIX, OUTPUT)}
+        self.watcher = FileWatcher() if watch else None
         self.mixed, self.mixed_fbo = target(ctx, source_size)
         self.texture, self.fbo = target(ctx, output_size)
         self.chain: Chain | None = None
@@ -39,15 +45,39 @@ class Compositor:
 
     def load_chain(self, name: str | Path) -> bool:
         """Build a chain; on any failure report it and keep playing the previous one."""
+        spec = None
         try:
-            new = Chain(self.ctx, load_chain_spec(name), self.quad, self.source_size, self.output_size)
+            spec = load_chain_spec(name)
+            new = Chain(self.ctx, spec, self.quad, self.source_size, self.output_size)
         except Exception as exc:
             self.reporter.error("chain", str(exc))
+            running = self.chain is not None and spec is not None
+            if self.watcher is not None and running and spec.path == self.chain.spec.path:
+                self.watcher.add(_files(spec))   # a shader the edit added: fixing it must be seen
             return False
         if self.chain is not None:
             self.chain.release()
         self.chain = new
+        if self.watcher is not None:
+            self.watcher.watch([*sorted(self.core), *_files(spec)])
         return True
+
+    def poll(self) -> None:
+        """Rebuild what was edited since the last look: the running chain, or the core programs."""
+        edited = set(self.watcher.changed()) if self.watcher is not None else set()
+        if not edited:
+            return
+        if edited & self.core:
+            for attr, frag in (("mixer", MIX), ("out", OUTPUT)):
+                try:
+                    program = load_program(self.ctx, frag, self.quad)
+                except Exception as exc:
+                    self.reporter.error("shader", str(exc))
+                    continue
+                getattr(self, attr).release()
+                setattr(self, attr, program)
+        if self.chain is not None and edited - {shader_path(MIX), shader_path(OUTPUT)}:
+            self.load_chain(self.chain.spec.path)
 
     def resize(self, output_size: tuple[int, int]) -> None:
         """New output size (window resized or went fullscreen): new targets, same chain."""
@@ -62,6 +92,7 @@ class Compositor:
 
     def render(self, scene: moderngl.Texture, generated: moderngl.Texture | None,
                fp: FrameParams) -> moderngl.Framebuffer:
+        self.poll()
         source = scene
         if generated is not None and generated is not scene:
             self._pass(self.mixer, {"scene": scene, "generated": generated}, fp, self.mixed_fbo)
@@ -83,3 +114,7 @@ class Compositor:
             self.chain.release()
         for obj in (self.mixer, self.out, self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
+
+
+def _files(spec: ChainSpec) -> list[Path]:
+    return [spec.path, *(p.shader for p in spec.passes)]

@@ -1,0 +1,51 @@
+#version 330
+// The picture as the TV receives it. The deck delivers one field (240 lines) a frame; here it is
+// woven into the 480-line frame: with `interlace` the other field's lines still show the previous
+// field, so motion combs as on a real set; without it each field line is shown twice (240p).
+// The deck's on-screen display is keyed in at full resolution (its character generator is not
+// taped), and the lens separates R and B radially: red drawn larger, blue smaller, about the
+// centre, by `aberration` tape px at the side edge and none at the centre (the OSD, keyed after
+// the tape, stays sharp: one fetch, not three). This runs at 640x480, so the TV's finer raster
+// after it needs one fetch a pixel, not three.
+uniform sampler2D deck;         // this field, RGB, 640x240
+uniform sampler2D osd_layer;    // font pixels over the frame, 4 px by 3 lines each: 160x160
+uniform sampler2D frame_prev;   // this pass's previous frame
+uniform vec2 u_resolution;      // 640x480
+uniform int u_frame;
+uniform int interlace;
+uniform int osd;
+uniform float aberration;       // tape px at the side edge
+out vec4 color;
+
+int field;
+
+// one channel of this field at a tape position (px, lines from the top): the nearest of the field's
+// lines (the other field's lines show the one above: line doubling), interpolated across the line
+// by hand; two texel fetches are cheaper on llvmpipe than one filtered one
+float shown(vec2 at, int channel) {
+    ivec2 size = textureSize(deck, 0);
+    int row = clamp(int(floor((at.y - 0.5 - float(field)) * 0.5 + 0.25)), 0, size.y - 1);
+    float x = at.x - 0.5;
+    int x0 = int(floor(x));
+    vec4 a = texelFetch(deck, ivec2(clamp(x0, 0, size.x - 1), size.y - 1 - row), 0);
+    vec4 b = texelFetch(deck, ivec2(clamp(x0 + 1, 0, size.x - 1), size.y - 1 - row), 0);
+    vec4 c = mix(a, b, x - float(x0)) * step(0.0, at.x) * step(at.x, float(size.x));
+    return channel == 0 ? c.r : channel == 1 ? c.g : c.b;
+}
+
+void main() {
+    field = interlace != 0 ? (u_frame & 1) : 0;
+    int line = int(u_resolution.y) - 1 - int(gl_FragCoord.y);       // 0 at the top
+    vec2 at = vec2(gl_FragCoord.x, float(line) + 0.5);
+    vec2 centre = 0.5 * u_resolution;
+    float k = aberration / centre.x;
+    vec3 rgb = vec3(shown(centre + (at - centre) / (1.0 + k), 0), shown(at, 1),
+                    shown(centre + (at - centre) / (1.0 - min(k, 0.5)), 2));
+    // the OSD, keyed in by the deck before the TV; one font pixel is 4 px by 3 lines
+    vec4 text = texelFetch(osd_layer, ivec2(gl_FragCoord.xy) / ivec2(4, 3), 0);
+    rgb = mix(rgb, text.rgb, text.a * float(osd));
+    // the other field keeps what it showed; a fresh, empty buffer (alpha 0) draws it once
+    vec4 old = texelFetch(frame_prev, ivec2(gl_FragCoord.xy), 0);
+    bool stale = interlace != 0 && ((line ^ field) & 1) != 0 && old.a > 0.5;
+    color = stale ? old : vec4(rgb, 1.0);
+}

@@ -1,0 +1,69 @@
+"""Every GLSL file compiles: in Mesa through EGL (what plays), and in glslangValidator (the reference
+front end, stricter about the spec than any one driver)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from instrument.render.gl import QUAD_VERT, load_program, quad_buffer, shader_path
+from instrument.resources import data_dir
+
+SHADERS = sorted(p for p in data_dir("shaders").rglob("*") if p.suffix in (".frag", ".vert"))
+IDS = [str(p.relative_to(data_dir("shaders"))) for p in SHADERS]
+
+
+@pytest.fixture(scope="module")
+def gl():
+    from instrument.render.gl import headless_context
+
+    ctx = headless_context()
+    yield ctx
+    ctx.release()
+
+
+def test_the_chain_has_its_stages():
+    names = set(IDS)
+    assert {
+        "vhs/signal.frag",
+        "vhs/chroma.frag",
+        "vhs/smear.frag",
+        "vhs/deck.frag",
+        "vhs/osd.frag",
+        "vhs/frame.frag",
+        "vhs/screen.frag",
+    } <= names
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SHADERS if p.suffix == ".frag"],
+    ids=[i for i, p in zip(IDS, SHADERS) if p.suffix == ".frag"],
+)
+def test_compiles_in_mesa(gl, path):
+    quad = quad_buffer(gl)
+    program = load_program(gl, path, quad)  # with the one vertex shader, so it links too
+    program.release()
+    quad.release()
+
+
+@pytest.mark.parametrize("path", SHADERS, ids=IDS)
+def test_compiles_in_glslang(path):
+    exe = shutil.which("glslangValidator")
+    if exe is None:
+        pytest.skip("glslangValidator not installed (Debian: apt-get install glslang-tools)")
+    run = subprocess.run([exe, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_shaders_say_what_they_model():
+    for path in SHADERS:
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith("#version 330"), path
+        assert lines[1].startswith("//"), f"{path}: the second line says what the stage models"
+
+
+def test_quad_vert_is_the_vertex_shader():
+    assert shader_path(QUAD_VERT) in SHADERS

@@ -11,8 +11,12 @@ import pytest
 from instrument.render.gl import QUAD_VERT, load_program, quad_buffer, shader_path
 from instrument.resources import data_dir
 
-SHADERS = sorted(p for p in data_dir("shaders").rglob("*") if p.suffix in (".frag", ".vert"))
+ALL = sorted(p for p in data_dir("shaders").rglob("*") if p.suffix in (".frag", ".vert", ".glsl"))
+# standalone shaders start with #version; pieces (the scene's level shaders) are assembled by their
+# consumer, and are compiled below the way it assembles them
+SHADERS = [p for p in ALL if p.read_text().startswith("#version")]
 IDS = [str(p.relative_to(data_dir("shaders"))) for p in SHADERS]
+LEVELS = sorted(int(p.stem.removeprefix("level")) for p in data_dir("shaders").glob("scene/level*.frag"))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def test_the_chain_has_its_stages():
 @pytest.mark.parametrize(
     "path",
     [p for p in SHADERS if p.suffix == ".frag"],
-    ids=[i for i, p in zip(IDS, SHADERS) if p.suffix == ".frag"],
+    ids=[i for i, p in zip(IDS, SHADERS, strict=True) if p.suffix == ".frag"],
 )
 def test_compiles_in_mesa(gl, path):
     quad = quad_buffer(gl)
@@ -58,11 +62,29 @@ def test_compiles_in_glslang(path):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_level_shaders_compile_as_assembled(gl, level, tmp_path):
+    from instrument.scene import backrooms
+
+    backrooms._compile(gl, level).release()
+    exe = shutil.which("glslangValidator")
+    if exe is not None:
+        common = shader_path("scene/common.glsl").read_text()
+        frag = shader_path(f"scene/level{level}.frag").read_text()
+        joined = tmp_path / f"level{level}.frag"
+        joined.write_text(f"#version 330\n#define WINDOW {backrooms.WINDOW}\n{common}\n{frag}")
+        run = subprocess.run([exe, str(joined)], check=False, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_shaders_say_what_they_model():
-    for path in SHADERS:
+    assert LEVELS and len(ALL) > len(SHADERS)
+    for path in ALL:
         lines = path.read_text().splitlines()
-        assert lines[0].startswith("#version 330"), path
-        assert lines[1].startswith("//"), f"{path}: the second line says what the stage models"
+        if path in SHADERS:
+            assert lines[0].startswith("#version 330"), path
+            lines = lines[1:]
+        assert lines[0].startswith("//"), f"{path}: the first comment says what the stage models"
 
 
 def test_quad_vert_is_the_vertex_shader():

@@ -116,7 +116,7 @@ class _Pass:
         self.spec, self.program, self.size = spec, program, size
         dtype = "f2" if spec.float else "f1"
         self.targets = [target(ctx, size, dtype, spec.filter) for _ in range(2 if spec.feedback else 1)]
-        for tex, fbo in self.targets:
+        for _tex, fbo in self.targets:
             fbo.clear()
         self.current = 0
 
@@ -148,7 +148,7 @@ class Chain:
                 prog.release()
             raise
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
-                       for p, prog in zip(spec.passes, programs)]
+                       for p, prog in zip(spec.passes, programs, strict=True)]
         self.enums = {s.name: {c: i for i, c in enumerate(s.choices)}
                       for s in registry if s.type == "enum"}
 

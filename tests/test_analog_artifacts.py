@@ -72,8 +72,8 @@ def test_aberration_moves_red_and_blue_at_the_edge_only(rig, amount):
     lines = (32, W // 2, W - 32)
     for x in lines:
         img[:, x - 1 : x + 1] = 1.0  # two px wide, centred on the texel edge x
-    base = rig.render(img, **QUIET)["screen"]  # crt off: the screen is flat
-    out = rig.render(img, **{**QUIET, "aberration": amount})["screen"]
+    base = rig.render(img, **QUIET)["frame"]  # the lens is in the frame pass
+    out = rig.render(img, **{**QUIET, "aberration": amount})["frame"]
     sw = base.shape[1]
     scale = sw / W  # screen px per tape px
     rows = slice(base.shape[0] // 2 - 40, base.shape[0] // 2 + 40)  # near the horizontal axis
@@ -136,9 +136,9 @@ NOISY = {
 
 
 def test_same_inputs_same_bytes(rig, bars):
-    a = rig.render(bars, frame=120, seed=7, **NOISY)["screen"]
+    a = rig.render(bars, frame=120, seed=7, **NOISY)["frame"]
     rig.render(bars, frame=999, seed=3, **NOISY)  # unrelated work in between
-    b = rig.render(bars, frame=120, seed=7, **NOISY)["screen"]
+    b = rig.render(bars, frame=120, seed=7, **NOISY)["frame"]
     assert np.array_equal(a, b)
 
 
@@ -161,8 +161,8 @@ def test_interlaced_sequence_repeats_exactly(rig, bars):
         params = {**NOISY, "interlace": True}
         for frame in range(3):
             moving = np.roll(bars, 5 * frame, axis=1)
-            a = one.render(moving, frame=frame, seed=1, **params)["screen"]
-            b = two.render(moving, frame=frame, seed=1, **params)["screen"]
+            a = one.render(moving, frame=frame, seed=1, **params)["frame"]
+            b = two.render(moving, frame=frame, seed=1, **params)["frame"]
             assert np.array_equal(a, b), f"frame {frame} differs between two identical runs"
     finally:
         one.release()

@@ -37,7 +37,6 @@ def test_the_chain_has_its_stages():
         "vhs/deck.frag",
         "vhs/osd.frag",
         "vhs/frame.frag",
-        "vhs/screen.frag",
     } <= names
 
 

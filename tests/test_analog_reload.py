@@ -106,6 +106,6 @@ def test_the_vhs_chain_watches_its_own_files(gl):
     comp = Compositor(gl, "vhs", SIZE, SIZE, Reporter())
     try:
         names = {p.name for p in comp.watcher.paths}
-        assert {"vhs.toml", "signal.frag", "deck.frag", "screen.frag", "output.frag"} <= names
+        assert {"vhs.toml", "signal.frag", "deck.frag", "frame.frag", "output.frag"} <= names
     finally:
         comp.release()

@@ -25,6 +25,16 @@ declare("fade", "float", 1.0, min=0.0, max=1.0, smooth=0.25, origin=__name__,
         description="master fade: 0 is black")
 declare("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name__,
         description="how the 4:3 tape frame meets the output: pillarbox, crop or stretch")
+# The screen the tape is watched on, drawn by the output pass at output resolution: one pass fewer
+# than a CRT stage of its own, and its scanlines are as sharp as the output allows.
+declare("crt", "bool", True, origin=__name__,
+        description="show the tape on a CRT (scanlines, curvature, vignette); off is a flat panel")
+declare("scanlines", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+        description="dark gaps between the CRT's 240 field lines")
+declare("curvature", "float", 0.3, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+        description="bulge of the CRT glass")
+declare("vignette", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+        description="darkening towards the CRT's corners")
 
 
 class Compositor:
@@ -39,6 +49,7 @@ class Compositor:
         self.watcher = FileWatcher() if watch else None
         self.mixed, self.mixed_fbo = target(ctx, source_size)
         self.texture, self.fbo = target(ctx, output_size)
+        self._box: tuple[int, int, int, int] | None = None
         self.chain: Chain | None = None
         if not self.load_chain(chain):
             raise RuntimeError(f"the shader chain '{chain}' could not be built (see the log)")
@@ -87,6 +98,7 @@ class Compositor:
         self.texture.release()
         self.fbo.release()
         self.texture, self.fbo = target(self.ctx, output_size)
+        self._box = None
         if self.chain is not None:
             self.load_chain(self.chain.spec.path)
 
@@ -99,7 +111,14 @@ class Compositor:
             source = self.mixed
         assert self.chain is not None
         taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
+        box = picture_box(self.output_size, taped.size, fp["fit"])
+        if box != self._box:  # the bars outside the picture are cleared once, then never shaded
+            self.fbo.use()
+            self.fbo.clear(0.0, 0.0, 0.0, 1.0)
+            self._box = box
+        self.fbo.scissor = box
         self._pass(self.out, {"source": taped}, fp, self.fbo)
+        self.fbo.scissor = None
         return self.fbo
 
     def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
@@ -114,6 +133,17 @@ class Compositor:
             self.chain.release()
         for obj in (self.mixer, self.out, self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
+
+
+def picture_box(output: tuple[int, int], frame: tuple[int, int], fit: str) -> tuple[int, int, int, int]:
+    """The output pixels the tape frame covers (x, y, w, h): all of them unless `fit` pillarboxes or
+    letterboxes. A pixel of margin keeps the CRT's soft edge inside."""
+    w, h = output
+    if fit != "fit":
+        return 0, 0, w, h
+    scale = min(w / frame[0], h / frame[1])
+    pw, ph = min(w, round(frame[0] * scale) + 2), min(h, round(frame[1] * scale) + 2)
+    return (w - pw) // 2, (h - ph) // 2, pw, ph
 
 
 def _files(spec: ChainSpec) -> list[Path]:

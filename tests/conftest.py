@@ -24,6 +24,16 @@ def ctx():
     context.release()
 
 
+@pytest.fixture(scope="module")
+def rig(ctx):
+    """The analog chain fed exact images (tests/analog_rig.py)."""
+    from analog_rig import Rig
+
+    r = Rig(ctx)
+    yield r
+    r.release()
+
+
 @pytest.fixture(scope="session")
 def xvfb():
     """A real X server for window tests; skipped with the reason where Xvfb is not installed."""

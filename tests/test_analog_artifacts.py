@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analog_rig import QUIET, RGB2YIQ, TAPE, Rig
+from analog_rig import QUIET, RGB2YIQ, TAPE
 
 W, H = TAPE
 
 
-@pytest.fixture(scope="module")
-def rig():
-    from instrument.render.gl import headless_context
-
-    ctx = headless_context()
-    r = Rig(ctx)
-    yield r
-    r.release()
-    ctx.release()
 
 
 @pytest.fixture(scope="module")

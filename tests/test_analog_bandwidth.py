@@ -19,15 +19,6 @@ CHROMA_MHZ = np.geomspace(0.06, 1.2, TAPE[1] // BAND)
 LUMA_AMP, CHROMA_AMP = 0.25, 0.15
 
 
-@pytest.fixture(scope="module")
-def rig():
-    from instrument.render.gl import headless_context
-
-    ctx = headless_context()
-    r = Rig(ctx)
-    yield r
-    r.release()
-    ctx.release()
 
 
 def sweep(freqs_mhz: np.ndarray, channel: int, amp: float) -> np.ndarray:

@@ -105,6 +105,14 @@ class ParamSpec:
         span = self.max - self.min
         return (value - self.min) / span if span else 0.0
 
+    def to_uniform(self, value: Any) -> Any:
+        """The value as a shader uniform: enums as their index, bools as 0/1; strings have none."""
+        if self.type == "enum":
+            return self.choices.index(value)
+        if self.type == "bool":
+            return int(value)
+        return None if self.type == "str" else value
+
     def describe(self) -> dict[str, Any]:
         d = {
             "name": self.name, "type": self.type, "default": self.default, "unit": self.unit,

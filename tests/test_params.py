@@ -94,3 +94,8 @@ def test_nudge_wraps_enums_and_clamps_ints(reg):
     assert bank.nudge("speed", -1) == "EP"
     bank.set("count", 10)
     assert bank.nudge("count", +1) == 10
+
+
+def test_uniform_values(reg):
+    assert reg["speed"].to_uniform("EP") == 2 and reg["on"].to_uniform(True) == 1
+    assert reg["gain"].to_uniform(0.25) == 0.25 and reg["prompt"].to_uniform("x") is None

@@ -136,8 +136,7 @@ class Chain:
     before anything of the running chain is touched."""
 
     def __init__(self, ctx: moderngl.Context, spec: ChainSpec, quad: moderngl.Buffer,
-                 source_size: tuple[int, int], output_size: tuple[int, int],
-                 registry: Registry = REGISTRY) -> None:
+                 source_size: tuple[int, int], output_size: tuple[int, int]) -> None:
         self.spec = spec
         programs: list[Program] = []
         try:
@@ -149,8 +148,6 @@ class Chain:
             raise
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
-        self.enums = {s.name: {c: i for i, c in enumerate(s.choices)}
-                      for s in registry if s.type == "enum"}
 
     def render(self, inputs: dict[str, moderngl.Texture], fp: FrameParams) -> moderngl.Texture:
         textures = dict(inputs)
@@ -162,7 +159,7 @@ class Chain:
             prog = p.program
             textures["source"] = source
             prog.bind_textures(textures)
-            prog.set_params(fp, self.enums)
+            prog.set_params(fp)
             prog.set("u_frame", fp.frame)
             prog.set("u_time", fp.time)
             prog.set("u_resolution", p.size)

@@ -123,7 +123,7 @@ class Compositor:
 
     def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
         prog.bind_textures(textures)
-        prog.set_params(fp, self.chain.enums if self.chain else {})
+        prog.set_params(fp)
         prog.set("u_resolution", fbo.size)
         prog.set("u_source_size", next(iter(textures.values())).size)
         draw(prog, fbo)

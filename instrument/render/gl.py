@@ -11,6 +11,7 @@ from typing import Any
 import moderngl
 import numpy as np
 
+from ..params import REGISTRY
 from ..resources import data_dir
 
 QUAD_VERT = "core/quad.vert"
@@ -61,16 +62,14 @@ class Program:
         if u is not None:
             u.value = value
 
-    def set_params(self, values: Mapping[str, Any], enum_index: Mapping[str, dict[str, int]]) -> None:
+    def set_params(self, values: Mapping[str, Any]) -> None:
         """Every uniform named after a parameter gets that parameter's value (the registry is the map)."""
         for name, u in self.uniforms.items():
-            if name in values:
-                v = values[name]
-                if isinstance(v, str):
-                    if name not in enum_index:
-                        continue
-                    v = enum_index[name].get(v, 0)
-                u.value = int(v) if isinstance(v, bool) else v
+            spec = REGISTRY.get(name)
+            if spec is not None and name in values:
+                v = spec.to_uniform(values[name])
+                if v is not None:
+                    u.value = v
 
     def bind_textures(self, textures: Mapping[str, moderngl.Texture]) -> None:
         for unit, name in enumerate(self.samplers):

@@ -21,10 +21,12 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from .clock import RealtimeClock
 from .control import ControlQueue
 from .control.osc import OscControl
-from .params import REGISTRY, FrameParams
+from .params import REGISTRY, FrameParams, ParamBank
 from .patch import load_patch
+from .render.compositor import Compositor
 from .render.gl import headless_context, read_rgb
 from .report import Reporter
+from .scene import make_scene
 from .show import STAGES, Show
 
 
@@ -184,6 +186,23 @@ def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     return out
 
 
+def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
+    """Each chain pass alone, finished, on the patch's scene: where the compositor's time goes."""
+    scene = make_scene(patch.scene, ctx, patch.size)
+    comp = Compositor(ctx, patch.chain, patch.size, (1280, 720), Reporter(), watch=False)
+    bank = ParamBank(REGISTRY)
+    for name, value in patch.params.items():
+        bank.set(name, value, immediate=True)
+    timings: dict[str, list[float]] = {}
+    for n in range(frames):
+        fp = bank.advance(n, n / 60.0, 1 / 60.0)
+        src = scene.render(fp)
+        comp.chain.render({"source": src, "scene": src, "original": src}, fp, timings)
+    comp.release()
+    scene.release()
+    return {name: _summary(ms[5:]) for name, ms in timings.items()}
+
+
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
@@ -197,6 +216,10 @@ def run_bench(args: argparse.Namespace) -> int:
     report["scene"] = bench_scene(ctx, patch.size, frames)
     report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
     report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
+    report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
+    big = (round(size[0] * 1.5), round(size[1] * 1.5))
+    report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
+                            **bench_stages(ctx, patch, big, frames, readback=False)}
     report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
     report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
     report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
@@ -222,6 +245,11 @@ def print_report(r: dict[str, Any]) -> None:
         for name, st in s["stages_ms"].items():
             if st.get("n"):
                 print(f"  {name:<10} mean {st['mean']:6.3f} ms  p50 {st['p50']:6.3f}  p99 {st['p99']:6.3f}")
+    print("chain passes alone (finished), median ms: " + "  ".join(
+        f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
+    comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
+    print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
+          f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
     lat = r["latency_60fps"]
     L = lat["latency_ms"]
     print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "

@@ -7,6 +7,7 @@ resolution, say), so their cost does not grow with the output resolution.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ class Chain:
 
     def __init__(self, ctx: moderngl.Context, spec: ChainSpec, quad: moderngl.Buffer,
                  source_size: tuple[int, int], output_size: tuple[int, int]) -> None:
-        self.spec = spec
+        self.ctx, self.spec = ctx, spec
         programs: list[Program] = []
         try:
             for p in spec.passes:
@@ -149,7 +150,10 @@ class Chain:
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
-    def render(self, inputs: dict[str, moderngl.Texture], fp: FrameParams) -> moderngl.Texture:
+    def render(self, inputs: dict[str, moderngl.Texture], fp: FrameParams,
+               timings: dict[str, list[float]] | None = None) -> moderngl.Texture:
+        """Run the passes in order. With `timings` (bench), each pass is finished and its ms kept:
+        llvmpipe draws lazily, so an unfinished pass would bill its cost to the next."""
         textures = dict(inputs)
         source = inputs["source"]
         for p in self.passes:
@@ -164,7 +168,13 @@ class Chain:
             prog.set("u_time", fp.time)
             prog.set("u_resolution", p.size)
             prog.set("u_source_size", source.size)
+            if timings is not None:
+                self.ctx.finish()
+                t = time.perf_counter()
             draw(prog, p.targets[p.current][1])
+            if timings is not None:
+                self.ctx.finish()
+                timings.setdefault(p.spec.name, []).append((time.perf_counter() - t) * 1000.0)
             source = textures[p.spec.name] = p.texture
         return source
 

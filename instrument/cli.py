@@ -209,7 +209,6 @@ def cmd_play(args: argparse.Namespace) -> int:
     if perf_path:
         writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
         show.sinks.append(writer)
-        show.feedback.append(writer)
     if window:
         window.attach(show, lambda: osc.last_message if osc else "")
     frames = round(seconds * args.fps) if seconds else None

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import moderngl
@@ -50,7 +51,8 @@ class EventSink(Protocol):
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, frames: int) -> None:
+        """The show ended after `frames` frames."""
 
 
 STAGES = ("control", "scene", "generate", "composite", "output")
@@ -88,7 +90,6 @@ class Show:
         self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()
-        self._applied: list[ControlEvent] = []
         self._good: dict[str, Any] = {}  # each stage's last good result
         self.running = True
         self.patch = patch
@@ -113,18 +114,18 @@ class Show:
     def step(self) -> FrameParams:
         tick = self.clock.tick()
         t = time.perf_counter()
-        self._apply(self.queue.drain(t), tick.frame)
+        events = self.queue.drain(t)
+        self._apply(events, tick.frame)
         fp = self.fp = self.bank.advance(tick.frame, tick.time, tick.dt)
         built = time.perf_counter()
         if self.stats.measure_latency:
-            self.stats.latencies.extend(built - e.time for e in self._applied)
+            self.stats.latencies.extend(built - e.time for e in events)
         for f in self.feedback:
             f.publish(fp)
         self.stats.add("control", time.perf_counter() - t)
 
         scene_tex = self._stage("scene", self.scene.render, fp)
-        self._stage("generate", self.generator.submit, scene_tex, fp)
-        generated = self.generator.latest()
+        generated = self._stage("generate", self._generate, scene_tex, fp)
         fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp)
         t = time.perf_counter()
         for out in self.outputs:
@@ -135,6 +136,10 @@ class Show:
         self.stats.add("output", time.perf_counter() - t)
         self.stats.frame_times.append(time.perf_counter())
         return fp
+
+    def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
+        self.generator.submit(scene, fp)
+        return self.generator.latest()
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
         """Run a stage; if it throws, report it (once per distinct error) and play on with its last
@@ -154,7 +159,6 @@ class Show:
         return result
 
     def _apply(self, events: list[ControlEvent], frame: int) -> None:
-        self._applied = events
         for e in events:
             try:
                 if e.is_command:
@@ -231,11 +235,13 @@ class Show:
         return n
 
     def close(self) -> None:
-        for out in [*self.outputs, *self.sinks]:
+        frames = self.fp.frame + 1
+        closers = [(o, o.close) for o in self.outputs] + [(s, partial(s.close, frames)) for s in self.sinks]
+        for obj, close in closers:
             try:
-                out.close()
+                close()
             except Exception as exc:
-                self.reporter.error(f"closing {type(out).__name__}", str(exc))
+                self.reporter.error(f"closing {type(obj).__name__}", str(exc))
         self.generator.release()
         self.scene.release()
         self.compositor.release()

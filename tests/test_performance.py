@@ -50,7 +50,6 @@ def live_performance(ctx, tmp_path):
     path = tmp_path / "show.performance.jsonl"
     writer = PerformanceWriter(path, show.patch, dict(show.bank.targets), 60, SIZE)
     show.sinks.append(writer)
-    show.feedback.append(writer)
     script = {5: [("osc", "tracking", 0.7)], 9: [("midi", "cmd/seed/next", ())],
               14: [("osc", "aberration", 6.0), ("osc", "bleed", 0.9)], 20: [("key", "cmd/quit", ())]}
     for n in range(30):

@@ -26,5 +26,5 @@ class EventLog:
             "target": event.target, "value": jsonable(value),
         }) + "\n")
 
-    def close(self) -> None:
+    def close(self, frames: int = 0) -> None:
         self.file.close()

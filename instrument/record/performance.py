@@ -18,7 +18,6 @@ from typing import Any
 
 from .. import __version__
 from ..control import ControlEvent
-from ..params import FrameParams
 from ..patch import Patch
 from .eventlog import jsonable
 
@@ -34,13 +33,12 @@ class PerformanceError(ValueError):
 
 
 class PerformanceWriter:
-    """An EventSink (and per-frame Feedback) of the Show."""
+    """An EventSink of the Show."""
 
     def __init__(self, path: str | Path, patch: Patch, start: dict[str, Any], fps: float,
                  size: tuple[int, int]) -> None:
         self.path = Path(path)
         self.file = open(self.path, "w", encoding="utf-8", buffering=1)
-        self.frames = 0
         header = {
             "kind": KIND, "version": VERSION, "noclip": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fps": fps, "size": list(size),
@@ -54,12 +52,9 @@ class PerformanceWriter:
         self.file.write(json.dumps({"f": frame, "src": event.source, "t": event.target,
                                     "v": jsonable(value)}) + "\n")
 
-    def publish(self, fp: FrameParams) -> None:
-        """Every frame (as Show feedback): the performance lasts as long as the show played."""
-        self.frames = fp.frame + 1
-
-    def close(self) -> None:
-        self.file.write(json.dumps({"end": self.frames}) + "\n")
+    def close(self, frames: int) -> None:
+        """The performance lasts as long as the show played, events or not."""
+        self.file.write(json.dumps({"end": frames}) + "\n")
         self.file.close()
 
 

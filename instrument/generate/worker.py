@@ -100,14 +100,15 @@ class ThreadedGenerator:
         self.name = name
         self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}")
         self.texture = ctx.texture(size, 3)
+        self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
         self._frame = -1
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams) -> None:
-        w, h = scene.size
-        rgba = np.frombuffer(scene.read(), dtype=np.uint8).reshape(h, w, 4)
+        scene.read_into(self._readback)
         self._frame = fp.frame
-        self.worker.submit(np.ascontiguousarray(rgba[::-1, :, :3]), fp)
+        # one copy, top-down RGB: the worker keeps it while the next frame is read back here
+        self.worker.submit(np.ascontiguousarray(self._readback[::-1, :, :3]), fp)
 
     def latest(self) -> moderngl.Texture | None:
         res = self.worker.result(None if self.worker.live else self._frame)
@@ -115,7 +116,7 @@ class ThreadedGenerator:
             return None  # nothing dreamed yet: the compositor shows the scene
         frame, image = res
         if frame != self._shown:
-            self.texture.write(np.ascontiguousarray(image[::-1]).tobytes())
+            self.texture.write(np.ascontiguousarray(image[::-1]))
             self._shown = frame
         return self.texture
 

@@ -113,7 +113,6 @@ class Compositor:
         taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
         box = picture_box(self.output_size, taped.size, fp["fit"])
         if box != self._box:  # the bars outside the picture are cleared once, then never shaded
-            self.fbo.use()
             self.fbo.clear(0.0, 0.0, 0.0, 1.0)
             self._box = box
         self.fbo.scissor = box

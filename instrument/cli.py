@@ -21,6 +21,7 @@ from .params import REGISTRY
 from .patch import ConfigError, Patch, load_patch
 from .record.eventlog import EventLog
 from .record.performance import PerformanceWriter
+from .record.video import CODECS
 from .report import Reporter
 
 log = logging.getLogger("noclip")
@@ -82,7 +83,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--fps", type=float, default=60.0)
-    p.add_argument("--codec", choices=("h264", "ffv1", "prores"), default="h264",
+    p.add_argument("--codec", choices=sorted(CODECS), default="h264",
                    help="video codec for files written (ffv1 is lossless)")
 
 

@@ -1,0 +1,97 @@
+"""The three small interfaces every diffusion backend fills, and the one noise schedule they share.
+
+The stream engine (`generate/stream.py`) knows nothing of diffusers or of our builtin model: it
+encodes the base image with an `Autoencoder`, asks a `Conditioner` for what the prompt means, and
+denoises with a `Denoiser` on the timesteps of a `Schedule`. A backend is these three plus a name.
+Tensors are torch, NCHW; images are RGB in [-1, 1]; latents are already scaled to roughly unit
+variance (the backend folds in e.g. SD's 0.18215), so the engine can mix them with unit noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+PREDICTIONS = ("epsilon", "v_prediction", "sample")
+
+
+class Autoencoder(Protocol):
+    factor: int     # image pixels per latent cell, per side (8 for SD's VAE and TAESD)
+    channels: int   # latent channels
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] → (B, channels, H/factor, W/factor), unit-variance scale."""
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """The inverse: latents → (B, 3, H, W) in [-1, 1] (not clamped)."""
+
+
+class Conditioner(Protocol):
+    def __call__(self, prompt: str) -> torch.Tensor:
+        """What the denoiser is asked to see, as one tensor with a leading batch of 1 (text
+        embeddings, a class embedding, …). Tensors of one conditioner can be blended linearly,
+        which is how a new prompt cross-fades in."""
+
+
+class Denoiser(Protocol):
+    prediction: str   # one of PREDICTIONS: what the network outputs
+    schedule: Schedule
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, h, w) noisy latents; t: (B,) integer timesteps; cond: (B, ...) → (B, C, h, w)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    autoencoder: Autoencoder
+    conditioner: Conditioner
+    denoiser: Denoiser
+    device: torch.device
+    dtype: torch.dtype
+    size: tuple[int, int]   # the working size (width, height) the models play at
+
+
+class Schedule:
+    """A DDPM-family training schedule (alphas_cumprod over T steps) and the few-step, LCM-style
+    sampling on it: x0 is predicted at each step and re-noised to the next timestep."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor) -> None:
+        self.alphas_cumprod = alphas_cumprod.to(torch.float64)
+        self.T = len(alphas_cumprod)
+
+    @classmethod
+    def scaled_linear(cls, T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> Schedule:
+        """Stable Diffusion's schedule (diffusers' "scaled_linear")."""
+        betas = torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
+        return cls(torch.cumprod(1.0 - betas, 0))
+
+    def timesteps(self, strength: float, steps: int) -> list[int]:
+        """Descending timesteps for img2img: the first at `strength` of the way to pure noise,
+        the rest evenly below it (strength 0.5, 2 steps → [499, 249] with T = 1000)."""
+        steps = max(1, int(steps))
+        top = max(1, min(self.T - 1, round(strength * (self.T - 1))))
+        return [max(0, round(top * (steps - i) / steps)) for i in range(steps)]
+
+    def ab(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t), shaped to broadcast over `like`."""
+        a = self.alphas_cumprod.to(like.device)[t.long()].to(like.dtype)
+        shape = (-1,) + (1,) * (like.dim() - 1)
+        return a.sqrt().reshape(shape), (1 - a).sqrt().reshape(shape)
+
+    def noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = self.ab(t, x0)
+        return a * x0 + s * eps
+
+    def x0(self, x: torch.Tensor, out: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+        """The clean latent implied by the network's output at timestep t."""
+        a, s = self.ab(t, x)
+        if prediction == "epsilon":
+            return (x - s * out) / a
+        if prediction == "v_prediction":
+            return a * x - s * out
+        if prediction == "sample":
+            return out
+        raise ValueError(f"unknown prediction type {prediction!r} (have: {', '.join(PREDICTIONS)})")

@@ -13,7 +13,8 @@ from ..params import FrameParams, declare
 declare("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
         description="noise seed of the generator and the tape")
 
-BACKENDS = ("none",)
+# Named backends; `--model` also takes a diffusers hub id, a local model folder or a checkpoint file.
+BACKENDS = ("none", "builtin", "sd-turbo", "sdxl-turbo", "sd15-lcm")
 
 
 class Generator(Protocol):
@@ -39,6 +40,16 @@ class PassThrough:
 
     def release(self) -> None:
         pass
+
+
+def load_backend(name: str, device: str | None = None):
+    """The models behind a model name (see generate/model.py for what a Backend is). Imports torch
+    and the backend's library only when asked, so `noclip params` and the none model stay quick."""
+    if name == "builtin":
+        from .builtin import load
+        return load(device)
+    from .diffusers_backend import load
+    return load(name, device)
 
 
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Generator:

@@ -16,9 +16,10 @@ from typing import Any
 from . import __version__
 from .clock import OfflineClock, RealtimeClock
 from .commands import COMMANDS
-from .control import ControlQueue
+from .control import ControlEvent, ControlQueue
 from .params import REGISTRY
 from .patch import ConfigError, Patch, load_patch
+from .record.deck import RecordDeck
 from .record.eventlog import EventLog
 from .record.performance import PerformanceWriter
 from .record.video import CODECS
@@ -85,6 +86,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",
                    help="video codec for files written (ffv1 is lossless)")
+    p.add_argument("--audio", type=Path, metavar="FILE",
+                   help="a sound file muxed into the video, in sync from the show's first frame")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +104,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", type=int, default=0, help="monitor index for fullscreen")
     p.add_argument("--size", type=_size, default=(1280, 720), help="output size headless/windowed")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
-    p.add_argument("--record", type=Path, metavar="OUT", help="record the output to a video file")
+    p.add_argument("--record", type=Path, metavar="OUT",
+                   help="record from the start (.mp4/.mov fragmented, .mkv; later takes OUT-2, OUT-3, …)")
+    p.add_argument("--takes", type=Path, default=Path(), metavar="DIR",
+                   help="where takes started by record/start or the R key go without --record")
+    p.add_argument("--audio-in", metavar="DEVICE",
+                   help="record sound from this input device (see `noclip devices`) into every take")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON line per applied control event")
     p.add_argument("--performance", type=Path, metavar="FILE",
                    help="write the performance (patch + every control event) for exact re-renders; "
@@ -156,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
     """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
-    from .control import ControlEvent
-
     old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", "cmd/quit")))
     try:
         yield
@@ -187,7 +193,8 @@ def cmd_play(args: argparse.Namespace) -> int:
             seconds = seconds or DEMO_SECONDS
             record = record or Path(DEMO_FILE)
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
-            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec)
+            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec,
+                                  audio=_audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
@@ -196,12 +203,11 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
         log.info("OSC on %s:%d", *osc.address)
-    outputs: list = [window] if window else []
+    deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
+                      audio=_audio_factory(args))
+    outputs: list = [window, deck] if window else [deck]
     if record:
-        from .record.video import VideoRecorder
-
-        outputs.append(VideoRecorder(record, size, args.fps, live=True, reporter=reporter,
-                                     codec=args.codec))
+        queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
                 outputs=outputs, feedback=[osc] if osc else [], overrides=overrides)
     if args.log:
@@ -221,8 +227,27 @@ def cmd_play(args: argparse.Namespace) -> int:
         if osc:
             osc.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
-             f"; recorded {record}" if record else "", f"; performance in {perf_path}" if perf_path else "")
+             f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
+             f"; performance in {perf_path}" if perf_path else "")
     return 0
+
+
+def _audio_factory(args: argparse.Namespace):
+    """What each take records as sound: the input device, else the given file, else nothing."""
+    from .record.audio import FileAudio, InputAudio
+
+    if getattr(args, "audio_in", None):
+        device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
+
+        def live_input() -> InputAudio:
+            source = InputAudio(device)
+            source.start()
+            return source
+        return live_input
+    if getattr(args, "audio", None):
+        sound = FileAudio(args.audio)  # decoded once, cut per take
+        return lambda: sound
+    return None
 
 
 # -- render --------------------------------------------------------------------------------------
@@ -251,7 +276,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         seconds = args.seconds
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec)
+                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args))
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -266,7 +291,8 @@ def _range(text: str) -> tuple[float, float]:
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264") -> int:
+                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
+                   audio=None) -> int:
     """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
 
     A performance replays its events at their frames. Frames before `start` are played but not
@@ -278,7 +304,8 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
 
     frames, first = round(seconds * fps), round(start * fps)
     ctx = headless_context()
-    recorder = VideoRecorder(output, size, fps, live=False, codec=codec)
+    recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
+                             first_frame=first)
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
     try:
         for i in range(frames):

@@ -203,26 +203,70 @@ def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
     return {name: _summary(ms[5:]) for name, ms in timings.items()}
 
 
+def bench_recording(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:
+    """Live H.264 takes: the loop's rate with and without a take (unpaced shows the cost, paced at
+    `fps` whether anything drops), and the offline render speed."""
+    import tempfile
+    from pathlib import Path
+
+    from .clock import OfflineClock
+    from .record.deck import RecordDeck
+
+    def run(paced: bool, record: bool, clock=None) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            deck = RecordDeck(size, fps, Reporter(), first=Path(tmp) / "take.mp4")
+            show = Show(ctx, patch, size, clock=clock or RealtimeClock(fps if paced else 1000.0, paced=paced),
+                        outputs=[deck])
+            show.run(frames=10)
+            if record:
+                show._record(True)
+            n0, t0 = show.clock.frame, time.perf_counter()
+            end = t0 + seconds
+            show.run(until=lambda: time.perf_counter() > end)
+            rate = (show.clock.frame - n0) / (time.perf_counter() - t0)
+            show.close()
+            return {"fps": rate, "dropped": deck.dropped}
+
+    out: dict[str, Any] = {"fps": fps, "seconds": seconds}
+    out["unpaced_idle"], out["unpaced_recording"] = run(False, False), run(False, True)
+    out["paced"] = run(True, True)
+    out["offline"] = run(False, True, clock=OfflineClock(fps))
+    out["cost"] = 1.0 - out["unpaced_recording"]["fps"] / out["unpaced_idle"]["fps"]
+    return out
+
+
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "recording")
+
+
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
     size, secs = args.size, args.seconds
     frames = max(60, int(secs * 60))
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
     report: dict[str, Any] = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                    f"{multiprocessing.cpu_count()} cores, {ctx.info['GL_RENDERER']}",
         "size": f"{size[0]}x{size[1]}", "generator": patch.model,
     }
-    report["scene"] = bench_scene(ctx, patch.size, frames)
-    report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
-    report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
-    report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
-    big = (round(size[0] * 1.5), round(size[1] * 1.5))
-    report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
-                            **bench_stages(ctx, patch, big, frames, readback=False)}
-    report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
-    report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
-    report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
+    if "scene" in only:
+        report["scene"] = bench_scene(ctx, patch.size, frames)
+    if "stages" in only:
+        report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
+        report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
+    if "chain" in only:
+        report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
+    if "big" in only:
+        big = (round(size[0] * 1.5), round(size[1] * 1.5))
+        report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
+                                **bench_stages(ctx, patch, big, frames, readback=False)}
+    if "latency" in only:
+        report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
+    if "flood" in only:
+        report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
+        report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
+    if "recording" in only:
+        report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -232,34 +276,49 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"noclip bench — {r['machine']}\noutput {r['size']}, generator: {r['generator']}\n")
-    sc = r["scene"]
-    print(f"scene (backrooms) at {sc['size']}, colour + depth + motion, each frame finished:")
-    for level, s in sc["levels"].items():
-        ms = s["frame_ms"]
-        print(f"  level {level}: {s['fps']:6.1f} fps  frame p50 {ms['p50']:.2f} ms  p99 {ms['p99']:.2f} ms  "
-              f"max {ms['max']:.2f} ms  (CPU {s['cpu_ms']:.2f} ms/frame over all llvmpipe threads)")
-    print()
+    if "scene" in r:
+        sc = r["scene"]
+        print(f"scene (backrooms) at {sc['size']}, colour + depth + motion, each frame finished:")
+        for level, s in sc["levels"].items():
+            ms = s["frame_ms"]
+            print(f"  level {level}: {s['fps']:6.1f} fps  frame p50 {ms['p50']:.2f} ms  "
+                  f"p99 {ms['p99']:.2f} ms  max {ms['max']:.2f} ms  "
+                  f"(CPU {s['cpu_ms']:.2f} ms/frame over all llvmpipe threads)")
+        print()
     for key, title in (("stages", "stages, no readback"), ("stages_readback", "stages + readback")):
+        if key not in r:
+            continue
         s = r[key]
         print(f"{title}: {s['fps']:.1f} fps (unpaced, each stage finished before timing the next)")
         for name, st in s["stages_ms"].items():
             if st.get("n"):
                 print(f"  {name:<10} mean {st['mean']:6.3f} ms  p50 {st['p50']:6.3f}  p99 {st['p99']:6.3f}")
-    print("chain passes alone (finished), median ms: " + "  ".join(
-        f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
-    comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
-    print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
-          f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
-    lat = r["latency_60fps"]
-    L = lat["latency_ms"]
-    print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "
-          f"p50 {L['p50']:.2f} ms  p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms "
-          f"(frame period {lat['period_ms']:.2f} ms)")
-    print(f"loop overhead (drain, apply, smooth, snapshot, feedback): "
-          f"p50 {r['stages']['stages_ms']['control']['p50']:.3f} ms  "
-          f"p99 {r['stages']['stages_ms']['control']['p99']:.3f} ms")
+    if "chain_passes" in r:
+        print("chain passes alone (finished), median ms: " + "  ".join(
+            f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
+    if "stages_big" in r and "stages" in r:
+        comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
+        print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
+              f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
+    if "latency_60fps" in r:
+        lat = r["latency_60fps"]
+        L = lat["latency_ms"]
+        print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "
+              f"p50 {L['p50']:.2f} ms  p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms "
+              f"(frame period {lat['period_ms']:.2f} ms)")
+    if "stages" in r:
+        print(f"loop overhead (drain, apply, smooth, snapshot, feedback): "
+              f"p50 {r['stages']['stages_ms']['control']['p50']:.3f} ms  "
+              f"p99 {r['stages']['stages_ms']['control']['p99']:.3f} ms")
     for key in ("flood_60fps", "flood_unpaced"):
-        f = r[key]
-        print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
-              f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
-              f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
+        if key in r:
+            f = r[key]
+            print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
+                  f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
+                  f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
+    if "recording_30fps" in r:
+        rec = r["recording_30fps"]
+        print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "
+              f"{rec['unpaced_idle']['fps']:.1f} fps idle vs {rec['unpaced_recording']['fps']:.1f} recording "
+              f"(cost {100 * rec['cost']:.1f}%); paced at {rec['fps']:g}: {rec['paced']['fps']:.1f} fps, "
+              f"{rec['paced']['dropped']} dropped; offline render {rec['offline']['fps']:.1f} fps")

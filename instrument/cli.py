@@ -144,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=_size, default=(1280, 720))
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
+    b.add_argument("--only", metavar="A,B", help="sections: scene,stages,chain,big,latency,flood,recording")
+    b.add_argument("--record-seconds", type=float,
+                   help="length of each recording phase (60 for the issue's run)")
     return ap
 
 

@@ -43,7 +43,7 @@ class RecordDeck:
                 self.reporter.error("recorder", f"cannot record to {path}: {exc}")
                 return False
             self.takes.append(path)
-            self.reporter.problem("recorder", str(path), f"recording {path}")
+            self.reporter.note("recorder", f"recording {path}")
         elif not on and self.recorder is not None:
             self._finish()
         return self.recorder is not None
@@ -65,14 +65,21 @@ class RecordDeck:
             rec.close()
         except Exception as exc:
             self.reporter.error("recorder", f"finishing {rec.path}: {exc}")
+            return
         self.dropped += rec.dropped
         if rec.dropped:
             self.reporter.error("recorder", f"{rec.path}: {rec.dropped} of {rec.offered} frames dropped")
+        else:
+            self.reporter.note("recorder", f"{rec.path}: {rec.frames} frames, none dropped")
 
     def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None:
         self._frame = fp.frame + 1
         if self.recorder is not None:
-            self.recorder.write(fbo, fp)
+            try:
+                self.recorder.write(fbo, fp)
+            except Exception as exc:  # disk full, encoder gone: end this take, keep the show
+                self.reporter.error("recorder", f"{self.recorder.path}: {exc}; take stopped")
+                self._finish()
 
     def close(self) -> None:
         if self.recorder is not None:

@@ -1,4 +1,4 @@
-"""The `noclip` command: play · render · params · devices · bench."""
+"""The `noclip` command: play · render · params · devices · bench · learn."""
 
 from __future__ import annotations
 
@@ -110,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
+    p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                   help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
     p.add_argument("--no-vsync", action="store_true")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
@@ -122,6 +124,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
+    r.add_argument("--midi", type=Path, metavar="FILE.mid",
+                   help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
+    r.add_argument("--midi-device", default="file", metavar="NAME",
+                   help="the device name the file's messages come from (selects controller files)")
 
     q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
     q.add_argument("--patch", default="default", help="include the parameters of this patch's chain")
@@ -130,6 +136,13 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true", help="the table in docs/PARAMS.md")
 
     sub.add_parser("devices", help="monitors, MIDI ports and audio devices")
+
+    le = sub.add_parser("learn", help="bind MIDI controls: choose a parameter, move a control")
+    le.add_argument("--patch", required=True, help="the patch file the bindings are written into")
+    le.add_argument("--param", action="append", default=[], metavar="NAME",
+                    help="parameter or command to bind (repeatable; default: ask)")
+    le.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                    help="listen only to MIDI inputs whose name contains PATTERN")
 
     b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
     b.add_argument("--json", action="store_true")
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -197,6 +210,12 @@ def cmd_play(args: argparse.Namespace) -> int:
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
         log.info("OSC on %s:%d", *osc.address)
     outputs: list = [window] if window else []
+    midi = None
+    if "off" not in args.midi:
+        from .control.midi import MidiControl, default_tiers
+
+        midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
+                           patterns=args.midi or [""]).start()
     if record:
         from .record.video import VideoRecorder
 
@@ -210,8 +229,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     if perf_path:
         writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
         show.sinks.append(writer)
+    if midi:
+        midi.attach(show)
     if window:
-        window.attach(show, lambda: osc.last_message if osc else "")
+        learn = None
+        if midi and patch.path:
+            from .control.learn import Learn
+
+            learn = Learn(midi, patch.path)
+        window.attach(show, lambda: "  ".join(m for m in (osc.last_message if osc else "",
+                                                          midi.last_message if midi else "") if m),
+                      learn=learn)
     frames = round(seconds * args.fps) if seconds else None
     try:
         with _sigint_quits(queue):
@@ -220,6 +248,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
+        if midi:
+            midi.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {record}" if record else "", f"; performance in {perf_path}" if perf_path else "")
     return 0
@@ -244,14 +274,30 @@ def cmd_render(args: argparse.Namespace) -> int:
         overrides = perf.header["start"]
         seconds = args.seconds or perf.frames / perf.fps
     else:
-        if args.seconds is None:
-            print("noclip: render needs --seconds, or a performance file", file=sys.stderr)
-            return 2
         patch, overrides = resolve_patch(args)
         seconds = args.seconds
+    player = None
+    if args.midi:
+        if perf is not None:
+            print("noclip: --midi plays a MIDI file over a patch, not over a performance", file=sys.stderr)
+            return 2
+        from .control.midi import default_tiers
+        from .control.midifile import MidiFilePlayer
+
+        reporter = Reporter()
+        try:
+            tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
+            player = MidiFilePlayer(args.midi, tiers, args.fps, device=args.midi_device)
+        except ValueError as exc:
+            print(f"noclip: --midi {exc}", file=sys.stderr)
+            return 2
+        seconds = seconds or player.frames / args.fps
+    if seconds is None:
+        print("noclip: render needs --seconds, a performance file or --midi FILE", file=sys.stderr)
+        return 2
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec)
+                          performance=perf, start=start, codec=args.codec, midi=player)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -266,11 +312,14 @@ def _range(text: str) -> tuple[float, float]:
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264") -> int:
+                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
+                   midi=None) -> int:
     """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
 
     A performance replays its events at their frames. Frames before `start` are played but not
-    kept: feedback and smoothing make a frame depend on all the frames before it.
+    kept: feedback and smoothing make a frame depend on all the frames before it. A MIDI file
+    (`midi`, a MidiFilePlayer) plays through the bindings; its events are written to a
+    performance file beside the output, like any other source's.
     """
     from .record.video import VideoRecorder
     from .render.gl import headless_context
@@ -280,10 +329,17 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     ctx = headless_context()
     recorder = VideoRecorder(output, size, fps, live=False, codec=codec)
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
+    if midi is not None:
+        midi.attach(show)
+        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
+                                            dict(show.bank.targets), fps, size))
     try:
         for i in range(frames):
             if performance is not None:
                 for e in performance.events_at(i, fps):
+                    show.queue.put(e)
+            if midi is not None:
+                for e in midi.events(i):
                     show.queue.put(e)
             show.step()
             if i >= first:
@@ -351,14 +407,16 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("\n".join(f"  {m}" for m in mons) if mons else "  none connected")
     except WindowError as exc:
         print(f"  none: {exc} (noclip plays headless)")
-    print("MIDI inputs:")
     try:
-        import mido
+        from .control.midi import port_names
 
-        names = mido.get_input_names()
-        print("\n".join(f"  {n}" for n in names) if names else "  none found")
-    except Exception as exc:
-        print(f"  unavailable: {exc}")
+        ins, outs, virtual = port_names()
+        for title, names in (("MIDI inputs:", ins), ("MIDI outputs:", outs)):
+            print(title)
+            print("\n".join(f"  {n}" for n in names) if names else "  none found")
+        print(f"  a virtual input 'noclip' is {'opened by play' if virtual else 'not offered here'}")
+    except Exception as exc:  # no ALSA sequencer (/dev/snd/seq), no MIDI system at all
+        print(f"MIDI: unavailable: {exc}")
     print("Audio inputs:")
     try:
         import sounddevice as sd
@@ -381,3 +439,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    """Interactive: for each parameter (asked for, or --param), wait for a control and bind it."""
+    import time as _time
+
+    from . import show  # noqa: F401  (declares the show's commands)
+    from .control.learn import Learn
+    from .control.midi import MidiControl, default_tiers
+
+    patch = load_patch(args.patch)
+    reporter = Reporter()
+    midi = MidiControl(ControlQueue(), reporter, default_tiers(patch.midi, str(patch.path), reporter),
+                       patterns=args.midi or [""], virtual=False)
+    if midi.backend is None:
+        print("noclip: learn needs MIDI ports, and there is no MIDI system here", file=sys.stderr)
+        return 2
+    midi.start()
+    learn = Learn(midi, patch.path)
+    print(f"MIDI inputs: {', '.join(midi.ports) or 'none yet (plug one in)'}")
+    queue = list(args.param)
+    try:
+        while True:
+            target = queue.pop(0) if queue else (input("parameter or command (empty ends): ").strip()
+                                                 if not args.param else "")
+            if not target:
+                return 0
+            if target not in learn.targets:
+                print(f"  unknown: {target} (see `noclip params`)")
+                continue
+            learn.arm(target)
+            print(f"  move a control for {target} …")
+            while learn.active:
+                _time.sleep(0.02)
+                if learn.poll() is not None or not learn.active:
+                    break
+            print(f"  {learn.status}  (written to {patch.path})")
+    except (KeyboardInterrupt, EOFError):
+        print()
+        return 0
+    finally:
+        midi.close()

@@ -128,7 +128,8 @@ class Mapper:
             else:
                 u = raw / full
             c.echo = raw if full == 127 or b.lsb is not None or b.kind == "pitchbend" else None
-            u = self._takeover(c, u)
+            if b.kind not in ("note", "program"):  # a hit has no position to meet: no takeover
+                u = self._takeover(c, u)
             if u is not None:
                 self._send(c, u, t)
             return

@@ -437,9 +437,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def cmd_learn(args: argparse.Namespace) -> int:
     """Interactive: for each parameter (asked for, or --param), wait for a control and bind it."""
@@ -481,3 +478,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         return 0
     finally:
         midi.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

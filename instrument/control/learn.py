@@ -51,7 +51,7 @@ def infer(messages: list[Message], target: str, registry: Registry = REGISTRY) -
         pair = {m[2] for m in messages if m[0] == port and m[1] == status}
         if spec is None:
             pass
-        elif len(same) > 1 and values <= _REL_2C and not values <= {1, 127} | {0}:
+        elif len(same) > 1 and values <= _REL_2C and not values <= {0, 127}:
             table["mode"] = "relative_2c"
         elif len(same) > 1 and values <= _REL_64:
             table["mode"] = "relative_64"

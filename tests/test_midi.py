@@ -1,5 +1,6 @@
 """MIDI mapping and ports: real mido.Message bytes through the fake rtmidi-like backend."""
 
+import itertools
 import random
 import tomllib
 
@@ -46,7 +47,7 @@ def values(q, name=None):
 
 
 def test_absolute_range_curve_and_channel():
-    midi, be, q, _ = rig("""
+    _midi, be, q, _ = rig("""
 [[midi]]
 cc = 1
 param = "aberration"
@@ -88,17 +89,17 @@ def test_pickup_waits_for_the_control_to_meet_the_value():
 
 
 def test_scale_takeover_converges_without_a_jump():
-    midi, be, q, _ = rig('[[midi]]\ncc = 4\nparam = "bleed"\ntakeover = "scale"\n', targets={"bleed": 0.2})
+    _midi, be, q, _ = rig('[[midi]]\ncc = 4\nparam = "bleed"\ntakeover = "scale"\n', targets={"bleed": 0.2})
     play(be, *(cc(4, v) for v in range(64, 128, 8)), cc(4, 127))  # knob starts at 0.5, heads up
     got = [v for _, v in values(q)]
     steps = [b - a for a, b in zip([0.2, *got], got, strict=False)]
     assert got[0] < 0.35 and max(steps) < 0.15  # no jump from 0.2 to the knob's 0.5
     assert got[-1] == pytest.approx(1.0)  # they meet at the top
-    assert all(b >= a for a, b in zip(got, got[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(got))
 
 
 def test_relative_modes():
-    midi, be, q, _ = rig("""
+    _midi, be, q, _ = rig("""
 [[midi]]
 cc = 10
 param = "bleed"
@@ -110,13 +111,14 @@ mode = "relative_64"
 speed = 2
 """, targets={"bleed": 0.5, "tracking": 0.0})
     play(be, cc(10, 1), cc(10, 1), cc(10, 127), cc(10, 126 - 0))
-    assert [v for _, v in values(q)] == pytest.approx([0.5 + 1 / 127, 0.5 + 2 / 127, 0.5 + 1 / 127, 0.5 - 1 / 127])
-    play(be, cc(11, 63), cc(11, 66))  # can't go below 0 (clamped, not sent twice), then +2 ticks × speed 2
+    step = 1 / 127
+    assert [v for _, v in values(q)] == pytest.approx([0.5 + step, 0.5 + 2 * step, 0.5 + step, 0.5 - step])
+    play(be, cc(11, 63), cc(11, 66))  # can't go below 0 (clamped, not sent twice), then +2 ticks at speed 2
     assert [v for _, v in values(q)] == pytest.approx([0.0, 4 / 127])
 
 
 def test_14_bit_pairs_and_pitch_bend():
-    midi, be, q, _ = rig("""
+    _midi, be, q, _ = rig("""
 [[midi]]
 cc = 7
 lsb = 39
@@ -136,7 +138,7 @@ takeover = "none"
 
 
 def test_notes_toggle_momentary_velocity_and_commands():
-    midi, be, q, _ = rig("""
+    _midi, be, q, _ = rig("""
 [[midi]]
 note = 36
 param = "crt"
@@ -191,7 +193,8 @@ def test_patch_bindings_win_over_controller_files_and_devices_match_by_pattern()
 def test_validation_names_file_line_and_key(tmp_path):
     path = tmp_path / "p.toml"
     good = load_patch("default").path.read_text()
-    path.write_text(good + '\n[[midi]]\ncc = 1\nparam = "bleed"\n\n[[midi]]\ncc = 2\nparam = "bleed"\ncurve = "cubic"\n')
+    path.write_text(good + '\n[[midi]]\ncc = 1\nparam = "bleed"\n\n'
+                    '[[midi]]\ncc = 2\nparam = "bleed"\ncurve = "cubic"\n')
     with pytest.raises(ConfigError) as err:
         load_patch(path)
     lines = path.read_text().splitlines()
@@ -214,7 +217,7 @@ def test_controller_files_load():
     files = controller_files()
     assert {f.stem for f in files} >= {"nanokontrol2", "midimix", "launchcontrol_xl", "beatstep"}
     for f in files:
-        name, bindings = load_controller(f)
+        _name, bindings = load_controller(f)
         assert len(bindings) >= 16 and all(b.device for b in bindings), f
         assert any(b.command == "seed/next" for b in bindings)
         assert TomlFile(f).data["device"]
@@ -293,7 +296,7 @@ def test_hot_plug_recovery_reports_once_and_keeps_others_playing():
 def test_feedback_drives_leds_and_faders_without_fighting_the_hand():
     from instrument.params import FrameParams
 
-    midi, be, q, _ = rig("""
+    midi, be, _q, _ = rig("""
 [[midi]]
 cc = 2
 param = "tracking"

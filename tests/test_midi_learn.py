@@ -44,7 +44,8 @@ def test_learn_round_trip_preserves_text_and_binds(tmp_path):
     assert learn.active and "bleed" in learn.status
     dev.send(mido.Message("note_off", note=1).bytes())  # a release names nothing
     assert learn.poll(now=1e9) is None
-    table = move(dev, learn, *(mido.Message("control_change", channel=2, control=16, value=v) for v in (10, 20)))
+    table = move(dev, learn, *(mido.Message("control_change", channel=2, control=16, value=v)
+                               for v in (10, 20)))
     assert table == {"device": "nanoKONTROL2", "channel": 3, "cc": 16, "param": "bleed"}
     text = path.read_text()
     assert text.startswith(HEAD)  # everything the performer wrote, byte for byte
@@ -67,7 +68,7 @@ def test_learn_round_trip_preserves_text_and_binds(tmp_path):
 
 
 def test_learn_commands_notes_and_14_bit(tmp_path):
-    path, dev, midi, q, learn = session(tmp_path)
+    path, dev, _midi, _q, learn = session(tmp_path)
     learn.arm("seed/next")
     dev.send(mido.Message("note_on", note=36, velocity=90).bytes())
     assert learn.poll(now=0.0) is not None  # a note binds at once
@@ -84,7 +85,7 @@ def test_learn_commands_notes_and_14_bit(tmp_path):
 
 
 def test_learn_cancel_and_choose(tmp_path):
-    path, dev, midi, q, learn = session(tmp_path)
+    path, dev, midi, _q, learn = session(tmp_path)
     learn.toggle()
     first = learn.target
     learn.choose(1)

@@ -250,19 +250,22 @@ def uncurve(name: str, y: float) -> float:
 class Scale:
     """A binding's control position u (0..1) ↔ its parameter's natural value, both ways."""
 
-    __slots__ = ("curve", "hi", "lo", "spec")
+    __slots__ = ("curve", "fast", "hi", "lo", "spec")
 
     def __init__(self, b: Binding, registry: Registry) -> None:
         self.spec = registry[b.param] if b.param else None
         s = self.spec
         numeric = s is not None and s.type in ("float", "int")
-        self.lo = b.lo if b.lo is not None else (s.min if numeric else 0.0)
-        self.hi = b.hi if b.hi is not None else (s.max if numeric else 1.0)
+        self.lo = float(b.lo if b.lo is not None else (s.min if numeric else 0.0))
+        self.hi = float(b.hi if b.hi is not None else (s.max if numeric else 1.0))
         self.curve = b.curve if numeric else "linear"
+        self.fast = numeric and s.type == "float" and self.curve == "linear"  # lo..hi lie inside min..max
 
     def value(self, u: float) -> Any:
         s = self.spec
         u = 0.0 if u < 0.0 else 1.0 if u > 1.0 else u
+        if self.fast:
+            return self.lo + u * (self.hi - self.lo)
         if s.type in ("float", "int"):
             c = self.curve
             return s.coerce(self.lo + (curve(c, u) if c != "linear" else u) * (self.hi - self.lo))

@@ -416,7 +416,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             print("\n".join(f"  {n}" for n in names) if names else "  none found")
         print(f"  a virtual input 'noclip' is {'opened by play' if virtual else 'not offered here'}")
     except Exception as exc:  # no ALSA sequencer (/dev/snd/seq), no MIDI system at all
-        print(f"MIDI: unavailable: {exc}")
+        print(f"MIDI inputs:\n  unavailable: {exc}")
     print("Audio inputs:")
     try:
         import sounddevice as sd

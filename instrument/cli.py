@@ -439,46 +439,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    """Interactive: for each parameter (asked for, or --param), wait for a control and bind it."""
-    import time as _time
+    from .control.learn import run_learn
 
-    from . import show  # noqa: F401  (declares the show's commands)
-    from .control.learn import Learn
-    from .control.midi import MidiControl, default_tiers
-
-    patch = load_patch(args.patch)
-    reporter = Reporter()
-    midi = MidiControl(ControlQueue(), reporter, default_tiers(patch.midi, str(patch.path), reporter),
-                       patterns=args.midi or [""], virtual=False)
-    if midi.backend is None:
-        print("noclip: learn needs MIDI ports, and there is no MIDI system here", file=sys.stderr)
-        return 2
-    midi.start()
-    learn = Learn(midi, patch.path)
-    print(f"MIDI inputs: {', '.join(midi.ports) or 'none yet (plug one in)'}")
-    queue = list(args.param)
-    try:
-        while True:
-            target = queue.pop(0) if queue else (input("parameter or command (empty ends): ").strip()
-                                                 if not args.param else "")
-            if not target:
-                return 0
-            if target not in learn.targets:
-                print(f"  unknown: {target} (see `noclip params`)")
-                continue
-            learn.arm(target)
-            print(f"  move a control for {target} …")
-            while learn.active:
-                _time.sleep(0.02)
-                if learn.poll() is not None or not learn.active:
-                    break
-            print(f"  {learn.status}  (written to {patch.path})")
-    except (KeyboardInterrupt, EOFError):
-        print()
-        return 0
-    finally:
-        midi.close()
-
+    return run_learn(args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .clock import OfflineClock, RealtimeClock
+from .clock import RealtimeClock
 from .commands import COMMANDS
 from .control import ControlEvent, ControlQueue
 from .params import REGISTRY
@@ -22,6 +22,7 @@ from .patch import ConfigError, Patch, load_patch
 from .record.deck import RecordDeck
 from .record.eventlog import EventLog
 from .record.performance import PerformanceWriter
+from .record.render import render_offline
 from .record.video import CODECS
 from .report import Reporter
 
@@ -129,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--seconds", type=float, help="length (default: the whole performance)")
     r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a render that was cut short: keep what OUT holds, render the rest")
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
@@ -326,7 +329,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
                           performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
-                          midi=player)
+                          midi=player, resume=args.resume)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -340,50 +343,6 @@ def _range(text: str) -> tuple[float, float]:
     return start, end
 
 
-def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio=None, midi=None) -> int:
-    """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
-
-    A performance replays its events at their frames. Frames before `start` are played but not
-    kept: feedback and smoothing make a frame depend on all the frames before it. A MIDI file
-    (`midi`, a MidiFilePlayer) plays through the bindings; its events are written to a
-    performance file beside the output, like any other source's.
-    """
-    from .record.video import VideoRecorder
-    from .render.gl import headless_context
-    from .show import Show
-
-    frames, first = round(seconds * fps), round(start * fps)
-    ctx = headless_context()
-    recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
-                             first_frame=first)
-    show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
-    if midi is not None:
-        midi.attach(show)
-        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
-                                            dict(show.bank.targets), fps, size))
-    try:
-        for i in range(frames):
-            if performance is not None:
-                for e in performance.events_at(i, fps):
-                    show.queue.put(e)
-            if midi is not None:
-                for e in midi.events(i):
-                    show.queue.put(e)
-            show.step()
-            if i >= first:
-                recorder.write(show.compositor.fbo, show.fp)
-            if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
-                done = (i + 1) / frames
-                print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
-    finally:
-        show.close()
-        recorder.close()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    log.info("rendered %d frames to %s", recorder.frames, output)
-    return 0
 
 
 # -- params, devices -----------------------------------------------------------------------------

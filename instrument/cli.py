@@ -50,10 +50,12 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
     """The patch named on the command line, with --model and --set applied (validated like a patch)."""
     patch = load_patch(args.patch)
     if getattr(args, "model", None):
-        from .generate import BACKENDS
+        from .generate import check_model
 
-        if args.model not in BACKENDS:
-            raise SystemExit(f"noclip: unknown model '{args.model}' (have: {', '.join(BACKENDS)})")
+        try:
+            check_model(args.model)
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
     source = getattr(args, "source", None)
     if source is not None:
@@ -369,7 +371,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"  unavailable: {exc}")
     from .generate import BACKENDS
 
-    print(f"Generator backends: {', '.join(BACKENDS)}")
+    print(f"Generator backends: {', '.join(BACKENDS)}, or a diffusers folder, .safetensors file or hub id")
     return 0
 
 

@@ -9,12 +9,10 @@ from typing import Protocol
 import moderngl
 
 from ..params import FrameParams, declare
+from .catalog import BACKENDS, check_model  # noqa: F401  (named backends; paths and hub ids pass too)
 
 declare("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
         description="noise seed of the generator and the tape")
-
-# Named backends; `--model` also takes a diffusers hub id, a local model folder or a checkpoint file.
-BACKENDS = ("none", "builtin", "sd-turbo", "sdxl-turbo", "sd15-lcm")
 
 
 class Generator(Protocol):

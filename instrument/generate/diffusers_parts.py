@@ -1,0 +1,143 @@
+"""diffusers and transformers modules behind the three interfaces of generate/model.py.
+
+Each wrapper does what diffusers' own image-to-image pipelines do with the same module, no more, so
+the stream engine on these parts computes what the pipeline computes (tests/test_diffusers_backend
+holds them to it). Inputs are cast to the module's dtype and results back to the caller's.
+
+SDXL packing: the UNet wants the prompt's token states *and* a pooled text embedding. The
+conditioner returns both in one tensor, (1, 77 + 1, D): the 77 token rows, then one row whose first
+`pooled_dim` entries are the pooled embedding (zeros after). Linear blends of two prompts stay valid
+(both parts blend linearly), and repeating it along the batch repeats both.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from .model import Schedule
+
+
+class DiffusersAutoencoder:
+    """AutoencoderKL (the posterior's mean) or AutoencoderTiny (TAESD); latents times scaling_factor."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        cfg = vae.config
+        blocks = getattr(cfg, "block_out_channels", None) or cfg.encoder_block_out_channels
+        self.vae, self.factor, self.channels = vae, 2 ** (len(blocks) - 1), cfg.latent_channels
+        self.scale = float(cfg.scaling_factor)
+        self.tiny = type(vae).__name__ == "AutoencoderTiny"
+        self.dtype = next(vae.parameters()).dtype
+
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        enc = self.vae.encode(image.to(self.dtype))
+        z = enc.latents if self.tiny else enc.latent_dist.mean
+        return (self.scale * z).to(image.dtype)
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode((latent / self.scale).to(self.dtype)).sample.to(latent.dtype)
+
+
+class ClipConditioner:
+    """CLIP text conditioning as SD's pipelines compute it (no classifier-free guidance: the turbo
+    and LCM models need none). SD: the last hidden states. SDXL: both encoders' penultimate
+    states side by side, plus the pooled embedding of the second, packed (see the module doc).
+    Encodings are cached per prompt: a prompt played again costs nothing."""
+
+    def __init__(self, tokenizers: list, encoders: list[torch.nn.Module], device: torch.device,
+                 *, sdxl: bool, keep: int = 64) -> None:
+        self.tokenizers, self.encoders, self.device = tokenizers, encoders, device
+        self.sdxl, self.keep = sdxl, keep
+        self.pooled_dim = encoders[-1].config.projection_dim if sdxl else 0
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        if prompt in self._cache:
+            self._cache.move_to_end(prompt)
+            return self._cache[prompt]
+        cond = self._encode(prompt)
+        self._cache[prompt] = cond
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return cond
+
+    @torch.no_grad()
+    def _encode(self, prompt: str) -> torch.Tensor:
+        states, pooled = [], None
+        for tok, enc in zip(self.tokenizers, self.encoders, strict=True):
+            ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids.to(self.device)
+            out = enc(ids, output_hidden_states=self.sdxl)
+            states.append(out.hidden_states[-2] if self.sdxl else out[0])
+            pooled = out[0]
+        if not self.sdxl:
+            return states[0]
+        tokens = torch.cat(states, dim=-1)
+        row = tokens.new_zeros(1, 1, tokens.shape[-1])
+        row[0, 0, : self.pooled_dim] = pooled[0]
+        return torch.cat([tokens, row], dim=1)
+
+
+class UNetDenoiser:
+    """UNet2DConditionModel called as the pipelines call it; for SDXL with the micro-conditioning
+    time ids of the working size (original = target = (h, w), no crop)."""
+
+    def __init__(self, unet: torch.nn.Module, prediction: str, schedule: Schedule,
+                 *, time_ids: torch.Tensor | None = None, pooled_dim: int = 0) -> None:
+        self.unet, self.prediction, self.schedule = unet, prediction, schedule
+        self.time_ids, self.pooled_dim = time_ids, pooled_dim
+        self.dtype = next(unet.parameters()).dtype
+        self.device = next(unet.parameters()).device
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        cond = cond.to(self.device, self.dtype)
+        kwargs = {}
+        if self.time_ids is not None:
+            cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
+                                           "time_ids": self.time_ids.expand(len(x), -1)}
+        out = self.unet(x.to(self.dtype), t.to(self.device), encoder_hidden_states=cond,
+                        return_dict=False, **kwargs)[0]
+        return out.to(x.dtype)
+
+
+def sdxl_time_ids(size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """SDXL's add_time_ids for a (width, height) picture: original size, crop (0, 0), target size."""
+    w, h = size
+    return torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype, device=device)
+
+
+def fuse_lora(unet: torch.nn.Module, folder: Path, scale: float = 1.0) -> int:
+    """Fuse a LoRA (e.g. LCM-LoRA) into the UNet's weights: W += scale · alpha/rank · B·A.
+    Fused, it costs nothing per frame, and it needs no PEFT. diffusers reads and converts the file
+    (kohya or diffusers naming); text-encoder parts are ignored. Returns the layers changed."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_unet_state_dict_to_peft
+
+    state, alphas = StableDiffusionPipeline.lora_state_dict(str(folder))
+    state = convert_unet_state_dict_to_peft(
+        {k.removeprefix("unet."): v for k, v in state.items() if not k.startswith("text_encoder")})
+    scales = {}  # alpha keys name the layer as the weights did: convert them the same way
+    for key, alpha in (alphas or {}).items():
+        (layer,) = convert_unet_state_dict_to_peft({key.removeprefix("unet.").removesuffix(".alpha"): 0})
+        scales[layer.removesuffix(".lora_A.weight")] = float(alpha)
+    n = 0
+    for key, down in state.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key.removesuffix(".lora_A.weight")
+        up = state[name + ".lora_B.weight"]
+        layer = unet.get_submodule(name)
+        rank = down.shape[0]
+        delta = (up.flatten(1).float() @ down.flatten(1).float()).reshape(layer.weight.shape)
+        s = scale * scales.get(name, rank) / rank
+        layer.weight.data += (s * delta).to(layer.weight.device, layer.weight.dtype)
+        n += 1
+    if n == 0:
+        raise ValueError(f"{folder}: no UNet LoRA weights found")
+    return n

@@ -18,6 +18,7 @@ from instrument.generate import check_model, load_backend
 from instrument.patch import ConfigError, load_patch
 
 PROMPT = "a yellow hallway"
+LAT = tiny.SIZE // 2  # latent cells per side
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +80,7 @@ def test_conditioner_is_the_pipelines_prompt_encoding(models, kind):
 
 def test_denoiser_is_the_unet(models):
     _, pipe, backend = models["sd"]
-    x, t = torch.randn(2, 4, 32, 32), torch.tensor([700, 300])
+    x, t = torch.randn(2, 4, LAT, LAT), torch.tensor([700, 300])
     cond = backend.conditioner(PROMPT).repeat(2, 1, 1)
     with torch.no_grad():
         want = pipe.unet(x, t, encoder_hidden_states=cond).sample
@@ -117,7 +118,7 @@ def test_same_frames_as_the_diffusers_img2img_pipeline(models, monkeypatch, kind
     _, pipe, backend = models[kind]
     timesteps = backend.denoiser.schedule.timesteps(strength, steps)
     g = torch.Generator().manual_seed(7)
-    noises = [torch.randn(1, 4, 32, 32, generator=g) for _ in timesteps]
+    noises = [torch.randn(1, 4, LAT, LAT, generator=g) for _ in timesteps]
     handed = iter(noises)
     monkeypatch.setattr(vae_mod.DiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mean)
     monkeypatch.setattr(type(pipe).__module__ + ".randn_tensor", lambda *a, **k: next(handed))
@@ -142,7 +143,7 @@ def test_tiny_autoencoder_option_swaps_the_vae(models):
     folder, *_ = models["sd"]
     b = load(str(folder), "cpu", taesd=str(models["taesd"][0] / "vae"))
     assert b.autoencoder.tiny and not models["sd"][2].autoencoder.tiny
-    assert b.autoencoder.encode(image() * 2 - 1).shape == (1, 4, 32, 32)
+    assert b.autoencoder.encode(image() * 2 - 1).shape == (1, 4, LAT, LAT)
 
 
 @pytest.mark.parametrize("layout", ["peft", "kohya"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-SIZE = 64  # image pixels per side the tiny models play at (latents 32 x 32)
+SIZE = 32  # image pixels per side the tiny models play at (latents 16 x 16)
 
 
 def _bytes_to_unicode() -> list[str]:

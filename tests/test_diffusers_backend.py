@@ -227,3 +227,13 @@ def test_unknown_hub_id_offline_is_a_clear_quick_error():
     assert time.perf_counter() - t < 5.0
     msg = str(err.value)
     assert "hf download noclip-tests/no-such-model" in msg and "HF_HUB_OFFLINE" in msg and "cache" in msg
+
+
+def test_a_snapshot_with_only_fp16_weights_loads(models, tmp_path):
+    """What a hub fetch for half precision leaves: only the *.fp16.safetensors files."""
+    _, pipe, backend = models["sd"]
+    pipe.save_pretrained(tmp_path, variant="fp16")
+    assert not list((tmp_path / "unet").glob("diffusion_pytorch_model.safetensors"))
+    b = load_backend(str(tmp_path), "cpu")
+    x, t, cond = torch.randn(1, 4, LAT, LAT), torch.tensor([400]), backend.conditioner(PROMPT)
+    assert close(b.denoiser(x, t, cond), backend.denoiser(x, t, cond), 1e-6)

@@ -94,7 +94,8 @@ class Show:
         self.running = True
         self.patch = patch
         self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
-        self.generator: Generator = make_generator(patch.model, ctx, patch.size)
+        self.generator: Generator = make_generator(patch.model, ctx, patch.size, self.reporter,
+                                                   live=clock.realtime)
         self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, self.reporter)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
@@ -138,7 +139,7 @@ class Show:
         return fp
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        self.generator.submit(scene, fp)
+        self.generator.submit(scene, fp, getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False)))
         return self.generator.latest()
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
@@ -206,7 +207,8 @@ class Show:
             old.release()
         if patch.model != self.patch.model:
             old_gen = self.generator
-            self.generator = make_generator(patch.model, self.ctx, patch.size)
+            self.generator = make_generator(patch.model, self.ctx, patch.size, self.reporter,
+                                            live=self.clock.realtime)
             old_gen.release()
         for spec in REGISTRY:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))

@@ -237,3 +237,82 @@ def test_a_snapshot_with_only_fp16_weights_loads(models, tmp_path):
     b = load_backend(str(tmp_path), "cpu")
     x, t, cond = torch.randn(1, 4, LAT, LAT), torch.tensor([400]), backend.conditioner(PROMPT)
     assert close(b.denoiser(x, t, cond), backend.denoiser(x, t, cond), 1e-6)
+
+
+# -- through the stream engine -------------------------------------------------------------------
+
+def frame_params(**values):
+    from instrument.params import REGISTRY, ParamBank
+
+    bank = ParamBank(REGISTRY)
+    for name, value in values.items():
+        bank.set(name, value, immediate=True)
+    return bank.advance(0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("kind, strength, steps", [("sd", 0.5, 1), ("sdxl", 0.7, 2)])
+def test_stream_engine_makes_the_pipelines_frame(models, monkeypatch, kind, strength, steps):
+    """The StreamEngine on a loaded backend, Stream Batch off, feedback 0, seed_morph 0, no motion:
+    handed the noise the engine drew, diffusers' pipeline dreams the same latent and picture."""
+    import diffusers.models.autoencoders.vae as vae_mod
+    import diffusers.schedulers.scheduling_lcm as lcm_mod
+    import numpy as np
+
+    from instrument.generate.stream import StreamEngine
+    from instrument.generate.worker import BaseFrame
+
+    _, pipe, backend = models[kind]
+    engine = StreamEngine(backend)
+    drawn, decoded = [], []
+    advance, decode = engine.noise.advance, backend.autoencoder.decode
+    monkeypatch.setattr(engine.noise, "advance", lambda *a, **k: drawn.append(advance(*a, **k)) or drawn[-1])
+    monkeypatch.setattr(backend.autoencoder, "decode", lambda z: decoded.append(z) or decode(z))
+    picture = (image(3)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    fp = frame_params(seed=11, strength=strength, steps=steps, feedback=0.0, seed_morph=0.0, prompt=PROMPT,
+                      prompt_fade=0.0, similarity_skip=0.0, stream_batch=False)
+    out = engine(BaseFrame(picture), fp)
+
+    noises = list(drawn[0][11][:steps].unsqueeze(1))  # (steps, 1, C, h, w): the seed's noise per step
+    handed = iter(noises)
+    monkeypatch.setattr(vae_mod.DiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mean)
+    monkeypatch.setattr(type(pipe).__module__ + ".randn_tensor", lambda *a, **k: next(handed))
+    monkeypatch.setattr(lcm_mod, "randn_tensor", lambda *a, **k: next(handed))
+    timesteps = backend.denoiser.schedule.timesteps(strength, steps)
+    tensor = torch.from_numpy(picture).permute(2, 0, 1)[None].float() / 255
+    want = pipe(PROMPT, image=tensor, strength=1.0, timesteps=timesteps, guidance_scale=1.0,
+                output_type="latent").images
+    assert next(handed, None) is None
+    assert close(decoded[0], want, 1e-4), float((decoded[0] - want).abs().max())
+    expect = (decode(want)[0].clamp(-1, 1) + 1) * 127.5
+    assert np.abs(out.astype(float) - expect.permute(1, 2, 0).numpy()).max() <= 1.0
+
+
+# -- in the show ----------------------------------------------------------------------------------
+
+def run_show(ctx, model: str, n: int = 3):
+    from instrument.clock import OfflineClock
+    from instrument.patch import Patch
+    from instrument.report import Reporter
+    from instrument.show import Show
+
+    reporter = Reporter()
+    show = Show(ctx, Patch(model=model, size=(64, 48)), (64, 48), clock=OfflineClock(30), reporter=reporter,
+                overrides={"similarity_skip": 0.0})
+    try:
+        for _ in range(n):
+            show.step()
+        return show.generator.name, show.generator.latest() is not None, [m for _, m in reporter.recent]
+    finally:
+        show.close()
+
+
+def test_a_model_folder_dreams_in_the_show(ctx, models):
+    name, dreamed, errors = run_show(ctx, str(models["taesd"][0]))
+    assert name == str(models["taesd"][0]) and dreamed and not errors
+
+
+def test_show_plays_the_scene_when_the_model_is_not_on_this_machine(ctx):
+    t = time.perf_counter()
+    name, dreamed, errors = run_show(ctx, "noclip-tests/no-such-model")
+    assert name == "none" and not dreamed and time.perf_counter() - t < 10.0
+    assert any("hf download noclip-tests/no-such-model" in m for m in errors)

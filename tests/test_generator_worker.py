@@ -16,9 +16,9 @@ def flat(frame: int) -> int:
     return (frame * 37) % 256
 
 
-def engine_flat(image, fp):
+def engine_flat(base, fp):
     """An 'engine' whose output says which frame it dreamed."""
-    return np.full_like(image, flat(fp.frame))
+    return np.full_like(base.image, flat(fp.frame))
 
 
 def generated_value(gen) -> int:
@@ -35,9 +35,9 @@ def show_with(ctx, engine, *, live, clock):
 
 
 def test_offline_waits_for_each_frame(ctx):
-    def slowish(image, fp):
+    def slowish(base, fp):
         time.sleep(0.01)
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, slowish, live=False, clock=OfflineClock(30))
     for n in range(8):
@@ -49,10 +49,10 @@ def test_offline_waits_for_each_frame(ctx):
 def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
     calls = []
 
-    def slow(image, fp):
+    def slow(base, fp):
         calls.append(fp.frame)
         time.sleep(0.08)  # ~12 fps engine under a 60 fps loop
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, slow, live=True, clock=RealtimeClock(60))
     t = time.perf_counter()
@@ -69,10 +69,10 @@ def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
 
 
 def test_engine_failure_keeps_the_show_on_the_last_good_frame(ctx):
-    def flaky(image, fp):
+    def flaky(base, fp):
         if fp.frame in (3, 4):
             raise RuntimeError("CUDA out of memory (injected)")
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, flaky, live=False, clock=OfflineClock(30))
     seen = []
@@ -87,7 +87,7 @@ def test_engine_failure_keeps_the_show_on_the_last_good_frame(ctx):
 
 
 def test_nothing_dreamed_yet_shows_the_scene(ctx):
-    def never(image, fp):
+    def never(base, fp):
         raise ValueError("broken weights")
 
     show = show_with(ctx, never, live=False, clock=OfflineClock(30))

@@ -1,6 +1,7 @@
 """The diffusers backend on tiny local pipelines (tests/tiny_diffusers.py): loaded through
 `load_backend(folder)` like a performer's model, held to diffusers' own components and to its
-image-to-image pipelines. No network: the hub is switched off for this module."""
+image-to-image pipelines, directly and through the StreamEngine, and played in a show. No network:
+the hub is switched off for this module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before diffusers / huggingface_hub are first imported
 
+import numpy as np
 import pytest
 import tiny_diffusers as tiny
 import torch
@@ -256,7 +258,6 @@ def test_stream_engine_makes_the_pipelines_frame(models, monkeypatch, kind, stre
     handed the noise the engine drew, diffusers' pipeline dreams the same latent and picture."""
     import diffusers.models.autoencoders.vae as vae_mod
     import diffusers.schedulers.scheduling_lcm as lcm_mod
-    import numpy as np
 
     from instrument.generate.stream import StreamEngine
     from instrument.generate.worker import BaseFrame

@@ -317,3 +317,19 @@ def test_show_plays_the_scene_when_the_model_is_not_on_this_machine(ctx):
     name, dreamed, errors = run_show(ctx, "noclip-tests/no-such-model")
     assert name == "none" and not dreamed and time.perf_counter() - t < 10.0
     assert any("hf download noclip-tests/no-such-model" in m for m in errors)
+
+
+def test_fetch_names_local_sources_and_explains_missing_ones(models, capsys):
+    from instrument.cli import main
+    from instrument.generate.diffusers_backend import ModelUnavailable, Sources, locate
+
+    folder, tiny_vae = models["sd"][0], models["taesd"][0] / "vae"
+    assert locate(str(folder)) == Sources(folder)
+    assert locate(str(folder), taesd=str(tiny_vae)) == Sources(folder, tiny=tiny_vae)
+    assert main(["fetch", str(folder)]) == 0 and f"model: {folder}" in capsys.readouterr().out
+    with pytest.raises(ModelUnavailable, match="stabilityai/sd-turbo"):
+        locate("sd-turbo")
+    with pytest.raises(SystemExit, match="noclip fetch noclip-tests/nothing-here"):
+        main(["fetch", "noclip-tests/nothing-here"])
+    with pytest.raises(SystemExit, match="unknown model"):
+        main(["fetch", "what?"])

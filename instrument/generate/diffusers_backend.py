@@ -4,7 +4,8 @@ any compatible model the performer brings (see generate/catalog.py for the names
 A hub id is fetched once into the Hugging Face cache (HF_HOME, ~/.cache/huggingface by default)
 with the hub's progress bars, and from then on plays offline; every model, fetched or local, then
 loads through the same code: the components named in its model_index.json. Only what the stream
-needs is fetched (no safety checker, no single-file duplicates; the fp16 weights when playing fp16).
+needs is fetched (no safety checker, no single-file duplicates; for the named models only the fp16
+weights, which a CPU upcasts on load). `noclip fetch NAME` fetches without playing.
 
 Options (keywords of `load`, or environment variables for the CLI):
 - `taesd` / NOCLIP_TAESD: swap in the tiny autoencoder (TAESD, or TAESDXL for SDXL): 1, 0, or a
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -40,29 +42,50 @@ class ModelUnavailable(RuntimeError):
     """The model is neither on this machine nor downloadable now; the message says what to do."""
 
 
-def load(name: str, device: str | torch.device | None = None, *, taesd: bool | str | None = None,
-         compile: bool | None = None) -> Backend:
+@dataclass(frozen=True)
+class Sources:
+    """Where a model's weights are on this machine (after fetching what was missing)."""
+
+    model: Path                # a diffusers folder or a single-file checkpoint
+    lora: Path | None = None   # a folder with pytorch_lora_weights.safetensors, fused into the UNet
+    tiny: Path | None = None   # an AutoencoderTiny folder that replaces the model's VAE
+
+
+def locate(name: str, *, taesd: bool | str | None = None) -> Sources:
+    """Everything `load(name)` needs, fetched into the hub cache where it is not local yet: what
+    `noclip fetch` does on a machine with a network for a show that will play offline."""
     check_model(name)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
     alias = ALIASES.get(name)
-    variant = alias.variant if alias and dtype == torch.float16 else None
-    path = local_path(name) if alias is None else None
-    if path is not None and path.is_file():
-        parts = _from_single_file(path, dtype)
-    else:
-        folder = path or fetch(alias.repo if alias else name, **_weights(variant), model=name)
-        parts = _from_folder(folder, dtype)
-    if alias and alias.lora:
-        n = fuse_lora(parts["unet"], fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name))
-        log.info("%s: fused %s into %d UNet layers", name, alias.lora, n)
-    sdxl = parts.get("text_encoder_2") is not None
+    # named models: always their fp16 weights (half the download; a CPU upcasts them on load)
+    model = local_path(name) if alias is None else None
+    if model is None:
+        repo, variant = (alias.repo, alias.variant) if alias else (name, None)
+        model = fetch(repo, **_weights(variant), model=name)
+    lora = fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name) if alias and alias.lora else None
     tiny = _option(taesd, "NOCLIP_TAESD", alias is not None)
     if tiny:
-        repo = tiny if isinstance(tiny, str) else (TAESDXL if sdxl else TAESD)
-        parts["vae"] = _tiny_vae(repo, dtype, model=name)
-    elif sdxl and dtype == torch.float16 and parts["vae"].config.get("force_upcast", False):
-        parts["vae"] = parts["vae"].to(torch.float32)
+        source = tiny if isinstance(tiny, str) else (TAESDXL if _is_sdxl(model) else TAESD)
+        tiny = local_path(source) or fetch(source, ["config.json", "diffusion_pytorch_model.safetensors"],
+                                           model=name)
+    return Sources(model, lora, tiny or None)
+
+
+def load(name: str, device: str | torch.device | None = None, *, taesd: bool | str | None = None,
+         compile: bool | None = None) -> Backend:
+    src = locate(name, taesd=taesd)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    parts = _from_single_file(src.model, dtype) if src.model.is_file() else _from_folder(src.model, dtype)
+    if src.lora is not None:
+        n = fuse_lora(parts["unet"], src.lora)
+        log.info("%s: fused the LoRA in %s into %d UNet layers", name, src.lora, n)
+    if src.tiny is not None:
+        from diffusers import AutoencoderTiny
+
+        parts["vae"] = AutoencoderTiny.from_pretrained(src.tiny, torch_dtype=dtype)
+    elif dtype == torch.float16 and parts.get("text_encoder_2") and parts["vae"].config.get("force_upcast"):
+        parts["vae"] = parts["vae"].to(torch.float32)  # SDXL's VAE overflows in fp16 (as its pipelines know)
+    alias = ALIASES.get(name)
     return assemble(name, parts, dev, dtype, size=alias.size if alias else None,
                     compile=bool(_option(compile, "NOCLIP_COMPILE", False)))
 
@@ -112,8 +135,8 @@ def fetch(repo: str, allow: list[str], *, model: str, ignore: list[str] | None =
         raise ModelUnavailable(
             f"model {model!r} needs {repo!r}, which is not in the Hugging Face cache "
             f"({constants.HF_HUB_CACHE}) and could not be downloaded: {why}. On a machine with a "
-            f"network run `hf download {repo}` (or play once with --model {model}) and copy the cache "
-            f"here, or give --model a local diffusers folder or a .safetensors checkpoint.") from None
+            f"network run `noclip fetch {model}` (or `hf download {repo}`) and copy the cache here, "
+            f"or give --model a local diffusers folder or a .safetensors checkpoint.") from None
 
 
 def _weights(variant: str | None) -> dict[str, list[str]]:
@@ -186,20 +209,16 @@ def _from_single_file(path: Path, dtype: torch.dtype) -> dict[str, Any]:
 
 
 def _is_sdxl(path: Path) -> bool:
+    """An SDXL model (two text encoders) or checkpoint (a second embedder)?"""
+    if path.is_dir():
+        entry = json.loads((path / "model_index.json").read_text()).get("text_encoder_2")
+        return bool(entry and entry[0])
     if path.suffix.lower() != ".safetensors":
         return False
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
         return any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118 (safe_open is no dict)
-
-
-def _tiny_vae(source: str, dtype: torch.dtype, *, model: str) -> torch.nn.Module:
-    from diffusers import AutoencoderTiny
-
-    path = local_path(source)
-    folder = path or fetch(source, ["config.json", "diffusion_pytorch_model.safetensors"], model=model)
-    return AutoencoderTiny.from_pretrained(folder, torch_dtype=dtype)
 
 
 def _option(value: Any, env: str, default: Any) -> Any:

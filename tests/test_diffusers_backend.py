@@ -333,3 +333,15 @@ def test_fetch_names_local_sources_and_explains_missing_ones(models, capsys):
         main(["fetch", "noclip-tests/nothing-here"])
     with pytest.raises(SystemExit, match="unknown model"):
         main(["fetch", "what?"])
+
+
+def test_compile_is_for_cuda_only(models):
+    from instrument.generate.diffusers_backend import load
+
+    folder, _, backend = models["sd"]
+    b = load(str(folder), "cpu", compile=True)  # logged and skipped on a CPU: it would not pay
+    assert not b.denoiser.graphs and type(b.denoiser.unet).__name__ == "UNet2DConditionModel"
+    b.denoiser.graphs = b.autoencoder.graphs = True  # the CUDA-graph bookkeeping is harmless elsewhere
+    x, t, cond = torch.randn(1, 4, LAT, LAT), torch.tensor([300]), backend.conditioner(PROMPT)
+    assert close(b.denoiser(x, t, cond), backend.denoiser(x, t, cond), 1e-6)
+    assert close(b.autoencoder.decode(x), backend.autoencoder.decode(x), 1e-6)

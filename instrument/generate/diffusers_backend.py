@@ -114,6 +114,7 @@ def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torc
         denoiser.unet = torch.compile(unet, mode="reduce-overhead")
         vae.encoder = torch.compile(vae.encoder, mode="reduce-overhead")
         vae.decoder = torch.compile(vae.decoder, mode="reduce-overhead")
+        autoencoder.graphs = denoiser.graphs = True
     elif compile:
         log.info("%s: compile asked for, but it only pays on CUDA; playing uncompiled", name)
     return Backend(name=name, autoencoder=autoencoder, conditioner=conditioner, denoiser=denoiser,

@@ -30,16 +30,19 @@ class DiffusersAutoencoder:
         self.scale = float(cfg.scaling_factor)
         self.tiny = type(vae).__name__ == "AutoencoderTiny"
         self.dtype = next(vae.parameters()).dtype
+        self.graphs = False  # set when compiled with CUDA graphs (diffusers_backend.assemble)
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
+        _step(self.graphs)
         enc = self.vae.encode(image.to(self.dtype))
         z = enc.latents if self.tiny else enc.latent_dist.mean
         return (self.scale * z).to(image.dtype)
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode((latent / self.scale).to(self.dtype)).sample.to(latent.dtype)
+        _step(self.graphs)
+        return self.vae.decode((latent / self.scale).to(self.dtype)).sample.to(latent.dtype, copy=self.graphs)
 
 
 class ClipConditioner:
@@ -92,6 +95,7 @@ class UNetDenoiser:
         self.time_ids, self.pooled_dim = time_ids, pooled_dim
         self.dtype = next(unet.parameters()).dtype
         self.device = next(unet.parameters()).device
+        self.graphs = False
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -101,9 +105,17 @@ class UNetDenoiser:
             cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
                                            "time_ids": self.time_ids.expand(len(x), -1)}
+        _step(self.graphs)
         out = self.unet(x.to(self.dtype), t.to(self.device), encoder_hidden_states=cond,
                         return_dict=False, **kwargs)[0]
-        return out.to(x.dtype)
+        return out.to(x.dtype, copy=self.graphs)
+
+
+def _step(graphs: bool) -> None:
+    """A CUDA-graph run reuses its output memory on the next run: tell torch a new step begins
+    (results are copied out above, so the engine may keep them across frames)."""
+    if graphs:
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def sdxl_time_ids(size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:

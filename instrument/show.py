@@ -139,7 +139,8 @@ class Show:
         return fp
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        self.generator.submit(scene, fp, getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False)))
+        motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
+        self.generator.submit(scene, fp, motion, cut)
         return self.generator.latest()
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:

@@ -38,6 +38,12 @@ class BaseFrame:
     image: np.ndarray
     motion: np.ndarray | None = None
     cut: bool = False
+    gl: bool = False  # motion still as GL wrote it (bottom-up, +y up): turned on the worker thread
+
+    def oriented(self) -> BaseFrame:
+        if not self.gl or self.motion is None:
+            return self
+        return BaseFrame(self.image, self.motion[::-1] * np.float32([1.0, -1.0]), self.cut)
 
     def after(self, older: BaseFrame) -> BaseFrame:
         """This frame as seen from the frame before `older` (older was dropped, its motion kept)."""
@@ -101,8 +107,9 @@ class GeneratorWorker:
                 dropped, self._pending, self._dropped = self._dropped, None, []
             t = time.perf_counter()
             try:
+                frame = frame.oriented()
                 for older in reversed(dropped):
-                    frame = frame.after(older)
+                    frame = frame.after(older.oriented())
                 out = self.engine(frame, fp)
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
                 self.failures += 1
@@ -142,7 +149,6 @@ class ThreadedGenerator:
         self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}")
         self.texture = ctx.texture(size, 3)
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
-        self._motion = np.empty((size[1], size[0], 2), dtype=np.float32)
         self._shown = -1
         self._frame = -1
 
@@ -150,13 +156,14 @@ class ThreadedGenerator:
                cut: bool = False) -> None:
         scene.read_into(self._readback)
         self._frame = fp.frame
-        # one copy each, top-down: the worker keeps them while the next frame is read back here
+        # one copy each: the worker keeps them while the next frame is read back here, and turns
+        # the motion the right way up on its own thread (a full-size pass the loop need not pay for)
         image = np.ascontiguousarray(self._readback[::-1, :, :3])
         flow = None
         if motion is not None and motion.size == scene.size:
-            motion.read_into(self._motion)
-            flow = self._motion[::-1] * np.array([1.0, -1.0], np.float32)  # GL y-up → image y-down
-        self.worker.submit(BaseFrame(image, flow, cut), fp)
+            flow = np.empty((scene.size[1], scene.size[0], 2), dtype=np.float32)
+            motion.read_into(flow)
+        self.worker.submit(BaseFrame(image, flow, cut, gl=True), fp)
 
     def latest(self) -> moderngl.Texture | None:
         res = self.worker.result(None if self.worker.live else self._frame)

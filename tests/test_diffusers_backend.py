@@ -345,3 +345,41 @@ def test_compile_is_for_cuda_only(models):
     x, t, cond = torch.randn(1, 4, LAT, LAT), torch.tensor([300]), backend.conditioner(PROMPT)
     assert close(b.denoiser(x, t, cond), backend.denoiser(x, t, cond), 1e-6)
     assert close(b.autoencoder.decode(x), backend.autoencoder.decode(x), 1e-6)
+
+
+def cached(cache, repo: str, source) -> None:
+    """Put a folder into a Hugging Face hub cache as `repo`'s snapshot, as a download leaves it."""
+    import shutil
+
+    root = cache / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(source, root / "snapshots" / "0123abc")
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("0123abc")
+
+
+def test_named_models_play_from_the_hub_cache_offline(models, tmp_path, monkeypatch):
+    """A gig machine: sd-turbo, sd15-lcm (with its LCM-LoRA) and TAESD already in the cache (here
+    tiny stand-ins with fp16-only weights, as `noclip fetch` leaves them), no network."""
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    from instrument.generate.catalog import ALIASES, TAESD
+
+    _, pipe, ref = models["sd"]
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    pipe.save_pretrained(tmp_path / "fp16", variant="fp16")
+    for alias in ("sd-turbo", "sd15-lcm"):
+        cached(tmp_path / "hub", ALIASES[alias].repo, tmp_path / "fp16")
+    cached(tmp_path / "hub", TAESD, models["taesd"][0] / "vae")
+    name = "mid_block.attentions.0.transformer_blocks.0.attn1.to_q"
+    lora = {f"unet.{name}.lora_A.weight": torch.ones(1, 64), f"unet.{name}.lora_B.weight": torch.ones(64, 1)}
+    (tmp_path / "lora").mkdir()
+    save_file(lora, tmp_path / "lora" / "pytorch_lora_weights.safetensors")
+    cached(tmp_path / "hub", ALIASES["sd15-lcm"].lora, tmp_path / "lora")
+
+    turbo, lcm = load_backend("sd-turbo", "cpu"), load_backend("sd15-lcm", "cpu")
+    assert turbo.size == (512, 512) and turbo.autoencoder.tiny and lcm.autoencoder.tiny
+    x, t, cond = torch.randn(1, 4, LAT, LAT), torch.tensor([300]), ref.conditioner(PROMPT)
+    assert close(turbo.denoiser(x, t, cond), ref.denoiser(x, t, cond), 1e-6)
+    w = lcm.denoiser.unet.get_submodule(name).weight - turbo.denoiser.unet.get_submodule(name).weight
+    assert torch.allclose(w, torch.ones_like(w))  # the LoRA is fused into sd15-lcm's UNet

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .catalog import ALIASES, CHECKPOINT_SUFFIXES, TAESD, TAESDXL, check_model, local_path
-from .diffusers_parts import ClipConditioner, DiffusersAutoencoder, UNetDenoiser, fuse_lora, sdxl_time_ids
+from .diffusers_parts import ClipConditioner, DiffusersAutoencoder, UNetDenoiser, fuse_lora
 from .model import PREDICTIONS, Backend, Schedule
 
 log = logging.getLogger("noclip")
@@ -106,9 +106,8 @@ def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torc
     tokenizers = [t for t in (parts["tokenizer"], parts.get("tokenizer_2")) if t is not None]
     sdxl = len(encoders) == 2
     conditioner = ClipConditioner(tokenizers, encoders, device, sdxl=sdxl)
-    time_ids = sdxl_time_ids((side, side), dtype, device) if sdxl else None
-    denoiser = UNetDenoiser(unet, prediction, Schedule(sched.alphas_cumprod), time_ids=time_ids,
-                            pooled_dim=conditioner.pooled_dim)
+    denoiser = UNetDenoiser(unet, prediction, Schedule(sched.alphas_cumprod),
+                            sdxl_factor=autoencoder.factor if sdxl else 0, pooled_dim=conditioner.pooled_dim)
     if compile and device.type == "cuda":
         unet.to(memory_format=torch.channels_last)
         denoiser.unet = torch.compile(unet, mode="reduce-overhead")

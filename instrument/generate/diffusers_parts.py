@@ -86,29 +86,37 @@ class ClipConditioner:
 
 
 class UNetDenoiser:
-    """UNet2DConditionModel called as the pipelines call it; for SDXL with the micro-conditioning
-    time ids of the working size (original = target = (h, w), no crop)."""
+    """UNet2DConditionModel called as the pipelines call it. SDXL (`sdxl_factor`: the autoencoder's
+    pixels per latent cell) also gets its micro-conditioning for the picture the latents make, as
+    its pipelines do: original size = target size = (h, w), crop (0, 0)."""
 
     def __init__(self, unet: torch.nn.Module, prediction: str, schedule: Schedule,
-                 *, time_ids: torch.Tensor | None = None, pooled_dim: int = 0) -> None:
+                 *, sdxl_factor: int = 0, pooled_dim: int = 0) -> None:
         self.unet, self.prediction, self.schedule = unet, prediction, schedule
-        self.time_ids, self.pooled_dim = time_ids, pooled_dim
+        self.sdxl_factor, self.pooled_dim = sdxl_factor, pooled_dim
         self.dtype = next(unet.parameters()).dtype
         self.device = next(unet.parameters()).device
         self.graphs = False
+        self._time_ids: dict[tuple[int, int], torch.Tensor] = {}
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         cond = cond.to(self.device, self.dtype)
         kwargs = {}
-        if self.time_ids is not None:
+        if self.sdxl_factor:
             cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
-                                           "time_ids": self.time_ids.expand(len(x), -1)}
+                                           "time_ids": self.time_ids(x).expand(len(x), -1)}
         _step(self.graphs)
         out = self.unet(x.to(self.dtype), t.to(self.device), encoder_hidden_states=cond,
                         return_dict=False, **kwargs)[0]
         return out.to(x.dtype, copy=self.graphs)
+
+    def time_ids(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = (n * self.sdxl_factor for n in x.shape[-2:])
+        if (h, w) not in self._time_ids:
+            self._time_ids[h, w] = torch.tensor([[h, w, 0, 0, h, w]], dtype=self.dtype, device=self.device)
+        return self._time_ids[h, w]
 
 
 def _step(graphs: bool) -> None:
@@ -116,12 +124,6 @@ def _step(graphs: bool) -> None:
     (results are copied out above, so the engine may keep them across frames)."""
     if graphs:
         torch.compiler.cudagraph_mark_step_begin()
-
-
-def sdxl_time_ids(size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """SDXL's add_time_ids for a (width, height) picture: original size, crop (0, 0), target size."""
-    w, h = size
-    return torch.tensor([[h, w, 0, 0, h, w]], dtype=dtype, device=device)
 
 
 def fuse_lora(unet: torch.nn.Module, folder: Path, scale: float = 1.0) -> int:

@@ -34,7 +34,7 @@ def models(tmp_path_factory):
     """name → (folder, diffusers img2img pipeline, backend loaded from the folder)."""
     root = tmp_path_factory.mktemp("models")
     pipes = {"sd": tiny.sd_pipeline(root / "sd"), "taesd": tiny.sd_pipeline(root / "taesd", tiny_vae=True),
-             "sdxl": tiny.sdxl_pipeline(root / "sdxl")}
+             "sdxl": tiny.sdxl_pipeline(root / "sdxl"), "lcm": tiny.sd_pipeline(root / "lcm", lcm=True)}
     return {k: (root / k, p, load_backend(str(root / k), "cpu")) for k, p in pipes.items()}
 
 
@@ -80,12 +80,16 @@ def test_conditioner_is_the_pipelines_prompt_encoding(models, kind):
     assert not close(backend.conditioner(""), cond)       # the empty prompt works, and differs
 
 
-def test_denoiser_is_the_unet(models):
-    _, pipe, backend = models["sd"]
+@pytest.mark.parametrize("kind", ["sd", "lcm"])
+def test_denoiser_is_the_unet(models, kind):
+    _, pipe, backend = models[kind]
     x, t = torch.randn(2, 4, LAT, LAT), torch.tensor([700, 300])
     cond = backend.conditioner(PROMPT).repeat(2, 1, 1)
+    w = None  # an LCM-distilled UNet takes the guidance scale's embedding (8.5 - 1, as its pipeline)
+    if kind == "lcm":
+        w = pipe.get_guidance_scale_embedding(torch.tensor([7.5, 7.5]), embedding_dim=32)
     with torch.no_grad():
-        want = pipe.unet(x, t, encoder_hidden_states=cond).sample
+        want = pipe.unet(x, t, encoder_hidden_states=cond, timestep_cond=w).sample
     assert close(backend.denoiser(x, t, cond), want)
     assert backend.denoiser.prediction == "epsilon"
     assert torch.allclose(backend.denoiser.schedule.alphas_cumprod, pipe.scheduler.alphas_cumprod.double())
@@ -111,6 +115,7 @@ def dream(backend, picture: torch.Tensor, noises: list[torch.Tensor], timesteps:
 @pytest.mark.parametrize("kind, strength, steps, size", [
     ("sd", 0.5, 1, (32, 32)), ("sd", 0.7, 2, (32, 32)), ("taesd", 0.5, 2, (32, 32)),
     ("sdxl", 0.6, 2, (24, 32)),  # SDXL's size conditioning follows the picture, not the model's default
+    ("lcm", 0.6, 2, (32, 32)),   # an LCM-distilled model, against diffusers' LCM img2img pipeline
 ])
 def test_same_frames_as_the_diffusers_img2img_pipeline(models, monkeypatch, kind, strength, steps, size):
     """Same scheduler (LCM), timesteps, strength and noise: the pipeline draws its noise through
@@ -128,13 +133,14 @@ def test_same_frames_as_the_diffusers_img2img_pipeline(models, monkeypatch, kind
     monkeypatch.setattr(type(pipe).__module__ + ".randn_tensor", lambda *a, **k: next(handed))
     monkeypatch.setattr(lcm_mod, "randn_tensor", lambda *a, **k: next(handed))
 
-    want = pipe(PROMPT, image=image(1, size), strength=1.0, timesteps=timesteps, guidance_scale=1.0,
+    cfg = 8.5 if kind == "lcm" else 1.0  # LCM: embedded (the default); others: no guidance
+    want = pipe(PROMPT, image=image(1, size), strength=1.0, timesteps=timesteps, guidance_scale=cfg,
                 output_type="latent").images
     got = dream(backend, image(1, size), noises, timesteps)
     assert next(handed, None) is None  # the pipeline drew exactly the stream's noises
     assert close(got, want, 1e-4), float((got - want).abs().max())
     handed = iter(noises)
-    picture = pipe(PROMPT, image=image(1, size), strength=1.0, timesteps=timesteps, guidance_scale=1.0,
+    picture = pipe(PROMPT, image=image(1, size), strength=1.0, timesteps=timesteps, guidance_scale=cfg,
                    output_type="pt").images
     assert close((backend.autoencoder.decode(got) / 2 + 0.5).clamp(0, 1), picture, 1e-4)
 

@@ -66,17 +66,24 @@ def _vae(tiny: bool):
                          scaling_factor=0.18215)
 
 
-def sd_pipeline(folder: Path, *, tiny_vae: bool = False, seed: int = 0):
-    """A tiny SD 1.x/2.x-shaped StableDiffusionImg2ImgPipeline, saved to `folder`."""
-    from diffusers import StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+def sd_pipeline(folder: Path, *, tiny_vae: bool = False, lcm: bool = False, seed: int = 0):
+    """A tiny SD 1.x/2.x-shaped StableDiffusionImg2ImgPipeline, saved to `folder`; with `lcm`, an
+    LCM-distilled one (its UNet takes a guidance embedding): a LatentConsistencyModelImg2ImgPipeline."""
+    from diffusers import (
+        LatentConsistencyModelImg2ImgPipeline,
+        StableDiffusionImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=SIZE // 2,
                                 in_channels=4, out_channels=4, cross_attention_dim=32,
+                                time_cond_proj_dim=32 if lcm else None,
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
-    pipe = StableDiffusionImg2ImgPipeline(
+    cls = LatentConsistencyModelImg2ImgPipeline if lcm else StableDiffusionImg2ImgPipeline
+    pipe = cls(
         vae=_vae(tiny_vae), text_encoder=CLIPTextModel(_clip_config()), tokenizer=tokenizer(folder / "_vocab"),
         unet=unet, scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)

@@ -88,21 +88,27 @@ class ClipConditioner:
 class UNetDenoiser:
     """UNet2DConditionModel called as the pipelines call it. SDXL (`sdxl_factor`: the autoencoder's
     pixels per latent cell) also gets its micro-conditioning for the picture the latents make, as
-    its pipelines do: original size = target size = (h, w), crop (0, 0)."""
+    its pipelines do: original size = target size = (h, w), crop (0, 0). A guidance-distilled UNet
+    (LCM-distilled models: config time_cond_proj_dim) gets the embedding of `guidance`, as the LCM
+    pipelines give it (their default 8.5); LCM-LoRA and turbo models have no such input."""
 
     def __init__(self, unet: torch.nn.Module, prediction: str, schedule: Schedule,
-                 *, sdxl_factor: int = 0, pooled_dim: int = 0) -> None:
+                 *, sdxl_factor: int = 0, pooled_dim: int = 0, guidance: float = 8.5) -> None:
         self.unet, self.prediction, self.schedule = unet, prediction, schedule
         self.sdxl_factor, self.pooled_dim = sdxl_factor, pooled_dim
         self.dtype = next(unet.parameters()).dtype
         self.device = next(unet.parameters()).device
         self.graphs = False
         self._time_ids: dict[tuple[int, int], torch.Tensor] = {}
+        dim = unet.config.get("time_cond_proj_dim")
+        self.w_embedding = guidance_embedding(guidance - 1, dim).to(self.device, self.dtype) if dim else None
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         cond = cond.to(self.device, self.dtype)
         kwargs = {}
+        if self.w_embedding is not None:
+            kwargs["timestep_cond"] = self.w_embedding.expand(len(x), -1)
         if self.sdxl_factor:
             cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
@@ -117,6 +123,15 @@ class UNetDenoiser:
         if (h, w) not in self._time_ids:
             self._time_ids[h, w] = torch.tensor([[h, w, 0, 0, h, w]], dtype=self.dtype, device=self.device)
         return self._time_ids[h, w]
+
+
+def guidance_embedding(w: float, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of a guidance scale w (x1000), (1, dim): LCM's, as diffusers has it."""
+    half = dim // 2
+    step = torch.log(torch.tensor(10000.0)) / (half - 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -step)
+    emb = (w * 1000.0) * freqs[None, :]
+    return torch.nn.functional.pad(torch.cat([torch.sin(emb), torch.cos(emb)], dim=1), (0, dim % 2))
 
 
 def _step(graphs: bool) -> None:

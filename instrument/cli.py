@@ -1,4 +1,4 @@
-"""The `noclip` command: play · render · params · devices · bench · learn."""
+"""The `noclip` command: play · render · params · devices · bench · learn · fetch."""
 
 from __future__ import annotations
 
@@ -52,10 +52,12 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
     """The patch named on the command line, with --model and --set applied (validated like a patch)."""
     patch = load_patch(args.patch)
     if getattr(args, "model", None):
-        from .generate import BACKENDS
+        from .generate import check_model
 
-        if args.model not in BACKENDS:
-            raise SystemExit(f"noclip: unknown model '{args.model}' (have: {', '.join(BACKENDS)})")
+        try:
+            check_model(args.model)
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
     source = getattr(args, "source", None)
     if source is not None:
@@ -155,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--midi", action="append", default=[], metavar="PATTERN",
                     help="listen only to MIDI inputs whose name contains PATTERN")
 
+    f = sub.add_parser("fetch", help="download a model into the Hugging Face cache, to play it offline later")
+    f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm or a hub id org/name")
+    f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
+
     b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
@@ -172,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn,
+                "fetch": cmd_fetch}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -416,7 +423,29 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"  unavailable: {exc}")
     from .generate import BACKENDS
 
-    print(f"Generator backends: {', '.join(BACKENDS)}")
+    print(f"Generator backends: {', '.join(BACKENDS)}, or a diffusers folder, .safetensors file or hub id")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .generate import check_model
+
+    try:
+        check_model(args.model)
+    except ValueError as exc:
+        raise SystemExit(f"noclip fetch: {exc}") from None
+    if args.model in ("none", "builtin"):
+        print(f"{args.model}: nothing to fetch (it ships with noclip)")
+        return 0
+    from .generate.diffusers_backend import ModelUnavailable, locate
+
+    try:
+        src = locate(args.model, taesd=False if args.no_taesd else None)
+    except ModelUnavailable as exc:
+        raise SystemExit(f"noclip fetch: {exc}") from None
+    for what, path in (("model", src.model), ("LoRA", src.lora), ("tiny autoencoder", src.tiny)):
+        if path is not None:
+            print(f"{what}: {path}")
     return 0
 
 

@@ -131,11 +131,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="monitors, MIDI ports and audio devices")
 
-    b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
+    b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
+    b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     return ap
 
 

@@ -22,6 +22,7 @@ and nothing else changed, the last result is shown again.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -34,6 +35,17 @@ from .model import Backend
 from .motion import compose, to_grid, warp
 from .noise import WarpedNoise, slerp
 from .worker import BaseFrame
+
+
+def share_cpu(backend: Backend) -> int:
+    """On a CPU backend, give torch half the cores and leave the rest to the frame loop (llvmpipe
+    draws the scene and the tape on them). Measured on 2 busy cores: torch on both spins against
+    the loop, 4.5 generated fps at 512x384 with the tiny test model; on one, over 100."""
+    if backend.device.type != "cpu":
+        return torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    return torch.get_num_threads()
+
 
 MAX_STEPS = 4  # the `steps` parameter's maximum (generate/__init__.py declares the parameters)
 

@@ -154,7 +154,7 @@ class StreamEngine:
         timesteps = self.schedule.timesteps(float(fp["strength"]), steps)
         seed, morph = int(fp["seed"]), float(fp["seed_morph"])
         settings = (timesteps, seed, morph, self.cond.prompt, self.cond.progress(fp.time) < 1.0,
-                    bool(fp["stream_batch"]))
+                    bool(fp["stream_batch"]), base.image.shape)
         if not cut and self._similar(image, settings, float(fp["similarity_skip"])):
             self.held = motion
             self.stats["skipped"] += 1
@@ -166,8 +166,8 @@ class StreamEngine:
         eps = slerp(fields[seed], fields[seed + 1], morph).to(b.device, b.dtype)
         z = self.ae.encode(image)
         amount = float(fp["feedback"])
-        if cut:
-            self.previous = None
+        if cut:  # nothing from before a cut may leak into what follows: not feedback, not the pipe
+            self.previous, self.pipe, self.last = None, [], None
         elif self.previous is not None:
             self.previous = self._carry(self.previous, motion)
             latent, valid = self.previous

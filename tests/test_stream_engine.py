@@ -219,3 +219,18 @@ def test_a_backend_that_does_not_load_leaves_the_scene_playing(ctx, monkeypatch)
     show.close()
     assert isinstance(show.generator, generate.PassThrough)
     assert any("no weights" in msg for _, msg in show.reporter.recent)
+
+
+def test_offline_renders_with_the_generator_are_identical(ctx, monkeypatch):
+    runs = []
+    for _ in range(2):
+        show = show_with_tiny(ctx, monkeypatch, tiny_backend(SIZE), clock=OfflineClock(FPS))
+        for name, value in {"feedback": 0.4, "stream_batch": True, "seed_morph": 0.3}.items():
+            show.bank.set(name, value, immediate=True)
+        frames = []
+        for _ in range(6):
+            show.step()
+            frames.append(show.generator.latest().read())
+        show.close()
+        runs.append(frames)
+    assert runs[0] == runs[1] and len(set(runs[0])) == 6

@@ -12,6 +12,7 @@ import multiprocessing
 import platform
 import random
 import socket
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -153,6 +154,118 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict
     return {"target_fps": fps or "unpaced", "idle_fps": idle, "flood_fps": flooded,
             "ratio": flooded / idle if idle else 0.0, "messages_received": received,
             "values_in_range": values_ok}
+
+
+MIDI_BENCH = """
+[[midi]]
+cc = 1
+param = "bleed"
+takeover = "none"
+[[midi]]
+cc = 2
+param = "tracking"
+[[midi]]
+cc = 3
+param = "aberration"
+curve = "exp"
+"""
+MIDI_DEV = "bench:bench MIDI 1 20:0"
+
+
+def _midi(queue: ControlQueue, reporter: Reporter):
+    """A MidiControl on the fake backend (the same callback path rtmidi drives), three bindings."""
+    import tomllib
+
+    from .control.midi import MidiControl
+    from .control.midimap import parse_bindings
+    from .control.midiports import FakeBackend
+
+    be = FakeBackend(MIDI_DEV)
+    bindings = parse_bindings(tomllib.loads(MIDI_BENCH)["midi"], lambda p, m: ValueError(m))
+    midi = MidiControl(queue, reporter, [bindings], backend=be, virtual=False)
+    midi.scan()
+    return midi, be.devices[MIDI_DEV]
+
+
+def bench_midi_cost(n: int = 50_000) -> dict[str, Any]:
+    """µs per message through the port callback: parse, map, takeover, ControlEvent, queue."""
+    queue = ControlQueue()
+    midi, dev = _midi(queue, Reporter())
+    msgs = [[0xB0, 1 + i % 3, (i * 7) % 128] for i in range(n)]
+    send = dev.send
+    t = time.perf_counter()
+    for i, m in enumerate(msgs):
+        send(m)
+        if i % 5000 == 4999:
+            queue.drain()
+    per = (time.perf_counter() - t) / n * 1e6
+    return {"messages": n, "us_per_message": per, "events": midi.mapper.stats["events"]}
+
+
+def _midi_sender(dev, stop: threading.Event, rate: float | None, mean_gap: float, seed: int) -> None:
+    """Plays the fake device from its own thread, as rtmidi's callback thread would: random gaps
+    (latency) or `rate` messages a second in 1 ms batches (flood)."""
+    rng = random.Random(seed)
+    sent, start = 0, time.perf_counter()
+    while not stop.is_set():
+        if rate is None:
+            dev.send([0xB0, 1, rng.randrange(128)])
+            time.sleep(rng.expovariate(1.0 / mean_gap))
+            continue
+        due = int((time.perf_counter() - start) * rate)
+        while sent < due:
+            dev.send([0xB0, 1 + sent % 3, sent % 128])
+            sent += 1
+        time.sleep(0.001)
+
+
+def bench_midi(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict[str, Any]:
+    """MIDI message → FrameParams latency at `fps`, then the frame rate with and without a
+    `rate` messages/s flood through the callback path (unpaced, so any cost shows)."""
+    queue, reporter = ControlQueue(), Reporter()
+    midi, dev = _midi(queue, reporter)
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
+    midi.attach(show)
+    stop = threading.Event()
+    sender = threading.Thread(target=_midi_sender, args=(dev, stop, None, 0.008, 1), daemon=True)
+    sender.start()
+    show.run(frames=10)
+    show.stats.measure_latency = True
+    end = time.perf_counter() + seconds
+    show.run(until=lambda: time.perf_counter() > end)
+    show.stats.measure_latency = False
+    stop.set()
+    sender.join()
+    lat = np.array(show.stats.latencies) * 1000.0
+    show.close()
+
+    queue, reporter = ControlQueue(), Reporter()
+    midi, dev = _midi(queue, reporter)
+    show = _show(ctx, patch, size, 1000.0, False, queue=queue, reporter=reporter, outputs=[Readback()])
+    midi.attach(show)
+    show.run(frames=10)
+
+    def rate_for(phase_seconds: float) -> float:
+        n0, t0 = show.clock.frame, time.perf_counter()
+        end = t0 + phase_seconds
+        show.run(until=lambda: time.perf_counter() > end)
+        return (show.clock.frame - n0) / (time.perf_counter() - t0)
+
+    idle = rate_for(seconds)
+    before = midi.stats["messages"]
+    stop = threading.Event()
+    sender = threading.Thread(target=_midi_sender, args=(dev, stop, rate, 0.0, 2), daemon=True)
+    sender.start()
+    t0 = time.perf_counter()
+    flooded = rate_for(seconds)
+    received = (midi.stats["messages"] - before) / (time.perf_counter() - t0)
+    stop.set()
+    sender.join()
+    in_range = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
+    show.close()
+    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": _summary(lat), "idle_fps": idle,
+            "flood_fps": flooded, "ratio": flooded / idle if idle else 0.0, "rate": rate,
+            "received_per_s": received, "values_in_range": in_range}
 
 
 def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
@@ -297,28 +410,76 @@ def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: floa
             "loop": bench_loop_busy(ctx, patch, backend, size, seconds)}
 
 
+def bench_recording(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:
+    """Live H.264 takes: the loop's rate with and without a take (unpaced shows the cost, paced at
+    `fps` whether anything drops), and the offline render speed."""
+    import tempfile
+    from pathlib import Path
+
+    from .clock import OfflineClock
+    from .record.deck import RecordDeck
+
+    def run(paced: bool, record: bool, clock=None) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            deck = RecordDeck(size, fps, Reporter(), first=Path(tmp) / "take.mp4")
+            show = Show(ctx, patch, size, clock=clock or RealtimeClock(fps if paced else 1000.0, paced=paced),
+                        outputs=[deck])
+            show.run(frames=10)
+            if record:
+                show._record(True)
+            n0, t0 = show.clock.frame, time.perf_counter()
+            end = t0 + seconds
+            show.run(until=lambda: time.perf_counter() > end)
+            rate = (show.clock.frame - n0) / (time.perf_counter() - t0)
+            show.close()
+            return {"fps": rate, "dropped": deck.dropped}
+
+    out: dict[str, Any] = {"fps": fps, "seconds": seconds}
+    out["unpaced_idle"], out["unpaced_recording"] = run(False, False), run(False, True)
+    out["paced"] = run(True, True)
+    out["offline"] = run(False, True, clock=OfflineClock(fps))
+    out["cost"] = 1.0 - out["unpaced_recording"]["fps"] / out["unpaced_idle"]["fps"]
+    return out
+
+
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator")
+
+
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
     size, secs = args.size, args.seconds
     frames = max(60, int(secs * 60))
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
     report: dict[str, Any] = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                    f"{multiprocessing.cpu_count()} cores, {ctx.info['GL_RENDERER']}",
         "size": f"{size[0]}x{size[1]}", "generator": patch.model,
     }
-    report["scene"] = bench_scene(ctx, patch.size, frames)
-    report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
-    report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
-    report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
-    big = (round(size[0] * 1.5), round(size[1] * 1.5))
-    report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
-                            **bench_stages(ctx, patch, big, frames, readback=False)}
-    report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
-    report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
-    report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
-    model = args.model or (patch.model if patch.model != "none" else "builtin")
-    report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
+    if "scene" in only:
+        report["scene"] = bench_scene(ctx, patch.size, frames)
+    if "stages" in only:
+        report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
+        report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
+    if "chain" in only:
+        report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
+    if "big" in only:
+        big = (round(size[0] * 1.5), round(size[1] * 1.5))
+        report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
+                                **bench_stages(ctx, patch, big, frames, readback=False)}
+    if "latency" in only:
+        report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
+    if "flood" in only:
+        report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
+        report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
+    if "recording" in only:
+        report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
+    if "midi" in only:
+        report["midi_cost"] = bench_midi_cost()
+        report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
+    if "generator" in only:
+        model = args.model or (patch.model if patch.model != "none" else "builtin")
+        report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -328,38 +489,68 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"noclip bench — {r['machine']}\noutput {r['size']}, generator: {r['generator']}\n")
-    sc = r["scene"]
-    print(f"scene (backrooms) at {sc['size']}, colour + depth + motion, each frame finished:")
-    for level, s in sc["levels"].items():
-        ms = s["frame_ms"]
-        print(f"  level {level}: {s['fps']:6.1f} fps  frame p50 {ms['p50']:.2f} ms  p99 {ms['p99']:.2f} ms  "
-              f"max {ms['max']:.2f} ms  (CPU {s['cpu_ms']:.2f} ms/frame over all llvmpipe threads)")
-    print()
+    if "scene" in r:
+        sc = r["scene"]
+        print(f"scene (backrooms) at {sc['size']}, colour + depth + motion, each frame finished:")
+        for level, s in sc["levels"].items():
+            ms = s["frame_ms"]
+            print(f"  level {level}: {s['fps']:6.1f} fps  frame p50 {ms['p50']:.2f} ms  "
+                  f"p99 {ms['p99']:.2f} ms  max {ms['max']:.2f} ms  "
+                  f"(CPU {s['cpu_ms']:.2f} ms/frame over all llvmpipe threads)")
+        print()
     for key, title in (("stages", "stages, no readback"), ("stages_readback", "stages + readback")):
+        if key not in r:
+            continue
         s = r[key]
         print(f"{title}: {s['fps']:.1f} fps (unpaced, each stage finished before timing the next)")
         for name, st in s["stages_ms"].items():
             if st.get("n"):
                 print(f"  {name:<10} mean {st['mean']:6.3f} ms  p50 {st['p50']:6.3f}  p99 {st['p99']:6.3f}")
-    print("chain passes alone (finished), median ms: " + "  ".join(
-        f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
-    comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
-    print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
-          f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
-    lat = r["latency_60fps"]
-    L = lat["latency_ms"]
-    print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "
-          f"p50 {L['p50']:.2f} ms  p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms "
-          f"(frame period {lat['period_ms']:.2f} ms)")
-    print(f"loop overhead (drain, apply, smooth, snapshot, feedback): "
-          f"p50 {r['stages']['stages_ms']['control']['p50']:.3f} ms  "
-          f"p99 {r['stages']['stages_ms']['control']['p99']:.3f} ms")
+    if "chain_passes" in r:
+        print("chain passes alone (finished), median ms: " + "  ".join(
+            f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
+    if "stages_big" in r and "stages" in r:
+        comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
+        print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
+              f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
+    if "latency_60fps" in r:
+        lat = r["latency_60fps"]
+        L = lat["latency_ms"]
+        print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "
+              f"p50 {L['p50']:.2f} ms  p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms "
+              f"(frame period {lat['period_ms']:.2f} ms)")
+    if "stages" in r:
+        print(f"loop overhead (drain, apply, smooth, snapshot, feedback): "
+              f"p50 {r['stages']['stages_ms']['control']['p50']:.3f} ms  "
+              f"p99 {r['stages']['stages_ms']['control']['p99']:.3f} ms")
     for key in ("flood_60fps", "flood_unpaced"):
-        f = r[key]
-        print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
-              f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
-              f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
-    print_generator(r["generator_bench"])
+        if key in r:
+            f = r[key]
+            print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
+                  f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
+                  f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
+    if "recording_30fps" in r:
+        rec = r["recording_30fps"]
+        print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "
+              f"{rec['unpaced_idle']['fps']:.1f} fps idle vs {rec['unpaced_recording']['fps']:.1f} recording "
+              f"(cost {100 * rec['cost']:.1f}%); paced at {rec['fps']:g}: {rec['paced']['fps']:.1f} fps, "
+              f"{rec['paced']['dropped']} dropped; offline render {rec['offline']['fps']:.1f} fps")
+    if "midi" in r:
+        print_midi(r)
+    if "generator_bench" in r:
+        print_generator(r["generator_bench"])
+
+
+def print_midi(r: dict[str, Any]) -> None:
+    c, m = r["midi_cost"], r["midi"]
+    L = m["latency_ms"]
+    print(f"\nMIDI: {c['us_per_message']:.2f} µs a message through the port callback (parse, map, event)")
+    print(f"MIDI latency at 60 fps (arrival → FrameParams), {L['n']} messages: p50 {L['p50']:.2f} ms  "
+          f"p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms (frame period {m['period_ms']:.2f} ms)")
+    print(f"MIDI flood {m['rate']} msg/s (unpaced): idle {m['idle_fps']:.1f} fps, "
+          f"flooded {m['flood_fps']:.1f} fps "
+          f"({100 * m['ratio']:.0f}% of idle), {m['received_per_s']:.0f} msg/s taken, "
+          f"values in range: {m['values_in_range']}")
 
 
 def print_generator(g: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The `noclip` command: play · render · params · devices · bench."""
+"""The `noclip` command: play · render · params · devices · bench · learn."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from typing import Any
 from . import __version__
 from .clock import OfflineClock, RealtimeClock
 from .commands import COMMANDS
-from .control import ControlQueue
+from .control import ControlEvent, ControlQueue
 from .params import REGISTRY
 from .patch import ConfigError, Patch, load_patch
+from .record.deck import RecordDeck
 from .record.eventlog import EventLog
 from .record.performance import PerformanceWriter
 from .record.video import CODECS
@@ -85,6 +86,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",
                    help="video codec for files written (ffv1 is lossless)")
+    p.add_argument("--audio", type=Path, metavar="FILE",
+                   help="a sound file muxed into the video, in sync from the show's first frame")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +104,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", type=int, default=0, help="monitor index for fullscreen")
     p.add_argument("--size", type=_size, default=(1280, 720), help="output size headless/windowed")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
-    p.add_argument("--record", type=Path, metavar="OUT", help="record the output to a video file")
+    p.add_argument("--record", type=Path, metavar="OUT",
+                   help="record from the start (.mp4/.mov fragmented, .mkv; later takes OUT-2, OUT-3, …)")
+    p.add_argument("--takes", type=Path, default=Path(), metavar="DIR",
+                   help="where takes started by record/start or the R key go without --record")
+    p.add_argument("--audio-in", metavar="DEVICE",
+                   help="record sound from this input device (see `noclip devices`) into every take")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON line per applied control event")
     p.add_argument("--performance", type=Path, metavar="FILE",
                    help="write the performance (patch + every control event) for exact re-renders; "
@@ -110,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
+    p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                   help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
     p.add_argument("--no-vsync", action="store_true")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
@@ -122,6 +132,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
+    r.add_argument("--midi", type=Path, metavar="FILE.mid",
+                   help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
+    r.add_argument("--midi-device", default="file", metavar="NAME",
+                   help="the device name the file's messages come from (selects controller files)")
 
     q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
     q.add_argument("--patch", default="default", help="include the parameters of this patch's chain")
@@ -131,12 +145,23 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="monitors, MIDI ports and audio devices")
 
+    le = sub.add_parser("learn", help="bind MIDI controls: choose a parameter, move a control")
+    le.add_argument("--patch", required=True, help="the patch file the bindings are written into")
+    le.add_argument("--param", action="append", default=[], metavar="NAME",
+                    help="parameter or command to bind (repeatable; default: ask)")
+    le.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                    help="listen only to MIDI inputs whose name contains PATTERN")
+
     b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
+    b.add_argument("--only", metavar="A,B",
+                   help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator")
+    b.add_argument("--record-seconds", type=float,
+                   help="length of each recording phase (60 for the issue's run)")
     return ap
 
 
@@ -146,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -157,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
     """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
-    from .control import ControlEvent
-
     old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", "cmd/quit")))
     try:
         yield
@@ -188,7 +211,8 @@ def cmd_play(args: argparse.Namespace) -> int:
             seconds = seconds or DEMO_SECONDS
             record = record or Path(DEMO_FILE)
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
-            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec)
+            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec,
+                                  audio=_audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
@@ -197,12 +221,17 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
         log.info("OSC on %s:%d", *osc.address)
-    outputs: list = [window] if window else []
-    if record:
-        from .record.video import VideoRecorder
+    deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
+                      audio=_audio_factory(args))
+    outputs: list = [window, deck] if window else [deck]
+    midi = None
+    if "off" not in args.midi:
+        from .control.midi import MidiControl, default_tiers
 
-        outputs.append(VideoRecorder(record, size, args.fps, live=True, reporter=reporter,
-                                     codec=args.codec))
+        midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
+                           patterns=args.midi or [""]).start()
+    if record:
+        queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
                 outputs=outputs, feedback=[osc] if osc else [], overrides=overrides)
     if args.log:
@@ -211,8 +240,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     if perf_path:
         writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
         show.sinks.append(writer)
+    if midi:
+        midi.attach(show)
     if window:
-        window.attach(show, lambda: osc.last_message if osc else "")
+        learn = None
+        if midi and patch.path:
+            from .control.learn import Learn
+
+            learn = Learn(midi, patch.path)
+        window.attach(show, lambda: "  ".join(m for m in (osc.last_message if osc else "",
+                                                          midi.last_message if midi else "") if m),
+                      learn=learn)
     frames = round(seconds * args.fps) if seconds else None
     try:
         with _sigint_quits(queue):
@@ -221,9 +259,30 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
+        if midi:
+            midi.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
-             f"; recorded {record}" if record else "", f"; performance in {perf_path}" if perf_path else "")
+             f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
+             f"; performance in {perf_path}" if perf_path else "")
     return 0
+
+
+def _audio_factory(args: argparse.Namespace):
+    """What each take records as sound: the input device, else the given file, else nothing."""
+    from .record.audio import FileAudio, InputAudio
+
+    if getattr(args, "audio_in", None):
+        device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
+
+        def live_input() -> InputAudio:
+            source = InputAudio(device)
+            source.start()
+            return source
+        return live_input
+    if getattr(args, "audio", None):
+        sound = FileAudio(args.audio)  # decoded once, cut per take
+        return lambda: sound
+    return None
 
 
 # -- render --------------------------------------------------------------------------------------
@@ -245,14 +304,31 @@ def cmd_render(args: argparse.Namespace) -> int:
         overrides = perf.header["start"]
         seconds = args.seconds or perf.frames / perf.fps
     else:
-        if args.seconds is None:
-            print("noclip: render needs --seconds, or a performance file", file=sys.stderr)
-            return 2
         patch, overrides = resolve_patch(args)
         seconds = args.seconds
+    player = None
+    if args.midi:
+        if perf is not None:
+            print("noclip: --midi plays a MIDI file over a patch, not over a performance", file=sys.stderr)
+            return 2
+        from .control.midi import default_tiers
+        from .control.midifile import MidiFilePlayer
+
+        reporter = Reporter()
+        try:
+            tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
+            player = MidiFilePlayer(args.midi, tiers, args.fps, device=args.midi_device)
+        except ValueError as exc:
+            print(f"noclip: --midi {exc}", file=sys.stderr)
+            return 2
+        seconds = seconds or player.frames / args.fps
+    if seconds is None:
+        print("noclip: render needs --seconds, a performance file or --midi FILE", file=sys.stderr)
+        return 2
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec)
+                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
+                          midi=player)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -267,11 +343,14 @@ def _range(text: str) -> tuple[float, float]:
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264") -> int:
+                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
+                   audio=None, midi=None) -> int:
     """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
 
     A performance replays its events at their frames. Frames before `start` are played but not
-    kept: feedback and smoothing make a frame depend on all the frames before it.
+    kept: feedback and smoothing make a frame depend on all the frames before it. A MIDI file
+    (`midi`, a MidiFilePlayer) plays through the bindings; its events are written to a
+    performance file beside the output, like any other source's.
     """
     from .record.video import VideoRecorder
     from .render.gl import headless_context
@@ -279,12 +358,20 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
 
     frames, first = round(seconds * fps), round(start * fps)
     ctx = headless_context()
-    recorder = VideoRecorder(output, size, fps, live=False, codec=codec)
+    recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
+                             first_frame=first)
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
+    if midi is not None:
+        midi.attach(show)
+        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
+                                            dict(show.bank.targets), fps, size))
     try:
         for i in range(frames):
             if performance is not None:
                 for e in performance.events_at(i, fps):
+                    show.queue.put(e)
+            if midi is not None:
+                for e in midi.events(i):
                     show.queue.put(e)
             show.step()
             if i >= first:
@@ -352,14 +439,16 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("\n".join(f"  {m}" for m in mons) if mons else "  none connected")
     except WindowError as exc:
         print(f"  none: {exc} (noclip plays headless)")
-    print("MIDI inputs:")
     try:
-        import mido
+        from .control.midi import port_names
 
-        names = mido.get_input_names()
-        print("\n".join(f"  {n}" for n in names) if names else "  none found")
-    except Exception as exc:
-        print(f"  unavailable: {exc}")
+        ins, outs, virtual = port_names()
+        for title, names in (("MIDI inputs:", ins), ("MIDI outputs:", outs)):
+            print(title)
+            print("\n".join(f"  {n}" for n in names) if names else "  none found")
+        print(f"  a virtual input 'noclip' is {'opened by play' if virtual else 'not offered here'}")
+    except Exception as exc:  # no ALSA sequencer (/dev/snd/seq), no MIDI system at all
+        print(f"MIDI inputs:\n  unavailable: {exc}")
     print("Audio inputs:")
     try:
         import sounddevice as sd
@@ -379,6 +468,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     return run_bench(args)
 
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .control.learn import run_learn
+
+    return run_learn(args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -35,6 +35,11 @@ class Reporter:
         log.error("%s: %s", where, message)
         self.recent.append((time.monotonic(), f"{where}: {message}"))
 
+    def note(self, where: str, message: str) -> None:
+        """Something the performer should see happen (a take started), not a problem."""
+        log.info("%s: %s", where, message)
+        self.recent.append((time.monotonic(), f"{where}: {message}"))
+
     def totals(self) -> dict[str, int]:
         with self._lock:
             out: Counter[str] = Counter()

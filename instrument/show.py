@@ -34,6 +34,9 @@ declare_command("patch/load", "<name or path>: load a patch (a bad one is report
 declare_command("chain/reload", "rebuild the shader chain from its files")
 declare_command("tracking/jump", "[strength 0..1]: jolt the tape's tracking; it settles by itself")
 declare_command("quit", "end the show")
+declare_command("record/start", "start a new take (the output, as the audience sees it)")
+declare_command("record/stop", "finish the current take")
+declare_command("record/toggle", "start or stop a take")
 
 
 class Output(Protocol):
@@ -107,6 +110,9 @@ class Show:
             "patch/load": self._load_patch,
             "chain/reload": lambda e: self.compositor.load_chain(self.patch.chain),
             "tracking/jump": self._tracking_jump,
+            "record/start": lambda e: self._record(True),
+            "record/stop": lambda e: self._record(False),
+            "record/toggle": lambda e: self._record(not self.recording),
             "quit": lambda e: self.stop(),
         }
 
@@ -223,6 +229,19 @@ class Show:
         strength = 1.0 if not args or args[0] is None else args[0]
         self.bank.set("tracking_jump", strength, immediate=True)
         self.bank.set("tracking_jump", 0.0)
+
+    @property
+    def recording(self) -> bool:
+        return bool(self.bank.targets.get("recording", False))
+
+    def _record(self, on: bool) -> None:
+        """Start or stop the takes of every output that records (a re-render has none: it only
+        shows REC on the tape's display, as the live show did)."""
+        for out in self.outputs:
+            if hasattr(out, "record"):
+                on = out.record(on)
+        if "recording" in self.bank.registry:
+            self.bank.set("recording", on, immediate=True)
 
     def stop(self) -> None:
         self.running = False

@@ -102,7 +102,10 @@ def test_headless_play_logs_osc_events(tmp_path):
     assert len(rows) > 10
     for r in rows:
         assert r["source"] == "osc" and r["target"] == "seed" and r["value"] in (100, 101, 102)
-        assert 0 <= r["applied"] - r["arrival"] < 0.1
+        # stamps are the kernel's: a packet sent while the show was still starting waited for it
+        if r["arrival"] >= 0:
+            assert 0 <= r["applied"] - r["arrival"] < 0.1
+    assert sum(r["arrival"] >= 0 for r in rows) > 10
     assert [r["frame"] for r in rows] == sorted(r["frame"] for r in rows)
 
 

@@ -9,12 +9,13 @@ import time
 
 import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.clock import OfflineClock
 from instrument.control import ControlQueue
-from instrument.control.osc import OscControl
+from instrument.control.osc import OscControl, parse_plain
 from instrument.patch import load_patch
 from instrument.report import Reporter
 from instrument.show import Show
@@ -211,5 +212,49 @@ def test_allow_list_denies_other_networks(ctx):
         SimpleUDPClient("127.0.0.1", osc.address[1]).send_message("/noclip/seed", 3)
         settle(osc, 1)
         assert osc.stats["denied"] == 1 and len(queue) == 0
+    finally:
+        osc.close()
+
+
+def test_fast_parser_agrees_with_python_osc():
+    """The fast path takes only what it parses exactly as python-osc does; the rest falls through."""
+    rng = random.Random(11)
+    taken = 0
+    for _ in range(3000):
+        b = OscMessageBuilder("/noclip/" + "".join(rng.choice("ab_/") for _ in range(rng.randint(0, 9))))
+        for _ in range(rng.randint(0, 3)):
+            tag = rng.choice("fidsTF")
+            b.add_arg({"f": rng.uniform(-1e3, 1e3), "i": rng.randint(-2**31, 2**31 - 1), "d": rng.random(),
+                       "s": "x" * rng.randint(0, 6), "T": True, "F": False}[tag], tag)
+        data = bytearray(b.build().dgram)
+        if rng.random() < 0.4:  # damage: flipped bytes, truncation
+            data[rng.randrange(len(data))] = rng.randrange(256)
+            data = data[:rng.randrange(len(data) + 1)] if rng.random() < 0.5 else data
+        data = bytes(data)
+        fast = parse_plain(data)
+        if fast is None:
+            continue
+        taken += 1
+        ref = OscMessage(data)
+        assert fast == (ref.address, list(ref.params)), data
+    assert taken > 1500  # the common case really takes the fast path
+    assert parse_plain(FUZZ[3]) is None and parse_plain(FUZZ[4]) is None  # bundles, truncation
+
+
+def test_arrival_is_stamped_by_the_kernel(ctx):
+    """A datagram that waited in the socket keeps its arrival time, not the time it was read."""
+    queue, reporter = ControlQueue(), Reporter()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)  # not started: the packet waits in the kernel
+    try:
+        sent = time.perf_counter()
+        SimpleUDPClient("127.0.0.1", osc.address[1]).send_message("/noclip/seed", 3)
+        time.sleep(0.3)
+        osc.start()
+        settle(osc, 1)
+        (event,) = queue.drain()
+        if osc.kernel_stamps:
+            assert sent - 0.01 <= event.time <= sent + 0.1
+        else:
+            assert event.time >= sent + 0.3
     finally:
         osc.close()

@@ -1,5 +1,14 @@
-"""Video files through PyAV. Encoding runs on its own thread; in live play a full queue drops the
-frame and counts it (never silently), offline the loop waits so the file is exact."""
+"""Video files through PyAV, written so that a show can lose power and keep its recording.
+
+Readback goes through a ring of pixel-pack buffers: frame n is read into one buffer and the buffer
+filled RING-1 frames earlier is mapped, so on a real GPU the copy is done by the time we touch it
+and the frame loop does not stall on it. Encoding runs on its own thread; in live play a full queue
+drops the frame and counts it (never silently), offline the loop waits so the file is exact.
+
+Crash safety: MP4/MOV are written fragmented (a fragment per keyframe, a keyframe every second),
+Matroska in clusters of at most a second, and packets are flushed as they are muxed, so a process
+killed mid-show leaves a file that plays up to its last second.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +22,8 @@ import moderngl
 import numpy as np
 
 from ..params import FrameParams
-from ..render.gl import read_rgb
 from ..report import Reporter
+from .audio import CHANNELS, AudioSource, samples_before
 
 # name → (encoder, pixel format, options). HAP is decode-only in PyAV's FFmpeg build.
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -22,60 +31,165 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "ffv1": ("ffv1", "bgr0", {}),  # lossless RGB: re-renders compare bit for bit
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
 }
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
+                     ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
+RING = 3
+_NVENC: bool | None = None
+
+
+def h264_encoder() -> str:
+    """h264_nvenc where this FFmpeg has it and a GPU opens it (checked once), else libx264."""
+    global _NVENC
+    if _NVENC is None:
+        _NVENC = False
+        if "h264_nvenc" in av.codecs_available:
+            try:
+                cc = av.CodecContext.create("h264_nvenc", "w")
+                cc.width, cc.height, cc.pix_fmt, cc.time_base = 256, 256, "yuv420p", Fraction(1, 30)
+                cc.open()
+                _NVENC = True
+            except Exception:
+                pass
+    return "h264_nvenc" if _NVENC else "libx264"
 
 
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
-                 reporter: Reporter | None = None, codec: str = "h264", depth: int = 8) -> None:
+                 reporter: Reporter | None = None, codec: str = "h264", depth: int = 8,
+                 audio: AudioSource | None = None, first_frame: int = 0) -> None:
+        """`first_frame`: the show frame this file starts at, so its sound is cut from there."""
         if codec not in CODECS:
             raise ValueError(f"unknown codec '{codec}' (have: {', '.join(CODECS)})")
         self.path = Path(path)
-        self.live, self.reporter = live, reporter
+        self.size, self.fps = size, fps
+        self.live, self.reporter, self.audio = live, reporter, audio
         encoder, pix_fmt, options = CODECS[codec]
-        self.container = av.open(str(self.path), "w")
-        self.stream = self.container.add_stream(encoder, rate=Fraction(fps).limit_denominator(1001))
+        if encoder == "libx264" and h264_encoder() == "h264_nvenc":
+            encoder, options = "h264_nvenc", {"preset": "p4", "cq": "19"}
+        self.container = av.open(str(self.path), "w",
+                                 options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
+        rate = Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream(encoder, rate=rate)
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = pix_fmt
-        self.stream.options = dict(options)
-        self.frames = self.dropped = 0
+        # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
+        self.stream.options = {**options, "g": str(max(1, round(fps)))} if codec == "h264" else dict(options)
+        self.sound = None
+        if audio is not None:
+            pcm = self.path.suffix.lower() in (".mkv", ".mov")
+            self.sound = self.container.add_stream("pcm_s16le" if pcm else "aac", rate=audio.rate)
+            self.sound.layout = "stereo"
+        self.frames = self.dropped = self.offered = 0
+        self.depth = depth
         self.error: Exception | None = None
-        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+        self._lock = threading.Lock()
+        self._backlog = 0                 # pictures queued, not yet encoded
+        self._drained = threading.Event()
+        self._ring: list[moderngl.Buffer] = []
+        self._pending: list[moderngl.Buffer] = []  # filled, not yet mapped, oldest first
+        self._first = first_frame
+        self._audio_pos = samples_before(first_frame, fps, audio.rate) if audio else 0
+        self._queue: queue.Queue[tuple[int, np.ndarray | None, np.ndarray | None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._encode, name="video-encode", daemon=True)
         self._thread.start()
 
+    # -- frame loop side -------------------------------------------------------------------------
+
     def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None:
-        self.push(read_rgb(fbo))
+        """Start reading this frame into the ring; hand on the one read RING-1 frames ago."""
+        if not self._ring:
+            w, h = self.size
+            self._ring = [fbo.ctx.buffer(reserve=w * h * 3) for _ in range(RING)]
+        buf = next(b for b in self._ring if b not in self._pending)
+        fbo.read_into(buf, components=3, alignment=1)
+        self._pending.append(buf)
+        if len(self._pending) == RING:
+            self._hand_on(self._pending.pop(0))
+
+    def _hand_on(self, buf: moderngl.Buffer) -> None:
+        w, h = self.size
+        rgb = np.frombuffer(buf.read(), dtype=np.uint8).reshape(h, w, 3)[::-1]
+        self.push(rgb)
 
     def push(self, rgb: np.ndarray) -> None:
+        """Queue frame `offered`; live, a backlog of `depth` frames drops the picture (counted) but
+        never its sound, so the picture keeps its place in time and the sound stays whole."""
         if self.error is not None:
             raise RuntimeError(f"recording to {self.path} failed: {self.error}")
-        if not self.live:
-            self._queue.put(rgb)
-            return
-        try:
-            self._queue.put_nowait(rgb)
-        except queue.Full:
-            self.dropped += 1
-            if self.reporter:
-                self.reporter.problem("recorder", str(self.path), "encoder behind: frames dropped")
+        index = self.offered
+        self.offered += 1
+        sound = None
+        if self.audio is not None:
+            end = samples_before(self._first + self.offered, self.fps, self.audio.rate)
+            sound = self.audio.take(self._audio_pos, end - self._audio_pos)
+            self._audio_pos = end
+        with self._lock:
+            if self.live and self._backlog >= self.depth:
+                self.dropped += 1
+                rgb = None
+            else:
+                self._backlog += 1
+        if rgb is None and self.reporter:
+            self.reporter.problem("recorder", str(self.path), "encoder behind: frames dropped")
+        self._queue.put((index, rgb, sound))
+        if not self.live:  # offline: the file is exact, so wait for the encoder instead of dropping
+            while self._backlog >= self.depth and self._thread.is_alive():
+                self._drained.wait(0.05)
+                self._drained.clear()
+
+    # -- encoder thread --------------------------------------------------------------------------
 
     def _encode(self) -> None:
-        while (rgb := self._queue.get()) is not None:
+        audio_pts = 0
+        while (item := self._queue.get()) is not None:
+            index, rgb, sound = item
             if self.error is not None:
                 continue
             try:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                for packet in self.stream.encode(frame):
-                    self.container.mux(packet)
-                self.frames += 1
+                if rgb is not None:
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                    frame.pts = index  # a dropped frame leaves a gap in time, not a shift after it
+                    for packet in self.stream.encode(frame):
+                        self.container.mux(packet)
+                    self.frames += 1
+                if sound is not None and len(sound):
+                    audio_pts = self._encode_sound(sound, audio_pts)
             except Exception as exc:  # disk full, codec error: report, keep the show
                 self.error = exc
+            finally:
+                if rgb is not None:
+                    with self._lock:
+                        self._backlog -= 1
+                    self._drained.set()
+
+    def _encode_sound(self, sound: np.ndarray, pts: int) -> int:
+        s16 = self.sound.codec_context.name == "pcm_s16le"
+        data = (np.clip(sound, -1, 1) * 32767).astype(np.int16) if s16 else sound.astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.reshape(1, -1) if s16 else data.T),
+                                           format="s16" if s16 else "fltp", layout="stereo")
+        frame.sample_rate, frame.pts = self.audio.rate, pts
+        for packet in self.sound.encode(frame):
+            self.container.mux(packet)
+        return pts + len(sound)
 
     def close(self) -> None:
+        for buf in self._pending:
+            self._hand_on(buf)
+        self._pending.clear()
         self._queue.put(None)
         self._thread.join()
         try:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
+            for stream in (self.stream, self.sound):
+                if stream is not None:
+                    for packet in stream.encode():
+                        self.container.mux(packet)
         finally:
             self.container.close()
+            for buf in self._ring:
+                buf.release()
+            if self.audio is not None:
+                self.audio.close()
+
+
+__all__ = ["CHANNELS", "CODECS", "VideoRecorder"]

@@ -333,7 +333,7 @@ def walk_frames(ctx, size: tuple[int, int], frames: int) -> list:
     for n in range(frames):
         scene.render(FrameParams(n, n / 30.0, 1 / 30.0, values)).read_into(colour)
         scene.motion.read_into(motion)
-        out.append(BaseFrame(colour[::-1, :, :3].copy(), motion.copy(), scene.cut, gl=True).oriented())
+        out.append(BaseFrame(colour[::-1, :, :3].copy(), motion.copy(), scene.cut, gl=True).prepared())
     scene.release()
     return out
 

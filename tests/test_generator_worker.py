@@ -161,3 +161,15 @@ def test_frames_replaced_in_the_mailbox_hand_their_motion_on():
     assert [b.motion is None for b in got] == [False, False, False, True]
     assert np.all(got[1].motion[..., 0] == 7.0) and not got[1].cut  # 1 + 2 + 4 px: composed
     assert got[3].cut  # a cut among the dropped frames is a cut
+
+
+def test_an_engine_with_a_motion_grid_gets_the_motion_on_it():
+    gl = np.zeros((8, 12, 2), np.float32)
+    gl[:4, ..., 0] = 3.0  # the bottom half (GL rows come first) moves 3 px right
+    gl[..., 1] = 2.0      # everything 2 px up
+    base = BaseFrame(np.zeros((8, 12, 3), np.uint8), gl, gl=True)
+    full, coarse = base.prepared(), base.prepared((6, 4))
+    assert full.motion.shape == (8, 12, 2) and coarse.motion.shape == (4, 6, 2)
+    assert np.all(full.motion[4:, :, 0] == 3.0) and np.all(full.motion[:4, :, 0] == 0.0)
+    assert np.all(coarse.motion[2:, :, 0] == 1.5) and np.all(coarse.motion[:2, :, 0] == 0.0)  # cells
+    assert np.all(coarse.motion[..., 1] == -1.0) and not coarse.gl

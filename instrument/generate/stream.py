@@ -120,7 +120,7 @@ class StreamEngine:
         f = self.ae.factor
         if self.size[0] % f or self.size[1] % f:
             raise ValueError(f"working size {self.size} is not a multiple of the autoencoder's {f}")
-        self.grid = (self.size[0] // f, self.size[1] // f)
+        self.grid = self.motion_grid = (self.size[0] // f, self.size[1] // f)
         self.cond = Conditioning(backend.conditioner, backend.device, backend.dtype)
         self.noise = WarpedNoise()
         self.stats = {"generated": 0, "skipped": 0}

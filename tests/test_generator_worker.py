@@ -179,3 +179,35 @@ def test_an_engine_with_a_motion_grid_gets_the_motion_on_it():
     assert np.all(full.motion[4:, :, 0] == 3.0) and np.all(full.motion[:4, :, 0] == 0.0)
     assert np.all(coarse.motion[2:, :, 0] == 1.5) and np.all(coarse.motion[:2, :, 0] == 0.0)  # cells
     assert np.all(coarse.motion[..., 1] == -1.0) and not coarse.gl
+
+
+def test_a_model_loads_on_the_generator_thread_while_the_scene_plays(ctx):
+    """Loading takes as long as it takes; live, the show plays the scene meanwhile, then dreams;
+    offline, the first frame waits for the model (however long) and is dreamed like every other."""
+    release = threading.Event()
+
+    def load():
+        release.wait(5)
+        return engine_flat
+
+    patch = load_patch("default")
+    show = Show(ctx, patch, (160, 120), clock=RealtimeClock(1000.0, paced=False))
+    show.generator.release()
+    show.generator = ThreadedGenerator("slow", None, ctx, patch.size, show.reporter, live=True, load=load)
+    t = time.perf_counter()
+    show.run(frames=20)
+    assert time.perf_counter() - t < 4.0 and show.generator.latest() is None  # the scene, not a stall
+    release.set()
+    deadline = time.monotonic() + 5
+    while show.generator.latest() is None and time.monotonic() < deadline:
+        show.step()
+    assert show.generator.latest() is not None
+    show.close()
+
+    gen = ThreadedGenerator("slow", None, ctx, SIZE, Reporter(), live=False,
+                            load=lambda: (time.sleep(0.3), engine_flat)[1])
+    scene = ctx.texture(SIZE, 4)
+    gen.submit(scene, params(0))
+    assert generated_value(gen) == flat(0)
+    gen.release()
+    scene.release()

@@ -76,20 +76,20 @@ def load_backend(name: str, device: str | None = None):
 
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,
                    *, live: bool = True) -> Generator:
-    """The generator for a model name. Live, the loop never waits for it; offline (`live=False`) each
-    frame waits for its own generation. A model that fails to load is reported and the show plays
-    the scene alone: the show never stops."""
+    """The generator for a model name. The model loads on the generator's thread, so the show plays
+    the scene meanwhile; live, the loop never waits for it; offline (`live=False`) each frame waits
+    for its own generation. A model that fails to load is reported and the show plays the scene
+    alone: the show never stops."""
     if name == "none":
         return PassThrough()
-    reporter = Reporter() if reporter is None else reporter
-    try:
-        backend = load_backend(name)
-        from .stream import StreamEngine, share_cpu
-        from .worker import ThreadedGenerator
+    from .worker import ThreadedGenerator
 
+    def build():
+        from .stream import StreamEngine, share_cpu
+
+        backend = load_backend(name)
         share_cpu(backend)
-        return ThreadedGenerator(name, StreamEngine(backend), ctx, size, reporter, live=live)
-    except Exception as exc:
-        reporter.error("generator", f"model {name!r} did not load, playing the scene alone "
-                                    f"({type(exc).__name__}: {exc})")
-        return PassThrough()
+        return StreamEngine(backend)
+
+    return ThreadedGenerator(name, None, ctx, size, Reporter() if reporter is None else reporter,
+                             live=live, load=build)

@@ -66,9 +66,19 @@ class BaseFrame:
 Engine = Callable[[BaseFrame, FrameParams], np.ndarray]
 
 
+class _NoEngine(Exception):
+    pass
+
+
 class GeneratorWorker:
-    def __init__(self, engine: Engine, reporter: Reporter, *, live: bool, name: str = "generator") -> None:
+    """`engine`, or `load` to build it on this thread: loading a model takes seconds to minutes, and
+    a show that loads one mid-set (patch/load) must keep playing the scene meanwhile."""
+
+    def __init__(self, engine: Engine | None, reporter: Reporter, *, live: bool, name: str = "generator",
+                 load: Callable[[], Engine] | None = None) -> None:
         self.engine, self.reporter, self.live, self.name = engine, reporter, live, name
+        self._load = load
+        self.loading = engine is None
         self._cv = threading.Condition()
         self._pending: tuple[BaseFrame, FrameParams] | None = None
         self._dropped: list[BaseFrame] = []  # replaced frames since the engine last took one
@@ -98,12 +108,21 @@ class GeneratorWorker:
             if frame is not None:
                 end = time.monotonic() + timeout
                 while self._done_frame < frame and not self._stop:
-                    if not self._cv.wait(end - time.monotonic()):
+                    if not self._cv.wait(end - time.monotonic()) and not self.loading:
                         self.reporter.error(self.name, f"frame {frame} not ready after {timeout:g} s")
                         break
             return self._result
 
     def _run(self) -> None:
+        if self.engine is None:
+            try:
+                self.engine = self._load()
+            except Exception as exc:  # missing weights, no network, out of memory: play the scene
+                self.reporter.error(self.name, f"did not load, playing the scene alone "
+                                               f"({type(exc).__name__}: {exc})")
+            with self._cv:
+                self.loading = False
+                self._cv.notify_all()
         while True:
             with self._cv:
                 while self._pending is None and not self._stop:
@@ -114,11 +133,15 @@ class GeneratorWorker:
                 dropped, self._pending, self._dropped = self._dropped, None, []
             t = time.perf_counter()
             try:
+                if self.engine is None:  # it did not load: every frame is the scene's
+                    raise _NoEngine
                 grid = getattr(self.engine, "motion_grid", None)
                 frame = frame.prepared(grid)
                 for older in reversed(dropped):
                     frame = frame.after(older.prepared(grid))
                 out = self.engine(frame, fp)
+            except _NoEngine:
+                out = None
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
                 self.failures += 1
                 self.reporter.error(self.name, f"frame {fp.frame}: {type(exc).__name__}: {exc}")
@@ -151,10 +174,10 @@ class ThreadedGenerator:
     uploaded here.
     """
 
-    def __init__(self, name: str, engine: Engine, ctx: moderngl.Context, size: tuple[int, int],
-                 reporter: Reporter, *, live: bool) -> None:
-        self.name, self.engine = name, engine
-        self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}")
+    def __init__(self, name: str, engine: Engine | None, ctx: moderngl.Context, size: tuple[int, int],
+                 reporter: Reporter, *, live: bool, load: Callable[[], Engine] | None = None) -> None:
+        self.name = name
+        self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}", load=load)
         self.texture = ctx.texture(size, 3)
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
@@ -183,10 +206,15 @@ class ThreadedGenerator:
             self._shown = frame
         return self.texture
 
+    @property
+    def engine(self) -> Engine | None:
+        """The engine, once it has loaded (None before, or if it did not)."""
+        return self.worker.engine
+
     def stats(self) -> dict[str, Any]:
         w = self.worker
         return {"replaced": w.replaced, "failures": w.failures, "busy_seconds": w.busy_seconds,
-                "done": w.done, **getattr(self.engine, "stats", {})}
+                "done": w.done, "loading": w.loading, **getattr(w.engine, "stats", {})}
 
     def release(self) -> None:
         self.worker.close()

@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 
 from . import generate, scene
+from .control import modulators
 from .params import REGISTRY, ParamError, Registry
 from .render import compositor  # noqa: F401  (declares mix, fade, fit)
 from .render.chain import load_chain_spec
@@ -21,7 +22,7 @@ from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
 
 VERSION = 1
-KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params"}
+KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "modulator"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Patch:
     size: tuple[int, int] = (512, 384)  # the scene's and generator's working resolution
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    modulators: tuple[dict[str, Any], ...] = ()  # the validated [[modulator]] tables
 
     def with_params(self, **values: Any) -> Patch:
         return replace(self, params={**self.params, **values})
@@ -77,15 +79,20 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
             values[key] = spec.coerce(raw)
         except ParamError as exc:
             raise tf.error(("params", key), str(exc)) from None
+    mods = d.get("modulator", [])
+    modulators.parse(mods, tf.error, registry)
     return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), params=values, path=tf.path)
+                 size=(size[0], size[1]), params=values, path=tf.path,
+                 modulators=tuple(mods))
 
 
 def save_patch(patch: Patch, path: Path) -> None:
     data = {"version": VERSION, "name": patch.name, "description": patch.description,
             "scene": patch.scene, "model": patch.model, "chain": patch.chain,
             "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
+    if patch.modulators:
+        data["modulator"] = list(patch.modulators)
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
 
 

@@ -179,6 +179,8 @@ def _one(i: int, d: Any, error: Callable[[tuple[str | int, ...], str], Exception
     kw.update(target=target, depth=number("depth", 0.0))
     if shape == "steps":
         steps = d.get("steps")
+        if steps is None:
+            raise bad("shape", "shape = steps needs steps = [numbers], one per cycle")
         if not (isinstance(steps, list) and steps
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in steps)):
             raise bad("steps", "steps = [numbers], one per cycle")

@@ -118,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
+    p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",
+                   help="follow Live's tempo and beat through AbletonOSC (replies come to UDP 11001)")
     p.add_argument("--no-vsync", action="store_true")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
@@ -174,6 +176,22 @@ def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
+def _clock_feed(args: argparse.Namespace, queue: ControlQueue) -> list:
+    """Outside clocks asked for on the command line, reporting to the show; closers, in order."""
+    if not args.ableton:
+        return []
+    from .control.osc import parse_hostport
+    from .control.tempo import AbletonOSC, ClockFeed
+
+    host, port = parse_hostport(args.ableton if ":" in args.ableton else f"{args.ableton}:11000")
+    try:
+        ableton = AbletonOSC(host, port).start()
+    except OSError as exc:  # the reply port is taken: play on the internal clock
+        log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
+        return []
+    return [ClockFeed(queue, {"ableton": ableton}).start(), ableton]
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from .control.osc import OscControl, parse_hostport
     from .render.gl import headless_context
@@ -206,6 +224,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
         log.info("OSC on %s:%d", *osc.address)
+    clocks = _clock_feed(args, queue)
     deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
                       audio=_audio_factory(args))
     outputs: list = [window, deck] if window else [deck]
@@ -229,6 +248,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
+        for c in clocks:
+            c.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")

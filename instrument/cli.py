@@ -120,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
     p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",
                    help="follow Live's tempo and beat through AbletonOSC (replies come to UDP 11001)")
+    p.add_argument("--link", action="store_true",
+                   help="follow an Ableton Link session (needs the noclip[link] extra)")
     p.add_argument("--no-vsync", action="store_true")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
@@ -177,19 +179,29 @@ def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
 
 
 def _clock_feed(args: argparse.Namespace, queue: ControlQueue) -> list:
-    """Outside clocks asked for on the command line, reporting to the show; closers, in order."""
-    if not args.ableton:
-        return []
-    from .control.osc import parse_hostport
-    from .control.tempo import AbletonOSC, ClockFeed
+    """Outside clocks asked for on the command line, reporting to the show; closers, in order.
+    One that cannot start is logged and the show plays on the clocks it has."""
+    from .control.tempo import ClockFeed
 
-    host, port = parse_hostport(args.ableton if ":" in args.ableton else f"{args.ableton}:11000")
-    try:
-        ableton = AbletonOSC(host, port).start()
-    except OSError as exc:  # the reply port is taken: play on the internal clock
-        log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
+    sources: dict = {}
+    if getattr(args, "link", False):
+        from .control.link import LinkFollower, LinkUnavailable
+        try:
+            sources["link"] = LinkFollower()
+        except LinkUnavailable as exc:
+            log.error("%s", exc)
+    if getattr(args, "ableton", None):
+        from .control.osc import parse_hostport
+        from .control.tempo import AbletonOSC
+
+        host, port = parse_hostport(args.ableton if ":" in args.ableton else f"{args.ableton}:11000")
+        try:
+            sources["ableton"] = AbletonOSC(host, port).start()
+        except OSError as exc:  # the reply port is taken
+            log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
+    if not sources:
         return []
-    return [ClockFeed(queue, {"ableton": ableton}).start(), ableton]
+    return [ClockFeed(queue, sources).start(), *sources.values()]
 
 
 def cmd_play(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ declare_command("record/start", "start a new take (the output, as the audience s
 declare_command("record/stop", "finish the current take")
 declare_command("record/toggle", "start or stop a take")
 declare_command("tap", "tap the tempo: two taps or more set it, and the beat lands on the tap")
+declare_command("audio", "(from the audio input) {level, low, mid, high, onset}: what the sound is doing")
 declare_command(SYNC, "(from outside clocks) {source, tempo, beat, playing, numerator}: where the music is")
 
 
@@ -123,7 +124,9 @@ class Show:
         }
         # commands stamped with when they happened: they return the value the performance file
         # records, so a replay puts the tap or the clock report at the same show time
-        self.timed: dict[str, Callable[[ControlEvent], Any]] = {"tap": self._tap, SYNC: self._sync}
+        self.timed: dict[str, Callable[[ControlEvent], Any]] = {"tap": self._tap, SYNC: self._sync,
+                                                                "audio": self._audio}
+        self.audio: dict[str, float] = {}  # the latest audio features (modulation sources)
 
     # -- one frame -----------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class Show:
         if mods.triggers:
             for command, args in mods.due(beat, t):
                 self._trigger(command, args)
-        offsets = mods.offsets(beat, t) if mods.mods else None
+        offsets = mods.offsets(beat, t, self.audio) if mods.mods else None
         return self.bank.advance(frame, t, dt, beat, offsets)
 
     def _trigger(self, command: str, args: tuple) -> None:
@@ -280,6 +283,13 @@ class Show:
         report = {**e.value, "age": self._age(e)}
         self.beat.sync(report, self._show_time - report["age"])
         return report
+
+    def _audio(self, e: ControlEvent) -> dict:
+        if not isinstance(e.value, dict):
+            raise ValueError(f"audio takes a feature table, not {type(e.value).__name__}")
+        self.audio = {k: min(max(float(v), 0.0), 1.0) for k, v in e.value.items()
+                      if isinstance(v, (int, float))}
+        return self.audio
 
     def _tracking_jump(self, e: ControlEvent) -> None:
         """Kick the chain's `tracking_jump` up now and let its smoothing carry it back to rest: the

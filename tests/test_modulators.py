@@ -101,6 +101,7 @@ def test_command_on_each_bar_and_on_beat_n(ctx, tmp_path):
     ('target = "aberration"\nshape = "steps"', "modulator.shape", "one per cycle"),
     ('target = "aberration"\nshape = "steps"\nsteps = ["a"]', "modulator.steps", "one per cycle"),
     ('target = "aberration"\nshape = "sine"\ndepht = 1', "modulator.depht", "unknown key"),
+    ('target = "aberration"\nshape = "audio"\nsource = "treble"', "modulator.source", "needs source"),
 ])
 def test_bad_tables_name_file_line_and_key(tmp_path, table, key, message):
     first = '[[modulator]]\ntarget = "bleed"\nshape = "sine"\n\n'

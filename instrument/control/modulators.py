@@ -20,8 +20,10 @@ from ..commands import COMMANDS
 from ..params import REGISTRY, Registry
 
 LFOS = ("sine", "triangle", "saw", "ramp", "square", "sh")
-SHAPES = (*LFOS, "envelope", "steps", "command")
-KEYS = {"target", "shape", "depth", "every", "hz", "at", "attack", "decay", "steps", "seed", "command", "args"}
+SHAPES = (*LFOS, "envelope", "steps", "audio", "command")
+KEYS = {"target", "shape", "depth", "every", "hz", "at", "attack", "decay", "steps", "seed", "command", "args",
+        "source"}
+AUDIO = ("level", "low", "mid", "high", "onset")  # control/audio.py's features
 
 
 def _mix(seed: int, n: int) -> float:
@@ -50,6 +52,7 @@ class Modulator:
     seed: int = 0
     command: str = ""
     args: tuple[Any, ...] = ()
+    source: str = ""  # an audio feature, for shape = "audio"
 
     def cycles(self, beat: Beat, t: float) -> float:
         """How many cycles have passed: the whole part counts them, the fraction is the phase."""
@@ -100,10 +103,11 @@ class Modulators:
     def __len__(self) -> int:
         return len(self.mods) + len(self.triggers)
 
-    def offsets(self, beat: Beat, t: float) -> dict[str, float]:
+    def offsets(self, beat: Beat, t: float, audio: dict[str, float] | None = None) -> dict[str, float]:
         out: dict[str, float] = {}
         for m in self.mods:
-            out[m.target] = out.get(m.target, 0.0) + m.depth * m.shape_at(beat, t)
+            v = (audio or {}).get(m.source, 0.0) if m.shape == "audio" else m.shape_at(beat, t)
+            out[m.target] = out.get(m.target, 0.0) + m.depth * v
         return out
 
     def due(self, beat: Beat, t: float) -> list[tuple[str, tuple[Any, ...]]]:
@@ -177,6 +181,11 @@ def _one(i: int, d: Any, error: Callable[[tuple[str | int, ...], str], Exception
     if spec.type not in ("float", "int"):
         raise bad("target", f"{target} is {spec.type}: only numbers can be modulated")
     kw.update(target=target, depth=number("depth", 0.0))
+    if shape == "audio":
+        if d.get("source") not in AUDIO:
+            where = "source" if "source" in d else "shape"
+            raise bad(where, f"shape = audio needs source = one of {', '.join(AUDIO)}")
+        kw["source"] = d["source"]
     if shape == "steps":
         steps = d.get("steps")
         if steps is None:

@@ -179,8 +179,8 @@ def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
 
 
 def _clock_feed(args: argparse.Namespace, queue: ControlQueue) -> list:
-    """Outside clocks asked for on the command line, reporting to the show; closers, in order.
-    One that cannot start is logged and the show plays on the clocks it has."""
+    """Outside clocks and the audio input asked for on the command line, reporting to the show;
+    closers, in order. One that cannot start is logged and the show plays on without it."""
     from .control.tempo import ClockFeed
 
     sources: dict = {}
@@ -199,9 +199,16 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue) -> list:
             sources["ableton"] = AbletonOSC(host, port).start()
         except OSError as exc:  # the reply port is taken
             log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
-    if not sources:
-        return []
-    return [ClockFeed(queue, sources).start(), *sources.values()]
+    closers: list = [ClockFeed(queue, sources).start(), *sources.values()] if sources else []
+    if getattr(args, "audio_in", None):  # the input recorded is the input listened to
+        from .control.audio import AudioInput
+
+        device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
+        try:
+            closers.append(AudioInput(queue, device).start())
+        except Exception as exc:  # no PortAudio, no such device: play on without reacting
+            log.error("audio input %s: %s", args.audio_in, exc)
+    return closers
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -326,6 +333,20 @@ def _range(text: str) -> tuple[float, float]:
     return start, end
 
 
+def _heard(audio, fps: float, performance=None) -> list[dict]:
+    """Audio features per frame of a sound file rendered with (none when the performance kept
+    those the live show heard: they rule, as they did on stage)."""
+    from .control.audio import frame_features
+
+    if performance is not None and any(e.target == "cmd/audio"
+                                       for events in performance.events.values() for e in events):
+        return []
+    sound = audio() if audio else None
+    if sound is None or not hasattr(sound, "samples"):
+        return []
+    return frame_features(sound.samples, sound.rate, fps)
+
+
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
                    size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
                    audio=None) -> int:
@@ -343,11 +364,14 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
                              first_frame=first)
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
+    heard = _heard(audio, fps, performance)
     try:
         for i in range(frames):
             if performance is not None:
                 for e in performance.events_at(i, fps):
                     show.queue.put(e)
+            if i < len(heard):
+                show.queue.put(ControlEvent("audio", "cmd/audio", heard[i]))
             show.step()
             if i >= first:
                 recorder.write(show.compositor.fbo, show.fp)

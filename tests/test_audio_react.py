@@ -122,3 +122,27 @@ def test_audio_modulates_a_parameter_in_the_show(ctx, tmp_path):
     show.queue.put(ControlEvent("audio", "cmd/audio", heard))
     assert show.step()["aberration"] == pytest.approx(2.5)
     show.close()
+
+
+def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
+    """`noclip render --audio song.wav`: the file's features, frame by frame, as the show would."""
+    import wave
+
+    from instrument.cli import _heard
+    from instrument.record.audio import FileAudio
+    from instrument.record.performance import Performance
+
+    x = np.zeros(RATE, np.float32)
+    x[RATE // 2:] = tone(60, 0.5)
+    path = tmp_path / "song.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    sound = FileAudio(path)
+    heard = _heard(lambda: sound, 30)
+    assert len(heard) == 30 and heard[10]["low"] == 0.0 and heard[25]["low"] > 0.8
+    assert max(range(30), key=lambda n: heard[n]["onset"]) == 15  # the bass comes in at 0.5 s
+    live = Performance(path, {}, {3: [ControlEvent("audio", "cmd/audio", {"low": 1.0})]}, 30)
+    assert _heard(lambda: sound, 30, live) == []  # what the live show heard rules

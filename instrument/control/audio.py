@@ -4,8 +4,8 @@ One analyser for every way sound comes in: a live input's PortAudio callback fee
 they arrive, an offline render feeds it each frame's share of a sound file. It works in hops of
 `HOP` samples (about 10 ms), so its answers do not depend on how the blocks were cut. Features are
 0..1: level and band energies in dB mapped from `FLOOR` dBFS to 0 dBFS and smoothed with separate
-attack and release; `onset` jumps to 1 when the spectrum grows suddenly (spectral flux above its
-recent median) and falls back with the release. Live features reach the show as `audio` events,
+attack and release; `onset` jumps to 1 when the spectrum grows suddenly (spectral flux well above
+its recent median) and falls back with the release. Live features reach the show as `audio` events,
 which the performance file keeps, so a replay reacts as the show did.
 """
 
@@ -46,6 +46,7 @@ class AudioAnalyser:
         self._buf = np.zeros(WINDOW, np.float32)
         self._pending = np.zeros(0, np.float32)
         self._prev_mag: np.ndarray | None = None
+        self._last_wide: np.ndarray | None = None
         self._flux: deque[float] = deque(maxlen=43)  # ~0.5 s of hops
         self._refractory = 0
         self.hops = 0
@@ -78,15 +79,20 @@ class AudioAnalyser:
         for k, v in raw.items():
             u = min(max((20.0 * math.log10(max(v, 1e-9)) - FLOOR) / -FLOOR, 0.0), 1.0)
             f[k] += (u - f[k]) * (self._up if u > f[k] else self._down)
+        # SuperFlux-style: growth over the louder of the last two spectra, max-filtered across
+        # neighbouring bins, so a steady tone's leakage wobble and vibrato are not onsets
         log_mag = np.log1p(100.0 * mag)
         flux = 0.0 if self._prev_mag is None else float(np.maximum(log_mag - self._prev_mag, 0.0).sum())
-        self._prev_mag = log_mag
+        wide = np.maximum(np.maximum(log_mag[1:-1], log_mag[:-2]), log_mag[2:])
+        wide = np.concatenate([log_mag[:1], wide, log_mag[-1:]])
+        self._prev_mag = wide if self._last_wide is None else np.maximum(wide, self._last_wide)
+        self._last_wide = wide
         median = float(np.median(self._flux)) if self._flux else 0.0
         self._flux.append(flux)
         f["onset"] *= self._onset_decay
         if self._refractory > 0:
             self._refractory -= 1
-        elif flux > self.sensitivity * median + 5.0:
+        elif flux > self.sensitivity * median + 20.0:
             f["onset"] = 1.0
             self.onsets.append(self.hops)
             self._refractory = max(1, round(0.05 * self.rate / HOP))  # 50 ms

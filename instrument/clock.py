@@ -80,13 +80,14 @@ class BeatClock:
     its performance file and an offline render compute the same beats. Between reports the beat is
     extrapolated from the tempo, and a report that disagrees with the extrapolation is eased in over
     `EASE` seconds (never backwards while playing) instead of jumping, so phase stays smooth even
-    when reports come ~100 ms apart with jitter. A source that has not reported for `STALE` seconds
-    (or two beats, whichever is longer) is gone and the next one takes over.
+    when reports come ~100 ms apart with jitter; past `SNAP` it jumps (the show ran late — show
+    time stood still while the music went on — or Live located). A source that has not reported
+    for `STALE` seconds (or two beats, whichever is longer) is gone and the next one takes over.
     """
 
     STALE = 2.0
-    EASE = 0.15  # seconds to ~63% of a phase correction
-    SNAP = 0.5  # beats of disagreement past which the clock jumps (a locate, a restart)
+    EASE = 0.1  # seconds to ~63% of a phase correction
+    SNAP = 0.02  # seconds of disagreement past which the clock jumps (late frames, a locate, a restart)
     TAP_RESET = 2.0  # seconds between taps that start a new tap tempo
 
     def __init__(self, tempo: float = 120.0) -> None:
@@ -157,7 +158,7 @@ class BeatClock:
         else:
             guess = prev.beat + (t - self._t) * r.tempo / 60.0
             err = target - guess
-            if abs(err) > self.SNAP:
+            if abs(err) * 60.0 / r.tempo > self.SNAP:
                 beat = target
             else:
                 beat = max(prev.beat, guess + err * (1.0 - math.exp(-(t - self._t) / self.EASE)))

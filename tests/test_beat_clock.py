@@ -68,11 +68,13 @@ def test_a_disagreeing_report_is_eased_in_not_jumped():
     c = BeatClock()
     c.sync({"source": "midi", "tempo": 120.0, "beat": 0.0}, 0.0)
     first = [c.advance(n / FPS) for n in range(30)]
-    c.sync({"source": "midi", "tempo": 120.0, "beat": 1.1, "playing": True}, 0.5)  # 0.1 beat ahead
+    c.sync({"source": "midi", "tempo": 120.0, "beat": 1.03, "playing": True}, 0.5)  # 15 ms ahead
     eased = [c.advance(n / FPS) for n in range(30, 90)]
     steps = [b.beat - a.beat for a, b in itertools.pairwise([first[-1], *eased])]
     assert max(steps) < 2 * (2 / FPS)  # never more than twice the normal step
-    assert eased[-1].beat == pytest.approx(1.1 + 59 / FPS * 2, abs=1e-3)  # caught up within 1 s
+    assert eased[-1].beat == pytest.approx(1.03 + 59 / FPS * 2, abs=1e-3)  # caught up within 1 s
+    c.sync({"source": "midi", "tempo": 120.0, "beat": 8.0, "playing": True}, 1.5)  # Live located
+    assert c.advance(1.5).beat == 8.0
 
 
 def test_priority_staleness_and_forced_source():

@@ -119,7 +119,8 @@ class Modulators:
             last = self._last[i]
             if beat.playing and last is not None and n > last:
                 fired.append((m.command, m.args))
-            self._last[i] = n
+            # a small step back (the clock catching up on a report) must not fire the cycle twice
+            self._last[i] = n if last is None or n > last or n < last - 1 else last
         return fired
 
 

@@ -201,7 +201,7 @@ class ClockFeed:
     at once when tempo or transport change, else every `every` seconds; the show's beat clock
     extrapolates between reports. A follower that loses its tempo is reported gone."""
 
-    def __init__(self, queue: ControlQueue, sources: dict[str, Follower], every: float = 0.5,
+    def __init__(self, queue: ControlQueue, sources: dict[str, Follower], every: float = 0.1,
                  poll: float = 0.02) -> None:
         self.queue, self.sources, self.every, self.poll_s = queue, sources, every, poll
         self._last: dict[str, tuple[float, float, bool]] = {}  # name → (time, tempo, running)

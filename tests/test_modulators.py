@@ -126,3 +126,22 @@ def test_modulation_costs_little_per_frame():
         mods.due(b, n / 60)
     per_frame = (time.perf_counter() - t0) / 2000
     assert per_frame < 0.2e-3
+
+
+def test_the_shipped_patch_and_the_readme_example_load(tmp_path):
+    from pathlib import Path
+
+    assert len(load_patch("on_the_beat").modulators) == 5
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("## In time with the music")[1].split("```toml\n")[1].split("```")[0]
+    (tmp_path / "readme.toml").write_text("version = 1\n" + example)
+    mods = build(load_patch(tmp_path / "readme.toml").modulators)
+    assert len(mods) == 5 and len(mods.triggers) == 1
+
+
+def test_modulators_survive_save_and_load(tmp_path):
+    from instrument.patch import save_patch
+
+    patch = load_patch("on_the_beat")
+    save_patch(patch, tmp_path / "again.toml")
+    assert load_patch(tmp_path / "again.toml").modulators == patch.modulators

@@ -12,6 +12,7 @@ import multiprocessing
 import platform
 import random
 import socket
+import threading
 import time
 from typing import Any
 
@@ -154,6 +155,118 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict
             "values_in_range": values_ok}
 
 
+MIDI_BENCH = """
+[[midi]]
+cc = 1
+param = "bleed"
+takeover = "none"
+[[midi]]
+cc = 2
+param = "tracking"
+[[midi]]
+cc = 3
+param = "aberration"
+curve = "exp"
+"""
+MIDI_DEV = "bench:bench MIDI 1 20:0"
+
+
+def _midi(queue: ControlQueue, reporter: Reporter):
+    """A MidiControl on the fake backend (the same callback path rtmidi drives), three bindings."""
+    import tomllib
+
+    from .control.midi import MidiControl
+    from .control.midimap import parse_bindings
+    from .control.midiports import FakeBackend
+
+    be = FakeBackend(MIDI_DEV)
+    bindings = parse_bindings(tomllib.loads(MIDI_BENCH)["midi"], lambda p, m: ValueError(m))
+    midi = MidiControl(queue, reporter, [bindings], backend=be, virtual=False)
+    midi.scan()
+    return midi, be.devices[MIDI_DEV]
+
+
+def bench_midi_cost(n: int = 50_000) -> dict[str, Any]:
+    """µs per message through the port callback: parse, map, takeover, ControlEvent, queue."""
+    queue = ControlQueue()
+    midi, dev = _midi(queue, Reporter())
+    msgs = [[0xB0, 1 + i % 3, (i * 7) % 128] for i in range(n)]
+    send = dev.send
+    t = time.perf_counter()
+    for i, m in enumerate(msgs):
+        send(m)
+        if i % 5000 == 4999:
+            queue.drain()
+    per = (time.perf_counter() - t) / n * 1e6
+    return {"messages": n, "us_per_message": per, "events": midi.mapper.stats["events"]}
+
+
+def _midi_sender(dev, stop: threading.Event, rate: float | None, mean_gap: float, seed: int) -> None:
+    """Plays the fake device from its own thread, as rtmidi's callback thread would: random gaps
+    (latency) or `rate` messages a second in 1 ms batches (flood)."""
+    rng = random.Random(seed)
+    sent, start = 0, time.perf_counter()
+    while not stop.is_set():
+        if rate is None:
+            dev.send([0xB0, 1, rng.randrange(128)])
+            time.sleep(rng.expovariate(1.0 / mean_gap))
+            continue
+        due = int((time.perf_counter() - start) * rate)
+        while sent < due:
+            dev.send([0xB0, 1 + sent % 3, sent % 128])
+            sent += 1
+        time.sleep(0.001)
+
+
+def bench_midi(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict[str, Any]:
+    """MIDI message → FrameParams latency at `fps`, then the frame rate with and without a
+    `rate` messages/s flood through the callback path (unpaced, so any cost shows)."""
+    queue, reporter = ControlQueue(), Reporter()
+    midi, dev = _midi(queue, reporter)
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
+    midi.attach(show)
+    stop = threading.Event()
+    sender = threading.Thread(target=_midi_sender, args=(dev, stop, None, 0.008, 1), daemon=True)
+    sender.start()
+    show.run(frames=10)
+    show.stats.measure_latency = True
+    end = time.perf_counter() + seconds
+    show.run(until=lambda: time.perf_counter() > end)
+    show.stats.measure_latency = False
+    stop.set()
+    sender.join()
+    lat = np.array(show.stats.latencies) * 1000.0
+    show.close()
+
+    queue, reporter = ControlQueue(), Reporter()
+    midi, dev = _midi(queue, reporter)
+    show = _show(ctx, patch, size, 1000.0, False, queue=queue, reporter=reporter, outputs=[Readback()])
+    midi.attach(show)
+    show.run(frames=10)
+
+    def rate_for(phase_seconds: float) -> float:
+        n0, t0 = show.clock.frame, time.perf_counter()
+        end = t0 + phase_seconds
+        show.run(until=lambda: time.perf_counter() > end)
+        return (show.clock.frame - n0) / (time.perf_counter() - t0)
+
+    idle = rate_for(seconds)
+    before = midi.stats["messages"]
+    stop = threading.Event()
+    sender = threading.Thread(target=_midi_sender, args=(dev, stop, rate, 0.0, 2), daemon=True)
+    sender.start()
+    t0 = time.perf_counter()
+    flooded = rate_for(seconds)
+    received = (midi.stats["messages"] - before) / (time.perf_counter() - t0)
+    stop.set()
+    sender.join()
+    in_range = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
+    show.close()
+    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": _summary(lat), "idle_fps": idle,
+            "flood_fps": flooded, "ratio": flooded / idle if idle else 0.0, "rate": rate,
+            "received_per_s": received, "values_in_range": in_range}
+
+
 def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     """The Backrooms alone at the working size, colour + depth + motion each frame, per level.
 
@@ -265,7 +378,7 @@ def bench_music(frames: int = 6000) -> dict[str, Any]:
             "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))}
 
 
-SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "recording", "music")
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "music")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -297,6 +410,9 @@ def run_bench(args: argparse.Namespace) -> int:
         report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
+    if "midi" in only:
+        report["midi_cost"] = bench_midi_cost()
+        report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
     if "music" in only:
         report["music"] = bench_music()
     if args.json:
@@ -354,8 +470,22 @@ def print_report(r: dict[str, Any]) -> None:
               f"{rec['unpaced_idle']['fps']:.1f} fps idle vs {rec['unpaced_recording']['fps']:.1f} recording "
               f"(cost {100 * rec['cost']:.1f}%); paced at {rec['fps']:g}: {rec['paced']['fps']:.1f} fps, "
               f"{rec['paced']['dropped']} dropped; offline render {rec['offline']['fps']:.1f} fps")
+    if "midi" in r:
+        print_midi(r)
     if "music" in r:
         m, b = r["music"]["modulation_ms"], r["music"]["audio_block_ms"]
         print(f"\nbeat clock + 8 modulators a frame: p50 {m['p50']:.4f} ms  p99 {m['p99']:.4f} ms; "
               f"audio analysis a 512-sample block: p50 {b['p50']:.3f} ms  p99 {b['p99']:.3f} ms "
               f"({100 * r['music']['audio_realtime_share']:.1f}% of real time)")
+
+
+def print_midi(r: dict[str, Any]) -> None:
+    c, m = r["midi_cost"], r["midi"]
+    L = m["latency_ms"]
+    print(f"\nMIDI: {c['us_per_message']:.2f} µs a message through the port callback (parse, map, event)")
+    print(f"MIDI latency at 60 fps (arrival → FrameParams), {L['n']} messages: p50 {L['p50']:.2f} ms  "
+          f"p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms (frame period {m['period_ms']:.2f} ms)")
+    print(f"MIDI flood {m['rate']} msg/s (unpaced): idle {m['idle_fps']:.1f} fps, "
+          f"flooded {m['flood_fps']:.1f} fps "
+          f"({100 * m['ratio']:.0f}% of idle), {m['received_per_s']:.0f} msg/s taken, "
+          f"values in range: {m['values_in_range']}")

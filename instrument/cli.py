@@ -1,4 +1,4 @@
-"""The `noclip` command: play · render · params · devices · bench."""
+"""The `noclip` command: play · render · params · devices · bench · learn."""
 
 from __future__ import annotations
 
@@ -118,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
+    p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                   help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
     p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",
                    help="follow Live's tempo and beat through AbletonOSC (replies come to UDP 11001)")
     p.add_argument("--link", action="store_true",
@@ -134,6 +136,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
+    r.add_argument("--midi", type=Path, metavar="FILE.mid",
+                   help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
+    r.add_argument("--midi-device", default="file", metavar="NAME",
+                   help="the device name the file's messages come from (selects controller files)")
 
     q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
     q.add_argument("--patch", default="default", help="include the parameters of this patch's chain")
@@ -142,6 +148,13 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true", help="the table in docs/PARAMS.md")
 
     sub.add_parser("devices", help="monitors, MIDI ports and audio devices")
+
+    le = sub.add_parser("learn", help="bind MIDI controls: choose a parameter, move a control")
+    le.add_argument("--patch", required=True, help="the patch file the bindings are written into")
+    le.add_argument("--param", action="append", default=[], metavar="NAME",
+                    help="parameter or command to bind (repeatable; default: ask)")
+    le.add_argument("--midi", action="append", default=[], metavar="PATTERN",
+                    help="listen only to MIDI inputs whose name contains PATTERN")
 
     b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
     b.add_argument("--json", action="store_true")
@@ -160,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -178,12 +191,12 @@ def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def _clock_feed(args: argparse.Namespace, queue: ControlQueue) -> list:
+def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) -> list:
     """Outside clocks and the audio input asked for on the command line, reporting to the show;
     closers, in order. One that cannot start is logged and the show plays on without it."""
-    from .control.tempo import ClockFeed
+    from .control.tempo import ClockFeed, MidiClock
 
-    sources: dict = {}
+    sources: dict = {} if midi_clock is None else {"midi": MidiClock(midi_clock)}
     if getattr(args, "link", False):
         from .control.link import LinkFollower, LinkUnavailable
         try:
@@ -243,10 +256,16 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
         log.info("OSC on %s:%d", *osc.address)
-    clocks = _clock_feed(args, queue)
     deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
                       audio=_audio_factory(args))
     outputs: list = [window, deck] if window else [deck]
+    midi = None
+    if "off" not in args.midi:
+        from .control.midi import MidiControl, default_tiers
+
+        midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
+                           patterns=args.midi or [""]).start()
+    clocks = _clock_feed(args, queue, midi.clock if midi else None)
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
@@ -257,8 +276,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     if perf_path:
         writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
         show.sinks.append(writer)
+    if midi:
+        midi.attach(show)
     if window:
-        window.attach(show, lambda: osc.last_message if osc else "")
+        learn = None
+        if midi and patch.path:
+            from .control.learn import Learn
+
+            learn = Learn(midi, patch.path)
+        window.attach(show, lambda: "  ".join(m for m in (osc.last_message if osc else "",
+                                                          midi.last_message if midi else "") if m),
+                      learn=learn)
     frames = round(seconds * args.fps) if seconds else None
     try:
         with _sigint_quits(queue):
@@ -267,6 +295,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
+        if midi:
+            midi.close()
         for c in clocks:
             c.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
@@ -312,14 +342,31 @@ def cmd_render(args: argparse.Namespace) -> int:
         overrides = perf.header["start"]
         seconds = args.seconds or perf.frames / perf.fps
     else:
-        if args.seconds is None:
-            print("noclip: render needs --seconds, or a performance file", file=sys.stderr)
-            return 2
         patch, overrides = resolve_patch(args)
         seconds = args.seconds
+    player = None
+    if args.midi:
+        if perf is not None:
+            print("noclip: --midi plays a MIDI file over a patch, not over a performance", file=sys.stderr)
+            return 2
+        from .control.midi import default_tiers
+        from .control.midifile import MidiFilePlayer
+
+        reporter = Reporter()
+        try:
+            tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
+            player = MidiFilePlayer(args.midi, tiers, args.fps, device=args.midi_device)
+        except ValueError as exc:
+            print(f"noclip: --midi {exc}", file=sys.stderr)
+            return 2
+        seconds = seconds or player.frames / args.fps
+    if seconds is None:
+        print("noclip: render needs --seconds, a performance file or --midi FILE", file=sys.stderr)
+        return 2
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args))
+                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
+                          midi=player)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -349,11 +396,13 @@ def _heard(audio, fps: float, performance=None) -> list[dict]:
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
                    size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio=None) -> int:
+                   audio=None, midi=None) -> int:
     """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
 
     A performance replays its events at their frames. Frames before `start` are played but not
-    kept: feedback and smoothing make a frame depend on all the frames before it.
+    kept: feedback and smoothing make a frame depend on all the frames before it. A MIDI file
+    (`midi`, a MidiFilePlayer) plays through the bindings; its events are written to a
+    performance file beside the output, like any other source's.
     """
     from .record.video import VideoRecorder
     from .render.gl import headless_context
@@ -364,11 +413,18 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
                              first_frame=first)
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
+    if midi is not None:
+        midi.attach(show)
+        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
+                                            dict(show.bank.targets), fps, size))
     heard = _heard(audio, fps, performance)
     try:
         for i in range(frames):
             if performance is not None:
                 for e in performance.events_at(i, fps):
+                    show.queue.put(e)
+            if midi is not None:
+                for e in midi.events(i):
                     show.queue.put(e)
             if i < len(heard):
                 show.queue.put(ControlEvent("audio", "cmd/audio", heard[i]))
@@ -438,14 +494,16 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("\n".join(f"  {m}" for m in mons) if mons else "  none connected")
     except WindowError as exc:
         print(f"  none: {exc} (noclip plays headless)")
-    print("MIDI inputs:")
     try:
-        import mido
+        from .control.midi import port_names
 
-        names = mido.get_input_names()
-        print("\n".join(f"  {n}" for n in names) if names else "  none found")
-    except Exception as exc:
-        print(f"  unavailable: {exc}")
+        ins, outs, virtual = port_names()
+        for title, names in (("MIDI inputs:", ins), ("MIDI outputs:", outs)):
+            print(title)
+            print("\n".join(f"  {n}" for n in names) if names else "  none found")
+        print(f"  a virtual input 'noclip' is {'opened by play' if virtual else 'not offered here'}")
+    except Exception as exc:  # no ALSA sequencer (/dev/snd/seq), no MIDI system at all
+        print(f"MIDI inputs:\n  unavailable: {exc}")
     print("Audio inputs:")
     try:
         import sounddevice as sd
@@ -465,6 +523,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     return run_bench(args)
 
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .control.learn import run_learn
+
+    return run_learn(args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ import tomli_w
 
 from . import generate, scene
 from .control import modulators
+from .control.midimap import load_bindings
 from .params import REGISTRY, ParamError, Registry
 from .render import compositor  # noqa: F401  (declares mix, fade, fit)
 from .render.chain import load_chain_spec
@@ -22,7 +23,8 @@ from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
 
 VERSION = 1
-KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "modulator"}
+KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "midi",
+        "modulator"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Patch:
     size: tuple[int, int] = (512, 384)  # the scene's and generator's working resolution
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    midi: tuple[dict[str, Any], ...] = ()  # the [[midi]] binding tables, validated (control/midimap.py)
     modulators: tuple[dict[str, Any], ...] = ()  # the validated [[modulator]] tables
 
     def with_params(self, **values: Any) -> Patch:
@@ -79,11 +82,12 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
             values[key] = spec.coerce(raw)
         except ParamError as exc:
             raise tf.error(("params", key), str(exc)) from None
+    load_bindings(tf, registry)  # raises ConfigError naming the binding's line and key
     mods = d.get("modulator", [])
     modulators.parse(mods, tf.error, registry)
     return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), params=values, path=tf.path,
+                 size=(size[0], size[1]), params=values, path=tf.path, midi=tuple(d.get("midi", ())),
                  modulators=tuple(mods))
 
 
@@ -91,6 +95,8 @@ def save_patch(patch: Patch, path: Path) -> None:
     data = {"version": VERSION, "name": patch.name, "description": patch.description,
             "scene": patch.scene, "model": patch.model, "chain": patch.chain,
             "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
+    if patch.midi:
+        data["midi"] = [dict(t) for t in patch.midi]
     if patch.modulators:
         data["modulator"] = list(patch.modulators)
     path.write_text(tomli_w.dumps(data), encoding="utf-8")

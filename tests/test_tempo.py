@@ -228,3 +228,28 @@ def test_show_beats_follow_live_through_the_feed(ctx, ports):
         show.close()
         ableton.close()
         live.close()
+
+
+def test_midi_clock_follower_is_a_source_until_its_ticks_stop():
+    """The MIDI ClockFollower (control/midi.py's) through MidiClock and the feed into a BeatClock."""
+    from instrument.clock import BeatClock, ClockFollower
+    from instrument.control.tempo import MidiClock
+
+    follower = ClockFollower()
+    follower.start()
+    t0 = time.perf_counter() - 1.0
+    for i in range(49):  # two beats of 24 PPQN at 125 bpm, the last one 40 ms ago
+        follower.tick(t0 + i * 60 / 125 / 24)
+    src = MidiClock(follower, stale=0.5)
+    q = ControlQueue()
+    feed = ClockFeed(q, {"midi": src})
+    (e,) = feed.poll()
+    assert e.value["tempo"] == pytest.approx(125.0, rel=1e-3) and e.value["playing"]
+    clock = BeatClock()
+    clock.sync(e.value, 0.0)
+    assert clock.advance(0.0).source == "midi"
+    src.stale = 0.0  # its ticks stopped: gone, and the clock falls back
+    (gone,) = feed.poll()
+    assert src.tempo is None and gone.value == {"source": "midi", "gone": True}
+    clock.sync(gone.value, 0.1)
+    assert clock.advance(0.1).source == "internal"

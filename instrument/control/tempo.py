@@ -196,13 +196,39 @@ class AbletonOSC:
         self.sock.close()
 
 
+class MidiClock:
+    """The MIDI ClockFollower as a source that goes away: a clock whose ticks stopped coming
+    (cable pulled, sequencer quit without a stop) has no tempo after `stale` seconds, so the next
+    clock by priority takes over instead of a frozen beat."""
+
+    def __init__(self, follower: Any, stale: float = 0.5) -> None:
+        self.follower, self.stale = follower, stale
+
+    @property
+    def tempo(self) -> float | None:
+        times = getattr(self.follower, "_times", None)  # its tick times (perf_counter)
+        if times and time.perf_counter() - times[-1] > self.stale:
+            return None
+        return self.follower.tempo
+
+    @property
+    def running(self) -> bool:
+        return bool(self.follower.running)
+
+    def beat(self, t: float) -> float:
+        return self.follower.beat(t)
+
+    def close(self) -> None:
+        """The MIDI control owns the follower and closes its ports."""
+
+
 class ClockFeed:
     """Reports followers to the show as `clock/sync` events (what the performance file records):
     at once when tempo or transport change, else every `every` seconds; the show's beat clock
     extrapolates between reports. A follower that loses its tempo is reported gone."""
 
     def __init__(self, queue: ControlQueue, sources: dict[str, Follower], every: float = 0.1,
-                 poll: float = 0.02) -> None:
+                 poll: float = 0.05) -> None:
         self.queue, self.sources, self.every, self.poll_s = queue, sources, every, poll
         self._last: dict[str, tuple[float, float, bool]] = {}  # name → (time, tempo, running)
         self._thread: threading.Thread | None = None

@@ -35,6 +35,23 @@ FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_p
 CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
                      ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 RING = 3
+_NVENC: bool | None = None
+
+
+def h264_encoder() -> str:
+    """h264_nvenc where this FFmpeg has it and a GPU opens it (checked once), else libx264."""
+    global _NVENC
+    if _NVENC is None:
+        _NVENC = False
+        if "h264_nvenc" in av.codecs_available:
+            try:
+                cc = av.CodecContext.create("h264_nvenc", "w")
+                cc.width, cc.height, cc.pix_fmt, cc.time_base = 256, 256, "yuv420p", Fraction(1, 30)
+                cc.open()
+                _NVENC = True
+            except Exception:
+                pass
+    return "h264_nvenc" if _NVENC else "libx264"
 
 
 class VideoRecorder:
@@ -48,6 +65,8 @@ class VideoRecorder:
         self.size, self.fps = size, fps
         self.live, self.reporter, self.audio = live, reporter, audio
         encoder, pix_fmt, options = CODECS[codec]
+        if encoder == "libx264" and h264_encoder() == "h264_nvenc":
+            encoder, options = "h264_nvenc", {"preset": "p4", "cq": "19"}
         self.container = av.open(str(self.path), "w",
                                  options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
         rate = Fraction(fps).limit_denominator(1001)

@@ -70,6 +70,7 @@ class Window:
         self.hud: Hud | None = None
         self.osc_message = lambda: ""
         self.show = None
+        self.learn = None  # a control.learn.Learn when MIDI is on and the patch is a file
         self._esc = -10.0
         glfw.set_key_callback(self.handle, self._key)
 
@@ -77,10 +78,11 @@ class Window:
     def framebuffer_size(self) -> tuple[int, int]:
         return tuple(glfw.get_framebuffer_size(self.handle))  # type: ignore[return-value]
 
-    def attach(self, show, osc_message=lambda: "") -> None:
+    def attach(self, show, osc_message=lambda: "", learn=None) -> None:
         """Give the HUD its show (created after the window, since the show needs the context)."""
         self.show = show
-        self.osc_message = osc_message
+        self.learn = learn
+        self.osc_message = (lambda: f"{learn.status}  {osc_message()}") if learn else osc_message
         self.hud = Hud(self.ctx, show.compositor.quad)
 
     def _cursor(self) -> None:
@@ -105,6 +107,10 @@ class Window:
             self.hud.visible = not self.hud.visible
         elif key == glfw.KEY_F:
             self.toggle_fullscreen()
+        elif key == glfw.KEY_L and self.learn:  # MIDI learn: L arms, Up/Down choose, a control binds
+            self.learn.toggle()
+        elif key in (glfw.KEY_UP, glfw.KEY_DOWN) and self.learn and self.learn.active:
+            self.learn.choose(-1 if key == glfw.KEY_UP else 1)
 
     def toggle_fullscreen(self) -> None:
         if self.monitor is None:
@@ -125,6 +131,8 @@ class Window:
         if size != fbo.size and self.show is not None:
             self.show.compositor.resize(size)  # takes effect next frame
         self.ctx.copy_framebuffer(screen, fbo)
+        if self.learn is not None and self.learn.active:
+            self.learn.poll()
         if self.hud and self.show:
             self.hud.draw(self.show, screen, self.osc_message())
         glfw.swap_buffers(self.handle)

@@ -1,4 +1,4 @@
-"""The `noclip` command: play · render · params · devices · bench · learn."""
+"""The `noclip` command: play · render · params · devices · bench · learn · fetch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .clock import OfflineClock, RealtimeClock
+from .clock import RealtimeClock
 from .commands import COMMANDS
 from .control import ControlEvent, ControlQueue
 from .params import REGISTRY
@@ -22,6 +22,7 @@ from .patch import ConfigError, Patch, load_patch
 from .record.deck import RecordDeck
 from .record.eventlog import EventLog
 from .record.performance import PerformanceWriter
+from .record.render import render_offline
 from .record.video import CODECS
 from .report import Reporter
 
@@ -51,10 +52,12 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
     """The patch named on the command line, with --model and --set applied (validated like a patch)."""
     patch = load_patch(args.patch)
     if getattr(args, "model", None):
-        from .generate import BACKENDS
+        from .generate import check_model
 
-        if args.model not in BACKENDS:
-            raise SystemExit(f"noclip: unknown model '{args.model}' (have: {', '.join(BACKENDS)})")
+        try:
+            check_model(args.model)
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
     source = getattr(args, "source", None)
     if source is not None:
@@ -133,6 +136,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--seconds", type=float, help="length (default: the whole performance)")
     r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a render that was cut short: keep what OUT holds, render the rest")
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
     r.add_argument("--size", type=_size, default=(1280, 720))
@@ -156,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
     le.add_argument("--midi", action="append", default=[], metavar="PATTERN",
                     help="listen only to MIDI inputs whose name contains PATTERN")
 
+    f = sub.add_parser("fetch", help="download a model into the Hugging Face cache, to play it offline later")
+    f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm or a hub id org/name")
+    f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
+
     b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
@@ -173,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn,
+                "fetch": cmd_fetch}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -366,7 +376,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
                           performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
-                          midi=player)
+                          midi=player, resume=args.resume)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -380,67 +390,6 @@ def _range(text: str) -> tuple[float, float]:
     return start, end
 
 
-def _heard(audio, fps: float, performance=None) -> list[dict]:
-    """Audio features per frame of a sound file rendered with (none when the performance kept
-    those the live show heard: they rule, as they did on stage)."""
-    from .control.audio import frame_features
-
-    if performance is not None and any(e.target == "cmd/audio"
-                                       for events in performance.events.values() for e in events):
-        return []
-    sound = audio() if audio else None
-    if sound is None or not hasattr(sound, "samples"):
-        return []
-    return frame_features(sound.samples, sound.rate, fps)
-
-
-def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio=None, midi=None) -> int:
-    """Fixed-step render: every frame waits for its own work, so the file is exact and repeatable.
-
-    A performance replays its events at their frames. Frames before `start` are played but not
-    kept: feedback and smoothing make a frame depend on all the frames before it. A MIDI file
-    (`midi`, a MidiFilePlayer) plays through the bindings; its events are written to a
-    performance file beside the output, like any other source's.
-    """
-    from .record.video import VideoRecorder
-    from .render.gl import headless_context
-    from .show import Show
-
-    frames, first = round(seconds * fps), round(start * fps)
-    ctx = headless_context()
-    recorder = VideoRecorder(output, size, fps, live=False, codec=codec, audio=audio() if audio else None,
-                             first_frame=first)
-    show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
-    if midi is not None:
-        midi.attach(show)
-        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
-                                            dict(show.bank.targets), fps, size))
-    heard = _heard(audio, fps, performance)
-    try:
-        for i in range(frames):
-            if performance is not None:
-                for e in performance.events_at(i, fps):
-                    show.queue.put(e)
-            if midi is not None:
-                for e in midi.events(i):
-                    show.queue.put(e)
-            if i < len(heard):
-                show.queue.put(ControlEvent("audio", "cmd/audio", heard[i]))
-            show.step()
-            if i >= first:
-                recorder.write(show.compositor.fbo, show.fp)
-            if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
-                done = (i + 1) / frames
-                print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
-    finally:
-        show.close()
-        recorder.close()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    log.info("rendered %d frames to %s", recorder.frames, output)
-    return 0
 
 
 # -- params, devices -----------------------------------------------------------------------------
@@ -514,7 +463,29 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"  unavailable: {exc}")
     from .generate import BACKENDS
 
-    print(f"Generator backends: {', '.join(BACKENDS)}")
+    print(f"Generator backends: {', '.join(BACKENDS)}, or a diffusers folder, .safetensors file or hub id")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .generate import check_model
+
+    try:
+        check_model(args.model)
+    except ValueError as exc:
+        raise SystemExit(f"noclip fetch: {exc}") from None
+    if args.model in ("none", "builtin"):
+        print(f"{args.model}: nothing to fetch (it ships with noclip)")
+        return 0
+    from .generate.diffusers_backend import ModelUnavailable, locate
+
+    try:
+        src = locate(args.model, taesd=False if args.no_taesd else None)
+    except ModelUnavailable as exc:
+        raise SystemExit(f"noclip fetch: {exc}") from None
+    for what, path in (("model", src.model), ("LoRA", src.lora), ("tiny autoencoder", src.tiny)):
+        if path is not None:
+            print(f"{what}: {path}")
     return 0
 
 

@@ -55,10 +55,13 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
         raise tf.error(("version",), f"missing: patches carry version = {VERSION}")
     if d["version"] != VERSION:
         raise tf.error(("version",), f"version {d['version']!r} is not one this noclip reads ({VERSION})")
-    choices = {"scene": scene.SCENES, "model": generate.BACKENDS}
-    for key, allowed in choices.items():
-        if key in d and d[key] not in allowed:
-            raise tf.error((key,), f"{d[key]!r} is not one of {', '.join(allowed)}")
+    if "scene" in d and d["scene"] not in scene.SCENES:
+        raise tf.error(("scene",), f"{d['scene']!r} is not one of {', '.join(scene.SCENES)}")
+    if "model" in d:
+        try:
+            generate.check_model(d["model"])
+        except ValueError as exc:
+            raise tf.error(("model",), str(exc)) from None
     chain = d.get("chain", Patch.chain)
     if not isinstance(chain, str):
         raise tf.error(("chain",), "a chain name or path")

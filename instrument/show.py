@@ -102,7 +102,8 @@ class Show:
         self.running = True
         self.patch = patch
         self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
-        self.generator: Generator = make_generator(patch.model, ctx, patch.size)
+        self.generator: Generator = make_generator(patch.model, ctx, patch.size, self.reporter,
+                                                   live=clock.realtime)
         self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, self.reporter)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
@@ -185,7 +186,8 @@ class Show:
             return Modulators()
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        self.generator.submit(scene, fp)
+        motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
+        self.generator.submit(scene, fp, motion, cut)
         return self.generator.latest()
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
@@ -255,7 +257,8 @@ class Show:
             old.release()
         if patch.model != self.patch.model:
             old_gen = self.generator
-            self.generator = make_generator(patch.model, self.ctx, patch.size)
+            self.generator = make_generator(patch.model, self.ctx, patch.size, self.reporter,
+                                            live=self.clock.realtime)
             old_gen.release()
         for spec in REGISTRY:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))

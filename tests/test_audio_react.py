@@ -128,9 +128,9 @@ def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
     """`noclip render --audio song.wav`: the file's features, frame by frame, as the show would."""
     import wave
 
-    from instrument.cli import _heard
     from instrument.record.audio import FileAudio
     from instrument.record.performance import Performance
+    from instrument.record.render import heard
 
     x = np.zeros(RATE, np.float32)
     x[RATE // 2:] = tone(60, 0.5)
@@ -141,8 +141,8 @@ def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
         w.setframerate(RATE)
         w.writeframes((x * 32767).astype("<i2").tobytes())
     sound = FileAudio(path)
-    heard = _heard(lambda: sound, 30)
-    assert len(heard) == 30 and heard[10]["low"] == 0.0 and heard[25]["low"] > 0.8
-    assert max(range(30), key=lambda n: heard[n]["onset"]) == 15  # the bass comes in at 0.5 s
+    feats = heard(lambda: sound, 30)
+    assert len(feats) == 30 and feats[10]["low"] == 0.0 and feats[25]["low"] > 0.8
+    assert max(range(30), key=lambda n: feats[n]["onset"]) == 15  # the bass comes in at 0.5 s
     live = Performance(path, {}, {3: [ControlEvent("audio", "cmd/audio", {"low": 1.0})]}, 30)
-    assert _heard(lambda: sound, 30, live) == []  # what the live show heard rules
+    assert heard(lambda: sound, 30, live) == []  # what the live show heard rules

@@ -1,24 +1,31 @@
 """The generator thread: live never waits, offline is exact, failures never stop the show."""
 
+import threading
 import time
 
 import numpy as np
 
 from instrument.clock import OfflineClock, RealtimeClock
-from instrument.generate.worker import ThreadedGenerator
+from instrument.generate.worker import BaseFrame, GeneratorWorker, ThreadedGenerator
+from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch
+from instrument.report import Reporter
 from instrument.show import Show
 
 SIZE = (128, 96)
+
+
+def params(n: int) -> FrameParams:
+    return FrameParams(n, n / 30, 1 / 30, REGISTRY.defaults())
 
 
 def flat(frame: int) -> int:
     return (frame * 37) % 256
 
 
-def engine_flat(image, fp):
+def engine_flat(base, fp):
     """An 'engine' whose output says which frame it dreamed."""
-    return np.full_like(image, flat(fp.frame))
+    return np.full_like(base.image, flat(fp.frame))
 
 
 def generated_value(gen) -> int:
@@ -35,9 +42,9 @@ def show_with(ctx, engine, *, live, clock):
 
 
 def test_offline_waits_for_each_frame(ctx):
-    def slowish(image, fp):
+    def slowish(base, fp):
         time.sleep(0.01)
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, slowish, live=False, clock=OfflineClock(30))
     for n in range(8):
@@ -49,10 +56,10 @@ def test_offline_waits_for_each_frame(ctx):
 def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
     calls = []
 
-    def slow(image, fp):
+    def slow(base, fp):
         calls.append(fp.frame)
         time.sleep(0.08)  # ~12 fps engine under a 60 fps loop
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, slow, live=True, clock=RealtimeClock(60))
     t = time.perf_counter()
@@ -69,10 +76,10 @@ def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
 
 
 def test_engine_failure_keeps_the_show_on_the_last_good_frame(ctx):
-    def flaky(image, fp):
+    def flaky(base, fp):
         if fp.frame in (3, 4):
             raise RuntimeError("CUDA out of memory (injected)")
-        return engine_flat(image, fp)
+        return engine_flat(base, fp)
 
     show = show_with(ctx, flaky, live=False, clock=OfflineClock(30))
     seen = []
@@ -87,10 +94,70 @@ def test_engine_failure_keeps_the_show_on_the_last_good_frame(ctx):
 
 
 def test_nothing_dreamed_yet_shows_the_scene(ctx):
-    def never(image, fp):
+    def never(base, fp):
         raise ValueError("broken weights")
 
     show = show_with(ctx, never, live=False, clock=OfflineClock(30))
     show.step()
     assert show.generator.latest() is None  # the compositor falls back to the base scene
     show.close()
+
+
+def test_the_engine_gets_the_scene_motion_top_down_with_y_down(ctx):
+    w, h = SIZE
+    gl = np.zeros((h, w, 2), np.float32)
+    gl[..., 0] = np.arange(h, dtype=np.float32)[:, None]  # GL row r (from the bottom) moves r px right
+    gl[..., 1] = 2.0                                      # and 2 px up
+    motion = ctx.texture(SIZE, 2, data=gl.tobytes(), dtype="f4")
+    scene = ctx.texture(SIZE, 4, data=np.full((h, w, 4), 9, np.uint8).tobytes())
+    got = []
+
+    def capture(base, fp):
+        got.append(base)
+        return base.image
+
+    gen = ThreadedGenerator("test", capture, ctx, SIZE, Reporter(), live=False)
+    gen.submit(scene, params(0), motion, cut=True)
+    gen.latest()
+    gen.release()
+    base = got[0]
+    assert base.cut and base.image.shape == (h, w, 3) and base.motion.shape == (h, w, 2)
+    assert np.array_equal(base.motion[:, 0, 0], np.arange(h - 1, -1, -1, dtype=np.float32))  # top row first
+    assert np.all(base.motion[..., 1] == -2.0)  # image y points down
+
+
+def test_frames_replaced_in_the_mailbox_hand_their_motion_on():
+    gate, got = threading.Event(), []
+
+    def blocked(base, fp):
+        gate.wait(5)
+        got.append(base)
+        return base.image
+
+    worker = GeneratorWorker(blocked, Reporter(), live=True)
+    image = np.zeros((4, 6, 3), np.uint8)
+
+    def shift(dx, cut=False):
+        m = np.zeros((4, 6, 2), np.float32)
+        m[..., 0] = dx
+        return BaseFrame(image, m, cut)
+
+    def while_busy(first, then):
+        """Hand over `first`, and the rest while the engine is still dreaming it."""
+        gate.clear()
+        worker.submit(first, params(len(sent)))
+        sent.append(first)
+        time.sleep(0.2)
+        for frame in then:
+            worker.submit(frame, params(len(sent)))
+            sent.append(frame)
+        gate.set()
+        worker.result(len(sent) - 1)
+
+    sent = []
+    while_busy(shift(0.5), [shift(1.0), shift(2.0), shift(4.0)])
+    while_busy(shift(0.0), [shift(1.0, cut=True), shift(2.0)])
+    worker.close()
+    assert [b.motion is None for b in got] == [False, False, False, True]
+    assert np.all(got[1].motion[..., 0] == 7.0) and not got[1].cut  # 1 + 2 + 4 px: composed
+    assert got[3].cut  # a cut among the dropped frames is a cut

@@ -184,3 +184,34 @@ def test_kill_9_keeps_the_recording(tmp_path):
         frames = sum(1 for _ in c.decode(video=0))
     kept = frames / 30
     assert kept >= (killed - started) - 1.5, f"only {kept:.2f} s of {killed - started:.2f} s survived"
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mkv", "ffv1"), (".mp4", "h264")])
+def test_resumed_render_equals_an_unbroken_one(tmp_path, suffix, codec):
+    """A render cut short (the file truncated as a crash leaves it) resumes: it keeps the frames
+    before the last keyframe, renders the rest, and the whole is the unbroken render's frames."""
+    from instrument.record.render import kept_frames
+
+    args = ["render", "--seconds", "3", "--fps", "30", "--size", "160x120", "--codec", codec,
+            "--set", "seed=5"]
+    full, part = tmp_path / f"full{suffix}", tmp_path / f"part{suffix}"
+    assert noclip(*args, "-o", str(full)).returncode == 0
+    data = full.read_bytes()
+    part.write_bytes(data[:int(len(data) * 0.45)])
+    have, keep = kept_frames(part, 30)
+    assert 0 < keep <= have < 90
+    r = noclip(*args, "-o", str(part), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert f"keeping its first {keep} frames" in r.stderr
+    with av.open(str(full)) as a, av.open(str(part)) as b:
+        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    assert len(fb) == 90
+    if codec == "ffv1":  # lossless: bit for bit
+        assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+    else:  # the tail is encoded afresh from a keyframe: the same pictures within coding noise, in place
+        def d(x, y):
+            return np.abs(x.astype(int) - y.astype(int)).mean()
+        for i in range(1, 89):
+            assert d(fa[i], fb[i]) < min(d(fa[i], fb[i - 1]), d(fa[i], fb[i + 1])), i
+        assert all(d(fa[i], fb[i]) == 0 for i in range(keep))  # the kept frames are the very packets

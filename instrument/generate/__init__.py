@@ -1,6 +1,7 @@
 """Generators turn the base scene into a dreamed frame. `none` passes the scene through: a real
 choice for a show that only wants the analog chain, and the baseline every backend is measured
-against."""
+against. Every other model is a Backend (model.py) driven by the StreamEngine (stream.py) on the
+generator's own thread (worker.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,39 @@ from typing import Protocol
 import moderngl
 
 from ..params import FrameParams, declare
+from ..report import Reporter
+from .catalog import BACKENDS, check_model  # noqa: F401  (named backends; paths and hub ids pass too)
 
 declare("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
         description="noise seed of the generator and the tape")
-
-# Named backends; `--model` also takes a diffusers hub id, a local model folder or a checkpoint file.
-BACKENDS = ("none", "builtin", "sd-turbo", "sdxl-turbo", "sd15-lcm")
+# The stream engine's parameters (read in stream.py), declared here so that the registry, `noclip
+# params` and the none model never have to import torch.
+_P = {"origin": __name__, "group": "generator"}
+declare("strength", "float", 0.5, min=0.0, max=1.0, smooth=0.15, **_P,
+        description="how far the generator may stray from the scene: 0 keeps it, 1 dreams freely")
+declare("steps", "int", 2, min=1, max=4, **_P,
+        description="denoising steps per frame: more is finer and slower (Stream Batch lags steps-1 frames)")
+declare("feedback", "float", 0.3, min=0.0, max=1.0, smooth=0.15, **_P,
+        description="previous output, moved along the motion, mixed into the next frame: less flicker")
+declare("seed_morph", "float", 0.0, min=0.0, max=1.0, smooth=0.3, **_P,
+        description="travel from the noise of `seed` (0) to that of `seed + 1` (1), smoothly")
+declare("prompt", "str", "an empty office hallway, yellow wallpaper, fluorescent lights, liminal space",
+        **_P, description="what the generator dreams the scene as")
+declare("prompt_fade", "float", 2.0, min=0.0, max=30.0, unit="s", **_P,
+        description="seconds over which a new prompt cross-fades in")
+declare("similarity_skip", "float", 0.005, min=0.0, max=0.1, **_P,
+        description="reuse the last result while the scene changed less than this (mean difference, 0 off)")
+declare("stream_batch", "bool", True, **_P,
+        description="denoise the frames in flight as one batch: faster, output lags steps-1 frames")
 
 
 class Generator(Protocol):
     name: str
 
-    def submit(self, scene: moderngl.Texture, fp: FrameParams) -> None:
-        """Hand over frame n's base image; must not block in live play."""
+    def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
+               cut: bool = False) -> None:
+        """Hand over frame n's base image and its motion (the scene's RG32F map, GL orientation);
+        `cut`: frame n does not continue frame n-1. Must not block in live play."""
 
     def latest(self) -> moderngl.Texture | None:
         """The newest finished frame, or None to composite the scene alone."""
@@ -32,7 +53,8 @@ class Generator(Protocol):
 class PassThrough:
     name = "none"
 
-    def submit(self, scene: moderngl.Texture, fp: FrameParams) -> None:
+    def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
+               cut: bool = False) -> None:
         pass
 
     def latest(self) -> moderngl.Texture | None:
@@ -52,7 +74,21 @@ def load_backend(name: str, device: str | None = None):
     return load(name, device)
 
 
-def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Generator:
-    if name != "none":
-        raise ValueError(f"unknown model '{name}' (have: {', '.join(BACKENDS)})")
-    return PassThrough()
+def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,
+                   *, live: bool = True) -> Generator:
+    """The generator for a model name. Live, the loop never waits for it; offline (`live=False`) each
+    frame waits for its own generation. A model that fails to load is reported and the show plays
+    the scene alone: the show never stops."""
+    if name == "none":
+        return PassThrough()
+    reporter = Reporter() if reporter is None else reporter
+    try:
+        backend = load_backend(name)
+        from .stream import StreamEngine
+        from .worker import ThreadedGenerator
+
+        return ThreadedGenerator(name, StreamEngine(backend), ctx, size, reporter, live=live)
+    except Exception as exc:
+        reporter.error("generator", f"model {name!r} did not load, playing the scene alone "
+                                    f"({type(exc).__name__}: {exc})")
+        return PassThrough()

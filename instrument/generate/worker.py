@@ -4,6 +4,9 @@ Live, the frame loop hands over the newest base frame (an older one still waitin
 dreaming a stale frame helps nobody) and composites whatever finished last; it never waits.
 Offline, each frame waits for its own result, so renders are exact. An engine that raises is
 reported and the show goes on with the last good frame while the engine gets the next one.
+
+A replaced frame's image is dropped but not its motion: the engine is handed the motion from the
+last frame it saw to the one it gets (composed), so warped noise and feedback stay on the geometry.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import moderngl
@@ -18,28 +22,67 @@ import numpy as np
 
 from ..params import FrameParams
 from ..report import Reporter
+from .motion import compose
 
-Engine = Callable[[np.ndarray, FrameParams], np.ndarray]  # RGB uint8 (H, W, 3) top-down, both ways
+
+@dataclass(frozen=True)
+class BaseFrame:
+    """What an engine dreams on.
+
+    image: RGB uint8 (H, W, 3), top-down. motion: float32 (H, W, 2), top-down, in image pixels with
+    +x right and +y down (the scene's GL motion flipped): the surface at pixel p was at p - motion in
+    the previous frame the engine saw; None when nothing moves. cut: this frame does not continue the
+    last one (a jump, a new level), so nothing should be carried over.
+    """
+
+    image: np.ndarray
+    motion: np.ndarray | None = None
+    cut: bool = False
+    gl: bool = False  # motion still as GL wrote it (bottom-up, +y up): turned on the worker thread
+
+    def oriented(self) -> BaseFrame:
+        if not self.gl or self.motion is None:
+            return self
+        return BaseFrame(self.image, self.motion[::-1] * np.float32([1.0, -1.0]), self.cut)
+
+    def after(self, older: BaseFrame) -> BaseFrame:
+        """This frame as seen from the frame before `older` (older was dropped, its motion kept)."""
+        if self.cut or older.cut:
+            return BaseFrame(self.image, None, True)
+        if older.motion is None:
+            return self
+        if self.motion is None:
+            return BaseFrame(self.image, older.motion, False)
+        return BaseFrame(self.image, compose(older.motion, self.motion), False)
+
+
+Engine = Callable[[BaseFrame, FrameParams], np.ndarray]  # → RGB uint8 (H, W, 3) top-down
 
 
 class GeneratorWorker:
     def __init__(self, engine: Engine, reporter: Reporter, *, live: bool, name: str = "generator") -> None:
         self.engine, self.reporter, self.live, self.name = engine, reporter, live, name
         self._cv = threading.Condition()
-        self._pending: tuple[np.ndarray, FrameParams] | None = None
+        self._pending: tuple[BaseFrame, FrameParams] | None = None
+        self._dropped: list[BaseFrame] = []  # replaced frames since the engine last took one
         self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
         self._done_frame = -1  # newest frame handled, successfully or not
         self._stop = False
         self.replaced = self.failures = 0
         self.busy_seconds = 0.0
+        self.done = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, image: np.ndarray, fp: FrameParams) -> None:
+    def submit(self, frame: BaseFrame, fp: FrameParams) -> None:
         with self._cv:
             if self._pending is not None:
                 self.replaced += 1
-            self._pending = (image, fp)
+                if len(self._dropped) < 64:  # composed on the worker thread, not here
+                    self._dropped.append(self._pending[0])
+                else:
+                    self._dropped = [BaseFrame(frame.image, None, True)]  # too far behind: a cut
+            self._pending = (frame, fp)
             self._cv.notify_all()
 
     def result(self, frame: int | None = None, timeout: float = 60.0) -> tuple[int, np.ndarray] | None:
@@ -60,11 +103,14 @@ class GeneratorWorker:
                     self._cv.wait()
                 if self._stop:
                     return
-                image, fp = self._pending
-                self._pending = None
+                frame, fp = self._pending
+                dropped, self._pending, self._dropped = self._dropped, None, []
             t = time.perf_counter()
             try:
-                out = self.engine(image, fp)
+                frame = frame.oriented()
+                for older in reversed(dropped):
+                    frame = frame.after(older.oriented())
+                out = self.engine(frame, fp)
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
                 self.failures += 1
                 self.reporter.error(self.name, f"frame {fp.frame}: {type(exc).__name__}: {exc}")
@@ -76,6 +122,7 @@ class GeneratorWorker:
                         self.reporter.error(self.name, f"recovery failed: {again}")
                 out = None
             self.busy_seconds += time.perf_counter() - t
+            self.done += 1
             with self._cv:
                 if out is not None:
                     self._result = (fp.frame, out)
@@ -92,23 +139,31 @@ class GeneratorWorker:
 class ThreadedGenerator:
     """A Generator (see generate/__init__) running a CPU/CUDA engine on the worker thread.
 
-    GL stays on the main thread: the scene is read back here and the result uploaded here.
+    GL stays on the main thread: the scene (colour and motion) is read back here and the result
+    uploaded here.
     """
 
     def __init__(self, name: str, engine: Engine, ctx: moderngl.Context, size: tuple[int, int],
                  reporter: Reporter, *, live: bool) -> None:
-        self.name = name
+        self.name, self.engine = name, engine
         self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}")
         self.texture = ctx.texture(size, 3)
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
         self._frame = -1
 
-    def submit(self, scene: moderngl.Texture, fp: FrameParams) -> None:
+    def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
+               cut: bool = False) -> None:
         scene.read_into(self._readback)
         self._frame = fp.frame
-        # one copy, top-down RGB: the worker keeps it while the next frame is read back here
-        self.worker.submit(np.ascontiguousarray(self._readback[::-1, :, :3]), fp)
+        # one copy each: the worker keeps them while the next frame is read back here, and turns
+        # the motion the right way up on its own thread (a full-size pass the loop need not pay for)
+        image = np.ascontiguousarray(self._readback[::-1, :, :3])
+        flow = None
+        if motion is not None and motion.size == scene.size:
+            flow = np.empty((scene.size[1], scene.size[0], 2), dtype=np.float32)
+            motion.read_into(flow)
+        self.worker.submit(BaseFrame(image, flow, cut, gl=True), fp)
 
     def latest(self) -> moderngl.Texture | None:
         res = self.worker.result(None if self.worker.live else self._frame)
@@ -122,7 +177,8 @@ class ThreadedGenerator:
 
     def stats(self) -> dict[str, Any]:
         w = self.worker
-        return {"replaced": w.replaced, "failures": w.failures, "busy_seconds": w.busy_seconds}
+        return {"replaced": w.replaced, "failures": w.failures, "busy_seconds": w.busy_seconds,
+                "done": w.done, **getattr(self.engine, "stats", {})}
 
     def release(self) -> None:
         self.worker.close()

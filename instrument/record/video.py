@@ -54,6 +54,30 @@ def h264_encoder() -> str:
     return "h264_nvenc" if _NVENC else "libx264"
 
 
+def add_sound_stream(container: av.container.OutputContainer, path: Path, rate: int) -> av.AudioStream:
+    """PCM where the container takes it (MKV, MOV), AAC in MP4."""
+    pcm = path.suffix.lower() in (".mkv", ".mov")
+    stream = container.add_stream("pcm_s16le" if pcm else "aac", rate=rate)
+    stream.layout = "stereo"
+    return stream
+
+
+def mux_sound(container: av.container.OutputContainer, stream: av.AudioStream, sound: np.ndarray, pts: int,
+              rate: int) -> int:
+    """Encode float samples (n, 2) starting at sample `pts`; returns the next sample position."""
+    s16 = stream.codec_context.name == "pcm_s16le"
+    if s16:
+        data = (np.clip(sound, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+    else:
+        data = sound.T.astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="s16" if s16 else "fltp",
+                                       layout="stereo")
+    frame.sample_rate, frame.pts = rate, pts
+    for packet in stream.encode(frame):
+        container.mux(packet)
+    return pts + len(sound)
+
+
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
                  reporter: Reporter | None = None, codec: str = "h264", depth: int = 8,
@@ -75,11 +99,7 @@ class VideoRecorder:
         self.stream.pix_fmt = pix_fmt
         # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
         self.stream.options = {**options, "g": str(max(1, round(fps)))} if codec == "h264" else dict(options)
-        self.sound = None
-        if audio is not None:
-            pcm = self.path.suffix.lower() in (".mkv", ".mov")
-            self.sound = self.container.add_stream("pcm_s16le" if pcm else "aac", rate=audio.rate)
-            self.sound.layout = "stereo"
+        self.sound = add_sound_stream(self.container, self.path, audio.rate) if audio else None
         self.frames = self.dropped = self.offered = 0
         self.depth = depth
         self.error: Exception | None = None
@@ -154,7 +174,7 @@ class VideoRecorder:
                         self.container.mux(packet)
                     self.frames += 1
                 if sound is not None and len(sound):
-                    audio_pts = self._encode_sound(sound, audio_pts)
+                    audio_pts = mux_sound(self.container, self.sound, sound, audio_pts, self.audio.rate)
             except Exception as exc:  # disk full, codec error: report, keep the show
                 self.error = exc
             finally:
@@ -162,16 +182,6 @@ class VideoRecorder:
                     with self._lock:
                         self._backlog -= 1
                     self._drained.set()
-
-    def _encode_sound(self, sound: np.ndarray, pts: int) -> int:
-        s16 = self.sound.codec_context.name == "pcm_s16le"
-        data = (np.clip(sound, -1, 1) * 32767).astype(np.int16) if s16 else sound.astype(np.float32)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.reshape(1, -1) if s16 else data.T),
-                                           format="s16" if s16 else "fltp", layout="stereo")
-        frame.sample_rate, frame.pts = self.audio.rate, pts
-        for packet in self.sound.encode(frame):
-            self.container.mux(packet)
-        return pts + len(sound)
 
     def close(self) -> None:
         for buf in self._pending:

@@ -1,0 +1,235 @@
+"""Stable Diffusion family models through diffusers: SD-Turbo, SDXL-Turbo, SD 1.5 + LCM-LoRA, or
+any compatible model the performer brings (see generate/catalog.py for the names).
+
+A hub id is fetched once into the Hugging Face cache (HF_HOME, ~/.cache/huggingface by default)
+with the hub's progress bars, and from then on plays offline; every model, fetched or local, then
+loads through the same code: the components named in its model_index.json. Only what the stream
+needs is fetched (no safety checker, no single-file duplicates; for the named models only the fp16
+weights, which a CPU upcasts on load). `noclip fetch NAME` fetches without playing.
+
+Options (keywords of `load`, or environment variables for the CLI):
+- `taesd` / NOCLIP_TAESD: swap in the tiny autoencoder (TAESD, or TAESDXL for SDXL): 1, 0, or a
+  folder or hub id of an AutoencoderTiny. Default on for the named aliases, off for other models.
+- `compile` / NOCLIP_COMPILE=1: torch.compile the UNet and the autoencoder ("reduce-overhead", which
+  records CUDA graphs). CUDA only; the first frames then take a while to compile.
+Half precision on CUDA, full precision on CPU (SDXL's own VAE stays float32: it overflows in fp16).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .catalog import ALIASES, CHECKPOINT_SUFFIXES, TAESD, TAESDXL, check_model, local_path
+from .diffusers_parts import ClipConditioner, DiffusersAutoencoder, UNetDenoiser, fuse_lora
+from .model import PREDICTIONS, Backend, Schedule
+
+log = logging.getLogger("noclip")
+
+PIPELINE_PARTS = ("unet", "vae", "scheduler", "tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
+_MODEL_FILES = ["*.json", "*.txt"]                    # configs, tokenizer vocabularies
+_SKIP = ["safety_checker/*", "*non_ema*", "*.ema.*"]  # never needed to play
+
+
+class ModelUnavailable(RuntimeError):
+    """The model is neither on this machine nor downloadable now; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where a model's weights are on this machine (after fetching what was missing)."""
+
+    model: Path                # a diffusers folder or a single-file checkpoint
+    lora: Path | None = None   # a folder with pytorch_lora_weights.safetensors, fused into the UNet
+    tiny: Path | None = None   # an AutoencoderTiny folder that replaces the model's VAE
+
+
+def locate(name: str, *, taesd: bool | str | None = None) -> Sources:
+    """Everything `load(name)` needs, fetched into the hub cache where it is not local yet: what
+    `noclip fetch` does on a machine with a network for a show that will play offline."""
+    check_model(name)
+    alias = ALIASES.get(name)
+    # named models: always their fp16 weights (half the download; a CPU upcasts them on load)
+    model = local_path(name) if alias is None else None
+    if model is None:
+        repo, variant = (alias.repo, alias.variant) if alias else (name, None)
+        model = fetch(repo, **_weights(variant), model=name)
+    lora = fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name) if alias and alias.lora else None
+    tiny = _option(taesd, "NOCLIP_TAESD", alias is not None)
+    if tiny:
+        source = tiny if isinstance(tiny, str) else (TAESDXL if _is_sdxl(model) else TAESD)
+        tiny = local_path(source) or fetch(source, ["config.json", "diffusion_pytorch_model.safetensors"],
+                                           model=name)
+    return Sources(model, lora, tiny or None)
+
+
+def load(name: str, device: str | torch.device | None = None, *, taesd: bool | str | None = None,
+         compile: bool | None = None) -> Backend:
+    src = locate(name, taesd=taesd)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    parts = _from_single_file(src.model, dtype) if src.model.is_file() else _from_folder(src.model, dtype)
+    if src.lora is not None:
+        n = fuse_lora(parts["unet"], src.lora)
+        log.info("%s: fused the LoRA in %s into %d UNet layers", name, src.lora, n)
+    if src.tiny is not None:
+        from diffusers import AutoencoderTiny
+
+        parts["vae"] = AutoencoderTiny.from_pretrained(src.tiny, torch_dtype=dtype)
+    elif dtype == torch.float16 and parts.get("text_encoder_2") and parts["vae"].config.get("force_upcast"):
+        parts["vae"] = parts["vae"].to(torch.float32)  # SDXL's VAE overflows in fp16 (as its pipelines know)
+    alias = ALIASES.get(name)
+    return assemble(name, parts, dev, dtype, size=alias.size if alias else None,
+                    compile=bool(_option(compile, "NOCLIP_COMPILE", False)))
+
+
+def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torch.dtype,
+             *, size: int | None = None, compile: bool = False) -> Backend:
+    """Wrap loaded diffusers components (unet, vae, scheduler, tokenizer(s), text encoder(s))."""
+    unet, vae, sched = parts["unet"], parts["vae"], parts["scheduler"]
+    for m in (unet, vae, parts["text_encoder"], parts.get("text_encoder_2")):
+        if m is not None:
+            m.requires_grad_(False).eval().to(device)  # already in its dtype (from_pretrained)
+    prediction = sched.config.get("prediction_type", "epsilon")
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"{name}: scheduler predicts {prediction!r}, not one of {', '.join(PREDICTIONS)}")
+    autoencoder = DiffusersAutoencoder(vae)
+    side = size or unet.config.sample_size * autoencoder.factor
+    encoders = [e for e in (parts["text_encoder"], parts.get("text_encoder_2")) if e is not None]
+    tokenizers = [t for t in (parts["tokenizer"], parts.get("tokenizer_2")) if t is not None]
+    sdxl = len(encoders) == 2
+    conditioner = ClipConditioner(tokenizers, encoders, device, sdxl=sdxl)
+    denoiser = UNetDenoiser(unet, prediction, Schedule(sched.alphas_cumprod),
+                            sdxl_factor=autoencoder.factor if sdxl else 0, pooled_dim=conditioner.pooled_dim)
+    if compile and device.type == "cuda":
+        unet.to(memory_format=torch.channels_last)
+        denoiser.unet = torch.compile(unet, mode="reduce-overhead")
+        vae.encoder = torch.compile(vae.encoder, mode="reduce-overhead")
+        vae.decoder = torch.compile(vae.decoder, mode="reduce-overhead")
+        autoencoder.graphs = denoiser.graphs = True
+    elif compile:
+        log.info("%s: compile asked for, but it only pays on CUDA; playing uncompiled", name)
+    return Backend(name=name, autoencoder=autoencoder, conditioner=conditioner, denoiser=denoiser,
+                   device=device, dtype=dtype, size=(side, side))
+
+
+# -- where the weights come from ---------------------------------------------------------------
+
+def fetch(repo: str, allow: list[str], *, model: str, ignore: list[str] | None = None) -> Path:
+    """The local snapshot of a hub repository, downloaded on first use (only `allow`ed files)."""
+    from huggingface_hub import constants, snapshot_download
+
+    offline = _offline()
+    try:
+        return Path(snapshot_download(repo, allow_patterns=allow, ignore_patterns=ignore,
+                                      local_files_only=offline))
+    except Exception as exc:  # not cached offline, no network, no such repository, no access
+        why = "the hub is switched off (HF_HUB_OFFLINE)" if offline else f"{type(exc).__name__}: {exc}"
+        raise ModelUnavailable(
+            f"model {model!r} needs {repo!r}, which is not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) and could not be downloaded: {why}. On a machine with a "
+            f"network run `noclip fetch {model}` (or `hf download {repo}`) and copy the cache here, "
+            f"or give --model a local diffusers folder or a .safetensors checkpoint.") from None
+
+
+def _weights(variant: str | None) -> dict[str, list[str]]:
+    if variant:
+        return {"allow": [*_MODEL_FILES, f"*/*.{variant}.safetensors"], "ignore": _SKIP}
+    return {"allow": [*_MODEL_FILES, "*/*.safetensors"], "ignore": [*_SKIP, "*.fp16.*"]}
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return flag or bool(constants.HF_HUB_OFFLINE)
+
+
+def _from_folder(folder: Path, dtype: torch.dtype) -> dict[str, Any]:
+    """The pipeline parts of a diffusers folder, each by the class its model_index.json names."""
+    index = json.loads((folder / "model_index.json").read_text())
+    parts: dict[str, Any] = {}
+    for part in PIPELINE_PARTS:
+        entry = index.get(part)
+        if not entry or entry[0] is None:
+            continue
+        library, cls_name = entry
+        if library not in ("diffusers", "transformers"):
+            raise ValueError(f"{folder}: {part} is a {library}.{cls_name}; noclip plays diffusers models")
+        cls = getattr(import_module(library), cls_name)
+        kw: dict[str, Any] = {}
+        if part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+            kw["torch_dtype" if library == "diffusers" or _transformers_4() else "dtype"] = dtype
+            kw["variant"] = _variant(folder / part)
+        parts[part] = cls.from_pretrained(folder / part, **kw)
+    for need in ("unet", "vae", "scheduler", "tokenizer", "text_encoder"):
+        if need not in parts:
+            raise ValueError(f"{folder}: no {need} in model_index.json (noclip plays SD / SDXL models)")
+    return parts
+
+
+def _transformers_4() -> bool:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0]) < 5  # it took torch_dtype, 5 takes dtype
+
+
+def _variant(part: Path) -> str | None:
+    """fp16 when the folder only has the fp16 weights (a snapshot fetched for half precision)."""
+    names = [p.name for p in part.glob("*.safetensors")]
+    plain = [n for n in names if n.count(".") == 1]  # model.safetensors, sharded model-00001-of-00002…
+    return "fp16" if not plain and any(".fp16." in n for n in names) else None
+
+
+def _from_single_file(path: Path, dtype: torch.dtype) -> dict[str, Any]:
+    """A checkpoint in the original (LDM) layout. diffusers converts it; the configs it needs for
+    that come from the hub once (cached), like any other download."""
+    import diffusers
+
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"{path}: not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})")
+    cls = diffusers.StableDiffusionXLPipeline if _is_sdxl(path) else diffusers.StableDiffusionPipeline
+    kw: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": _offline()}
+    if cls is diffusers.StableDiffusionPipeline:
+        kw.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        pipe = cls.from_single_file(str(path), **kw)
+    except OSError as exc:
+        raise ModelUnavailable(f"{path}: diffusers could not set up this checkpoint ({exc}); its "
+                               "configs come from the hub once: run it once where there is a network, "
+                               "or convert it to a diffusers folder") from None
+    return {part: getattr(pipe, part, None) for part in PIPELINE_PARTS}
+
+
+def _is_sdxl(path: Path) -> bool:
+    """An SDXL model (two text encoders) or checkpoint (a second embedder)?"""
+    if path.is_dir():
+        entry = json.loads((path / "model_index.json").read_text()).get("text_encoder_2")
+        return bool(entry and entry[0])
+    if path.suffix.lower() != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118 (safe_open is no dict)
+
+
+def _option(value: Any, env: str, default: Any) -> Any:
+    """A keyword wins; else the environment variable (1/0/on/off/true/false or a name); else default."""
+    if value is not None:
+        return value
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("1", "on", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "off", "false", "no"):
+        return False
+    return raw

@@ -1,0 +1,172 @@
+"""diffusers and transformers modules behind the three interfaces of generate/model.py.
+
+Each wrapper does what diffusers' own image-to-image pipelines do with the same module, no more, so
+the stream engine on these parts computes what the pipeline computes (tests/test_diffusers_backend
+holds them to it). Inputs are cast to the module's dtype and results back to the caller's.
+
+SDXL packing: the UNet wants the prompt's token states *and* a pooled text embedding. The
+conditioner returns both in one tensor, (1, 77 + 1, D): the 77 token rows, then one row whose first
+`pooled_dim` entries are the pooled embedding (zeros after). Linear blends of two prompts stay valid
+(both parts blend linearly), and repeating it along the batch repeats both.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from .model import Schedule
+
+
+class DiffusersAutoencoder:
+    """AutoencoderKL (the posterior's mean) or AutoencoderTiny (TAESD); latents times scaling_factor."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        cfg = vae.config
+        blocks = getattr(cfg, "block_out_channels", None) or cfg.encoder_block_out_channels
+        self.vae, self.factor, self.channels = vae, 2 ** (len(blocks) - 1), cfg.latent_channels
+        self.scale = float(cfg.scaling_factor)
+        self.tiny = type(vae).__name__ == "AutoencoderTiny"
+        self.dtype = next(vae.parameters()).dtype
+        self.graphs = False  # set when compiled with CUDA graphs (diffusers_backend.assemble)
+
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        _step(self.graphs)
+        enc = self.vae.encode(image.to(self.dtype))
+        z = enc.latents if self.tiny else enc.latent_dist.mean
+        return (self.scale * z).to(image.dtype)
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        _step(self.graphs)
+        return self.vae.decode((latent / self.scale).to(self.dtype)).sample.to(latent.dtype, copy=self.graphs)
+
+
+class ClipConditioner:
+    """CLIP text conditioning as SD's pipelines compute it (no classifier-free guidance: the turbo
+    and LCM models need none). SD: the last hidden states. SDXL: both encoders' penultimate
+    states side by side, plus the pooled embedding of the second, packed (see the module doc).
+    Encodings are cached per prompt: a prompt played again costs nothing."""
+
+    def __init__(self, tokenizers: list, encoders: list[torch.nn.Module], device: torch.device,
+                 *, sdxl: bool, keep: int = 64) -> None:
+        self.tokenizers, self.encoders, self.device = tokenizers, encoders, device
+        self.sdxl, self.keep = sdxl, keep
+        self.pooled_dim = encoders[-1].config.projection_dim if sdxl else 0
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        if prompt in self._cache:
+            self._cache.move_to_end(prompt)
+            return self._cache[prompt]
+        cond = self._encode(prompt)
+        self._cache[prompt] = cond
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return cond
+
+    @torch.no_grad()
+    def _encode(self, prompt: str) -> torch.Tensor:
+        states, pooled = [], None
+        for tok, enc in zip(self.tokenizers, self.encoders, strict=True):
+            ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids.to(self.device)
+            out = enc(ids, output_hidden_states=self.sdxl)
+            states.append(out.hidden_states[-2] if self.sdxl else out[0])
+            pooled = out[0]
+        if not self.sdxl:
+            return states[0]
+        tokens = torch.cat(states, dim=-1)
+        row = tokens.new_zeros(1, 1, tokens.shape[-1])
+        row[0, 0, : self.pooled_dim] = pooled[0]
+        return torch.cat([tokens, row], dim=1)
+
+
+class UNetDenoiser:
+    """UNet2DConditionModel called as the pipelines call it. SDXL (`sdxl_factor`: the autoencoder's
+    pixels per latent cell) also gets its micro-conditioning for the picture the latents make, as
+    its pipelines do: original size = target size = (h, w), crop (0, 0). A guidance-distilled UNet
+    (LCM-distilled models: config time_cond_proj_dim) gets the embedding of `guidance`, as the LCM
+    pipelines give it (their default 8.5); LCM-LoRA and turbo models have no such input."""
+
+    def __init__(self, unet: torch.nn.Module, prediction: str, schedule: Schedule,
+                 *, sdxl_factor: int = 0, pooled_dim: int = 0, guidance: float = 8.5) -> None:
+        self.unet, self.prediction, self.schedule = unet, prediction, schedule
+        self.sdxl_factor, self.pooled_dim = sdxl_factor, pooled_dim
+        self.dtype = next(unet.parameters()).dtype
+        self.device = next(unet.parameters()).device
+        self.graphs = False
+        self._time_ids: dict[tuple[int, int], torch.Tensor] = {}
+        dim = unet.config.get("time_cond_proj_dim")
+        self.w_embedding = guidance_embedding(guidance - 1, dim).to(self.device, self.dtype) if dim else None
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        cond = cond.to(self.device, self.dtype)
+        kwargs = {}
+        if self.w_embedding is not None:
+            kwargs["timestep_cond"] = self.w_embedding.expand(len(x), -1)
+        if self.sdxl_factor:
+            cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
+                                           "time_ids": self.time_ids(x).expand(len(x), -1)}
+        _step(self.graphs)
+        out = self.unet(x.to(self.dtype), t.to(self.device), encoder_hidden_states=cond,
+                        return_dict=False, **kwargs)[0]
+        return out.to(x.dtype, copy=self.graphs)
+
+    def time_ids(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = (n * self.sdxl_factor for n in x.shape[-2:])
+        if (h, w) not in self._time_ids:
+            self._time_ids[h, w] = torch.tensor([[h, w, 0, 0, h, w]], dtype=self.dtype, device=self.device)
+        return self._time_ids[h, w]
+
+
+def guidance_embedding(w: float, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of a guidance scale w (x1000), (1, dim): LCM's, as diffusers has it."""
+    half = dim // 2
+    step = torch.log(torch.tensor(10000.0)) / (half - 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -step)
+    emb = (w * 1000.0) * freqs[None, :]
+    return torch.nn.functional.pad(torch.cat([torch.sin(emb), torch.cos(emb)], dim=1), (0, dim % 2))
+
+
+def _step(graphs: bool) -> None:
+    """A CUDA-graph run reuses its output memory on the next run: tell torch a new step begins
+    (results are copied out above, so the engine may keep them across frames)."""
+    if graphs:
+        torch.compiler.cudagraph_mark_step_begin()
+
+
+def fuse_lora(unet: torch.nn.Module, folder: Path, scale: float = 1.0) -> int:
+    """Fuse a LoRA (e.g. LCM-LoRA) into the UNet's weights: W += scale · alpha/rank · B·A.
+    Fused, it costs nothing per frame, and it needs no PEFT. diffusers reads and converts the file
+    (kohya or diffusers naming); text-encoder parts are ignored. Returns the layers changed."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_unet_state_dict_to_peft
+
+    state, alphas = StableDiffusionPipeline.lora_state_dict(str(folder))
+    state = convert_unet_state_dict_to_peft(
+        {k.removeprefix("unet."): v for k, v in state.items() if not k.startswith("text_encoder")})
+    scales = {}  # alpha keys name the layer as the weights did: convert them the same way
+    for key, alpha in (alphas or {}).items():
+        (layer,) = convert_unet_state_dict_to_peft({key.removeprefix("unet.").removesuffix(".alpha"): 0})
+        scales[layer.removesuffix(".lora_A.weight")] = float(alpha)
+    n = 0
+    for key, down in state.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key.removesuffix(".lora_A.weight")
+        up = state[name + ".lora_B.weight"]
+        layer = unet.get_submodule(name)
+        rank = down.shape[0]
+        delta = (up.flatten(1).float() @ down.flatten(1).float()).reshape(layer.weight.shape)
+        s = scale * scales.get(name, rank) / rank
+        layer.weight.data += (s * delta).to(layer.weight.device, layer.weight.dtype)
+        n += 1
+    if n == 0:
+        raise ValueError(f"{folder}: no UNet LoRA weights found")
+    return n

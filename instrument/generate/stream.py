@@ -1,0 +1,240 @@
+"""The stream engine: few-step img2img on a stream of base frames, for any Backend.
+
+Per frame: base image → [-1, 1] at the working size → encode → z0 = lerp(encoded, previous output
+latent warped onto this frame, `feedback`) → noised to the first timestep with the warped, seed-
+morphed noise (generate/noise.py) → k LCM-style steps (predict x0, re-noise it to the next timestep
+with that step's own warped noise) → decode → uint8 at the scene's size.
+
+Stream Batch (`stream_batch`): the k frames in flight each take one step per frame, all k in one
+batched denoiser call (frame n at its first timestep, frame n-1 at its second, …), so a frame costs
+one denoiser call instead of k. The price is latency: frame n's result comes out with frame n+k-1,
+a lag of k-1 frames (0 at one step, 1 at two). Each frame in flight keeps its own noise, timesteps
+and conditioning, so the results are those of plain mode shifted by that lag (with `feedback` 0;
+feedback can only use the newest finished output, which is k-1 frames older in batch mode). Until
+the first frame comes out of a fresh pipe the engine shows its last output, or the base image: never
+a half-denoised latent.
+
+The conditioning of each prompt is encoded once (on the worker thread, cached), and a new prompt
+cross-fades in over `prompt_fade` seconds of show time. Similarity skip: when the base image has
+changed less than `similarity_skip` (mean absolute difference, 0..1) since the last generated frame
+and nothing else changed, the last result is shown again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..params import FrameParams
+from .model import Backend
+from .motion import compose, to_grid, warp
+from .noise import WarpedNoise, slerp
+from .worker import BaseFrame
+
+MAX_STEPS = 4  # the `steps` parameter's maximum (generate/__init__.py declares the parameters)
+
+
+class Conditioning:
+    """Prompt → conditioning tensor, encoded once per prompt; a new prompt cross-fades in."""
+
+    def __init__(self, conditioner, device: torch.device, dtype: torch.dtype, keep: int = 16) -> None:
+        self.conditioner, self.device, self.dtype, self.keep = conditioner, device, dtype, keep
+        self.cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.encodes = 0
+        self.prompt: str | None = None
+        self.source = self.target = None
+        self.start, self.fade = 0.0, 0.0
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        cond = self.cache.get(prompt)
+        if cond is None:
+            cond = self.conditioner(prompt).to(self.device, self.dtype)
+            self.encodes += 1
+            self.cache[prompt] = cond
+            while len(self.cache) > self.keep:
+                self.cache.popitem(last=False)
+        self.cache.move_to_end(prompt)
+        return cond
+
+    def progress(self, time: float) -> float:
+        return 1.0 if self.fade <= 0 else min(max((time - self.start) / self.fade, 0.0), 1.0)
+
+    def __call__(self, prompt: str, fade: float, time: float) -> torch.Tensor:
+        if prompt != self.prompt:
+            new = self.encode(prompt)
+            old = None if self.target is None else self.at(time)
+            self.source = old if old is not None and old.shape == new.shape else new
+            self.prompt, self.target, self.start, self.fade = prompt, new, time, fade
+        return self.at(time)
+
+    def at(self, time: float) -> torch.Tensor:
+        u = self.progress(time)
+        return self.target if u >= 1.0 else torch.lerp(self.source, self.target, u)
+
+
+@dataclass
+class InFlight:
+    """One frame on its way through the k steps."""
+
+    frame: int
+    x: torch.Tensor                # its latent at the current step's timestep
+    timesteps: list[int]
+    noise: torch.Tensor            # (MAX_STEPS, C, h, w): step i re-noises with noise[i]
+    cond: torch.Tensor
+    motion: np.ndarray | None      # its motion on the latent grid, to carry older results forward
+    size: tuple[int, int]          # (width, height) of the base image, to answer at
+    step: int = 0
+    x0: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= len(self.timesteps)
+
+
+class StreamEngine:
+    """An Engine (see generate/worker.py) around a Backend. Runs on the generator's thread."""
+
+    def __init__(self, backend: Backend, size: tuple[int, int] | None = None) -> None:
+        self.backend = backend
+        self.ae, self.den = backend.autoencoder, backend.denoiser
+        self.schedule = backend.denoiser.schedule
+        self.size = size or backend.size
+        f = self.ae.factor
+        if self.size[0] % f or self.size[1] % f:
+            raise ValueError(f"working size {self.size} is not a multiple of the autoencoder's {f}")
+        self.grid = (self.size[0] // f, self.size[1] // f)
+        self.cond = Conditioning(backend.conditioner, backend.device, backend.dtype)
+        self.noise = WarpedNoise()
+        self.stats = {"generated": 0, "skipped": 0}
+        self.recover()
+
+    def recover(self) -> None:
+        """Forget everything carried between frames (after an error, or an out-of-memory)."""
+        self.pipe: list[InFlight] = []
+        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, valid) on the newest frame
+        self.last: np.ndarray | None = None
+        self.reference: tuple[torch.Tensor, tuple] | None = None  # input and settings last generated
+        self.held: np.ndarray | None = None  # motion of skipped frames, still to apply
+        self.noise.reset()
+        if self.backend.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def __call__(self, base: BaseFrame, fp: FrameParams) -> np.ndarray:
+        with torch.inference_mode():
+            return self._frame(base, fp)
+
+    # -- one frame -----------------------------------------------------------------------------
+
+    def _frame(self, base: BaseFrame, fp: FrameParams) -> np.ndarray:
+        b = self.backend
+        image = self._tensor(base.image)
+        cut = base.cut or not self.noise.fields
+        motion = to_grid(base.motion, self.grid)
+        if self.held is not None and not cut:
+            motion = self.held if motion is None else compose(self.held, motion)
+        self.held = None
+        cond = self.cond(str(fp["prompt"]), float(fp["prompt_fade"]), fp.time)
+        steps = max(1, min(int(fp["steps"]), MAX_STEPS))
+        timesteps = self.schedule.timesteps(float(fp["strength"]), steps)
+        seed, morph = int(fp["seed"]), float(fp["seed_morph"])
+        settings = (timesteps, seed, morph, self.cond.prompt, self.cond.progress(fp.time) < 1.0,
+                    bool(fp["stream_batch"]))
+        if not cut and self._similar(image, settings, float(fp["similarity_skip"])):
+            self.held = motion
+            self.stats["skipped"] += 1
+            return self.last
+        self.reference = (image, settings)
+
+        shape = (MAX_STEPS, self.ae.channels, self.grid[1], self.grid[0])
+        fields = self.noise.advance(fp.frame, (seed, seed + 1), shape, motion, cut)
+        eps = slerp(fields[seed], fields[seed + 1], morph).to(b.device, b.dtype)
+        z = self.ae.encode(image)
+        amount = float(fp["feedback"])
+        if cut:
+            self.previous = None
+        elif self.previous is not None:
+            self.previous = self._carry(self.previous, motion)
+            latent, valid = self.previous
+            if amount > 0:
+                z = z + (amount * valid) * (latent - z)
+        t0 = torch.tensor([timesteps[0]], device=b.device)
+        frame = InFlight(fp.frame, self.schedule.noise(z, eps[:1], t0), timesteps, eps, cond, motion,
+                         (base.image.shape[1], base.image.shape[0]))
+
+        if fp["stream_batch"]:
+            self.pipe.append(frame)
+            self._step(self.pipe)
+        else:
+            self.pipe = [frame]
+            while not frame.done:
+                self._step(self.pipe)
+        done = [i for i, f in enumerate(self.pipe) if f.done]
+        out = None
+        if done:
+            i = done[-1]
+            newest = self.pipe[i]
+            latent, valid = newest.x0, torch.ones_like(newest.x0[:, :1])
+            for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
+                latent, valid = self._carry((latent, valid), later.motion)
+            self.previous = (latent, valid)
+            out = self._image(newest.x0, newest.size)
+            self.last = out
+            self.stats["generated"] += 1
+        self.pipe = [f for f in self.pipe if not f.done]
+        if out is not None:
+            return out
+        return self.last if self.last is not None else base.image  # warming up: never raw latents
+
+    def _step(self, frames: list[InFlight]) -> None:
+        """One denoising step for each frame in flight, as one batch."""
+        dev = self.backend.device
+        x = torch.cat([f.x for f in frames])
+        t = torch.tensor([f.timesteps[f.step] for f in frames], device=dev)
+        out = self.den(x, t, torch.cat([f.cond for f in frames]))
+        x0 = self.schedule.x0(x, out, t, self.den.prediction)
+        for i, f in enumerate(frames):
+            f.step += 1
+            if f.done:
+                f.x0 = x0[i:i + 1]
+            else:
+                nxt = torch.tensor([f.timesteps[f.step]], device=dev)
+                f.x = self.schedule.noise(x0[i:i + 1], f.noise[f.step:f.step + 1], nxt)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _carry(previous: tuple[torch.Tensor, torch.Tensor], motion: np.ndarray | None):
+        """A latent and where it is valid, moved one frame along `motion`."""
+        latent, valid = previous
+        moved, inside = warp(latent, motion)
+        return moved, warp(valid, motion)[0] * inside
+
+    def _similar(self, image: torch.Tensor, settings: tuple, threshold: float) -> bool:
+        if threshold <= 0 or self.reference is None or self.last is None:
+            return False
+        ref, ref_settings = self.reference
+        if settings != ref_settings or ref.shape != image.shape:
+            return False
+        return float((image - ref).abs().mean()) * 0.5 < threshold
+
+    def _tensor(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) → (1, 3, h, w) in [-1, 1] at the working size."""
+        b = self.backend
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(b.device).permute(2, 0, 1)[None].float()
+        x = x / 127.5 - 1.0
+        w, h = self.size
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return x.to(b.dtype)
+
+    def _image(self, latent: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """Decoded latent → uint8 (H, W, 3) at the base image's size."""
+        x = self.ae.decode(latent).float()
+        if x.shape[-2:] != (size[1], size[0]):
+            x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+        x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return x.permute(1, 2, 0).contiguous().cpu().numpy()

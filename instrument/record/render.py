@@ -1,0 +1,162 @@
+"""Offline rendering: the show on a fixed-step clock, every frame waiting for its own work, so a
+file is exact and repeatable — and a long render that was cut short can be resumed.
+
+Resuming keeps what the broken file already holds up to its last keyframe (the group of pictures
+after it may be cut mid-way), plays the show up to that frame again without encoding it (feedback,
+smoothing and the generator make each frame depend on all before it, so the frames must be
+played, only their encoding is saved), encodes from there into a second file and joins the two by
+copying packets. Sound, if any, is encoded afresh across the whole join.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..clock import OfflineClock
+from ..control import ControlEvent
+from ..patch import Patch
+from .audio import AudioSource, samples_before
+from .performance import PerformanceWriter
+
+log = logging.getLogger("noclip")
+
+
+def kept_frames(path: Path, fps: float) -> tuple[int, int]:
+    """(frames decodable, frames worth keeping: those before the last keyframe) of a partial file."""
+    try:
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            frames, last_key, origin = 0, 0, None
+            for pkt in c.demux(v):
+                if pkt.pts is None or pkt.size == 0:
+                    continue
+                frames += 1
+                origin = pkt.pts if origin is None else min(origin, pkt.pts)  # B-frame delay shifts all
+                if pkt.is_keyframe:
+                    last_key = round(float((pkt.pts - origin) * v.time_base) * fps)
+    except (av.FFmpegError, IndexError, OSError):
+        return 0, 0
+    return frames, last_key
+
+
+def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None) -> list[dict[str, float]]:
+    """Audio features per frame of the sound file a render is made with (control/audio.py), so
+    `render --audio song.wav` reacts to the song as a live input would; none when the performance
+    kept what the live show heard: that rules, as it did on stage."""
+    from ..control.audio import frame_features
+
+    if performance is not None and any(e.target == "cmd/audio"
+                                       for events in performance.events.values() for e in events):
+        return []
+    sound = audio() if audio else None
+    if sound is None or not hasattr(sound, "samples"):
+        return []
+    return frame_features(sound.samples, sound.rate, fps)
+
+
+def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
+                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
+                   audio: Callable[[], AudioSource] | None = None, midi=None, resume: bool = False) -> int:
+    """Render `seconds` of the show to `output`. A performance replays its events at their frames;
+    frames before `start` are played but not kept. A MIDI file (`midi`, a MidiFilePlayer) plays
+    through the bindings and its events go to a performance file beside the output."""
+    from ..render.gl import headless_context
+    from ..show import Show
+    from .video import VideoRecorder
+
+    frames, first = round(seconds * fps), round(start * fps)
+    keep = 0
+    if resume and output.exists():
+        have, keep = kept_frames(output, fps)
+        if have >= frames - first:
+            log.info("%s already holds all %d frames: nothing to resume", output, have)
+            return 0
+        log.info("resuming %s: keeping its first %d frames, rendering %d more", output, keep,
+                 frames - first - keep)
+    target = output.with_name(f"{output.stem}.resume{output.suffix}") if keep else output
+    ctx = headless_context()
+    recorder = VideoRecorder(target, size, fps, live=False, codec=codec,
+                             audio=audio() if audio and not keep else None, first_frame=first)
+    show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
+    if midi is not None:
+        midi.attach(show)
+        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
+                                            dict(show.bank.targets), fps, size))
+    features = heard(audio, fps, performance)
+    try:
+        for i in range(frames):
+            if performance is not None:
+                for e in performance.events_at(i, fps):
+                    show.queue.put(e)
+            if midi is not None:
+                for e in midi.events(i):
+                    show.queue.put(e)
+            if i < len(features):
+                show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
+            show.step()
+            if i >= first + keep:
+                recorder.write(show.compositor.fbo, show.fp)
+            if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
+                done = (i + 1) / frames
+                print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
+    finally:
+        show.close()
+        recorder.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if keep:
+        join(output, target, keep, fps, audio() if audio else None, first)
+        target.unlink()
+    log.info("rendered %d frames to %s", keep + recorder.frames, output)
+    return 0
+
+
+def join(head: Path, tail: Path, keep: int, fps: float, audio: AudioSource | None, first: int) -> None:
+    """`head`'s first `keep` frames, then all of `tail`, by packet copy, into `head`; sound encoded
+    afresh alongside, a packet's worth ahead of the picture so the file stays interleaved."""
+    from .video import CONTAINER_OPTIONS, add_sound_stream, mux_sound
+
+    joined = head.with_name(f"{head.stem}.joined{head.suffix}")
+    with av.open(str(head)) as a, av.open(str(tail)) as b, \
+            av.open(str(joined), "w", options=CONTAINER_OPTIONS.get(head.suffix.lower(), {})) as out:
+        va, vb = a.streams.video[0], b.streams.video[0]
+        vo = out.add_stream_from_template(va)
+        sound = add_sound_stream(out, head, audio.rate) if audio else None
+        pos = samples_before(first, fps, audio.rate) if audio else 0
+        late = Fraction(keep) / Fraction(fps).limit_denominator(1001)  # the tail starts this late
+
+        def copy(pkt: av.Packet, offset: Fraction) -> None:
+            nonlocal pos
+            if pkt.pts is None or pkt.size == 0:
+                return
+            shift = round(offset / pkt.time_base)
+            pkt.pts += shift
+            if pkt.dts is not None:
+                pkt.dts += shift
+            if sound is not None:
+                end = samples_before(first + round(float(pkt.pts * pkt.time_base) * fps) + 1, fps, audio.rate)
+                if end > pos:
+                    pos = mux_sound(out, sound, audio.take(pos, end - pos), pos, audio.rate)
+            pkt.stream = vo
+            out.mux(pkt)
+
+        origin = None
+        for pkt in a.demux(va):
+            if pkt.pts is not None:
+                origin = pkt.pts if origin is None else origin  # the first packet is the keyframe at 0
+                if (pkt.pts - origin) * va.time_base >= late - Fraction(1, 2 * round(fps)):
+                    break
+            copy(pkt, Fraction(0))
+        for pkt in b.demux(vb):
+            copy(pkt, late)
+        if sound is not None:
+            for packet in sound.encode():
+                out.mux(packet)
+    joined.replace(head)

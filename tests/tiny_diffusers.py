@@ -1,0 +1,117 @@
+"""Tiny diffusers pipelines built from small configs (the shapes diffusers' own tests use) and saved
+to a folder, so tests load them exactly as a performer's model folder is loaded. No downloads: the
+CLIP tokenizer is built from a byte-level vocabulary written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+SIZE = 32  # image pixels per side the tiny models play at (latents 16 x 16)
+
+
+def _bytes_to_unicode() -> list[str]:
+    """CLIP's printable stand-ins for the 256 byte values (as in openai/CLIP's tokenizer)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def tokenizer(folder: Path):
+    """A CLIPTokenizer over bytes plus a few merges (enough for prompts to tokenize differently)."""
+    from transformers import CLIPTokenizer
+
+    chars = _bytes_to_unicode()
+    merges = [("h", "a"), ("l", "l</w>"), ("ha", "ll</w>"), ("w", "a"), ("wa", "y</w>")]
+    vocab = [*chars, *(c + "</w>" for c in chars), *("".join(m) for m in merges),
+             "<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def _clip_config(**extra):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                          layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, pad_token_id=1,
+                          vocab_size=1000, **extra)
+
+
+def _scheduler():
+    from diffusers import LCMScheduler
+
+    return LCMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                        prediction_type="epsilon", steps_offset=1)
+
+
+def _vae(tiny: bool):
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    if tiny:
+        return AutoencoderTiny(in_channels=3, out_channels=3, latent_channels=4,
+                               encoder_block_out_channels=(32, 32), decoder_block_out_channels=(32, 32),
+                               num_encoder_blocks=(1, 2), num_decoder_blocks=(2, 1))
+    return AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4,
+                         scaling_factor=0.18215)
+
+
+def sd_pipeline(folder: Path, *, tiny_vae: bool = False, lcm: bool = False, seed: int = 0):
+    """A tiny SD 1.x/2.x-shaped StableDiffusionImg2ImgPipeline, saved to `folder`; with `lcm`, an
+    LCM-distilled one (its UNet takes a guidance embedding): a LatentConsistencyModelImg2ImgPipeline."""
+    from diffusers import (
+        LatentConsistencyModelImg2ImgPipeline,
+        StableDiffusionImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=SIZE // 2,
+                                in_channels=4, out_channels=4, cross_attention_dim=32,
+                                time_cond_proj_dim=32 if lcm else None,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    cls = LatentConsistencyModelImg2ImgPipeline if lcm else StableDiffusionImg2ImgPipeline
+    pipe = cls(
+        vae=_vae(tiny_vae), text_encoder=CLIPTextModel(_clip_config()), tokenizer=tokenizer(folder / "_vocab"),
+        unet=unet, scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sdxl_pipeline(folder: Path, *, seed: int = 0):
+    """A tiny SDXL-shaped StableDiffusionXLImg2ImgPipeline (two text encoders, text-time
+    micro-conditioning), saved to `folder`."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=SIZE // 2,
+                                in_channels=4, out_channels=4, attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+                                projection_class_embeddings_input_dim=80,  # 6 time ids x 8 + 32 pooled
+                                cross_attention_dim=64,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    cfg = _clip_config(projection_dim=32, hidden_act="gelu")
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=_vae(False), text_encoder=CLIPTextModel(cfg), text_encoder_2=CLIPTextModelWithProjection(cfg),
+        tokenizer=tokenizer(folder / "_vocab"), tokenizer_2=tokenizer(folder / "_vocab2"), unet=unet,
+        scheduler=_scheduler(), requires_aesthetics_score=False, force_zeros_for_empty_prompt=False)
+    pipe.save_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -165,12 +165,14 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm or a hub id org/name")
     f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
 
-    b = sub.add_parser("bench", help="measure stage timings, control latency and flood resilience")
+    b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
-    b.add_argument("--only", metavar="A,B", help="sections: scene,stages,chain,big,latency,flood,recording")
+    b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
+    b.add_argument("--only", metavar="A,B",
+                   help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator")
     b.add_argument("--record-seconds", type=float,
                    help="length of each recording phase (60 for the issue's run)")
     return ap

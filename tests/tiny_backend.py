@@ -1,9 +1,12 @@
 """A tiny Backend built from torch modules in a blink, no weights, no downloads: for the engine tests.
 
-The autoencoder is an exact pixel (un)shuffle; the conditioner turns a prompt into a seeded vector;
-the denoiser predicts the clean latent the way a trained one roughly does (a smoothed, rescaled
-input, so the noise is mostly removed) plus a random-init conv net's detail that depends on the
-noise and the prompt, which is what makes two seeds dream differently.
+The autoencoder is an exact pixel (un)shuffle (or, for timing, SD's geometry: 4 channels at 1/8);
+the conditioner turns a prompt into a seeded vector. The denoiser behaves in the one way the tests
+need like a trained one: it removes most of the noise (a local mean of the noisy latent, rescaled)
+and pulls the result towards a "manifold" of saturated images (a tanh), so structure already in
+its input (the previous output fed back) wins over the noise, while the noise still decides where
+the input is undecided (which is why two seeds dream differently). A random-init conv net adds a
+little prompt-dependent detail.
 """
 
 from __future__ import annotations
@@ -22,17 +25,31 @@ GAIN, DETAIL, BLUR = 4.0, 0.05, 5
 
 
 class PixelAutoencoder:
-    factor, channels = 2, 12
-
-    def __init__(self) -> None:
-        self.encodes = 0
+    def __init__(self, factor: int = 2) -> None:
+        self.factor, self.channels = factor, 3 * factor * factor
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        self.encodes += 1
-        return F.pixel_unshuffle(image, 2) * SCALE
+        return F.pixel_unshuffle(image, self.factor) * SCALE
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(latent / SCALE, 2)
+        return F.pixel_shuffle(latent / SCALE, self.factor)
+
+
+class PoolAutoencoder:
+    """SD's latent geometry (4 channels at 1/8 size) for timing, not for looks: block means and
+    their luminance, decoded by repeating the blocks."""
+
+    channels = 4
+
+    def __init__(self, factor: int = 8) -> None:
+        self.factor = factor
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        rgb = F.avg_pool2d(image, self.factor)
+        return torch.cat([rgb, rgb.mean(1, keepdim=True)], 1) * SCALE
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(latent[:, :3] / SCALE, scale_factor=self.factor, mode="nearest")
 
 
 class HashConditioner:
@@ -71,6 +88,8 @@ class TinyDenoiser(nn.Module):
         return SCALE * (torch.tanh(GAIN * u) + DETAIL * torch.tanh(self.out(h)))
 
 
-def tiny_backend(size: tuple[int, int] = (128, 96), seed: int = 0) -> Backend:
-    return Backend("tiny", PixelAutoencoder(), HashConditioner(), TinyDenoiser(seed=seed).eval(),
+def tiny_backend(size: tuple[int, int] = (128, 96), seed: int = 0, factor: int = 2) -> Backend:
+    """factor 2 for the tests (exact, fine cells on small frames); 8 has SD's latent geometry."""
+    ae = PixelAutoencoder(factor) if factor == 2 else PoolAutoencoder(factor)
+    return Backend("tiny", ae, HashConditioner(), TinyDenoiser(ae.channels, seed=seed).eval(),
                    torch.device("cpu"), torch.float32, size)

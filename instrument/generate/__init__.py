@@ -84,9 +84,10 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
     reporter = Reporter() if reporter is None else reporter
     try:
         backend = load_backend(name)
-        from .stream import StreamEngine
+        from .stream import StreamEngine, share_cpu
         from .worker import ThreadedGenerator
 
+        share_cpu(backend)
         return ThreadedGenerator(name, StreamEngine(backend), ctx, size, reporter, live=live)
     except Exception as exc:
         reporter.error("generator", f"model {name!r} did not load, playing the scene alone "

@@ -3,7 +3,9 @@
 `gaussian(shape, seed, frame, purpose)` is a pure function: a torch.Generator seeded from a hash of
 its arguments, so noise never depends on call order or wall-clock time.
 
-`WarpedNoise` keeps one noise field per seed on the latent grid and moves it with the geometry,
+`WarpedNoise` keeps one noise field per seed on the latent grid (the stream engine's field stacks
+one noise per denoising step: the first noises the start, step i re-noises with the i-th, so no
+step's noise is stuck to the screen either) and moves it with the geometry,
 so texture the generator hallucinates from the noise travels with the walls instead of staying
 stuck to the screen. A field must stay independent N(0, 1) per cell, or the denoiser sees
 something it was never trained on (interpolating noise values blurs it: lower variance,

@@ -22,17 +22,18 @@ import numpy as np
 
 from ..params import FrameParams
 from ..report import Reporter
-from .motion import compose
+from .motion import compose, to_grid
 
 
 @dataclass(frozen=True)
 class BaseFrame:
     """What an engine dreams on.
 
-    image: RGB uint8 (H, W, 3), top-down. motion: float32 (H, W, 2), top-down, in image pixels with
-    +x right and +y down (the scene's GL motion flipped): the surface at pixel p was at p - motion in
-    the previous frame the engine saw; None when nothing moves. cut: this frame does not continue the
-    last one (a jump, a new level), so nothing should be carried over.
+    image: RGB uint8 (H, W, 3), top-down. motion: float32 (h, w, 2), top-down, +x right and +y down
+    (the scene's GL motion flipped), in pixels of its own grid: the image's, or a coarser one when
+    the engine asks for it (`motion_grid`); the surface at p was at p - motion in the previous frame
+    the engine saw; None when nothing moves. cut: this frame does not continue the last one (a jump,
+    a new level), so nothing should be carried over.
     """
 
     image: np.ndarray
@@ -40,10 +41,14 @@ class BaseFrame:
     cut: bool = False
     gl: bool = False  # motion still as GL wrote it (bottom-up, +y up): turned on the worker thread
 
-    def oriented(self) -> BaseFrame:
-        if not self.gl or self.motion is None:
+    def prepared(self, grid: tuple[int, int] | None = None) -> BaseFrame:
+        """Motion brought to `grid` (w, h) first, while it is cheap, then turned the right way up."""
+        if self.motion is None or (grid is None and not self.gl):
             return self
-        return BaseFrame(self.image, self.motion[::-1] * np.float32([1.0, -1.0]), self.cut)
+        m = self.motion if grid is None else to_grid(self.motion, grid)
+        if self.gl:
+            m = m[::-1] * np.float32([1.0, -1.0])
+        return BaseFrame(self.image, np.ascontiguousarray(m), self.cut)
 
     def after(self, older: BaseFrame) -> BaseFrame:
         """This frame as seen from the frame before `older` (older was dropped, its motion kept)."""
@@ -56,7 +61,9 @@ class BaseFrame:
         return BaseFrame(self.image, compose(older.motion, self.motion), False)
 
 
-Engine = Callable[[BaseFrame, FrameParams], np.ndarray]  # → RGB uint8 (H, W, 3) top-down
+# → RGB uint8 (H, W, 3) top-down. An engine with a `motion_grid` (w, h) gets its motion on that grid:
+# composing the motion of replaced frames at full size would cost the loop's cores far more.
+Engine = Callable[[BaseFrame, FrameParams], np.ndarray]
 
 
 class GeneratorWorker:
@@ -107,9 +114,10 @@ class GeneratorWorker:
                 dropped, self._pending, self._dropped = self._dropped, None, []
             t = time.perf_counter()
             try:
-                frame = frame.oriented()
+                grid = getattr(self.engine, "motion_grid", None)
+                frame = frame.prepared(grid)
                 for older in reversed(dropped):
-                    frame = frame.after(older.oriented())
+                    frame = frame.after(older.prepared(grid))
                 out = self.engine(frame, fp)
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
                 self.failures += 1

@@ -442,7 +442,38 @@ def bench_recording(ctx, patch, size, fps: float, seconds: float) -> dict[str, A
     return out
 
 
-SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator")
+def bench_music(frames: int = 6000) -> dict[str, Any]:
+    """Beat clock + eight modulators per frame (the ParamBank's own work excluded), and the audio
+    analysis per 512-sample block against the 10.7 ms of sound it covers."""
+    from .clock import BeatClock
+    from .control.audio import HOP, AudioAnalyser
+    from .control.modulators import build
+
+    mods = build([{"target": "aberration", "shape": s, "every": 1, "depth": 1.0}
+                  for s in ("sine", "triangle", "saw", "square", "sh", "envelope")]
+                 + [{"target": "bleed", "shape": "steps", "every": 0.25, "steps": [0, 0.5, 1]},
+                    {"command": "seed/next", "every": "bar"}])
+    clock, times = BeatClock(), []
+    for n in range(frames):
+        t0 = time.perf_counter()
+        beat = clock.advance(n / 60.0, 128.0)
+        mods.due(beat, n / 60.0)
+        mods.offsets(beat, n / 60.0)
+        times.append(time.perf_counter() - t0)
+    rng = np.random.default_rng(0)
+    sound = rng.standard_normal(48_000 * 5).astype(np.float32) * 0.3
+    a, blocks = AudioAnalyser(48_000), []
+    for i in range(0, len(sound) - HOP, HOP):
+        t0 = time.perf_counter()
+        a.feed(sound[i:i + HOP])
+        blocks.append(time.perf_counter() - t0)
+    return {"modulation_ms": _summary(np.array(times) * 1000),
+            "audio_block_ms": _summary(np.array(blocks) * 1000),
+            "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))}
+
+
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
+            "music")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -480,6 +511,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if "generator" in only:
         model = args.model or (patch.model if patch.model != "none" else "builtin")
         report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
+    if "music" in only:
+        report["music"] = bench_music()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -539,6 +572,11 @@ def print_report(r: dict[str, Any]) -> None:
         print_midi(r)
     if "generator_bench" in r:
         print_generator(r["generator_bench"])
+    if "music" in r:
+        m, b = r["music"]["modulation_ms"], r["music"]["audio_block_ms"]
+        print(f"\nbeat clock + 8 modulators a frame: p50 {m['p50']:.4f} ms  p99 {m['p99']:.4f} ms; "
+              f"audio analysis a 512-sample block: p50 {b['p50']:.3f} ms  p99 {b['p99']:.3f} ms "
+              f"({100 * r['music']['audio_realtime_share']:.1f}% of real time)")
 
 
 def print_midi(r: dict[str, Any]) -> None:

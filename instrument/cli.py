@@ -123,6 +123,10 @@ def parser() -> argparse.ArgumentParser:
                    help="accept OSC only from these networks (when --osc listens beyond loopback)")
     p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
                    help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
+    p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",
+                   help="follow Live's tempo and beat through AbletonOSC (replies come to UDP 11001)")
+    p.add_argument("--link", action="store_true",
+                   help="follow an Ableton Link session (needs the noclip[link] extra)")
     p.add_argument("--no-vsync", action="store_true")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
@@ -199,6 +203,39 @@ def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
+def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) -> list:
+    """Outside clocks and the audio input asked for on the command line, reporting to the show;
+    closers, in order. One that cannot start is logged and the show plays on without it."""
+    from .control.tempo import ClockFeed, MidiClock
+
+    sources: dict = {} if midi_clock is None else {"midi": MidiClock(midi_clock)}
+    if getattr(args, "link", False):
+        from .control.link import LinkFollower, LinkUnavailable
+        try:
+            sources["link"] = LinkFollower()
+        except LinkUnavailable as exc:
+            log.error("%s", exc)
+    if getattr(args, "ableton", None):
+        from .control.osc import parse_hostport
+        from .control.tempo import AbletonOSC
+
+        host, port = parse_hostport(args.ableton if ":" in args.ableton else f"{args.ableton}:11000")
+        try:
+            sources["ableton"] = AbletonOSC(host, port).start()
+        except OSError as exc:  # the reply port is taken
+            log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
+    closers: list = [ClockFeed(queue, sources).start(), *sources.values()] if sources else []
+    if getattr(args, "audio_in", None):  # the input recorded is the input listened to
+        from .control.audio import AudioInput
+
+        device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
+        try:
+            closers.append(AudioInput(queue, device).start())
+        except Exception as exc:  # no PortAudio, no such device: play on without reacting
+            log.error("audio input %s: %s", args.audio_in, exc)
+    return closers
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from .control.osc import OscControl, parse_hostport
     from .render.gl import headless_context
@@ -240,6 +277,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
         midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
                            patterns=args.midi or [""]).start()
+    clocks = _clock_feed(args, queue, midi.clock if midi else None)
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
@@ -271,6 +309,8 @@ def cmd_play(args: argparse.Namespace) -> int:
             osc.close()
         if midi:
             midi.close()
+        for c in clocks:
+            c.close()
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")

@@ -1,9 +1,13 @@
-"""Frame clocks: realtime for a show, fixed-step for offline renders (exact and repeatable)."""
+"""Frame clocks (realtime for a show, fixed-step for offline renders) and the beat clock."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from .params import declare
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,153 @@ class Tick:
     frame: int
     time: float
     dt: float
+
+
+SOURCES = ("link", "ableton", "midi", "tap", "internal")  # priority: the first alive one wins
+SYNC = "clock/sync"  # the command an outside clock reports with (see BeatClock.sync)
+
+declare("tempo", "float", 120.0, min=20.0, max=300.0, unit="bpm", group="clock", origin=__name__,
+        description="the internal clock's tempo (tap sets it); outside clocks override it while they run")
+declare("clock_source", "enum", "auto", choices=("auto", *SOURCES), group="clock", origin=__name__,
+        description="which clock the beat follows: auto takes the first running of "
+                    "link > ableton > midi > tap > internal")
+
+
+@dataclass(frozen=True)
+class Beat:
+    """Where the music is at one frame: what modulators and stages read (`fp.beat`)."""
+
+    tempo: float = 120.0
+    beat: float = 0.0  # beats since the song's start (or the clock's), fractional
+    playing: bool = True
+    source: str = "internal"
+    numerator: int = 4  # beats in a bar
+
+    @property
+    def phase(self) -> float:
+        """0..1 through the current beat."""
+        return self.beat - math.floor(self.beat)
+
+    @property
+    def bar(self) -> int:
+        return math.floor(self.beat / self.numerator)
+
+    @property
+    def bar_phase(self) -> float:
+        """0..1 through the current bar."""
+        b = self.beat / self.numerator
+        return b - math.floor(b)
+
+
+@dataclass
+class _Report:
+    """An outside clock's last word: beat `beat` at show time `t`, going at `tempo`."""
+
+    tempo: float
+    beat: float
+    t: float
+    playing: bool
+    numerator: int
+    seen: float  # show time it arrived
+
+    def at(self, t: float) -> float:
+        return self.beat + (t - self.t) * self.tempo / 60.0 if self.playing else self.beat
+
+
+class BeatClock:
+    """Tempo, beat, bar and phase for each frame, from the best clock there is.
+
+    Sources in priority order: Ableton Link, AbletonOSC, MIDI clock, tap, internal (the `tempo`
+    parameter). Outside clocks live on their own threads and only ever report through the control
+    queue (`clock/sync` events, see `sync`), and everything here runs on show time, so a live show,
+    its performance file and an offline render compute the same beats. Between reports the beat is
+    extrapolated from the tempo, and a report that disagrees with the extrapolation is eased in over
+    `EASE` seconds (never backwards while playing) instead of jumping, so phase stays smooth even
+    when reports come ~100 ms apart with jitter; past `SNAP` it jumps (the show ran late — show
+    time stood still while the music went on — or Live located). A source that has not reported
+    for `STALE` seconds (or two beats, whichever is longer) is gone and the next one takes over.
+    """
+
+    STALE = 2.0
+    EASE = 0.1  # seconds to ~63% of a phase correction
+    SNAP = 0.02  # seconds of disagreement past which the clock jumps (late frames, a locate, a restart)
+    TAP_RESET = 2.0  # seconds between taps that start a new tap tempo
+
+    def __init__(self, tempo: float = 120.0) -> None:
+        self.reports: dict[str, _Report] = {}
+        self.taps: list[float] = []
+        self.tapped = False
+        self._internal = _Report(tempo, 0.0, 0.0, True, 4, 0.0)
+        self.now: Beat | None = None
+        self._t = 0.0
+
+    # -- reports (applied by the show from control events, in frame order) -------------------
+
+    def sync(self, report: dict[str, Any], t: float) -> None:
+        """An outside clock said: at show time `t`, beat `report['beat']` at `report['tempo']`."""
+        source = str(report["source"])
+        if source not in SOURCES[:3]:
+            raise ValueError(f"clock source {source!r} is not one of {', '.join(SOURCES[:3])}")
+        if report.get("gone"):
+            self.reports.pop(source, None)
+            return
+        tempo = float(report["tempo"])
+        if not 1.0 <= tempo <= 999.0:
+            raise ValueError(f"tempo {tempo} is out of 1..999")
+        self.reports[source] = _Report(tempo, float(report["beat"]), t, bool(report.get("playing", True)),
+                                       max(1, int(report.get("numerator", 4))), t)
+
+    def tap(self, t: float) -> float | None:
+        """A tap at show time `t`; returns the tapped tempo once there are two taps. The beat lands
+        on the tap: the internal clock is re-anchored so the tap is a whole beat."""
+        if self.taps and t - self.taps[-1] > self.TAP_RESET:
+            self.taps.clear()
+        self.taps = [*self.taps[-7:], t]
+        if len(self.taps) < 2:
+            return None
+        tempo = 60.0 * (len(self.taps) - 1) / (self.taps[-1] - self.taps[0])
+        tempo = min(max(tempo, 20.0), 300.0)
+        i = self._internal
+        self._internal = _Report(tempo, float(round(i.at(t))), t, True, i.numerator, t)
+        self.tapped = True
+        return tempo
+
+    # -- one frame ---------------------------------------------------------------------------
+
+    def source(self, t: float, choice: str = "auto") -> str:
+        """The source that drives the frame at show time `t`: the chosen one while it is alive,
+        else the first alive by priority."""
+        alive = [s for s, r in self.reports.items()
+                 if t - r.seen <= max(self.STALE, 120.0 / r.tempo)]
+        if choice in alive:
+            return choice
+        for s in SOURCES[:3]:
+            if s in alive:
+                return s
+        return "tap" if self.tapped else "internal"
+
+    def advance(self, t: float, tempo: float = 120.0, choice: str = "auto") -> Beat:
+        """The beat at show time `t` (call once a frame, `t` never decreasing)."""
+        i = self._internal
+        if tempo != i.tempo:  # the tempo moved since the last frame: the new one runs from there
+            self._internal = _Report(tempo, i.at(self._t), self._t, True, i.numerator, self._t)
+            self.tapped = False
+        source = self.source(t, choice)
+        r = self.reports.get(source, self._internal)
+        target = r.at(t)
+        prev = self.now
+        if prev is None or prev.source != source or not r.playing or not prev.playing:
+            beat = target
+        else:
+            guess = prev.beat + (t - self._t) * r.tempo / 60.0
+            err = target - guess
+            if abs(err) * 60.0 / r.tempo > self.SNAP:
+                beat = target
+            else:
+                beat = max(prev.beat, guess + err * (1.0 - math.exp(-(t - self._t) / self.EASE)))
+        self._t = t
+        self.now = Beat(r.tempo, beat, r.playing, source, r.numerator)
+        return self.now
 
 
 class OfflineClock:

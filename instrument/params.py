@@ -198,12 +198,13 @@ def declare(name: str, type: str = "float", default: Any = 0.0, *, origin: str =
 class FrameParams(Mapping[str, Any]):
     """Immutable parameter values for frame n: what every stage of that frame reads."""
 
-    __slots__ = ("_values", "dt", "frame", "time")
+    __slots__ = ("_values", "beat", "dt", "frame", "time")
 
-    def __init__(self, frame: int, time: float, dt: float, values: dict[str, Any]) -> None:
+    def __init__(self, frame: int, time: float, dt: float, values: dict[str, Any], beat: Any = None) -> None:
         self.frame = frame
         self.time = time
         self.dt = dt
+        self.beat = beat  # the frame's clock.Beat (tempo, beat, bar, phase), None outside a show
         self._values = MappingProxyType(values)
 
     def __getitem__(self, name: str) -> Any:
@@ -272,7 +273,10 @@ class ParamBank:
             return self.set(name, spec.choices[(i + step) % len(spec.choices)])
         return self.set(name, self.targets[name] + step)
 
-    def advance(self, frame: int, time: float, dt: float) -> FrameParams:
+    def advance(self, frame: int, time: float, dt: float, beat: Any = None,
+                offsets: Mapping[str, float] | None = None) -> FrameParams:
+        """Smooth every moving value one frame; `offsets` (modulators) move the frame's values
+        around the hand's without touching them, clamped to each parameter's range."""
         self.sync()
         if self._moving:
             done = []
@@ -286,4 +290,7 @@ class ParamBank:
                     done.append(name)
                 self.values[name] = value
             self._moving.difference_update(done)
-        return FrameParams(frame, time, dt, dict(self.values))
+        values = dict(self.values)
+        for name, offset in (offsets or {}).items():
+            values[name] = self.registry[name].coerce(values[name] + offset)
+        return FrameParams(frame, time, dt, values, beat)

@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 
 from . import generate, scene
+from .control import modulators
 from .control.midimap import load_bindings
 from .params import REGISTRY, ParamError, Registry
 from .render import compositor  # noqa: F401  (declares mix, fade, fit)
@@ -22,7 +23,8 @@ from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
 
 VERSION = 1
-KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "midi"}
+KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "midi",
+        "modulator"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Patch:
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     midi: tuple[dict[str, Any], ...] = ()  # the [[midi]] binding tables, validated (control/midimap.py)
+    modulators: tuple[dict[str, Any], ...] = ()  # the validated [[modulator]] tables
 
     def with_params(self, **values: Any) -> Patch:
         return replace(self, params={**self.params, **values})
@@ -83,9 +86,12 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
         except ParamError as exc:
             raise tf.error(("params", key), str(exc)) from None
     load_bindings(tf, registry)  # raises ConfigError naming the binding's line and key
+    mods = d.get("modulator", [])
+    modulators.parse(mods, tf.error, registry)
     return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), params=values, path=tf.path, midi=tuple(d.get("midi", ())))
+                 size=(size[0], size[1]), params=values, path=tf.path, midi=tuple(d.get("midi", ())),
+                 modulators=tuple(mods))
 
 
 def save_patch(patch: Patch, path: Path) -> None:
@@ -94,6 +100,8 @@ def save_patch(patch: Patch, path: Path) -> None:
             "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
     if patch.midi:
         data["midi"] = [dict(t) for t in patch.midi]
+    if patch.modulators:
+        data["modulator"] = list(patch.modulators)
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
 
 

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 
 import moderngl
 
-from .clock import OfflineClock, RealtimeClock
+from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock
 from .commands import declare_command
 from .control import ControlEvent, ControlQueue
+from .control.events import CMD
+from .control.modulators import Modulators, build
 from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
@@ -37,6 +39,9 @@ declare_command("quit", "end the show")
 declare_command("record/start", "start a new take (the output, as the audience sees it)")
 declare_command("record/stop", "finish the current take")
 declare_command("record/toggle", "start or stop a take")
+declare_command("tap", "tap the tempo: two taps or more set it, and the beat lands on the tap")
+declare_command("audio", "(from the audio input) {level, low, mid, high, onset}: what the sound is doing")
+declare_command(SYNC, "(from outside clocks) {source, tempo, beat, playing, numerator}: where the music is")
 
 
 class Output(Protocol):
@@ -103,6 +108,9 @@ class Show:
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
             self.bank.set(name, value, immediate=True)
+        self.beat = BeatClock(self.bank.targets["tempo"])
+        self.modulators: Modulators = self._modulators(patch)
+        self._wall, self._show_time = 0.0, 0.0  # the frame being built: drain stamp, show time
         self.fp: FrameParams = self.bank.advance(-1, 0.0, 0.0)
         self.commands: dict[str, Callable[[ControlEvent], None]] = {
             "seed/next": lambda e: self.bank.nudge("seed", +1),
@@ -115,6 +123,11 @@ class Show:
             "record/toggle": lambda e: self._record(not self.recording),
             "quit": lambda e: self.stop(),
         }
+        # commands stamped with when they happened: they return the value the performance file
+        # records, so a replay puts the tap or the clock report at the same show time
+        self.timed: dict[str, Callable[[ControlEvent], Any]] = {"tap": self._tap, SYNC: self._sync,
+                                                                "audio": self._audio}
+        self.audio: dict[str, float] = {}  # the latest audio features (modulation sources)
 
     # -- one frame -----------------------------------------------------------------------------
 
@@ -122,8 +135,9 @@ class Show:
         tick = self.clock.tick()
         t = time.perf_counter()
         events = self.queue.drain(t)
+        self._wall, self._show_time = t, tick.time
         self._apply(events, tick.frame)
-        fp = self.fp = self.bank.advance(tick.frame, tick.time, tick.dt)
+        fp = self.fp = self._advance(tick.frame, tick.time, tick.dt)
         built = time.perf_counter()
         if self.stats.measure_latency:
             self.stats.latencies.extend(built - e.time for e in events)
@@ -143,6 +157,33 @@ class Show:
         self.stats.add("output", time.perf_counter() - t)
         self.stats.frame_times.append(time.perf_counter())
         return fp
+
+    def _advance(self, frame: int, t: float, dt: float) -> FrameParams:
+        """The frame's beat, the commands due on it, then the parameters moved by the modulators."""
+        targets = self.bank.targets
+        beat = self.beat.advance(t, targets["tempo"], targets["clock_source"])
+        mods = self.modulators
+        if mods.triggers:
+            for command, args in mods.due(beat, t):
+                self._trigger(command, args)
+        offsets = mods.offsets(beat, t, self.audio) if mods.mods else None
+        return self.bank.advance(frame, t, dt, beat, offsets)
+
+    def _trigger(self, command: str, args: tuple) -> None:
+        """A modulator's command on its beat: not recorded (the replay's modulators fire it again)."""
+        handler = self._command(command)
+        try:
+            if handler is not None:
+                handler(ControlEvent("beat", CMD + command, args))
+        except Exception as exc:
+            self.reporter.error(f"command {command}", str(exc))
+
+    def _modulators(self, patch: Patch) -> Modulators:
+        try:
+            return build(patch.modulators)
+        except ValueError as exc:
+            self.reporter.error("modulators", str(exc))
+            return Modulators()
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
         motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
@@ -169,7 +210,9 @@ class Show:
     def _apply(self, events: list[ControlEvent], frame: int) -> None:
         for e in events:
             try:
-                if e.is_command:
+                if e.is_command and e.command in self.timed:
+                    value = self.timed[e.command](e)
+                elif e.is_command:
                     handler = self._command(e.command)
                     if handler is None:
                         self.reporter.problem("unknown command", e.command, f"no command {e.command}")
@@ -219,8 +262,37 @@ class Show:
             old_gen.release()
         for spec in REGISTRY:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
+        self.modulators = self._modulators(patch)
         self.patch = patch
         log.info("patch %s loaded", patch.name)
+
+    def _age(self, e: ControlEvent) -> float:
+        """Seconds between the event and the frame it lands on: measured live (0..1 s), read back
+        from the recorded value in a replay."""
+        if isinstance(e.value, dict) and "age" in e.value:
+            return float(e.value["age"])
+        return min(max(self._wall - e.time, 0.0), 1.0)
+
+    def _tap(self, e: ControlEvent) -> dict:
+        age = self._age(e)
+        tempo = self.beat.tap(self._show_time - age)
+        if tempo is not None:
+            self.bank.set("tempo", tempo, immediate=True)
+        return {"age": age}
+
+    def _sync(self, e: ControlEvent) -> dict:
+        if not isinstance(e.value, dict):
+            raise ValueError(f"{SYNC} takes a report table, not {type(e.value).__name__}")
+        report = {**e.value, "age": self._age(e)}
+        self.beat.sync(report, self._show_time - report["age"])
+        return report
+
+    def _audio(self, e: ControlEvent) -> dict:
+        if not isinstance(e.value, dict):
+            raise ValueError(f"audio takes a feature table, not {type(e.value).__name__}")
+        self.audio = {k: min(max(float(v), 0.0), 1.0) for k, v in e.value.items()
+                      if isinstance(v, (int, float))}
+        return self.audio
 
     def _tracking_jump(self, e: ControlEvent) -> None:
         """Kick the chain's `tracking_jump` up now and let its smoothing carry it back to rest: the

@@ -20,6 +20,7 @@ from typing import Any
 import av
 
 from ..clock import OfflineClock
+from ..control import ControlEvent
 from ..patch import Patch
 from .audio import AudioSource, samples_before
 from .performance import PerformanceWriter
@@ -43,6 +44,21 @@ def kept_frames(path: Path, fps: float) -> tuple[int, int]:
     except (av.FFmpegError, IndexError, OSError):
         return 0, 0
     return frames, last_key
+
+
+def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None) -> list[dict[str, float]]:
+    """Audio features per frame of the sound file a render is made with (control/audio.py), so
+    `render --audio song.wav` reacts to the song as a live input would; none when the performance
+    kept what the live show heard: that rules, as it did on stage."""
+    from ..control.audio import frame_features
+
+    if performance is not None and any(e.target == "cmd/audio"
+                                       for events in performance.events.values() for e in events):
+        return []
+    sound = audio() if audio else None
+    if sound is None or not hasattr(sound, "samples"):
+        return []
+    return frame_features(sound.samples, sound.rate, fps)
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
@@ -73,6 +89,7 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
         midi.attach(show)
         show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
                                             dict(show.bank.targets), fps, size))
+    features = heard(audio, fps, performance)
     try:
         for i in range(frames):
             if performance is not None:
@@ -81,6 +98,8 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
             if midi is not None:
                 for e in midi.events(i):
                     show.queue.put(e)
+            if i < len(features):
+                show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
             show.step()
             if i >= first + keep:
                 recorder.write(show.compositor.fbo, show.fp)

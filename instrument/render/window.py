@@ -101,6 +101,8 @@ class Window:
             self.queue.put(ControlEvent("key", "cmd/seed/next"))
         elif key == glfw.KEY_R:
             self.queue.put(ControlEvent("key", "cmd/record/toggle"))
+        elif key == glfw.KEY_T:
+            self.queue.put(ControlEvent("key", "cmd/tap"))
         elif key == glfw.KEY_H and self.hud:
             self.hud.visible = not self.hud.visible
         elif key == glfw.KEY_F:

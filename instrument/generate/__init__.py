@@ -83,7 +83,9 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
         return PassThrough()
     reporter = Reporter() if reporter is None else reporter
     try:
-        backend = load_backend(name)
+        from .accel import accelerate
+
+        backend = accelerate(load_backend(name), None, reporter)  # --accel / NOCLIP_ACCEL; torch if it cannot
         from .stream import StreamEngine, share_cpu
         from .worker import ThreadedGenerator
 

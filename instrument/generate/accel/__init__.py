@@ -62,8 +62,11 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
     chain = toolchain or tensorrt_toolchain()
     why = chain.why_not(backend.device, precision)
     if why:
-        say = reporter.note if mode == "auto" else _warn(reporter, backend.name)
-        say("accel", f"{backend.name}: TensorRT not used, playing on torch: {why}")
+        message = f"{backend.name}: TensorRT not used, playing on torch: {why}"
+        if mode == "auto":   # asked for nothing in particular: the log says it, the HUD stays quiet
+            log.info("accel: %s", message)
+        else:
+            _warn(reporter, backend.name)("accel", message)
         return backend
     try:
         return engine_backend(backend, precision, chain, folder=folder, force=force)
@@ -94,3 +97,34 @@ def engine_backend(backend: Backend, precision: str, chain: Toolchain, *, folder
     log.info("%s: playing on %s engines (%s)", backend.name, version, precision)
     return replace(backend, denoiser=EngineDenoiser(runners[0], backend.denoiser, unet),
                    autoencoder=EngineAutoencoder(runners[1], runners[2], backend.autoencoder, (enc, dec)))
+
+
+def build_engines(name: str, precision: str = "fp16", *, force: bool = False,
+                  toolchain: Toolchain | None = None, folder=None, device=None) -> tuple[bool, str]:
+    """`noclip build-engines`: build (or find) a model's engines ahead of a show. (done, what happened).
+    Whether TensorRT can run is asked first: no model is loaded (or downloaded) for nothing."""
+    import torch
+
+    from .. import load_backend
+
+    chain = toolchain or tensorrt_toolchain()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    why = chain.why_not(dev, precision)
+    if why:
+        return False, f"{name}: no TensorRT engines: {why}"
+    try:
+        backend = load_backend(name, str(dev))
+    except Exception as exc:
+        return False, f"{name}: the model did not load ({type(exc).__name__}: {exc})"
+    try:
+        engine_backend(backend, precision, chain, folder=folder, force=force)
+    except Exception as exc:
+        return False, f"{name}: the engine build failed ({type(exc).__name__}: {exc})"
+    w, h = backend.size
+    return True, f"{name}: engines ready ({precision}, {w}x{h}) in {folder or _cache()}"
+
+
+def _cache():
+    from .engines import cache_dir
+
+    return cache_dir()

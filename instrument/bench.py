@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import random
 import socket
@@ -477,7 +478,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if "midi" in only:
         report["midi_cost"] = bench_midi_cost()
         report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
-    if "generator" in only:
+    if "generator" in only and os.environ.get("NOCLIP_ACCEL") == "tensorrt":   # --accel tensorrt
+        from .generate.accel.bench import bench_accel
+
+        report["accel_bench"] = bench_accel(secs)
+    elif "generator" in only:
         model = args.model or (patch.model if patch.model != "none" else "builtin")
         report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
     if args.json:
@@ -539,6 +544,10 @@ def print_report(r: dict[str, Any]) -> None:
         print_midi(r)
     if "generator_bench" in r:
         print_generator(r["generator_bench"])
+    if "accel_bench" in r:
+        from .generate.accel.bench import print_accel
+
+        print_accel(r["accel_bench"])
 
 
 def print_midi(r: dict[str, Any]) -> None:

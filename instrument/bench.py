@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import random
 import socket
@@ -508,7 +509,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if "midi" in only:
         report["midi_cost"] = bench_midi_cost()
         report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
-    if "generator" in only:
+    if "generator" in only and os.environ.get("NOCLIP_ACCEL") == "tensorrt":   # --accel tensorrt
+        from .generate.accel.bench import bench_accel
+
+        report["accel_bench"] = bench_accel(secs)
+    elif "generator" in only:
         model = args.model or (patch.model if patch.model != "none" else "builtin")
         report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
     if "music" in only:
@@ -577,6 +582,10 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"\nbeat clock + 8 modulators a frame: p50 {m['p50']:.4f} ms  p99 {m['p99']:.4f} ms; "
               f"audio analysis a 512-sample block: p50 {b['p50']:.3f} ms  p99 {b['p99']:.3f} ms "
               f"({100 * r['music']['audio_realtime_share']:.1f}% of real time)")
+    if "accel_bench" in r:
+        from .generate.accel.bench import print_accel
+
+        print_accel(r["accel_bench"])
 
 
 def print_midi(r: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -82,6 +83,7 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
+    _accel(p)
     p.add_argument("--source", type=Path, metavar="PATH",
                    help="a video (looped) or still image as the base instead of the patch's scene")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
@@ -91,6 +93,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="video codec for files written (ffv1 is lossless)")
     p.add_argument("--audio", type=Path, metavar="FILE",
                    help="a sound file muxed into the video, in sync from the show's first frame")
+
+
+def _accel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accel", choices=("auto", "tensorrt", "torch"),
+                   help="run the generator on TensorRT engines (built on first use) or torch; "
+                        "auto: TensorRT where it can run (default; also NOCLIP_ACCEL)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -165,6 +173,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm or a hub id org/name")
     f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
 
+    e = sub.add_parser("build-engines", help="build a model's TensorRT engines ahead of a show (cached)")
+    e.add_argument("--model", help="generator backend (default: the patch's)")
+    e.add_argument("--patch", default="default")
+    e.add_argument("--precision", choices=("fp16", "fp32", "int8", "fp8"), default="fp16",
+                   help="int8/fp8: experimental, for models quantized with Q/DQ nodes")
+    e.add_argument("--force", action="store_true", help="build even where the cache has the engines")
+
     b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
     b.add_argument("--size", type=_size, default=(1280, 720))
@@ -173,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator")
+    _accel(b)
     b.add_argument("--record-seconds", type=float,
                    help="length of each recording phase (60 for the issue's run)")
     return ap
@@ -180,12 +196,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "accel", None):
+        os.environ["NOCLIP_ACCEL"] = args.accel   # read where the generator is made (generate/accel)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
                 "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn,
-                "fetch": cmd_fetch}[args.command](args)
+                "fetch": cmd_fetch, "build-engines": cmd_build_engines}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -489,6 +507,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"{what}: {path}")
     return 0
+
+
+def cmd_build_engines(args: argparse.Namespace) -> int:
+    from .generate.accel import build_engines
+
+    model = args.model or load_patch(args.patch).model
+    if model == "none":
+        raise SystemExit("noclip build-engines: the patch plays no model; name one with --model")
+    done, message = build_engines(model, args.precision, force=args.force)
+    print(message)
+    return 0 if done else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -84,12 +84,14 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
         return PassThrough()
     from .worker import ThreadedGenerator
 
+    reporter = Reporter() if reporter is None else reporter
+
     def build():
+        from .accel import accelerate
         from .stream import StreamEngine, share_cpu
 
-        backend = load_backend(name)
+        backend = accelerate(load_backend(name), None, reporter)  # --accel / NOCLIP_ACCEL; torch if it cannot
         share_cpu(backend)
         return StreamEngine(backend)
 
-    return ThreadedGenerator(name, None, ctx, size, Reporter() if reporter is None else reporter,
-                             live=live, load=build)
+    return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=build)

@@ -108,11 +108,11 @@ class UNetDenoiser:
         cond = cond.to(self.device, self.dtype)
         kwargs = {}
         if self.w_embedding is not None:
-            kwargs["timestep_cond"] = self.w_embedding.expand(len(x), -1)
+            kwargs["timestep_cond"] = self.w_embedding.expand(x.shape[0], -1)
         if self.sdxl_factor:
             cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
-                                           "time_ids": self.time_ids(x).expand(len(x), -1)}
+                                           "time_ids": self.time_ids(x).expand(x.shape[0], -1)}
         _step(self.graphs)
         out = self.unet(x.to(self.dtype), t.to(self.device), encoder_hidden_states=cond,
                         return_dict=False, **kwargs)[0]

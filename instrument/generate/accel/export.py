@@ -1,0 +1,167 @@
+"""The three parts of a Backend as fixed ONNX graphs: what TensorRT (or onnxruntime) can build.
+
+A part is exported through its interface, not its library: the denoiser's graph calls
+`denoiser(x, t, cond)` and the autoencoder's graphs call `encode` / `decode`, so whatever the
+wrapper does around its network (dtype casts, SDXL's packed pooled embedding and micro-conditioning,
+LCM's guidance embedding, the latent scale) is traced into the graph, and any Denoiser/Autoencoder
+made of torch modules (diffusers' or the builtin model's) exports the same way. Shapes are static
+at the working size; only the batch is dynamic (Stream Batch runs up to `MAX_STEPS` frames at once).
+The timestep enters as float32 (TensorRT is happiest without int64 inputs; the values are whole).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..model import Backend
+from ..stream import MAX_STEPS
+
+log = logging.getLogger("noclip")
+
+OPSET = 17
+FORMAT = 1  # bump when the graphs' inputs or outputs change: it is part of every cache key
+
+
+@dataclass(frozen=True)
+class Part:
+    """One graph to export: its inputs (name, shape at batch 1, dtype), one output, a batch range."""
+
+    name: str                                   # unet, encoder, decoder
+    graph: nn.Module
+    inputs: tuple[tuple[str, tuple[int, ...], torch.dtype], ...]
+    output: str
+    batch: tuple[int, int, int] = (1, 1, MAX_STEPS)   # min, opt, max
+
+    def example(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
+        """Inputs to trace with (or to check a built engine on): seeded, in range."""
+        g = torch.Generator().manual_seed(0)
+        out = []
+        for name, shape, dtype in self.inputs:
+            if name == "t":
+                x = torch.randint(1, 999, (batch,), generator=g).to(dtype)
+            else:
+                x = torch.randn((batch, *shape[1:]), generator=g).to(dtype)
+            out.append(x.to(device))
+        return tuple(out)
+
+    def shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        return {name: (batch, *shape[1:]) for name, shape, _ in self.inputs}
+
+
+class Graph(nn.Module):
+    """A callable of the interfaces as an nn.Module, so the exporter finds its weights: every
+    torch module the owner holds (its network; or the owner itself) becomes a submodule."""
+
+    def __init__(self, owner: object, call: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.call = call
+        self.parts = nn.ModuleList(modules_of(owner))
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.call(*args)
+
+
+def modules_of(owner: object) -> list[nn.Module]:
+    if isinstance(owner, nn.Module):
+        return [owner]
+    return [v for v in vars(owner).values() if isinstance(v, nn.Module)]
+
+
+def parts(backend: Backend, size: tuple[int, int] | None = None) -> list[Part]:
+    """The unet, encoder and decoder graphs of a backend at a working size (its own by default)."""
+    ae, den = backend.autoencoder, backend.denoiser
+    w, h = size or backend.size
+    f = ae.factor
+    latent = (1, ae.channels, h // f, w // f)
+    dtype = _io_dtype(den) if modules_of(den) else backend.dtype
+    cond = backend.conditioner("")  # its shape: (1, ...)
+    ae_dtype = _io_dtype(ae) if modules_of(ae) else backend.dtype
+    return [
+        Part("unet", Graph(den, lambda x, t, c: den(x, t, c)),
+             (("x", latent, dtype), ("t", (1,), torch.float32), ("cond", tuple(cond.shape), dtype)), "out"),
+        Part("encoder", Graph(ae, ae.encode), (("image", (1, 3, h, w), ae_dtype),), "latent"),
+        Part("decoder", Graph(ae, ae.decode), (("latent", latent, ae_dtype),), "image"),
+    ]
+
+
+def _io_dtype(owner: object) -> torch.dtype:
+    return next(p for m in modules_of(owner) for p in m.parameters()).dtype
+
+
+def export(part: Part, path: Path, device: torch.device | str = "cpu") -> Path:
+    """Export `part` to `path` (weights over 2 GB go to files beside it, which TensorRT's parser
+    and onnxruntime find). The TorchScript exporter: no onnxscript needed, and its graphs are the
+    ones TensorRT's ONNX parser has been tested on longest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _, _ in part.inputs]
+    dynamic = {n: {0: "batch"} for n in [*names, part.output]}
+    example = part.example(max(2, part.batch[0]), device)  # batch 2: no size-1 broadcast is baked in
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes (static here)
+        torch.onnx.export(part.graph.eval(), example, str(path), input_names=names,
+                          output_names=[part.output], dynamic_axes=dynamic, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+    log.info("exported %s to %s", part.name, path)
+    return path
+
+
+def fingerprint(owner: object) -> str:
+    """What makes two parts the same model: the owner's class, its plain settings (numbers,
+    strings, small tensors like an LCM guidance embedding) and every weight, byte for byte."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(owner).__module__}.{type(owner).__qualname__}".encode())
+    for key, value in sorted(vars(owner).items()):
+        if key.startswith("_") or isinstance(value, nn.Module):
+            continue
+        _setting(h, key, value)
+        if hasattr(value, "__dict__") and not isinstance(value, type):  # e.g. the denoiser's Schedule
+            for k, v in sorted(vars(value).items()):
+                _setting(h, f"{key}.{k}", v)
+    for module in modules_of(owner):
+        h.update(type(module).__qualname__.encode())
+        config = getattr(module, "config", None)
+        if config is not None:
+            h.update(repr(sorted(dict(config).items())).encode())
+        for key, value in module.state_dict().items():
+            h.update(key.encode())
+            _tensor(h, value)
+    return h.hexdigest()
+
+
+def _setting(h, key: str, value: object) -> None:
+    if isinstance(value, bool | int | float | str | torch.dtype):
+        h.update(f"{key}={value!r};".encode())
+    elif isinstance(value, torch.Tensor):
+        h.update(key.encode())
+        _tensor(h, value)
+
+
+def _tensor(h, value: torch.Tensor) -> None:
+    h.update(f"{tuple(value.shape)}{value.dtype}".encode())
+    h.update(value.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+class OnnxRunner:
+    """An exported graph run by onnxruntime, behind the same call as a TensorRT engine: named
+    torch tensors in, one torch tensor out. To check exports, and the runtime of the CPU tests."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
+        feed = {n: inputs[n].detach().cpu().numpy() for n in self.names}
+        return torch.from_numpy(self.session.run(None, feed)[0])

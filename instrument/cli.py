@@ -136,6 +136,19 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=_size, default=(1280, 720))
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
+
+    t = sub.add_parser("train", help="train the builtin model from scratch (resumable)")
+    t.add_argument("--out", type=Path, default=Path("models/builtin"), help="where the weights go")
+    t.add_argument("--work", type=Path, default=Path(".cache/builtin-train"),
+                   help="rendered data set and checkpoints")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
+    t.add_argument("--ae-steps", type=int)
+    t.add_argument("--unet-steps", type=int)
+    t.add_argument("--clips", type=int, help="buildings rendered per level")
+    t.add_argument("--per-clip", type=int, help="frames per building")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
     return ap
 
 
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="noclip: %(levelname)s: %(message)s")
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
-                "devices": cmd_devices, "bench": cmd_bench}[args.command](args)
+                "devices": cmd_devices, "bench": cmd_bench, "train": cmd_train}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -377,6 +390,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     return run_bench(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace as with_
+
+    import torch
+
+    from .generate.builtin.train import Plan, Trainer
+
+    if args.work.exists() and not args.resume:
+        for old in ("ae.pt", "unet.pt"):   # a fresh run: keep the rendered data, drop the weights
+            (args.work / old).unlink(missing_ok=True)
+    given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
+             "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
+    plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = Trainer(args.work, args.out, plan, device=device).run()
+    print(f"noclip: weights and loss log in {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ class Plan:
     seed: int = 0
     clips: int = 60          # buildings per level
     per_clip: int = 24       # frames per building
-    ae_steps: int = 2500
-    ae_batch: int = 24
-    ae_crop: int = 96
+    ae_steps: int = 1500
+    ae_batch: int = 16
+    ae_crop: int = 80
     ae_lr: float = 2e-3
-    unet_steps: int = 3500
-    unet_batch: int = 24
+    unet_steps: int = 2500
+    unet_batch: int = 16
     unet_lr: float = 1e-3
     img2img_bias: float = 0.5   # share of denoiser timesteps drawn from the img2img range
     checkpoint_every: int = 200

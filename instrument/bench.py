@@ -203,6 +203,19 @@ def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
     return {name: _summary(ms[5:]) for name, ms in timings.items()}
 
 
+def bench_builtin(seconds: float) -> dict[str, Any]:
+    """The bundled generator alone (encode + denoise + decode at its working size), 1 and 2 steps."""
+    try:
+        from .generate.builtin import describe, load
+        from .generate.builtin.quality import generator_fps
+
+        backend = load()
+        return {"backend": describe(), "fps_1step": generator_fps(backend, seconds / 2, 1),
+                "fps_2steps": generator_fps(backend, seconds / 2, 2)}
+    except Exception as exc:  # no torch, no weights: the bench still reports the rest
+        return {"backend": f"builtin unavailable: {exc}"}
+
+
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
@@ -220,6 +233,7 @@ def run_bench(args: argparse.Namespace) -> int:
     big = (round(size[0] * 1.5), round(size[1] * 1.5))
     report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
                             **bench_stages(ctx, patch, big, frames, readback=False)}
+    report["builtin_generator"] = bench_builtin(secs)
     report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
     report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
     report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
@@ -250,6 +264,10 @@ def print_report(r: dict[str, Any]) -> None:
     comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
     print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
           f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
+    g = r.get("builtin_generator", {})
+    print(f"\ngenerator {g.get('backend', '?')}")
+    if "fps_1step" in g:
+        print(f"  alone: {g['fps_1step']:.1f} fps at 1 step, {g['fps_2steps']:.1f} fps at 2 steps")
     lat = r["latency_60fps"]
     L = lat["latency_ms"]
     print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "

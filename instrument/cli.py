@@ -137,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
     b.add_argument("--patch", default="default")
 
+    sub.add_parser("quality", add_help=False,
+                   help="measure the builtin model against its quality bars (--help for options)")
+
     t = sub.add_parser("train", help="train the builtin model from scratch (resumable)")
     t.add_argument("--out", type=Path, default=Path("models/builtin"), help="where the weights go")
     t.add_argument("--work", type=Path, default=Path(".cache/builtin-train"),
@@ -153,6 +156,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["quality"]:
+        from .generate.builtin.quality import main as quality
+
+        return quality(argv[1:])
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="noclip: %(levelname)s: %(message)s")
@@ -383,6 +391,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from .generate import BACKENDS
 
     print(f"Generator backends: {', '.join(BACKENDS)}")
+    try:
+        from .generate.builtin import describe
+
+        print(f"  {describe()}")
+    except Exception as exc:  # torch missing or broken: say so, the rest still plays
+        print(f"  builtin: unavailable: {exc}")
     return 0
 
 

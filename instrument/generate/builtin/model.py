@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -30,6 +31,7 @@ class Config:
     emb: int = 128            # timestep + class embedding width
     T: int = 1000             # training timesteps
     prediction: str = "v_prediction"
+    shift: float = 1.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
     version: int = 1
 
     def to_dict(self) -> dict:
@@ -42,6 +44,20 @@ def cosine_alphas(T: int, s: float = 0.008) -> torch.Tensor:
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     ab = (f / f[0])[1:]
     return ab.clamp(min=1e-4)
+
+
+def shifted(alphas: torch.Tensor, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The schedule the model plays on, and where each of its timesteps lies on the training one.
+
+    Dividing the signal-to-noise ratio by shift^2 (as SD3 does for resolution) puts more noise at
+    every timestep, so a given `strength` dreams further from the base: the seed gets room to
+    choose. The network only knows noise levels by its timestep input, so it plays the shifted
+    schedule exactly by reading the training timestep of the same noise level (fractional)."""
+    snr = alphas / (1 - alphas) / shift**2
+    played = snr / (1 + snr)
+    steps = torch.arange(len(alphas), dtype=torch.float64)
+    where = np.interp(-played.numpy(), -alphas.numpy(), steps.numpy())
+    return played, torch.from_numpy(where).float()
 
 
 class Res(nn.Module):

@@ -31,7 +31,7 @@ class Config:
     emb: int = 128            # timestep + class embedding width
     T: int = 1000             # training timesteps
     prediction: str = "v_prediction"
-    shift: float = 1.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
+    shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
     version: int = 1
 
     def to_dict(self) -> dict:

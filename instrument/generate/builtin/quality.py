@@ -155,10 +155,10 @@ def to_cells(motion: np.ndarray, factor: int) -> np.ndarray:
 
 @torch.inference_mode()
 def stream(backend: Backend, frames: np.ndarray, motions: np.ndarray, prompt: str, feedback: float,
-           seed: int = 0) -> torch.Tensor:
+           seed: int = 0, carry: bool = True) -> torch.Tensor:
     """A walk through the engine's recipe: z0 = lerp(encode(base), previous output latent moved
     along the motion, feedback) where the previous output is valid, then img2img from z0 with
-    noise carried along the motion."""
+    noise carried along the motion (or, with `carry` False, fresh noise every frame)."""
     ae, out, prev, noise = backend.autoencoder, [], None, None
     for image, motion in zip(frames, motions, strict=True):
         z = ae.encode(to_tensor(image[None]))
@@ -167,7 +167,7 @@ def stream(backend: Backend, frames: np.ndarray, motions: np.ndarray, prompt: st
             noise = CarriedNoise((STEPS, *z.shape[1:]), seed)
             eps = noise.field
         else:
-            eps = noise.advance(cells)
+            eps = noise.advance(cells) if carry else gaussian(tuple(noise.field.shape), seed, len(out))
         if prev is not None and feedback > 0:
             moved, valid = warp(prev, cells)
             z = z + feedback * valid * (moved - z)
@@ -233,7 +233,8 @@ def measure(backend: Backend, ctx, frames_per_level: int = 8, walk_frames: int =
     fig = {"psnr_db": psnr(recon, base), "ssim": float(np.mean([ssim(o, base) for o in outs])),
            "seed_mad": float(np.mean(mads)), "held_out_frames": len(held.images),
            "strength": STRENGTH, "steps": STEPS}
-    flick: dict[str, list[float]] = {"base": [], "out0": [], "out05": [], "added0": [], "added05": []}
+    flick: dict[str, list[float]] = {"base": [], "out0": [], "out05": [], "added0": [], "added05": [],
+                                     "fresh0": [], "fresh05": []}
     for level in (0, 1):
         images, motions = walk(ctx, size, level, HELD_OUT + 77 + level, walk_frames)
         motions = image_motion(motions)
@@ -243,9 +244,12 @@ def measure(backend: Backend, ctx, frames_per_level: int = 8, walk_frames: int =
             out = stream(backend, images, motions, f"level {level}", fb)
             flick["out" + key].append(flicker(out, motions))
             flick["added" + key].append(flicker(out - walked, motions))
+            flick["fresh" + key].append(flicker(stream(backend, images, motions, f"level {level}", fb,
+                                                       carry=False), motions))
     fig |= {f"flicker_{k}": float(np.mean(v)) for k, v in flick.items()}
     fig["flicker_reduction"] = 1.0 - fig["flicker_added05"] / fig["flicker_added0"]
     fig["flicker_reduction_output"] = 1.0 - fig["flicker_out05"] / fig["flicker_out0"]
+    fig["flicker_reduction_fresh_noise"] = 1.0 - fig["flicker_fresh05"] / fig["flicker_fresh0"]
     if fps_seconds > 0:
         fig["generator_fps"] = generator_fps(backend, fps_seconds, steps=1)
         fig["generator_fps_2steps"] = generator_fps(backend, fps_seconds, steps=2)

@@ -106,12 +106,13 @@ class CarriedNoise:
 
 
 @torch.inference_mode()
-def denoise(backend: Backend, z: torch.Tensor, prompt: list[str], seed: int, strength: float = STRENGTH,
+def denoise(backend: Backend, z: torch.Tensor, prompt: list[str], seed: int, strength: float | None = None,
             steps: int = STEPS, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Few-step img2img on latents (B, C, h, w) → the clean latents. The noise (steps, C, h, w)
     is by default a function of the seed alone: the same for every image of the batch."""
     den = backend.denoiser
     sched = den.schedule
+    strength = STRENGTH if strength is None else strength
     if noise is None:
         noise = gaussian((steps, *z.shape[1:]), seed)
     eps = noise[:, None].expand(-1, z.shape[0], -1, -1, -1)

@@ -191,10 +191,31 @@ def parser() -> argparse.ArgumentParser:
     _accel(b)
     b.add_argument("--record-seconds", type=float,
                    help="length of each recording phase (60 for the issue's run)")
+
+    sub.add_parser("quality", add_help=False,
+                   help="measure the builtin model against its quality bars (--help for options)")
+
+    t = sub.add_parser("train", help="train the builtin model from scratch (resumable)")
+    t.add_argument("--out", type=Path, default=Path("models/builtin"), help="where the weights go")
+    t.add_argument("--work", type=Path, default=Path(".cache/builtin-train"),
+                   help="rendered data set and checkpoints")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
+    t.add_argument("--ae-steps", type=int)
+    t.add_argument("--unet-steps", type=int)
+    t.add_argument("--clips", type=int, help="buildings rendered per level")
+    t.add_argument("--per-clip", type=int, help="frames per building")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["quality"]:
+        from .generate.builtin.quality import main as quality
+
+        return quality(argv[1:])
     args = parser().parse_args(argv)
     if getattr(args, "accel", None):
         os.environ["NOCLIP_ACCEL"] = args.accel   # read where the generator is made (generate/accel)
@@ -203,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
                 "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn,
-                "fetch": cmd_fetch, "build-engines": cmd_build_engines}[args.command](args)
+                "fetch": cmd_fetch, "build-engines": cmd_build_engines, "train": cmd_train}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2
@@ -484,6 +505,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from .generate import BACKENDS
 
     print(f"Generator backends: {', '.join(BACKENDS)}, or a diffusers folder, .safetensors file or hub id")
+    try:
+        from .generate.builtin import describe
+
+        print(f"  {describe()}")
+    except Exception as exc:  # torch missing or broken: say so, the rest still plays
+        print(f"  builtin: unavailable: {exc}")
     return 0
 
 
@@ -531,6 +558,26 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from .control.learn import run_learn
 
     return run_learn(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace as with_
+
+    import torch
+
+    from .generate.builtin.train import Plan, Trainer
+
+    if args.work.exists() and not args.resume:
+        for old in ("ae.pt", "unet.pt"):   # a fresh run: keep the rendered data, drop the weights
+            (args.work / old).unlink(missing_ok=True)
+    given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
+             "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
+    plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = Trainer(args.work, args.out, plan, device=device).run()
+    print(f"noclip: weights and loss log in {out}")
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

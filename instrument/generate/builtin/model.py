@@ -1,0 +1,143 @@
+"""The builtin model's networks: a tiny autoencoder and a small UNet denoiser, sized for 2 CPU cores.
+
+Both work at 1/4 of the image: the encoder folds 4x4 pixel blocks into channels (pixel unshuffle)
+before its first conv and the decoder unfolds them after its last, so no conv ever runs at full
+resolution. That is what buys ≥ 30 fps on a laptop CPU, and VHS keeps little more detail than
+that anyway (≈ 333 luma lines across). The denoiser is a two-level UNet on the latents,
+conditioned on the timestep (sinusoidal) and the level (a learned class embedding) by FiLM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class Config:
+    width: int = 256          # working size the model plays at (4:3 like tape)
+    height: int = 192
+    factor: int = 4           # pixels per latent cell, per side
+    latent: int = 8           # latent channels
+    ae_ch: int = 64           # autoencoder width
+    ae_blocks: int = 2        # residual blocks in the decoder (the encoder has one fewer)
+    unet_ch: int = 48         # denoiser width at latent resolution; twice that one level down
+    classes: int = 2          # levels the denoiser knows ("level 0", "level 1")
+    emb: int = 128            # timestep + class embedding width
+    T: int = 1000             # training timesteps
+    prediction: str = "v_prediction"
+    shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
+    version: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cosine_alphas(T: int, s: float = 0.008) -> torch.Tensor:
+    """alphas_cumprod of the cosine schedule (Nichol & Dhariwal), ending just short of pure noise."""
+    t = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    ab = (f / f[0])[1:]
+    return ab.clamp(min=1e-4)
+
+
+def shifted(alphas: torch.Tensor, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The schedule the model plays on, and where each of its timesteps lies on the training one.
+
+    Dividing the signal-to-noise ratio by shift^2 (as SD3 does for resolution) puts more noise at
+    every timestep, so a given `strength` dreams further from the base: the seed gets room to
+    choose. The network only knows noise levels by its timestep input, so it plays the shifted
+    schedule exactly by reading the training timestep of the same noise level (fractional)."""
+    snr = alphas / (1 - alphas) / shift**2
+    played = snr / (1 + snr)
+    steps = torch.arange(len(alphas), dtype=torch.float64)
+    where = np.interp(-played.numpy(), -alphas.numpy(), steps.numpy())
+    return played, torch.from_numpy(where).float()
+
+
+class Res(nn.Module):
+    """conv-act-conv with a skip; optional FiLM (scale, shift) from an embedding."""
+
+    def __init__(self, ch: int, emb: int = 0) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.film = nn.Linear(emb, 2 * ch) if emb else None
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.silu(self.c1(x))
+        if self.film is not None:
+            scale, shift = self.film(e)[:, :, None, None].chunk(2, 1)
+            h = h * (1 + scale) + shift
+        return x + self.c2(h)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c: Config) -> None:
+        super().__init__()
+        self.f = c.factor
+        self.stem = nn.Conv2d(3 * c.factor**2, c.ae_ch, 3, padding=1)
+        self.blocks = nn.ModuleList(Res(c.ae_ch) for _ in range(max(c.ae_blocks - 1, 0)))
+        self.out = nn.Conv2d(c.ae_ch, c.latent, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.stem(F.pixel_unshuffle(x, self.f)))
+        for b in self.blocks:
+            h = b(h)
+        return self.out(h)
+
+
+class Decoder(nn.Module):
+    def __init__(self, c: Config) -> None:
+        super().__init__()
+        self.f = c.factor
+        self.stem = nn.Conv2d(c.latent, c.ae_ch, 3, padding=1)
+        self.blocks = nn.ModuleList(Res(c.ae_ch) for _ in range(c.ae_blocks))
+        self.out = nn.Conv2d(c.ae_ch, 3 * c.factor**2, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.stem(z))
+        for b in self.blocks:
+            h = b(h)
+        return F.pixel_shuffle(self.out(F.silu(h)), self.f)
+
+
+class UNet(nn.Module):
+    """Two levels (latent size and half of it), FiLM-conditioned residual blocks."""
+
+    def __init__(self, c: Config) -> None:
+        super().__init__()
+        ch, e = c.unet_ch, c.emb
+        self.emb_dim = e
+        self.t_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
+        self.classes = nn.Embedding(c.classes + 1, e)  # the last row: unconditional
+        self.inp = nn.Conv2d(c.latent, ch, 3, padding=1)
+        self.d1 = Res(ch, e)
+        self.down = nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1)
+        self.m1 = Res(2 * ch, e)
+        self.m2 = Res(2 * ch, e)
+        self.up = nn.Conv2d(2 * ch, 4 * ch, 1)   # → pixel shuffle x2 → ch
+        self.u1 = Res(ch, e)
+        self.out = nn.Conv2d(ch, c.latent, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.emb_dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+        a = t.float()[:, None] * freqs[None]
+        return torch.cat([a.sin(), a.cos()], 1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        e = F.silu(self.t_mlp(self.timestep_embedding(t)) + cond)
+        h1 = self.d1(self.inp(x), e)
+        h = self.m2(self.m1(self.down(F.silu(h1)), e), e)
+        h = F.pixel_shuffle(self.up(F.silu(h)), 2) + h1
+        return self.out(F.silu(self.u1(h, e)))

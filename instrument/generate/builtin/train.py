@@ -1,0 +1,251 @@
+"""`noclip train`: reproduce the builtin model's weights from scratch.
+
+Three stages, each resumable from its checkpoint: render the data set (cached as .npz), train the
+autoencoder on random crops (it is fully convolutional, so crops teach it what full frames would,
+five times cheaper), then freeze it, encode the set once and train the denoiser on the latents
+with v-prediction on a cosine schedule. Every batch is drawn from a generator seeded by (seed,
+stage, step), so a resumed run sees the same batches as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..model import Schedule
+from .model import Config, Decoder, Encoder, UNet, cosine_alphas
+
+
+@dataclass(frozen=True)
+class Plan:
+    seed: int = 0
+    clips: int = 60          # buildings per level
+    per_clip: int = 24       # frames per building
+    ae_steps: int = 1500
+    ae_batch: int = 16
+    ae_crop: int = 80
+    ae_lr: float = 2e-3
+    unet_steps: int = 2500
+    unet_batch: int = 16
+    unet_lr: float = 1e-3
+    img2img_bias: float = 0.5   # share of denoiser timesteps drawn from the img2img range
+    checkpoint_every: int = 200
+    threads: int = 2            # torch threads (0: torch's default)
+
+
+def _lr(base: float, step: int, total: int) -> float:
+    warm = min(1.0, (step + 1) / 100)
+    return base * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0))))
+
+
+CL = torch.channels_last   # measured: 1.1-6x faster convs on CPU, forward and backward
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return x.contiguous(memory_format=CL)
+
+
+class Trainer:
+    def __init__(self, work: Path, out: Path, plan: Plan, config: Config | None = None, device: str = "cpu",
+                 progress: bool = True) -> None:
+        self.work, self.out, self.plan, self.config = Path(work), Path(out), plan, config or Config()
+        self.device, self.progress = torch.device(device), progress
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log: dict[str, list] = {"ae": [], "unet": []}
+        self.started = time.time()
+        self.elapsed = 0.0
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.plan
+        path = self.work / f"data-{p.seed}-{p.clips}x{p.per_clip}-{self.config.width}x{self.config.height}.npz"
+        if not path.is_file():
+            from ...render.gl import headless_context
+            from .data import render_set
+
+            ctx = headless_context()
+            frames = render_set(ctx, (self.config.width, self.config.height), self.plan.clips,
+                                self.plan.per_clip, seed=self.plan.seed, progress=self.progress)
+            ctx.release()
+            np.savez(path, images=frames.images, levels=frames.levels)
+        with np.load(path) as z:
+            return z["images"], z["levels"]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _ckpt(self, stage: str) -> Path:
+        return self.work / f"{stage}.pt"
+
+    def _save(self, stage: str, step: int, modules: dict, opt: torch.optim.Optimizer) -> None:
+        self.elapsed += time.time() - self.started
+        self.started = time.time()
+        state = {"step": step, "opt": opt.state_dict(), "log": self.log, "elapsed": self.elapsed,
+                 "plan": self.plan.__dict__, **{k: m.state_dict() for k, m in modules.items()}}
+        tmp = self._ckpt(stage).with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self._ckpt(stage))
+
+    def _resume(self, stage: str, modules: dict, opt: torch.optim.Optimizer) -> int:
+        path = self._ckpt(stage)
+        if not path.is_file():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        for k, m in modules.items():
+            m.load_state_dict(state[k])
+        opt.load_state_dict(state["opt"])
+        self.log, self.elapsed = state["log"], state["elapsed"]
+        return state["step"]
+
+    # -- stage 1: autoencoder ------------------------------------------------------------------
+
+    def train_ae(self, images: np.ndarray) -> tuple[Encoder, Decoder]:
+        p, c = self.plan, self.config
+        torch.manual_seed(p.seed)
+        enc, dec = Encoder(c).to(self.device, memory_format=CL), Decoder(c).to(self.device, memory_format=CL)
+        opt = torch.optim.AdamW([*enc.parameters(), *dec.parameters()], lr=p.ae_lr, weight_decay=1e-4)
+        modules = {"enc": enc, "dec": dec}
+        start = self._resume("ae", modules, opt)
+        n, h, w, _ = images.shape
+        k = p.ae_crop
+        bar = tqdm(range(start, p.ae_steps), desc="autoencoder", disable=not self.progress,
+                   initial=start, total=p.ae_steps)
+        for step in bar:
+            rng = np.random.default_rng([p.seed, 1, step])
+            idx = rng.integers(0, n, p.ae_batch)
+            ys = rng.integers(0, (h - k) // 4 + 1, p.ae_batch) * 4
+            xs = rng.integers(0, (w - k) // 4 + 1, p.ae_batch) * 4
+            crops = np.stack([images[i, y:y + k, x:x + k] for i, y, x in zip(idx, ys, xs, strict=True)])
+            flip = rng.random(p.ae_batch) < 0.5
+            crops[flip] = crops[flip, :, ::-1]
+            x = _to_tensor(crops).to(self.device)
+            g = torch.Generator().manual_seed(p.seed * 1_000_003 + step)
+            z = enc(x)
+            # noise on the latent: the decoder must tolerate what a denoiser leaves behind
+            zn = z + 0.1 * z.detach().std() * torch.randn(z.shape, generator=g).to(self.device)
+            y = dec(zn)
+            mse = F.mse_loss(y, x)
+            loss = mse + 0.5 * F.l1_loss(y, x) + 1e-4 * z.pow(2).mean()
+            for group in opt.param_groups:
+                group["lr"] = _lr(p.ae_lr, step, p.ae_steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))
+            self.log["ae"].append([step, loss.item(), psnr])
+            bar.set_postfix(psnr=f"{psnr:.1f}")
+            if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.ae_steps:
+                self._save("ae", step + 1, modules, opt)
+        return enc.eval().requires_grad_(False), dec.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def encode_all(self, enc: Encoder, images: np.ndarray) -> torch.Tensor:
+        out = []
+        for i in range(0, len(images), 64):
+            out.append(enc(_to_tensor(images[i:i + 64]).to(self.device)).cpu())
+        return torch.cat(out)
+
+    # -- stage 2: denoiser ---------------------------------------------------------------------
+
+    def train_unet(self, latents: torch.Tensor, levels: np.ndarray) -> tuple[UNet, UNet]:
+        p, c = self.plan, self.config
+        torch.manual_seed(p.seed + 1)
+        unet = UNet(c).to(self.device, memory_format=CL)
+        ema = UNet(c).to(self.device, memory_format=CL)
+        ema.load_state_dict(unet.state_dict())
+        ema.requires_grad_(False)
+        opt = torch.optim.AdamW(unet.parameters(), lr=p.unet_lr, weight_decay=1e-4)
+        modules = {"unet": unet, "ema": ema}
+        start = self._resume("unet", modules, opt)
+        schedule = Schedule(cosine_alphas(c.T))
+        n = len(latents)
+        labels = torch.from_numpy(levels)
+        bar = tqdm(range(start, p.unet_steps), desc="denoiser", disable=not self.progress,
+                   initial=start, total=p.unet_steps)
+        for step in bar:
+            rng = np.random.default_rng([p.seed, 2, step])
+            idx = torch.from_numpy(rng.integers(0, n, p.unet_batch))
+            z0 = latents[idx].float().to(self.device)
+            flip = torch.from_numpy(rng.random(p.unet_batch) < 0.5)
+            z0[flip] = z0[flip].flip(-1)
+            z0 = z0.contiguous(memory_format=CL)
+            # timesteps: uniform, plus extra weight where img2img plays (strength 0.2-0.8)
+            uniform = rng.integers(0, c.T, p.unet_batch)
+            played = rng.integers(int(0.2 * c.T), int(0.8 * c.T), p.unet_batch)
+            t = torch.from_numpy(np.where(rng.random(p.unet_batch) < p.img2img_bias, played, uniform))
+            cls = labels[idx].clone()
+            cls[torch.from_numpy(rng.random(p.unet_batch) < 0.1)] = c.classes   # unconditional
+            g = torch.Generator().manual_seed(p.seed * 1_000_033 + step)
+            eps = torch.randn(z0.shape, generator=g).to(self.device)
+            t = t.to(self.device)
+            xt = schedule.noise(z0, eps, t)
+            a, s = schedule.ab(t, z0)
+            target = a * eps - s * z0      # v
+            out = unet(xt, t, unet.classes(cls.to(self.device)))
+            loss = F.mse_loss(out, target)
+            for group in opt.param_groups:
+                group["lr"] = _lr(p.unet_lr, step, p.unet_steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            decay = min(0.999, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pu in zip(ema.parameters(), unet.parameters(), strict=True):
+                    pe.lerp_(pu, 1 - decay)
+            self.log["unet"].append([step, loss.item()])
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.unet_steps:
+                self._save("unet", step + 1, modules, opt)
+        return unet, ema
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        if self.plan.threads:
+            torch.set_num_threads(self.plan.threads)
+        images, levels = self.data()
+        enc, dec = self.train_ae(images)
+        raw = self.encode_all(enc, images)
+        shift = raw.mean(dim=(0, 2, 3))
+        scale = 1.0 / raw.std(dim=(0, 2, 3))
+        latents = ((raw - shift[None, :, None, None]) * scale[None, :, None, None]).half()
+        _, ema = self.train_unet(latents, levels)
+        return self.export(enc, dec, ema, shift, scale)
+
+    def export(self, enc: Encoder, dec: Decoder, unet: UNet, shift: torch.Tensor, scale: torch.Tensor) -> Path:
+        from safetensors.torch import save_file
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {f"enc.{k}": v for k, v in enc.state_dict().items()}
+        state |= {f"dec.{k}": v for k, v in dec.state_dict().items()}
+        state |= {f"unet.{k}": v for k, v in unet.state_dict().items()}
+        state |= {"latent_shift": shift, "latent_scale": scale}
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
+                  str(self.out / "model.safetensors"))
+        self.elapsed += time.time() - self.started
+        self.started = time.time()
+        meta = {"config": self.config.to_dict(), "schedule": "cosine", "plan": self.plan.__dict__,
+                "training": {"wall_seconds": round(self.elapsed, 1), "device": str(self.device),
+                             "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
+                             "processor": platform.processor() or platform.machine(),
+                             "frames": self.plan.clips * self.plan.per_clip * 2}}
+        (self.out / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (self.out / "losses.json").write_text(json.dumps(self.log) + "\n")
+        return self.out
+
+
+def small_plan(**overrides) -> Plan:
+    """A few steps of everything: what CI runs to prove training works."""
+    return replace(Plan(clips=1, per_clip=4, ae_steps=3, ae_batch=4, unet_steps=3, unet_batch=4,
+                        checkpoint_every=2), **overrides)

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -340,9 +341,12 @@ def cmd_play(args: argparse.Namespace) -> int:
                       learn=learn)
     frames = round(seconds * args.fps) if seconds else None
     try:
+        started = time.perf_counter()
         with _sigint_quits(queue):
             n = show.run(frames=frames)
     finally:
+        elapsed = time.perf_counter() - started
+        dreamed = getattr(show.generator, "stats", dict)().get("done")
         show.close()
         if osc:
             osc.close()
@@ -350,6 +354,9 @@ def cmd_play(args: argparse.Namespace) -> int:
             midi.close()
         for c in clocks:
             c.close()
+    if dreamed is not None:
+        log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
+                 dreamed / max(1e-9, elapsed))
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")

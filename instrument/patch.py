@@ -32,7 +32,7 @@ class Patch:
     name: str = "default"
     description: str = ""
     scene: str = "testcard"
-    model: str = "none"
+    model: str = "builtin"
     chain: str = "vhs"
     size: tuple[int, int] = (512, 384)  # the scene's and generator's working resolution
     params: dict[str, Any] = field(default_factory=dict)

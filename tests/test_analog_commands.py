@@ -21,7 +21,7 @@ def show():
     from instrument.render.gl import headless_context
 
     ctx = headless_context()
-    s = Show(ctx, load_patch("default"), (320, 240), clock=OfflineClock(60))
+    s = Show(ctx, load_patch("testcard"), (320, 240), clock=OfflineClock(60))
     s.compositor.render = lambda scene, generated, fp: None  # the values are under test here
     yield s
     s.close()
@@ -96,7 +96,7 @@ def test_jump_reaches_the_picture():
         grab = Grab()
         s = Show(
             ctx,
-            load_patch("default"),
+            load_patch("testcard"),
             (320, 240),
             clock=OfflineClock(60),
             outputs=[grab],

@@ -126,7 +126,7 @@ def test_live_clock_reports_and_taps_replay_to_the_same_beats(ctx, tmp_path):
                                                              "playing": True, "numerator": 4}, time=ago(0.02))],
     }
     path = tmp_path / "p.jsonl"
-    live = Show(ctx, load_patch("default"), (64, 36), clock=RealtimeClock(FPS, paced=False))
+    live = Show(ctx, load_patch("testcard"), (64, 36), clock=RealtimeClock(FPS, paced=False))
     writer = PerformanceWriter(path, live.patch, dict(live.bank.targets), FPS, (64, 36))
     live.sinks.append(writer)
     beats = []

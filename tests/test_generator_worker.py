@@ -34,7 +34,7 @@ def generated_value(gen) -> int:
 
 
 def show_with(ctx, engine, *, live, clock):
-    patch = load_patch("default")
+    patch = load_patch("testcard")
     show = Show(ctx, patch, (160, 120), clock=clock)
     show.generator.release()
     show.generator = ThreadedGenerator("test", engine, ctx, patch.size, show.reporter, live=live)
@@ -61,7 +61,7 @@ def test_live_loop_keeps_its_rate_while_the_generator_is_slower(ctx):
         time.sleep(0.2)  # a 5 fps engine under a 60 fps loop
         return engine_flat(base, fp)
 
-    alone = Show(ctx, load_patch("default"), (160, 120), clock=RealtimeClock(60))
+    alone = Show(ctx, load_patch("testcard"), (160, 120), clock=RealtimeClock(60))
     t = time.perf_counter()
     alone.run(frames=60)
     baseline = time.perf_counter() - t  # 1 s at 60 fps, more on a busy machine
@@ -190,7 +190,7 @@ def test_a_model_loads_on_the_generator_thread_while_the_scene_plays(ctx):
         release.wait(5)
         return engine_flat
 
-    patch = load_patch("default")
+    patch = load_patch("testcard")
     show = Show(ctx, patch, (160, 120), clock=RealtimeClock(1000.0, paced=False))
     show.generator.release()
     show.generator = ThreadedGenerator("slow", None, ctx, patch.size, show.reporter, live=True, load=load)

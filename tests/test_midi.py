@@ -17,7 +17,7 @@ from instrument.patch import ConfigError, load_patch
 from instrument.report import Reporter
 from instrument.tomlfile import TomlFile
 
-load_patch("default")  # declares the vhs chain's parameters
+load_patch("testcard")  # declares the vhs chain's parameters
 DEV = "nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0"
 
 
@@ -192,7 +192,7 @@ def test_patch_bindings_win_over_controller_files_and_devices_match_by_pattern()
 
 def test_validation_names_file_line_and_key(tmp_path):
     path = tmp_path / "p.toml"
-    good = load_patch("default").path.read_text()
+    good = load_patch("testcard").path.read_text()
     path.write_text(good + '\n[[midi]]\ncc = 1\nparam = "bleed"\n\n'
                     '[[midi]]\ncc = 2\nparam = "bleed"\ncurve = "cubic"\n')
     with pytest.raises(ConfigError) as err:

@@ -25,7 +25,7 @@ from instrument.show import Show
 def live(ctx):
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
-    show = Show(ctx, load_patch("default"), (320, 240), clock=OfflineClock(60), queue=queue,
+    show = Show(ctx, load_patch("testcard"), (320, 240), clock=OfflineClock(60), queue=queue,
                 reporter=reporter, feedback=[osc])
     show.step()
     client = SimpleUDPClient("127.0.0.1", osc.address[1])
@@ -82,7 +82,7 @@ def test_patch_load_command_keeps_good_patch_on_error(live, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('version = 1\n[params]\nbleed = "very"\n')
     send_and_step(show, osc, client, "/noclip/cmd/patch/load", str(bad))
-    assert show.patch.name == "default"
+    assert show.patch.name == "testcard"
     assert any("bad.toml:3" in msg for _, msg in show.reporter.recent)
     good = tmp_path / "good.toml"
     good.write_text('version = 1\nname = "good"\n[params]\nseed = 99\n')

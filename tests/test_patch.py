@@ -70,4 +70,5 @@ def test_missing_patch_is_clear():
 
 
 def test_patch_defaults():
-    assert Patch().model == "none"
+    assert Patch().model == "builtin"  # the bundled model, everywhere, unless a patch says otherwise
+    assert load_patch("default").model == "builtin" and load_patch("testcard").model == "none"

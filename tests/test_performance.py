@@ -46,7 +46,7 @@ def hashes(path):
 def live_performance(ctx, tmp_path):
     """A live show at 60 fps with events arriving mid-show, recorded losslessly and as a performance."""
     kept = Frames()
-    show = Show(ctx, load_patch("default"), SIZE, clock=RealtimeClock(60), outputs=[kept])
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=RealtimeClock(60), outputs=[kept])
     path = tmp_path / "show.performance.jsonl"
     writer = PerformanceWriter(path, show.patch, dict(show.bank.targets), 60, SIZE)
     show.sinks.append(writer)
@@ -83,7 +83,7 @@ def test_file_records_patch_start_and_every_event(live_performance):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     head = rows[0]
     assert head["kind"] == "noclip performance" and head["version"] == 1 and head["fps"] == 60
-    assert head["patch"]["name"] == "default" and head["start"]["bleed"] == pytest.approx(0.3)
+    assert head["patch"]["name"] == "testcard" and head["start"]["bleed"] == pytest.approx(0.3)
     assert [(r["f"], r["t"]) for r in rows[1:-1]] == [
         (5, "tracking"), (9, "cmd/seed/next"), (14, "aberration"), (14, "bleed"), (20, "cmd/quit")]
     assert rows[-1] == {"end": 21} and len(frames) == 21
@@ -140,7 +140,7 @@ def test_killed_show_keeps_its_performance(tmp_path):
     port = free_udp_port()
     perf = tmp_path / "live.performance.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "play", "--headless", "--size", "64x36",
-                             "--osc", f"127.0.0.1:{port}", "--performance", str(perf)],
+                             "--patch", "testcard", "--osc", f"127.0.0.1:{port}", "--performance", str(perf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = SimpleUDPClient("127.0.0.1", port)
     time.sleep(1.5)

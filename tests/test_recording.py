@@ -122,7 +122,7 @@ def test_record_commands_make_takes_over_osc(ctx, tmp_path):
 
     reporter = Reporter()
     deck = RecordDeck(SIZE, 30, reporter, first=tmp_path / "take.mkv", codec="ffv1")
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), outputs=[deck], reporter=reporter)
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), outputs=[deck], reporter=reporter)
     osc = OscControl(show.queue, reporter, "127.0.0.1", 0).start()
     client = SimpleUDPClient("127.0.0.1", osc.address[1])
     try:
@@ -151,8 +151,8 @@ def test_record_commands_make_takes_over_osc(ctx, tmp_path):
 
 def test_render_with_audio_file(tmp_path):
     out = tmp_path / "demo.mp4"
-    r = noclip("render", "--seconds", "2", "--fps", "30", "--size", "160x120", "-o", str(out),
-               "--audio", str(click_file(tmp_path / "click.wav")))
+    r = noclip("render", "--patch", "testcard", "--seconds", "2", "--fps", "30", "--size", "160x120",
+               "-o", str(out), "--audio", str(click_file(tmp_path / "click.wav")))
     assert r.returncode == 0, r.stderr
     info = ffprobe(out)
     kinds = {s["codec_type"]: s for s in info["streams"]}
@@ -164,7 +164,8 @@ def test_render_with_audio_file(tmp_path):
 def test_kill_9_keeps_the_recording(tmp_path):
     """A live take killed mid-show still decodes, up to within about a second of the kill."""
     out = tmp_path / "live.mp4"
-    cmd = [sys.executable, "-m", "instrument.cli", "play", "--headless", "--fps", "30", "--size", "160x120",
+    cmd = [sys.executable, "-m", "instrument.cli", "play", "--headless", "--patch", "testcard", "--fps", "30",
+           "--size", "160x120",
            "--record", str(out), "--osc", f"127.0.0.1:{free_udp_port()}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -192,8 +193,8 @@ def test_resumed_render_equals_an_unbroken_one(tmp_path, suffix, codec):
     before the last keyframe, renders the rest, and the whole is the unbroken render's frames."""
     from instrument.record.render import kept_frames
 
-    args = ["render", "--seconds", "3", "--fps", "30", "--size", "160x120", "--codec", codec,
-            "--set", "seed=5"]
+    args = ["render", "--patch", "testcard", "--seconds", "3", "--fps", "30", "--size", "160x120",
+            "--codec", codec, "--set", "seed=5"]
     full, part = tmp_path / f"full{suffix}", tmp_path / f"part{suffix}"
     assert noclip(*args, "-o", str(full)).returncode == 0
     data = full.read_bytes()

@@ -5,6 +5,7 @@ Rendered at reduced sizes where the property does not depend on resolution.
 """
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -195,7 +196,7 @@ def test_ten_minute_walk_never_shows_the_same_view_twice(ctx, level):
 
 def test_noclip_command_through_the_show(ctx):
     assert "noclip" in COMMANDS  # so /noclip/cmd/noclip exists over OSC
-    show = Show(ctx, load_patch("level0"), (64, 48), clock=OfflineClock(FPS))
+    show = Show(ctx, replace(load_patch("level0"), model="none"), (64, 48), clock=OfflineClock(FPS))
     for _ in range(30):
         show.step()
     show.queue.put(ControlEvent("osc", "cmd/noclip", ()))

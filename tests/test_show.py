@@ -16,7 +16,7 @@ SIZE = (320, 180)
 
 
 def frames(ctx, n=3, **overrides):
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides=overrides)
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), overrides=overrides)
     out = []
     for _ in range(n):
         show.step()
@@ -53,7 +53,7 @@ def test_fade_to_black_and_fit_modes(ctx):
 
 def test_event_log_lines(ctx, tmp_path):
     path = tmp_path / "events.jsonl"
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), sinks=[EventLog(path)])
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), sinks=[EventLog(path)])
     show.step()
     show.queue.put(ControlEvent("osc", "bleed", 0.9))
     show.queue.put(ControlEvent("osc", "cmd/seed/next", ()))
@@ -67,7 +67,7 @@ def test_event_log_lines(ctx, tmp_path):
 
 
 def test_unknown_targets_are_counted_not_fatal(ctx):
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30))
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30))
     show.queue.put(ControlEvent("midi", "nonexistent", 1.0))
     show.queue.put(ControlEvent("midi", "cmd/explode", None))
     show.queue.put(ControlEvent("midi", "bleed", float("nan")))
@@ -83,7 +83,7 @@ def test_broken_chain_keeps_the_last_good_one(ctx, tmp_path):
         "void main() {\n    color = texture(source, uv) * undefined_thing;\n}\n")
     chain = tmp_path / "broken.toml"
     chain.write_text(f'version = 1\n[[pass]]\nname = "x"\nshader = "{tmp_path / "broken.frag"}"\n')
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
     show.step()
     before = read_rgb(show.compositor.fbo).copy()
     assert show.compositor.load_chain(chain) is False
@@ -116,7 +116,7 @@ def test_window_keys_esc_twice_quits_space_steps_seed():
 
 
 def test_a_stage_that_throws_plays_on_with_its_last_good_frame(ctx):
-    show = Show(ctx, load_patch("default"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), overrides={"tracking": 0.0})
     show.step()
     good = read_rgb(show.compositor.fbo).copy()
     render = show.scene.render

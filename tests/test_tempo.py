@@ -205,7 +205,7 @@ def test_show_beats_follow_live_through_the_feed(ctx, ports):
 
     live = FakeLive(*ports, tempo=128.0)
     ableton = follow(ports)
-    show = Show(ctx, load_patch("default"), (64, 36), clock=RealtimeClock(30))
+    show = Show(ctx, load_patch("testcard"), (64, 36), clock=RealtimeClock(30))
     feed = ClockFeed(show.queue, {"ableton": ableton}).start()
     try:
         assert wait(lambda: ableton.tempo == 128.0, 2.0)

@@ -14,7 +14,8 @@ from PIL import ImageGrab
 
 
 def play(xvfb, tmp_path, *args):
-    return subprocess.Popen([sys.executable, "-m", "instrument.cli", "play", "--osc", "off", *args],
+    return subprocess.Popen([sys.executable, "-m", "instrument.cli", "play", "--osc", "off",
+                             "--patch", "testcard", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             env={**os.environ, "DISPLAY": xvfb})
 

@@ -243,11 +243,12 @@ class OscControl:
         subs = dict(self._subs)
         if name == "subscribe":
             subs[key] = Subscriber(key, norm=len(args) > 1 and args[1] == "norm")
+            # everything first, then changes: the frame loop sees the subscriber only once it has
+            # been told all, or it would send the same values again behind later changes
+            self._send_all(key, subs[key].norm, track=True)
         else:
             subs.pop(key, None)
         self._subs = subs  # copy-on-write: the frame loop iterates the old dict safely
-        if name == "subscribe":
-            self._send_all(key, subs[key].norm)
 
     # -- output --------------------------------------------------------------------------------
 
@@ -261,11 +262,11 @@ class OscControl:
                     sent[name] = value
                     self._send(sub.address, name, value, sub.norm)
 
-    def _send_all(self, address: tuple[str, int], norm: bool) -> None:
+    def _send_all(self, address: tuple[str, int], norm: bool, track: bool = False) -> None:
         values = self._values or self.registry.defaults()
         for name, value in values.items():
             self._send(address, name, value, norm)
-        if address in self._subs:
+        if track or address in self._subs:
             self._sent[address] = dict(values)
 
     def _send(self, address: tuple[str, int], name: str, value: Any, norm: bool) -> None:

@@ -3,7 +3,8 @@
 Per frame: base image → [-1, 1] at the working size → encode → z0 = lerp(encoded, previous output
 latent warped onto this frame, `feedback`) → noised to the first timestep with the warped, seed-
 morphed noise (generate/noise.py) → k LCM-style steps (predict x0, re-noise it to the next timestep
-with that step's own warped noise) → decode → uint8 at the scene's size.
+with that step's own warped noise) → held towards the last output moved along the motion
+(`HOLD`·`feedback`) → decode → uint8 at the scene's size.
 
 Stream Batch (`stream_batch`): the k frames in flight each take one step per frame, all k in one
 batched denoiser call (frame n at its first timestep, frame n-1 at its second, …), so a frame costs
@@ -50,6 +51,10 @@ def share_cpu(backend: Backend) -> int:
 
 
 MAX_STEPS = 4  # the `steps` parameter's maximum (generate/__init__.py declares the parameters)
+# How much of `feedback` also holds the finished latent to the last one shown (moved along the
+# motion): the start-latent blend alone cannot hold details the model re-dreams from fresh noise
+# each frame (cells revealed as the camera walks in), and below 1 a fresh dream always shows through.
+HOLD = 0.75
 
 
 class Conditioning:
@@ -130,6 +135,7 @@ class StreamEngine:
         """Forget everything carried between frames (after an error, or an out-of-memory)."""
         self.pipe: list[InFlight] = []
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, valid) on the newest frame
+        self.shown: torch.Tensor | None = None  # the last finished latent, on its own frame
         self.last: np.ndarray | None = None
         self.reference: tuple[torch.Tensor, tuple] | None = None  # input and settings last generated
         self.held: np.ndarray | None = None  # motion of skipped frames, still to apply
@@ -169,7 +175,7 @@ class StreamEngine:
         z = self.ae.encode(image)
         amount = float(fp["feedback"])
         if cut:  # nothing from before a cut may leak into what follows: not feedback, not the pipe
-            self.previous, self.pipe, self.last = None, [], None
+            self.previous, self.pipe, self.last, self.shown = None, [], None, None
         elif self.previous is not None:
             self.previous = self._carry(self.previous, motion)
             latent, valid = self.previous
@@ -191,6 +197,10 @@ class StreamEngine:
         if done:
             i = done[-1]
             newest = self.pipe[i]
+            if self.shown is not None and amount > 0:  # hold: the output follows the last one along the motion
+                held, inside = self._carry((self.shown, torch.ones_like(self.shown[:, :1])), newest.motion)
+                newest.x0 = newest.x0 + (HOLD * amount * inside) * (held - newest.x0)
+            self.shown = newest.x0
             latent, valid = newest.x0, torch.ones_like(newest.x0[:, :1])
             for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
                 latent, valid = self._carry((latent, valid), later.motion)

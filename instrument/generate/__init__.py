@@ -5,6 +5,7 @@ generator's own thread (worker.py)."""
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import moderngl
@@ -77,14 +78,19 @@ def load_backend(name: str, device: str | None = None):
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,
                    *, live: bool = True) -> Generator:
     """The generator for a model name. The model loads on the generator's thread, so the show plays
-    the scene meanwhile; live, the loop never waits for it; offline (`live=False`) each frame waits
-    for its own generation. A model that fails to load is reported and the show plays the scene
-    alone: the show never stops."""
+    the scene meanwhile; live, the loop never waits for it, and the engine runs in a process of its
+    own (remote.py; NOCLIP_GENERATOR=thread keeps it in this one); offline (`live=False`) each frame
+    waits for its own generation, in this process. A model that fails to load is reported and the
+    show plays the scene alone: the show never stops."""
     if name == "none":
         return PassThrough()
     from .worker import ThreadedGenerator
 
     reporter = Reporter() if reporter is None else reporter
+    if live and os.environ.get("NOCLIP_GENERATOR", "process") == "process":
+        from .remote import RemoteEngine  # its own process: no fight with the loop for the GIL
+
+        return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=lambda: RemoteEngine(name))
 
     def build():
         from .accel import accelerate

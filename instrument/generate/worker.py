@@ -165,6 +165,12 @@ class GeneratorWorker:
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=5.0)
+        close = getattr(self.engine, "close", None)  # an engine in another process ends with us
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:
+                self.reporter.error(self.name, f"closing: {exc}")
 
 
 class ThreadedGenerator:

@@ -1,0 +1,134 @@
+"""`noclip bench`: the figures the issues promise, measured the way a show runs.
+
+Control traffic comes from a separate process over real UDP, as it would from Ableton or a phone,
+so the sender's own CPU use does not count against the show's interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+from typing import Any
+
+from ..patch import load_patch
+from ..render.gl import headless_context
+from .control import bench_flood, bench_latency, bench_midi, bench_midi_cost, bench_music, print_midi
+from .generator import bench_generator, print_generator
+from .render import bench_chain_passes, bench_recording, bench_scene, bench_stages
+
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
+            "music")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    patch = load_patch(args.patch)
+    ctx = headless_context()
+    size, secs = args.size, args.seconds
+    frames = max(60, int(secs * 60))
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    report: dict[str, Any] = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                   f"{multiprocessing.cpu_count()} cores, {ctx.info['GL_RENDERER']}",
+        "size": f"{size[0]}x{size[1]}", "generator": patch.model,
+    }
+    if "scene" in only:
+        report["scene"] = bench_scene(ctx, patch.size, frames)
+    if "stages" in only:
+        report["stages"] = bench_stages(ctx, patch, size, frames, readback=False)
+        report["stages_readback"] = bench_stages(ctx, patch, size, frames, readback=True)
+    if "chain" in only:
+        report["chain_passes"] = bench_chain_passes(ctx, patch, 40)
+    if "big" in only:
+        big = (round(size[0] * 1.5), round(size[1] * 1.5))
+        report["stages_big"] = {"size": f"{big[0]}x{big[1]}",
+                                **bench_stages(ctx, patch, big, frames, readback=False)}
+    if "latency" in only:
+        report["latency_60fps"] = bench_latency(ctx, patch, size, 60.0, secs)
+    if "flood" in only:
+        report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
+        report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
+    if "recording" in only:
+        report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
+    if "midi" in only:
+        report["midi_cost"] = bench_midi_cost()
+        report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
+    if "generator" in only and os.environ.get("NOCLIP_ACCEL") == "tensorrt":   # --accel tensorrt
+        from ..generate.accel.bench import bench_accel
+
+        report["accel_bench"] = bench_accel(secs)
+    elif "generator" in only:
+        model = args.model or (patch.model if patch.model != "none" else "builtin")
+        report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
+    if "music" in only:
+        report["music"] = bench_music()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(r: dict[str, Any]) -> None:
+    print(f"noclip bench — {r['machine']}\noutput {r['size']}, generator: {r['generator']}\n")
+    if "scene" in r:
+        sc = r["scene"]
+        print(f"scene (backrooms) at {sc['size']}, colour + depth + motion, each frame finished:")
+        for level, s in sc["levels"].items():
+            ms = s["frame_ms"]
+            print(f"  level {level}: {s['fps']:6.1f} fps  frame p50 {ms['p50']:.2f} ms  "
+                  f"p99 {ms['p99']:.2f} ms  max {ms['max']:.2f} ms  "
+                  f"(CPU {s['cpu_ms']:.2f} ms/frame over all llvmpipe threads)")
+        print()
+    for key, title in (("stages", "stages, no readback"), ("stages_readback", "stages + readback")):
+        if key not in r:
+            continue
+        s = r[key]
+        print(f"{title}: {s['fps']:.1f} fps (unpaced, each stage finished before timing the next)")
+        for name, st in s["stages_ms"].items():
+            if st.get("n"):
+                print(f"  {name:<10} mean {st['mean']:6.3f} ms  p50 {st['p50']:6.3f}  p99 {st['p99']:6.3f}")
+    if "chain_passes" in r:
+        print("chain passes alone (finished), median ms: " + "  ".join(
+            f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
+    if "stages_big" in r and "stages" in r:
+        comp, big = r["stages"]["stages_ms"]["composite"], r["stages_big"]["stages_ms"]["composite"]
+        print(f"composite at {r['stages_big']['size']} vs {r['size']}, no readback: {big['p50']:.2f} ms vs "
+              f"{comp['p50']:.2f} ms ({big['p50'] / comp['p50']:.2f}x)")
+    if "latency_60fps" in r:
+        lat = r["latency_60fps"]
+        L = lat["latency_ms"]
+        print(f"\ncontrol latency at 60 fps (OSC arrival → FrameParams), {L['n']} messages: "
+              f"p50 {L['p50']:.2f} ms  p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms "
+              f"(frame period {lat['period_ms']:.2f} ms)")
+    if "stages" in r:
+        print(f"loop overhead (drain, apply, smooth, snapshot, feedback): "
+              f"p50 {r['stages']['stages_ms']['control']['p50']:.3f} ms  "
+              f"p99 {r['stages']['stages_ms']['control']['p99']:.3f} ms")
+    for key in ("flood_60fps", "flood_unpaced"):
+        if key in r:
+            f = r[key]
+            print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
+                  f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
+                  f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
+    if "recording_30fps" in r:
+        rec = r["recording_30fps"]
+        print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "
+              f"{rec['unpaced_idle']['fps']:.1f} fps idle vs {rec['unpaced_recording']['fps']:.1f} recording "
+              f"(cost {100 * rec['cost']:.1f}%); paced at {rec['fps']:g}: {rec['paced']['fps']:.1f} fps, "
+              f"{rec['paced']['dropped']} dropped; offline render {rec['offline']['fps']:.1f} fps")
+    if "midi" in r:
+        print_midi(r)
+    if "generator_bench" in r:
+        print_generator(r["generator_bench"])
+    if "music" in r:
+        m, b = r["music"]["modulation_ms"], r["music"]["audio_block_ms"]
+        print(f"\nbeat clock + 8 modulators a frame: p50 {m['p50']:.4f} ms  p99 {m['p99']:.4f} ms; "
+              f"audio analysis a 512-sample block: p50 {b['p50']:.3f} ms  p99 {b['p99']:.3f} ms "
+              f"({100 * r['music']['audio_realtime_share']:.1f}% of real time)")
+    if "accel_bench" in r:
+        from ..generate.accel.bench import print_accel
+
+        print_accel(r["accel_bench"])

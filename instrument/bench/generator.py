@@ -1,0 +1,119 @@
+"""Generator benches: the engine alone at each working size, and what dreaming costs the show's loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..params import REGISTRY, FrameParams
+from .common import _show
+
+GENERATOR_SIZES = ((256, 192), (512, 384))  # 4:3, multiples of 64 (latents of 8-cell UNets at ÷8)
+
+
+def walk_frames(ctx, size: tuple[int, int], frames: int) -> list:
+    """A Backrooms walk as the generator receives it: colour and motion read back, turned."""
+    from ..generate.worker import BaseFrame
+    from ..scene.backrooms import Backrooms
+
+    scene = Backrooms(ctx, size)
+    values = REGISTRY.defaults()
+    colour = np.empty((size[1], size[0], 4), np.uint8)
+    motion = np.empty((size[1], size[0], 2), np.float32)
+    out = []
+    for n in range(frames):
+        scene.render(FrameParams(n, n / 30.0, 1 / 30.0, values)).read_into(colour)
+        scene.motion.read_into(motion)
+        out.append(BaseFrame(colour[::-1, :, :3].copy(), motion.copy(), scene.cut, gl=True).prepared())
+    scene.release()
+    return out
+
+
+def bench_engine(ctx, backend, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+    """Generator fps at one working size: steps 1 and 2, Stream Batch off and on (plain engine
+    calls on a walk, no loop around them), similarity skip off so every frame is dreamed."""
+    from ..generate.stream import StreamEngine
+
+    frames = walk_frames(ctx, size, 24)
+    out: dict[str, Any] = {}
+    for steps, batch in ((1, False), (2, False), (2, True)):
+        key = f"steps {steps}" + (" batch" if batch else "")
+        try:
+            engine = StreamEngine(backend, size)
+            values = {**REGISTRY.defaults(), "steps": steps, "stream_batch": batch, "similarity_skip": 0.0}
+            for n in range(3):  # warm-up: first calls allocate, the pipe fills
+                engine(frames[n], FrameParams(n, n / 30.0, 1 / 30.0, values))
+            n, start = 3, time.perf_counter()
+            while n < 3 + 200 and (n < 6 or time.perf_counter() - start < seconds):
+                engine(frames[n % len(frames)], FrameParams(n, n / 30.0, 1 / 30.0, values))
+                n += 1
+            out[key] = (n - 3) / (time.perf_counter() - start)
+        except Exception as exc:  # a size this backend cannot play is a figure too
+            out[key] = f"failed: {type(exc).__name__}: {exc}"
+    return out
+
+
+def bench_loop_busy(ctx, patch, backend, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
+    """The show's loop paced at `fps` on the Backrooms, with the scene alone and with the generator
+    dreaming on its thread: what the generator costs the loop, and what it gets done meanwhile
+    (they share the cores and Python's GIL, which moderngl holds while llvmpipe draws)."""
+    from ..generate.stream import StreamEngine
+    from ..generate.worker import ThreadedGenerator
+
+    out: dict[str, Any] = {}
+    walk = replace(patch, scene="backrooms", model="none", size=backend.size)
+    for key in ("none", "busy"):
+        show = _show(ctx, walk, size, fps, True)
+        if key == "busy":
+            show.generator.release()
+            show.generator = ThreadedGenerator(backend.name, StreamEngine(backend), ctx, backend.size,
+                                               show.reporter, live=True)
+        show.run(frames=10)
+        n0, t0 = show.clock.frame, time.perf_counter()
+        done0 = show.generator.stats()["done"] if key == "busy" else 0
+        show.run(until=lambda end=t0 + seconds: time.perf_counter() > end)
+        elapsed = time.perf_counter() - t0
+        out[f"{key}_fps"] = (show.clock.frame - n0) / elapsed
+        if key == "busy":
+            out["generator_fps"] = (show.generator.stats()["done"] - done0) / elapsed
+        show.close()
+    out["ratio"] = out["busy_fps"] / out["none_fps"] if out["none_fps"] else 0.0
+    return out
+
+
+def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: float,
+                    backend=None) -> dict[str, Any]:
+    """Generator figures for `model` (or a Backend given directly); the reason when none loads."""
+    if backend is None:
+        from ..generate import load_backend
+
+        try:
+            backend = load_backend(model)
+        except Exception as exc:
+            return {"model": model, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    from ..generate.stream import share_cpu
+
+    threads = share_cpu(backend)
+    sizes = sorted({*GENERATOR_SIZES, tuple(backend.size)}, key=lambda s: s[0] * s[1])
+    return {"model": backend.name, "loaded": True, "device": f"{backend.device} ({threads} torch threads)",
+            "working_size": f"{backend.size[0]}x{backend.size[1]}",
+            "engine_fps": {f"{w}x{h}": bench_engine(ctx, backend, (w, h), seconds) for w, h in sizes},
+            "loop": bench_loop_busy(ctx, patch, backend, size, seconds)}
+
+
+
+def print_generator(g: dict[str, Any]) -> None:
+    if not g["loaded"]:
+        print(f"\ngenerator: no backend loaded ({g['model']}: {g['error']})")
+        return
+    print(f"\ngenerator {g['model']} on {g['device']} (working size {g['working_size']}), "
+          "engine alone on a walk:")
+    for size, figures in g["engine_fps"].items():
+        print(f"  {size:>9}: " + "  ".join(f"{k} {v:.2f} fps" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in figures.items()))
+    lo = g["loop"]
+    print(f"loop paced at 60 fps, backrooms: {lo['none_fps']:.1f} fps alone, {lo['busy_fps']:.1f} fps "
+          f"while the generator dreams ({100 * lo['ratio']:.0f}%) at {lo['generator_fps']:.2f} generated fps")

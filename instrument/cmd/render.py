@@ -1,0 +1,70 @@
+"""`noclip render`: a patch, a performance file or a MIDI file rendered offline on a fixed-step clock."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from ..record.render import render_offline
+from ..report import Reporter
+from . import resolve_patch
+from .play import _audio_factory
+
+log = logging.getLogger("noclip")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from ..record.performance import PerformanceError, load_performance
+
+    perf = None
+    if args.performance:
+        try:
+            perf = load_performance(args.performance, salvage=args.salvage)
+        except (PerformanceError, OSError) as exc:
+            print(f"noclip: {exc}" + ("" if args.salvage else " (--salvage renders up to it)"),
+                  file=sys.stderr)
+            return 2
+        if not perf.complete:
+            log.warning("%s ends early (crash or --salvage): rendering its %d frames", perf.path, perf.frames)
+        patch = replace(perf.patch, model=args.model) if args.model else perf.patch
+        overrides = perf.header["start"]
+        seconds = args.seconds or perf.frames / perf.fps
+    else:
+        patch, overrides = resolve_patch(args)
+        seconds = args.seconds
+    player = None
+    if args.midi:
+        if perf is not None:
+            print("noclip: --midi plays a MIDI file over a patch, not over a performance", file=sys.stderr)
+            return 2
+        from ..control.midi import default_tiers
+        from ..control.midifile import MidiFilePlayer
+
+        reporter = Reporter()
+        try:
+            tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
+            player = MidiFilePlayer(args.midi, tiers, args.fps, device=args.midi_device)
+        except ValueError as exc:
+            print(f"noclip: --midi {exc}", file=sys.stderr)
+            return 2
+        seconds = seconds or player.frames / args.fps
+    if seconds is None:
+        print("noclip: render needs --seconds, a performance file or --midi FILE", file=sys.stderr)
+        return 2
+    start, end = args.range or (0.0, seconds)
+    return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
+                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
+                          midi=player, resume=args.resume)
+
+
+def _range(text: str) -> tuple[float, float]:
+    a, sep, b = text.partition(":")
+    try:
+        start, end = float(a or 0), float(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--range is START:END in seconds, not {text!r}") from None
+    if not sep or end <= start:
+        raise argparse.ArgumentTypeError(f"--range {text}: END must follow START")
+    return start, end

@@ -50,6 +50,12 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
+class Source(Protocol):
+    """A control source the loop asks for what has arrived, at the start of every frame."""
+
+    def poll(self) -> None: ...
+
+
 class Feedback(Protocol):
     def publish(self, fp: FrameParams) -> None: ...
 
@@ -89,12 +95,14 @@ class Show:
                  clock: RealtimeClock | OfflineClock, queue: ControlQueue | None = None,
                  reporter: Reporter | None = None, outputs: list[Output] | None = None,
                  feedback: list[Feedback] | None = None, sinks: list[EventSink] | None = None,
+                 sources: list[Source] | None = None,
                  overrides: dict[str, Any] | None = None, sync_stages: bool = False) -> None:
         self.ctx, self.clock = ctx, clock
         self.queue = ControlQueue() if queue is None else queue
         self.reporter = Reporter() if reporter is None else reporter
         self.outputs: list[Output] = [] if outputs is None else outputs
         self.feedback: list[Feedback] = [] if feedback is None else feedback
+        self.sources: list[Source] = [] if sources is None else sources
         self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()
@@ -134,6 +142,8 @@ class Show:
     def step(self) -> FrameParams:
         tick = self.clock.tick()
         t = time.perf_counter()
+        for source in self.sources:
+            source.poll()
         events = self.queue.drain(t)
         self._wall, self._show_time = t, tick.time
         self._apply(events, tick.frame)

@@ -110,8 +110,9 @@ def print_report(r: dict[str, Any]) -> None:
     for key in ("flood_60fps", "flood_unpaced"):
         if key in r:
             f = r[key]
-            print(f"OSC flood 10k msg/s, target {f['target_fps']}: idle {f['idle_fps']:.1f} fps, flooded "
-                  f"{f['flood_fps']:.1f} fps ({100 * f['ratio']:.0f}% of idle), "
+            print(f"OSC flood 10k msg/s, target {f['target_fps']}: median of alternating windows, idle "
+                  f"{f['idle_fps']:.1f} fps, flooded {f['flood_fps']:.1f} fps "
+                  f"({100 * f['ratio']:.0f}% of idle), "
                   f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
     if "recording_30fps" in r:
         rec = r["recording_30fps"]

@@ -37,27 +37,30 @@ def send_random(port: int, seconds: float, mean_gap: float, seed: int) -> None:
         time.sleep(rng.expovariate(1.0 / mean_gap))
 
 
-def send_flood(port: int, seconds: float, rate: int) -> None:
-    """`rate` messages per second in 1 ms batches, cycling through a few addresses and values."""
+def send_flood(port: int, start: float, windows: int, window: float, rate: int) -> None:
+    """`rate` messages per second in 1 ms batches, cycling through a few addresses and values, in
+    every odd `window`-second window from wall-clock time `start` on (even windows stay quiet)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     grams = [_msg(a, v) for a in ("/noclip/bleed", "/noclip/tracking", "/noclip/norm/aberration")
              for v in (0.1, 0.4, 0.9)]
-    per_ms = rate / 1000.0
-    start = time.perf_counter()
-    sent = 0
-    while (now := time.perf_counter()) - start < seconds:
-        due = int((now - start) * 1000.0 * per_ms)
-        while sent < due:
-            sock.sendto(grams[sent % len(grams)], ("127.0.0.1", port))
-            sent += 1
+    per_ms, sent = rate / 1000.0, 0
+    while (now := time.time()) < start + windows * window:
+        k = int((now - start) // window) if now >= start else -1
+        if k % 2 == 1:
+            due = int((now - start - k * window) * 1000.0 * per_ms)
+            while sent < due:
+                sock.sendto(grams[sent % len(grams)], ("127.0.0.1", port))
+                sent += 1
+        else:
+            sent = 0
         time.sleep(0.0005)
-
 
 
 def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc])
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
+                 sources=[osc])
     proc = _sender(send_random, osc.address[1], seconds + 1.5, 0.008, 1)
     warm = time.perf_counter() + 1.0  # the spawned sender starts up while the show already plays
     show.run(until=lambda: time.perf_counter() > warm)
@@ -73,32 +76,38 @@ def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any
             "received": osc.stats["messages"]}
 
 
-def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict[str, Any]:
+def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: int = 3) -> dict[str, Any]:
+    """The loop's rate in alternating quiet and flooded windows (`pairs` of each, `seconds` / 2
+    long), medians compared: on a shared 2-core machine the rate drifts by more than a flood costs
+    over a few seconds, so one idle phase then one flooded phase would measure the drift."""
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
     show = _show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter, feedback=[osc],
-                 outputs=[Readback()])
+                 sources=[osc], outputs=[Readback()])
     show.run(frames=10)
-
-    def rate_for(phase_seconds: float) -> float:
-        n0, t0 = show.clock.frame, time.perf_counter()
-        end = t0 + phase_seconds
-        show.run(until=lambda: time.perf_counter() > end)
-        return (show.clock.frame - n0) / (time.perf_counter() - t0)
-
-    idle = rate_for(seconds)
-    before = osc.stats["messages"]
-    proc = _sender(send_flood, osc.address[1], seconds + 1.0, rate)
-    time.sleep(0.6)
-    flooded = rate_for(seconds)
-    proc.join(timeout=5)
+    window, windows = max(1.0, seconds / 2), 2 * pairs
+    start = time.time() + 1.5  # the spawned sender is up by then
+    proc = _sender(send_flood, osc.address[1], start, windows, window, rate)
+    rates: list[list[float]] = [[], []]
+    before = 0
+    for k in range(windows):
+        # each window's middle: 0.2 s margins keep the sender's start and stop out of it
+        t0, t1 = start + k * window + 0.2, start + (k + 1) * window - 0.2
+        show.run(until=lambda t0=t0: time.time() > t0)
+        n0, c0 = show.clock.frame, time.perf_counter()
+        if k == 1:
+            before = osc.stats["messages"]
+        show.run(until=lambda t1=t1: time.time() > t1)
+        rates[k % 2].append((show.clock.frame - n0) / (time.perf_counter() - c0))
     received = osc.stats["messages"] - before
+    proc.join(timeout=5)
     values_ok = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
     show.close()
     osc.close()
+    idle, flooded = float(np.median(rates[0])), float(np.median(rates[1]))
     return {"target_fps": fps or "unpaced", "idle_fps": idle, "flood_fps": flooded,
             "ratio": flooded / idle if idle else 0.0, "messages_received": received,
-            "values_in_range": values_ok}
+            "windows": {"idle": rates[0], "flood": rates[1]}, "values_in_range": values_ok}
 
 
 MIDI_BENCH = """

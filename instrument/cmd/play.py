@@ -116,7 +116,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
-                outputs=outputs, feedback=[osc] if osc else [], overrides=overrides)
+                outputs=outputs, feedback=[osc] if osc else [], sources=[osc] if osc else [],
+                overrides=overrides)
     if args.log:
         show.sinks.append(EventLog(args.log))
     perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)

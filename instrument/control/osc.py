@@ -8,6 +8,7 @@ stamps, an allow-list when the port is opened to a network, and replies from the
 from __future__ import annotations
 
 import ipaddress
+import selectors
 import socket
 import struct
 import sys
@@ -108,6 +109,7 @@ class OscControl:
         self._sent: dict[tuple[str, int], dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
         self._stop = threading.Event()
+        self._reading = threading.Lock()  # the thread and the loop's poll take turns at the socket
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.kernel_stamps = False
@@ -139,25 +141,34 @@ class OscControl:
     # -- input ---------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        """Block for one datagram, then take what else is waiting (up to BATCH) before handling
-        any: under a flood this thread wakes once per batch, not once per packet."""
-        sock, nowait, anc = self.sock, self._nowait, socket.CMSG_SPACE(_TIMESPEC.size)
-        while not self._stop.is_set():
-            batch = []
-            try:
-                batch.append(sock.recvmsg(65536, anc))
-                while len(batch) < BATCH:
-                    batch.append(nowait.recvmsg(65536, anc))
-            except (TimeoutError, BlockingIOError):
-                pass
-            except OSError:
-                if self._stop.is_set():
-                    return
-            if not batch:
-                continue
-            now, wall = time.perf_counter(), time.time()
-            for data, ancdata, _flags, sender in batch:
-                self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
+        """Wait until packets are there (without the interpreter lock, and without taking one out
+        of the kernel yet), then take them all. A packet is only ever taken by a reader that holds
+        the interpreter lock, so none waits in limbo while the frame loop runs its GL calls."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                if sel.select(timeout=0.2):
+                    with self._reading:
+                        self._take()
+
+    def poll(self) -> None:
+        """Called by the frame loop before it drains the queue: whatever the kernel holds now
+        makes this very frame (the thread, waiting for the interpreter lock the loop keeps through
+        its GL calls, could leave it to the next). If the thread is mid-batch, that batch is
+        finished first, so it too makes this frame."""
+        with self._reading:
+            self._take()
+
+    def _take(self) -> None:
+        anc, batch = socket.CMSG_SPACE(_TIMESPEC.size), []
+        try:
+            while len(batch) < BATCH:
+                batch.append(self._nowait.recvmsg(65536, anc))
+        except (BlockingIOError, OSError):
+            pass
+        now, wall = time.perf_counter(), time.time()
+        for data, ancdata, _flags, sender in batch:
+            self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
 
     def _arrival(self, ancdata: list, now: float, wall: float) -> float:
         """The kernel's arrival stamp on the perf_counter clock (the wake-up time without one)."""

@@ -100,7 +100,7 @@ class Trainer:
         path = self._ckpt(stage)
         if not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location=self.device, weights_only=True)  # tensors and plain data only
         for k, m in modules.items():
             m.load_state_dict(state[k])
         opt.load_state_dict(state["opt"])

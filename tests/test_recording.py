@@ -216,3 +216,18 @@ def test_resumed_render_equals_an_unbroken_one(tmp_path, suffix, codec):
         for i in range(1, 89):
             assert d(fa[i], fb[i]) < min(d(fa[i], fb[i - 1]), d(fa[i], fb[i + 1])), i
         assert all(d(fa[i], fb[i]) == 0 for i in range(keep))  # the kept frames are the very packets
+
+
+def test_a_live_headless_take_with_sound(tmp_path):
+    """`play --headless --record` for 2 s at 30 fps: 60 frames, 2 s, H.264 with AAC beside it."""
+    out = tmp_path / "live.mp4"
+    r = noclip("play", "--headless", "--patch", "testcard", "--seconds", "2", "--fps", "30", "--size",
+               "160x120", "--record", str(out), "--audio", str(click_file(tmp_path / "c.wav")),
+               "--osc", f"127.0.0.1:{free_udp_port()}", "--midi", "off")
+    assert r.returncode == 0, r.stderr
+    info = ffprobe(out)
+    kinds = {s["codec_type"]: s for s in info["streams"]}
+    assert kinds["video"]["codec_name"] == "h264" and int(kinds["video"]["nb_read_frames"]) == 60
+    assert kinds["audio"]["codec_name"] == "aac"
+    assert abs(float(info["format"]["duration"]) - 2.0) < 0.15
+    assert out.with_suffix(".performance.jsonl").is_file()

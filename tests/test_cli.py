@@ -79,7 +79,8 @@ def test_headless_play_logs_osc_events(tmp_path):
     port = free_udp_port()
     log = tmp_path / "events.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "play", "--headless", "--seconds", "4",
-                             "--osc", f"127.0.0.1:{port}", "--log", str(log), "--size", "320x180"],
+                             "--osc", f"127.0.0.1:{port}", "--log", str(log), "--size", "320x180",
+                             "--patch", "testcard", "--midi", "off"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = SimpleUDPClient("127.0.0.1", port)
     stop = threading.Event()

@@ -168,8 +168,10 @@ def test_a_scene_at_another_size_is_answered_at_its_own(walk):
 
 
 def show_with_tiny(ctx, monkeypatch, backend, *, clock, model="builtin"):
-    """The show as `noclip` builds it, with load_backend answering with the tiny backend."""
+    """The show as `noclip` builds it, with load_backend answering with the tiny backend (in this
+    process: a generator process would load the real model, not the patched one)."""
     monkeypatch.setattr(generate, "load_backend", lambda name, device=None: backend)
+    monkeypatch.setenv("NOCLIP_GENERATOR", "thread")
     patch = replace(load_patch("level0").with_params(**QUIET), model=model, size=SIZE)
     return Show(ctx, patch, (160, 120), clock=clock)
 

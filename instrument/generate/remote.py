@@ -13,6 +13,7 @@ which the worker calls after a failed frame; the show plays its last good frame 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import traceback
 from typing import Any
 
@@ -24,6 +25,7 @@ from .worker import BaseFrame
 
 def _serve(conn, name: str) -> None:
     """The child: load the model, then dream every frame it is sent until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the show's to handle: it ends us cleanly
     try:
         from ..report import Reporter
         from . import load_backend

@@ -9,6 +9,7 @@ its bindings pick their parameters up again, with nothing else interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -189,10 +190,8 @@ class MidiControl:
     def _close_port(self, p: _Port) -> None:
         for handle in (p.input, p.output):
             if handle is not None:
-                try:
+                with contextlib.suppress(Exception):  # it is gone already: that is why we close it
                     handle.close()
-                except Exception:
-                    pass  # it is gone already: that is why we close it
 
     # -- input: bytes → messages ---------------------------------------------------------------------
 

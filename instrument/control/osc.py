@@ -120,10 +120,7 @@ class OscControl:
             except OSError:
                 pass
         self.sock.bind((host, port))
-        self.sock.settimeout(0.2)
-        # A twin without a timeout for draining: with one, Python would poll for it on every read.
-        self._nowait = self.sock.dup()
-        self._nowait.setblocking(False)
+        self.sock.setblocking(False)  # read only when there is something: by the loop, or after select
         self.address = self.sock.getsockname()[:2]
         self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
 
@@ -135,7 +132,6 @@ class OscControl:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1.0)
-        self._nowait.close()
         self.sock.close()
 
     # -- input ---------------------------------------------------------------------------------
@@ -163,7 +159,7 @@ class OscControl:
         anc, batch = socket.CMSG_SPACE(_TIMESPEC.size), []
         try:
             while len(batch) < BATCH:
-                batch.append(self._nowait.recvmsg(65536, anc))
+                batch.append(self.sock.recvmsg(65536, anc))
         except (BlockingIOError, OSError):
             pass
         now, wall = time.perf_counter(), time.time()

@@ -66,10 +66,6 @@ class BaseFrame:
 Engine = Callable[[BaseFrame, FrameParams], np.ndarray]
 
 
-class _NoEngine(Exception):
-    pass
-
-
 class GeneratorWorker:
     """`engine`, or `load` to build it on this thread: loading a model takes seconds to minutes, and
     a show that loads one mid-set (patch/load) must keep playing the scene meanwhile."""
@@ -132,16 +128,14 @@ class GeneratorWorker:
                 frame, fp = self._pending
                 dropped, self._pending, self._dropped = self._dropped, None, []
             t = time.perf_counter()
+            out = None  # an engine that did not load leaves every frame to the scene
             try:
-                if self.engine is None:  # it did not load: every frame is the scene's
-                    raise _NoEngine
-                grid = getattr(self.engine, "motion_grid", None)
-                frame = frame.prepared(grid)
-                for older in reversed(dropped):
-                    frame = frame.after(older.prepared(grid))
-                out = self.engine(frame, fp)
-            except _NoEngine:
-                out = None
+                if self.engine is not None:
+                    grid = getattr(self.engine, "motion_grid", None)
+                    frame = frame.prepared(grid)
+                    for older in reversed(dropped):
+                        frame = frame.after(older.prepared(grid))
+                    out = self.engine(frame, fp)
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
                 self.failures += 1
                 self.reporter.error(self.name, f"frame {fp.frame}: {type(exc).__name__}: {exc}")
@@ -151,7 +145,6 @@ class GeneratorWorker:
                         recover()
                     except Exception as again:
                         self.reporter.error(self.name, f"recovery failed: {again}")
-                out = None
             self.busy_seconds += time.perf_counter() - t
             self.done += 1
             with self._cv:

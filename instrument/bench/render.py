@@ -31,6 +31,24 @@ def bench_stages(ctx, patch, size, frames: int, readback: bool) -> dict[str, Any
     return out
 
 
+def bench_scaling(ctx, patch, size, big, frames: int) -> dict[str, Any]:
+    """The composite at two output sizes, in alternating blocks of frames, so that a noisy machine's
+    drift lands on both sides of the ratio alike."""
+    shows = {s: _show(ctx, patch, s, 1000.0, False, sync_stages=True) for s in (size, big)}
+    times: dict[tuple[int, int], list[float]] = {s: [] for s in shows}
+    for show in shows.values():
+        show.run(frames=10)
+    for _ in range(10):
+        for s, show in shows.items():
+            show.stats.stages["composite"].clear()
+            show.run(frames=max(6, frames // 10))
+            times[s].extend(show.stats.stages["composite"])
+    for show in shows.values():
+        show.close()
+    small, large = _summary(times[size]), _summary(times[big])
+    return {"size": f"{big[0]}x{big[1]}", "composite_ms": large, "base_composite_ms": small,
+            "ratio": large["p50"] / small["p50"]}
+
 
 def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     """The Backrooms alone at the working size, colour + depth + motion each frame, per level.

@@ -12,10 +12,10 @@ uniform int crt;
 uniform float scanlines;
 uniform float curvature;
 uniform float vignette;
-in vec2 uv;
 out vec4 color;
 
 void main() {
+    vec2 uv = gl_FragCoord.xy / u_resolution;     // cheaper on llvmpipe than the quad's varying
     float screen = u_resolution.x / u_resolution.y;
     float frame = u_source_size.x / u_source_size.y;
     vec2 p = uv * 2.0 - 1.0;

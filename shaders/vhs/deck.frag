@@ -10,7 +10,6 @@ uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
 uniform float sharpen;
 uniform float ringing;
 uniform float chroma_delay;
-in vec2 uv;
 out vec4 color;
 
 const mat3 YIQ2RGB = mat3(1.0, 1.0, 1.0, 0.956, -0.272, -1.106, 0.621, -0.647, 1.703);
@@ -53,6 +52,6 @@ void main() {
     float y = mix(yg, ys / sums, ringing) + sharpen * (yg - yv / sumv);
 
     float delay = chroma_delay * DELAY_SAMPLES[tape_speed] / FSC4_MHZ * W / ACTIVE_US;   // px
-    vec2 iq = texture(smear, vec2((gl_FragCoord.x - delay) / W, uv.y)).xy;
+    vec2 iq = texture(smear, vec2(gl_FragCoord.x - delay, gl_FragCoord.y) / u_resolution).xy;
     color = vec4(clamp(YIQ2RGB * vec3(y, (iq - 0.5) / 0.8), 0.0, 1.0), 1.0);
 }

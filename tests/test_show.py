@@ -132,3 +132,21 @@ def test_a_stage_that_throws_plays_on_with_its_last_good_frame(ctx):
     show.scene.render = render
     show.step()
     show.close()
+
+
+def test_a_live_show_settles_memory_before_it_plays(ctx):
+    """A full collection over the libraries' objects costs ~10 frames: a live show collects once
+    and freezes what is alive, so later collections only walk what the show allocates."""
+    import gc
+
+    from instrument.clock import RealtimeClock
+
+    gc.unfreeze()
+    offline = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30))
+    offline.run(frames=2)
+    offline.close()
+    assert gc.get_freeze_count() == 0          # renders are not live: nothing to protect
+    live = Show(ctx, load_patch("testcard"), SIZE, clock=RealtimeClock(1000.0, paced=False))
+    live.run(frames=2)
+    live.close()
+    assert gc.get_freeze_count() > 1000

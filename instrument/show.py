@@ -6,7 +6,6 @@ stage failure is reported and the show carries on with what it had.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections import deque
@@ -17,7 +16,7 @@ from typing import Any, Protocol
 
 import moderngl
 
-from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock
+from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock, settle_memory
 from .commands import declare_command
 from .control import ControlEvent, ControlQueue
 from .control.events import CMD
@@ -354,13 +353,4 @@ class Show:
         self.generator.release()
         self.scene.release()
         self.compositor.release()
-
-
-def settle_memory() -> None:
-    """Before a live show: collect once, then keep everything alive so far (the libraries, torch's
-    hundreds of thousands of objects) out of the collector's reach. A full collection over them
-    takes 100-200 ms here, ten dropped frames whenever Python's schedule decides; afterwards it
-    only walks what the show itself allocates."""
-    gc.collect()
-    gc.freeze()
 

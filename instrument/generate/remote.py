@@ -38,6 +38,9 @@ def _serve(conn, name: str) -> None:
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
+    from ..clock import settle_memory
+
+    settle_memory()  # torch's objects out of the collector's way: no 100 ms pause mid-dream
     conn.send(("ready", {"motion_grid": getattr(engine, "motion_grid", None)}))
     while True:
         try:

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from instrument.render.chain import chain_names, load_chain_spec
 from instrument.render.gl import QUAD_VERT, load_program, quad_buffer, shader_path
 from instrument.resources import data_dir
 
@@ -16,6 +17,8 @@ ALL = sorted(p for p in data_dir("shaders").rglob("*") if p.suffix in (".frag", 
 # consumer, and are compiled below the way it assembles them
 SHADERS = [p for p in ALL if p.read_text().startswith("#version")]
 IDS = [str(p.relative_to(data_dir("shaders"))) for p in SHADERS]
+# fragment programs drawn with a pass's own vertex shader (the chain files say which)
+PAIRED = {p.shader: p.vertex for name in chain_names() for p in load_chain_spec(name).passes if p.vertex}
 LEVELS = sorted(int(p.stem.removeprefix("level")) for p in data_dir("shaders").glob("scene/level*.frag"))
 
 
@@ -47,8 +50,20 @@ def test_the_chain_has_its_stages():
 )
 def test_compiles_in_mesa(gl, path):
     quad = quad_buffer(gl)
-    program = load_program(gl, path, quad)  # with the one vertex shader, so it links too
+    program = load_program(gl, path, quad, PAIRED.get(path, QUAD_VERT))  # linked as it plays
     program.release()
+    quad.release()
+
+
+def test_a_pass_vertex_shader_error_names_its_file(gl, tmp_path):
+    from instrument.render.gl import ShaderError
+
+    broken = tmp_path / "broken.vert"
+    broken.write_text(shader_path("vhs/deck.vert").read_text().replace("taps1 = vec3(", "taps1 = vec2("))
+    quad = quad_buffer(gl)
+    with pytest.raises(ShaderError) as err:
+        load_program(gl, "vhs/deck.frag", quad, broken)
+    assert err.value.path == broken and err.value.line is not None
     quad.release()
 
 

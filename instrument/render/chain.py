@@ -20,7 +20,7 @@ from ..tomlfile import ConfigError, TomlFile
 from .gl import Program, draw, load_program, shader_path, target
 
 SCALES = ("source", "output", "absolute")
-PASS_KEYS = {"name", "shader", "scale", "size", "factor", "filter", "float", "feedback"}
+PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback"}
 PARAM_KEYS = {"name", "type", "default", "min", "max", "choices", "unit", "smooth", "description"}
 
 
@@ -34,6 +34,7 @@ class PassSpec:
     filter: str = "linear"
     float: bool = False
     feedback: bool = False
+    vertex: Path | None = None  # the pass's own vertex shader, for its per-frame constants
 
     def out_size(self, source: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
         if self.scale == "absolute":
@@ -86,11 +87,14 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
         path = shader_path(p["shader"])
         if not path.is_file():
             raise tf.error(("pass", i, "shader"), f"no shader file {path}")
+        vertex = shader_path(p["vertex"]) if "vertex" in p else None
+        if vertex is not None and not vertex.is_file():
+            raise tf.error(("pass", i, "vertex"), f"no shader file {vertex}")
         passes.append(PassSpec(
             name=p["name"], shader=path, scale=p.get("scale", "source"),
             size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
             filter=p.get("filter", "linear"), float=bool(p.get("float", False)),
-            feedback=bool(p.get("feedback", False)),
+            feedback=bool(p.get("feedback", False)), vertex=vertex,
         ))
     if not passes:
         raise tf.error(("pass",), "a chain needs at least one pass")
@@ -142,7 +146,7 @@ class Chain:
         programs: list[Program] = []
         try:
             for p in spec.passes:
-                programs.append(load_program(ctx, p.shader, quad))
+                programs.append(load_program(ctx, p.shader, quad, *([p.vertex] if p.vertex else [])))
         except Exception:
             for prog in programs:
                 prog.release()

@@ -146,4 +146,4 @@ def picture_box(output: tuple[int, int], frame: tuple[int, int], fit: str) -> tu
 
 
 def _files(spec: ChainSpec) -> list[Path]:
-    return [spec.path, *(p.shader for p in spec.passes)]
+    return [spec.path, *(p.shader for p in spec.passes), *(p.vertex for p in spec.passes if p.vertex)]

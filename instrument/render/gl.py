@@ -83,18 +83,24 @@ class Program:
         self.prog.release()
 
 
-def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer) -> Program:
-    """Compile a fragment shader against the shared quad; ShaderError names file and line."""
-    fpath = shader_path(frag)
-    vpath = shader_path(QUAD_VERT)
+def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
+                 vertex: str | Path = QUAD_VERT) -> Program:
+    """Compile a fragment shader over the shared quad, with the quad's own vertex shader or a pass's
+    (which computes the pass's per-frame constants: four runs, not one a pixel). ShaderError names
+    the file that failed and its line."""
+    fpath, vpath = shader_path(frag), shader_path(vertex)
+    sources = {}
+    for path in (vpath, fpath):
+        try:
+            sources[path] = path.read_text()
+        except OSError as exc:
+            raise ShaderError(path, None, f"cannot read: {exc.strerror}") from None
     try:
-        source = fpath.read_text()
-    except OSError as exc:
-        raise ShaderError(fpath, None, f"cannot read: {exc.strerror}") from None
-    try:
-        prog = ctx.program(vertex_shader=vpath.read_text(), fragment_shader=source)
+        prog = ctx.program(vertex_shader=sources[vpath], fragment_shader=sources[fpath])
     except moderngl.Error as exc:
-        raise _shader_error(fpath, exc) from None
+        # moderngl heads a compile log with the stage; a link error belongs to the pass's program
+        failed = vpath if "vertex_shader" in str(exc) and vpath != shader_path(QUAD_VERT) else fpath
+        raise _shader_error(failed, exc) from None
     uniforms = {k: v for k, v in ((k, prog[k]) for k in prog) if isinstance(v, moderngl.Uniform)}
     samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)
     vao = ctx.vertex_array(prog, [(quad, "2f", "in_pos")])

@@ -19,18 +19,23 @@ out vec4 color;
 
 int field;
 
-// one channel of this field at a tape position (px, lines from the top): the nearest of the field's
-// lines (the other field's lines show the one above: line doubling), interpolated across the line
-// by hand; two texel fetches are cheaper on llvmpipe than one filtered one
+// the deck texture's row that shows a tape line (lines from the top): the nearest of this field's
+// lines (the other field's lines show the one above: line doubling)
+int row(float y) {
+    int rows = textureSize(deck, 0).y;
+    return rows - 1 - clamp(int(floor((y - 0.5 - float(field)) * 0.5 + 0.25)), 0, rows - 1);
+}
+
+// one channel of this field at a tape position (px, lines from the top), interpolated across the
+// line by hand (two texel fetches are cheaper on llvmpipe than one filtered one), black beyond it
 float shown(vec2 at, int channel) {
-    ivec2 size = textureSize(deck, 0);
-    int row = clamp(int(floor((at.y - 0.5 - float(field)) * 0.5 + 0.25)), 0, size.y - 1);
+    int last = textureSize(deck, 0).x - 1;
     float x = at.x - 0.5;
-    int x0 = int(floor(x));
-    vec4 a = texelFetch(deck, ivec2(clamp(x0, 0, size.x - 1), size.y - 1 - row), 0);
-    vec4 b = texelFetch(deck, ivec2(clamp(x0 + 1, 0, size.x - 1), size.y - 1 - row), 0);
-    vec4 c = mix(a, b, x - float(x0)) * step(0.0, at.x) * step(at.x, float(size.x));
-    return channel == 0 ? c.r : channel == 1 ? c.g : c.b;
+    int x0 = int(floor(x)), y = row(at.y);
+    vec4 a = texelFetch(deck, ivec2(clamp(x0, 0, last), y), 0);
+    vec4 b = texelFetch(deck, ivec2(clamp(x0 + 1, 0, last), y), 0);
+    vec4 c = mix(a, b, x - float(x0)) * step(0.0, at.x) * step(at.x, float(last + 1));
+    return channel == 0 ? c.r : c.b;
 }
 
 void main() {
@@ -39,7 +44,8 @@ void main() {
     vec2 at = vec2(gl_FragCoord.x, float(line) + 0.5);
     vec2 centre = 0.5 * u_resolution;
     float k = aberration / centre.x;
-    vec3 rgb = vec3(shown(centre + (at - centre) / (1.0 + k), 0), shown(at, 1),
+    float green = texelFetch(deck, ivec2(int(at.x), row(at.y)), 0).g;   // on a texel: one fetch
+    vec3 rgb = vec3(shown(centre + (at - centre) / (1.0 + k), 0), green,
                     shown(centre + (at - centre) / (1.0 - min(k, 0.5)), 2));
     // the OSD, keyed in by the deck before the TV; one font pixel is 4 px by 3 lines
     vec4 text = texelFetch(osd_layer, ivec2(gl_FragCoord.xy) / ivec2(4, 3), 0);

@@ -19,6 +19,7 @@ SHADERS = [p for p in ALL if p.read_text().startswith("#version")]
 IDS = [str(p.relative_to(data_dir("shaders"))) for p in SHADERS]
 # fragment programs drawn with a pass's own vertex shader (the chain files say which)
 PAIRED = {p.shader: p.vertex for name in chain_names() for p in load_chain_spec(name).passes if p.vertex}
+PAIRED[shader_path("core/output.frag")] = shader_path("core/output.vert")
 LEVELS = sorted(int(p.stem.removeprefix("level")) for p in data_dir("shaders").glob("scene/level*.frag"))
 
 

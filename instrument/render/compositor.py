@@ -17,7 +17,7 @@ from .chain import Chain, ChainSpec, load_chain_spec
 from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
 from .reload import FileWatcher
 
-MIX, OUTPUT = "core/mix.frag", "core/output.frag"
+MIX, OUTPUT, OUTPUT_VERT = "core/mix.frag", "core/output.frag", "core/output.vert"
 
 declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
         description="generated frame over the base scene (0 = scene only)")
@@ -44,8 +44,8 @@ class Compositor:
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
         self.mixer = load_program(ctx, MIX, self.quad)
-        self.out = load_program(ctx, OUTPUT, self.quad)
-        self.core = {shader_path(f) for f in (QUAD_VERT, MIX, OUTPUT)}
+        self.out = load_program(ctx, OUTPUT, self.quad, OUTPUT_VERT)
+        self.core = {shader_path(f) for f in (QUAD_VERT, MIX, OUTPUT, OUTPUT_VERT)}
         self.watcher = FileWatcher() if watch else None
         self.mixed, self.mixed_fbo = target(ctx, source_size)
         self.texture, self.fbo = target(ctx, output_size)
@@ -79,15 +79,15 @@ class Compositor:
         if not edited:
             return
         if edited & self.core:
-            for attr, frag in (("mixer", MIX), ("out", OUTPUT)):
+            for attr, frag, vert in (("mixer", MIX, QUAD_VERT), ("out", OUTPUT, OUTPUT_VERT)):
                 try:
-                    program = load_program(self.ctx, frag, self.quad)
+                    program = load_program(self.ctx, frag, self.quad, vert)
                 except Exception as exc:
                     self.reporter.error("shader", str(exc))
                     continue
                 getattr(self, attr).release()
                 setattr(self, attr, program)
-        if self.chain is not None and edited - {shader_path(MIX), shader_path(OUTPUT)}:
+        if self.chain is not None and edited - {shader_path(f) for f in (MIX, OUTPUT, OUTPUT_VERT)}:
             self.load_chain(self.chain.spec.path)
 
     def resize(self, output_size: tuple[int, int]) -> None:

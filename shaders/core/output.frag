@@ -1,29 +1,20 @@
 #version 330
-// The only pass at output resolution: the screen the tape is watched on. It fits the 4:3 frame to
-// the output (pillarbox, crop or stretch); with `crt`, the glass bulges (corners fall off), the
-// beam draws 240 field lines (brighter spots widen the beam) and the corners darken; then the
-// master fade. One texture fetch, outside any branch (llvmpipe pays dearly for fetches in branches).
+// The only pass at output resolution: the screen the tape is watched on, the frame fitted to the
+// output by output.vert. With `crt`, the glass bulges (corners fall off), the beam draws 240 field
+// lines (brighter spots widen the beam) and the corners darken; then the master fade.
+// One texture fetch, outside any branch (llvmpipe pays dearly for fetches in branches).
 uniform sampler2D source;
-uniform vec2 u_resolution;
 uniform vec2 u_source_size;
 uniform float fade;
-uniform int fit;  // 0 fit (pillar/letterbox), 1 fill (crop), 2 stretch
 uniform int crt;
 uniform float scanlines;
 uniform float curvature;
 uniform float vignette;
+noperspective in vec2 face;
 out vec4 color;
 
 void main() {
-    vec2 uv = gl_FragCoord.xy / u_resolution;     // cheaper on llvmpipe than the quad's varying
-    float screen = u_resolution.x / u_resolution.y;
-    float frame = u_source_size.x / u_source_size.y;
-    vec2 p = uv * 2.0 - 1.0;
-    if (fit != 2) {
-        float r = screen / frame;
-        bool wider = r > 1.0;
-        if ((fit == 0) == wider) p.x *= r; else p.y /= r;
-    }
+    vec2 p = face;
     float bend = crt != 0 ? curvature * 0.12 : 0.0;
     p *= 1.0 + bend * (p.yx * p.yx);
     vec2 q = p * 0.5 + 0.5;

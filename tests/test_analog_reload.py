@@ -106,6 +106,35 @@ def test_the_vhs_chain_watches_its_own_files(gl):
     comp = Compositor(gl, "vhs", SIZE, SIZE, Reporter())
     try:
         names = {p.name for p in comp.watcher.paths}
-        assert {"vhs.toml", "signal.frag", "deck.frag", "frame.frag", "output.frag"} <= names
+        assert {"vhs.toml", "signal.frag", "deck.frag", "deck.vert", "frame.frag", "output.frag",
+                "output.vert"} <= names
     finally:
         comp.release()
+
+
+VERT = """#version 330
+// A pass's own vertex shader: the colour worked out once a corner.
+in vec2 in_pos;
+flat out vec3 tint;
+void main() {
+    tint = vec3(%s);
+    gl_Position = vec4(in_pos, 0.0, 1.0);
+}
+"""
+
+
+def test_a_pass_vertex_shader_plays_and_reloads(setup, tmp_path):
+    comp, scene, shader, chain, reporter = setup
+    vert = tmp_path / "flat.vert"
+    vert.write_text(VERT % "1.0, 0.0, 1.0")
+    edit(shader, SHADER.replace("in vec2 uv;", "flat in vec3 tint;") % "tint")
+    edit(chain, chain.read_text().replace("size = [32, 24]", f'size = [32, 24]\nvertex = "{vert}"'))
+    assert list(frame(comp, scene)) == [255, 0, 255]
+    edit(vert, (VERT % "0.0, 1.0, 1.0").replace("tint =", "tnt =", 1))  # broken: the old one plays on
+    assert list(frame(comp, scene)) == [255, 0, 255]
+    assert f"{vert}:6:" in reporter.recent[-1][1], reporter.recent[-1][1]
+    edit(vert, VERT % "0.0, 1.0, 1.0")
+    assert list(frame(comp, scene)) == [0, 255, 255]
+    edit(chain, chain.read_text().replace(str(vert), str(tmp_path / "gone.vert")))
+    assert list(frame(comp, scene)) == [0, 255, 255]
+    assert "vertex" in reporter.recent[-1][1] and "gone.vert" in reporter.recent[-1][1]

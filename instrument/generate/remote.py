@@ -13,6 +13,7 @@ which the worker calls after a failed frame; the show plays its last good frame 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import traceback
 from typing import Any
@@ -21,6 +22,10 @@ import numpy as np
 
 from ..params import FrameParams
 from .worker import BaseFrame
+
+# On a CPU the child dreams at a lower priority than the show: llvmpipe's threads and the loop
+# must keep the frame rate (a late frame is seen), while a late dream only holds the last one longer.
+NICE = 10
 
 
 def _serve(conn, name: str) -> None:
@@ -34,6 +39,8 @@ def _serve(conn, name: str) -> None:
 
         backend = accelerate(load_backend(name), None, Reporter())
         share_cpu(backend)
+        if backend.device.type == "cpu":
+            os.nice(NICE)  # the picture's rate first: dreams take the cores the loop leaves
         engine = StreamEngine(backend)
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))

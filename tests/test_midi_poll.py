@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import sys
 import time
 
 import pytest
@@ -116,3 +117,48 @@ def test_pipe_port_reads_another_writer_without_blocking(tmp_path):
     finally:
         os.close(writer)
         port.close()
+
+
+class StubMidi:
+    """python-rtmidi's MidiIn/MidiOut as documented (no ALSA sequencer here): records the calls."""
+
+    def __init__(self, rtapi=0, name="RtMidi Client", queue_size_limit=1024):
+        self.calls, self.queue, self.limit = [], [([0xB0, 1, 5], 0.0), ([0xB0, 1, 6], 0.001)], queue_size_limit
+
+    def get_current_api(self):
+        return 1
+
+    def get_ports(self):
+        return ["dev 20:0"]
+
+    def open_port(self, port=0, name=None):
+        self.calls.append(("open_port", port))
+
+    def ignore_types(self, sysex=True, timing=True, active_sense=True):
+        self.calls.append(("ignore_types", sysex, timing, active_sense))
+
+    def get_message(self):
+        return self.queue.pop(0) if self.queue else None
+
+    def close_port(self):
+        self.calls.append(("close_port",))
+
+    def delete(self):
+        self.calls.append(("delete",))
+
+
+def test_rtmidi_inputs_are_polled_queues_with_nothing_filtered(monkeypatch):
+    import types
+
+    from instrument.control.midiports import QUEUE, RtMidiBackend
+
+    stub = types.SimpleNamespace(MidiIn=StubMidi, MidiOut=StubMidi, API_WINDOWS_MM=7, API_RTMIDI_DUMMY=9)
+    monkeypatch.setitem(sys.modules, "rtmidi", stub)
+    port = RtMidiBackend().open_input("dev 20:0")
+    midi = port.midi
+    assert midi.limit == QUEUE and ("ignore_types", False, False, False) in midi.calls
+    assert port.get_message() == ([0xB0, 1, 5], 0.0) and port.get_message()[1] == 0.001
+    assert port.get_message() is None
+    port.close()
+    assert midi.calls[-2:] == [("close_port",), ("delete",)]
+    assert port.get_message() is None  # a closed port is never read (rtmidi would crash after delete)

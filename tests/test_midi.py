@@ -33,9 +33,11 @@ def rig(toml: str, *devices: str, targets=None):
     return midi, be, q, rep
 
 
-def play(be, *msgs, device=DEV):
-    for m in msgs:
-        be.devices[device].send(m.bytes() if isinstance(m, mido.Message) else m)
+def play(midi, *msgs, device=DEV):
+    """Queue the messages at the port, as rtmidi would, then the frame loop's poll takes them."""
+    sent = [midi.backend.devices[device].send(m.bytes() if isinstance(m, mido.Message) else m) for m in msgs]
+    midi.poll()
+    return all(sent)
 
 
 def cc(n, v, ch=0):
@@ -47,7 +49,7 @@ def values(q, name=None):
 
 
 def test_absolute_range_curve_and_channel():
-    _midi, be, q, _ = rig("""
+    midi, _be, q, _ = rig("""
 [[midi]]
 cc = 1
 param = "aberration"
@@ -60,37 +62,37 @@ param = "bleed"
 curve = "exp"
 takeover = "none"
 """)
-    play(be, cc(1, 0), cc(1, 127), cc(1, 64))
+    play(midi, cc(1, 0), cc(1, 127), cc(1, 64))
     assert [v for _, v in values(q)] == pytest.approx([2.0, 10.0, 2.0 + 8 * 64 / 127])
-    play(be, cc(2, 64, ch=0))  # wrong channel: nothing
+    play(midi, cc(2, 64, ch=0))  # wrong channel: nothing
     assert values(q) == []
-    play(be, cc(2, 64, ch=2), cc(2, 127, ch=2))
+    play(midi, cc(2, 64, ch=2), cc(2, 127, ch=2))
     got = [v for _, v in values(q)]
     assert got[0] < 0.2 and got[1] == pytest.approx(1.0)  # exp: half travel is far below half value
 
 
 def test_pickup_waits_for_the_control_to_meet_the_value():
     targets = {"bleed": 0.5}
-    midi, be, q, _ = rig('[[midi]]\ncc = 3\nparam = "bleed"\n', targets=targets)
-    play(be, cc(3, 10), cc(3, 20), cc(3, 40))  # moving up, still below the patch's 0.5
+    midi, _be, q, _ = rig('[[midi]]\ncc = 3\nparam = "bleed"\n', targets=targets)
+    play(midi, cc(3, 10), cc(3, 20), cc(3, 40))  # moving up, still below the patch's 0.5
     assert values(q) == []
-    play(be, cc(3, 70))  # crossed 0.5: picked up
+    play(midi, cc(3, 70))  # crossed 0.5: picked up
     assert values(q) == [("bleed", pytest.approx(70 / 127))]
-    play(be, cc(3, 30))  # owned now: follows, both directions
+    play(midi, cc(3, 30))  # owned now: follows, both directions
     assert values(q) == [("bleed", pytest.approx(30 / 127))]
     # anything else (OSC) moves it: the fader lets go until it meets the new value
     ev = ControlEvent("osc", "bleed", 0.9)
     targets["bleed"] = 0.9
     midi.applied(ev, 5, 0.9)
-    play(be, cc(3, 40), cc(3, 100))
+    play(midi, cc(3, 40), cc(3, 100))
     assert values(q) == []
-    play(be, cc(3, 120))
+    play(midi, cc(3, 120))
     assert values(q) == [("bleed", pytest.approx(120 / 127))]
 
 
 def test_scale_takeover_converges_without_a_jump():
-    _midi, be, q, _ = rig('[[midi]]\ncc = 4\nparam = "bleed"\ntakeover = "scale"\n', targets={"bleed": 0.2})
-    play(be, *(cc(4, v) for v in range(64, 128, 8)), cc(4, 127))  # knob starts at 0.5, heads up
+    midi, _be, q, _ = rig('[[midi]]\ncc = 4\nparam = "bleed"\ntakeover = "scale"\n', targets={"bleed": 0.2})
+    play(midi, *(cc(4, v) for v in range(64, 128, 8)), cc(4, 127))  # knob starts at 0.5, heads up
     got = [v for _, v in values(q)]
     steps = [b - a for a, b in zip([0.2, *got], got, strict=False)]
     assert got[0] < 0.35 and max(steps) < 0.15  # no jump from 0.2 to the knob's 0.5
@@ -99,7 +101,7 @@ def test_scale_takeover_converges_without_a_jump():
 
 
 def test_relative_modes():
-    _midi, be, q, _ = rig("""
+    midi, _be, q, _ = rig("""
 [[midi]]
 cc = 10
 param = "bleed"
@@ -110,15 +112,15 @@ param = "tracking"
 mode = "relative_64"
 speed = 2
 """, targets={"bleed": 0.5, "tracking": 0.0})
-    play(be, cc(10, 1), cc(10, 1), cc(10, 127), cc(10, 126 - 0))
+    play(midi, cc(10, 1), cc(10, 1), cc(10, 127), cc(10, 126 - 0))
     step = 1 / 127
     assert [v for _, v in values(q)] == pytest.approx([0.5 + step, 0.5 + 2 * step, 0.5 + step, 0.5 - step])
-    play(be, cc(11, 63), cc(11, 66))  # can't go below 0 (clamped, not sent twice), then +2 ticks at speed 2
+    play(midi, cc(11, 63), cc(11, 66))  # can't go below 0 (clamped, not sent twice), then +2 ticks at speed 2
     assert [v for _, v in values(q)] == pytest.approx([0.0, 4 / 127])
 
 
 def test_14_bit_pairs_and_pitch_bend():
-    _midi, be, q, _ = rig("""
+    midi, _be, q, _ = rig("""
 [[midi]]
 cc = 7
 lsb = 39
@@ -129,16 +131,16 @@ pitchbend = true
 param = "tracking"
 takeover = "none"
 """)
-    play(be, cc(7, 64))  # before any LSB: coarse 7-bit
+    play(midi, cc(7, 64))  # before any LSB: coarse 7-bit
     assert values(q) == [("bleed", pytest.approx(64 / 127))]
-    play(be, cc(39, 100), cc(7, 32), cc(39, 5))  # the LSB completes each pair: no dip in between
+    play(midi, cc(39, 100), cc(7, 32), cc(39, 5))  # the LSB completes each pair: no dip in between
     assert [v for _, v in values(q)] == pytest.approx([(64 * 128 + 100) / 16383, (32 * 128 + 5) / 16383])
-    play(be, mido.Message("pitchwheel", pitch=8191), mido.Message("pitchwheel", pitch=0))
+    play(midi, mido.Message("pitchwheel", pitch=8191), mido.Message("pitchwheel", pitch=0))
     assert [v for _, v in values(q)] == pytest.approx([1.0, 8192 / 16383])
 
 
 def test_notes_toggle_momentary_velocity_and_commands():
-    _midi, be, q, _ = rig("""
+    midi, _be, q, _ = rig("""
 [[midi]]
 note = 36
 param = "crt"
@@ -162,16 +164,16 @@ param = "snow"
 """, targets={"crt": True})
     on = lambda n, v=100: mido.Message("note_on", note=n, velocity=v)  # noqa: E731
     off = lambda n: mido.Message("note_off", note=n)  # noqa: E731
-    play(be, on(36), off(36), on(36), mido.Message("note_on", note=36, velocity=0))
+    play(midi, on(36), off(36), on(36), mido.Message("note_on", note=36, velocity=0))
     assert values(q) == [("crt", False), ("crt", True)]
-    play(be, on(37, 127), off(37))
+    play(midi, on(37, 127), off(37))
     assert values(q) == [("tracking", 1.0), ("tracking", 0.0)]
-    play(be, on(38, 127), off(38), on(38, 32))  # velocity to value; note off keeps it
+    play(midi, on(38, 127), off(38), on(38, 32))  # velocity to value; note off keeps it
     assert [v for _, v in values(q)] == pytest.approx([1.0, 32 / 127])
-    play(be, on(39), off(39), on(39), cc(45, 127), cc(45, 127), cc(45, 0), cc(45, 127))
+    play(midi, on(39), off(39), on(39), cc(45, 127), cc(45, 127), cc(45, 0), cc(45, 127))
     assert values(q) == [("cmd/seed/next", ()), ("cmd/seed/next", ()), ("cmd/record/toggle", ()),
                          ("cmd/record/toggle", ())]
-    play(be, mido.Message("program_change", program=127))
+    play(midi, mido.Message("program_change", program=127))
     assert values(q) == [("snow", 1.0)]
 
 
@@ -184,9 +186,9 @@ def test_patch_bindings_win_over_controller_files_and_devices_match_by_pattern()
     q, be = ControlQueue(), FakeBackend(DEV, "Other device")
     midi = MidiControl(q, Reporter(), [patch, ctl], backend=be, virtual=False)
     midi.scan()
-    play(be, cc(0, 127), cc(1, 127))
+    play(midi, cc(0, 127), cc(1, 127))
     assert values(q) == [("tracking", 1.0), ("mix", 1.0)]
-    play(be, cc(1, 127), device="Other device")  # the controller file is for the nanoKONTROL2 only
+    play(midi, cc(1, 127), device="Other device")  # the controller file is for the nanoKONTROL2 only
     assert values(q) == []
 
 
@@ -224,20 +226,19 @@ def test_controller_files_load():
 
 
 def test_bad_bytes_never_crash_and_are_counted_once(caplog):
-    midi, be, q, rep = rig('[[midi]]\ncc = 1\nparam = "bleed"\ntakeover = "none"\n')
-    dev = be.devices[DEV]
-    dev.send([0xB0, 1, 10, 1, 20, 1, 30])  # running status inside one callback
-    dev.send([1, 40])  # running status across callbacks
+    midi, _be, q, rep = rig('[[midi]]\ncc = 1\nparam = "bleed"\ntakeover = "none"\n')
+    play(midi, [0xB0, 1, 10, 1, 20, 1, 30])  # running status inside one message from rtmidi
+    play(midi, [1, 40])  # running status across messages
     assert [v for _, v in values(q)] == pytest.approx([10 / 127, 20 / 127, 30 / 127, 40 / 127])
-    dev.send([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])  # SysEx (identity request)
-    dev.send([0xB0, 1, 0xF8, 50])  # a clock byte inside a message is legal
+    play(midi, [0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])  # SysEx (identity request)
+    play(midi, [0xB0, 1, 0xF8, 50])  # a clock byte inside a message is legal
     assert values(q) == [("bleed", pytest.approx(50 / 127))]
     for _ in range(3):
-        dev.send([0xB0, 1, 200])  # out of range data byte: dropped whole
-        dev.send([0xB0, 1])       # device vanished mid-message
-        dev.send([0xF4, 0xF5, 0xFD])  # undefined types
-        dev.send([0xF0, 1, 2])    # unterminated SysEx
-    dev.send([])
+        play(midi, [0xB0, 1, 200],  # out of range data byte: dropped whole
+             [0xB0, 1],             # device vanished mid-message
+             [0xF4, 0xF5, 0xFD],    # undefined types
+             [0xF0, 1, 2])          # unterminated SysEx
+    play(midi, [])
     assert values(q) == []
     s = midi.stats
     assert s["bad data"] == 3 and s["truncated"] == 3 and s["unknown"] == 9 and s["sysex"] == 4
@@ -246,22 +247,24 @@ def test_bad_bytes_never_crash_and_are_counted_once(caplog):
     assert counts["midi bad data"] == 3 and counts["midi truncated"] == 3
     assert sum("cut short" in r.message for r in caplog.records) <= 1  # logged once
     rng = random.Random(7)
-    for _ in range(3000):  # fuzz: random bytes, never an exception, never out of range
-        dev.send([rng.randrange(256) for _ in range(rng.randrange(1, 8))])
+    # fuzz: random bytes, never an exception, never out of range
+    play(midi, *([rng.randrange(256) for _ in range(rng.randrange(1, 8))] for _ in range(3000)))
     assert midi.stats["errors"] == 0
     assert all(0.0 <= v <= 1.0 for _, v in values(q, "bleed"))
 
 
 def test_storm_is_counted_and_values_stay_in_range():
-    midi, be, q, rep = rig('[[midi]]\ncc = 1\nparam = "bleed"\ntakeover = "none"\n')
+    midi, _be, q, rep = rig('[[midi]]\ncc = 1\nparam = "bleed"\ntakeover = "none"\n')
     import instrument.control.midi as m
 
     port = midi.ports[DEV]
-    port.window = 0.0
-    for i in range(m.STORM + 10):
-        be.devices[DEV].send([0xB0, 1, i % 128])
+    port.window = float("inf")
+    play(midi, *([0xB0, 1, i % 128] for i in range(m.STORM + 10)))  # more than one poll takes
+    assert len(port.input.queue) == m.STORM + 10 - m.BATCH  # the rest waits for the next frames
+    while port.input.queue:
+        midi.poll()
     port.window = 0.0  # close the one-second window now
-    be.devices[DEV].send([0xB0, 1, 0])
+    play(midi, [0xB0, 1, 0])
     assert midi.stats["storms"] == 1 and rep.totals()["midi storm"] == 1
     assert len(q) > 0 and all(0 <= e.value <= 1 for e in q.drain())
 
@@ -276,19 +279,19 @@ def test_hot_plug_recovery_reports_once_and_keeps_others_playing():
     assert not be.devices.get(DEV)
     midi.scan()
     assert set(midi.ports) == {other} and rep.totals()["midi unplugged"] == 1
-    play(be, cc(1, 127), device=other)  # the other controller plays on
+    play(midi, cc(1, 127), device=other)  # the other controller plays on
     assert values(q) == [("bleed", 1.0)]
     be.plug(DEV)
     midi.scan()
     assert set(midi.ports) == {DEV, other}
-    play(be, cc(1, 0))
+    play(midi, cc(1, 0))
     assert values(q) == [("bleed", 0.0)]
     # unplugged and back between two scans: the stale port is noticed and reopened
     be.unplug(DEV)
     be.plug(DEV)
-    assert not play(be, cc(1, 5)) and values(q) == []
+    assert not play(midi, cc(1, 5)) and values(q) == []
     midi.scan()
-    play(be, cc(1, 64))
+    play(midi, cc(1, 64))
     assert values(q) == [("bleed", pytest.approx(64 / 127))]
     assert rep.totals()["midi unplugged"] == 2 and len(rep.recent) <= 2
 
@@ -313,7 +316,7 @@ mode = "output"
     assert sorted(sent) == [(0x90, 40, 127), (0xB0, 2, 64)]
     midi.publish(FrameParams(1, 0.0, 0.0, vals))  # unchanged: nothing sent
     assert len(sent) == 2
-    play(be, cc(2, 100))  # the performer moves the motor fader: no echo back
+    play(midi, cc(2, 100))  # the performer moves the motor fader: no echo back
     midi.publish(FrameParams(2, 0.0, 0.0, {**vals, "tracking": 100 / 127, "crt": False}))
     assert sent[2:] == [(0x90, 40, 0)]
     be.unplug(DEV)  # sending to a vanished device is reported, not raised
@@ -357,15 +360,20 @@ def test_clock_tempo_from_jittered_ticks(bpm):
 
 
 def test_clock_through_the_port():
-    midi, be, _, _ = rig('[[midi]]\ncc = 1\nparam = "bleed"\n')
     import time
 
+    from instrument.control.stamps import ArrivalClock
+
+    midi, be, _, _ = rig('[[midi]]\ncc = 1\nparam = "bleed"\n')
+    t0 = time.perf_counter()
+    midi.ports[DEV].clock = ArrivalClock(t0 - 1.0)  # the port has been open a while
     dev = be.devices[DEV]
-    dev.send([0xFA])
-    dev.send([0xF2, 0, 1])  # song position 128 sixteenths
-    for _ in range(30):
-        dev.send([0xF8])
-        time.sleep(0.0005)
-    assert midi.clock.running and midi.clock.ticks == 128 * 6 + 30 and midi.clock.tempo
-    dev.send([0xFC])
+    dev.send([0xFA], at=t0 - 0.7)
+    dev.send([0xF2, 0, 1], at=t0 - 0.7)  # song position 128 sixteenths
+    for i in range(30):
+        dev.send([0xF8], at=t0 - 0.6 + i * 60 / 120 / 24)  # 120 BPM (the device's clock)
+    midi.poll()  # all in one poll: the ticks keep their spacing from rtmidi's deltas
+    assert midi.clock.running and midi.clock.ticks == 128 * 6 + 30
+    assert midi.clock.tempo == pytest.approx(120.0, abs=0.5)
+    play(midi, [0xFC])
     assert not midi.clock.running

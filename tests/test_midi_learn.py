@@ -20,6 +20,18 @@ bleed = 0.4  # a bit smeary
 """
 
 
+class Played:
+    """The fake device, with the frame loop's poll after each message."""
+
+    def __init__(self, dev, midi):
+        self.dev, self.midi = dev, midi
+
+    def send(self, data):
+        sent = self.dev.send(data)
+        self.midi.poll()
+        return sent
+
+
 def session(tmp_path, text=HEAD):
     path = tmp_path / "friday.toml"
     path.write_text(text)
@@ -29,7 +41,7 @@ def session(tmp_path, text=HEAD):
     midi = MidiControl(q, Reporter(), [[]], backend=be, virtual=False)
     midi.scan()
     midi.mapper.targets = {"bleed": 0.4}
-    return path, be.devices[DEV], midi, q, Learn(midi, path)
+    return path, Played(be.devices[DEV], midi), midi, q, Learn(midi, path)
 
 
 def move(dev, learn, *msgs):

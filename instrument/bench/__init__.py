@@ -15,8 +15,9 @@ from typing import Any
 
 from ..patch import load_patch
 from ..render.gl import headless_context
-from .control import bench_flood, bench_latency, bench_midi, bench_midi_cost, bench_music, print_midi
+from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
+from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
@@ -52,8 +53,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:
-        report["midi_cost"] = bench_midi_cost()
-        report["midi"] = bench_midi(ctx, patch, size, 60.0, secs, 10_000)
+        report["midi"] = bench_midi(ctx, patch, size, secs, 10_000)
     if "generator" in only and os.environ.get("NOCLIP_ACCEL") == "tensorrt":   # --accel tensorrt
         from ..generate.accel.bench import bench_accel
 
@@ -121,7 +121,7 @@ def print_report(r: dict[str, Any]) -> None:
               f"(cost {100 * rec['cost']:.1f}%); paced at {rec['fps']:g}: {rec['paced']['fps']:.1f} fps, "
               f"{rec['paced']['dropped']} dropped; offline render {rec['offline']['fps']:.1f} fps")
     if "midi" in r:
-        print_midi(r)
+        print_midi(r["midi"])
     if "generator_bench" in r:
         print_generator(r["generator_bench"])
     if "music" in r:

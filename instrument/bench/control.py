@@ -1,4 +1,4 @@
-"""Control benches: OSC and MIDI latency and floods, the cost of a MIDI message, the beat clock.
+"""Control benches: OSC latency and floods, the beat clock and modulators (MIDI: see midi.py).
 
 OSC traffic comes from a separate process over real UDP (see `common._sender`); its targets live here,
 found by module path by the spawned interpreter.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from ..control import ControlQueue
 from ..control.osc import OscControl
 from ..report import Reporter
-from .common import Readback, _sender, _show, _summary
+from .common import Readback, _sender, _show, _summary, alternate
 
 
 def _msg(address: str, value: Any) -> bytes:
@@ -78,8 +77,7 @@ def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any
 
 def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: int = 3) -> dict[str, Any]:
     """The loop's rate in alternating quiet and flooded windows (`pairs` of each, `seconds` / 2
-    long), medians compared: on a shared 2-core machine the rate drifts by more than a flood costs
-    over a few seconds, so one idle phase then one flooded phase would measure the drift."""
+    long), medians compared (see `common.alternate`)."""
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
     show = _show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter, feedback=[osc],
@@ -88,18 +86,7 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
     window, windows = max(1.0, seconds / 2), 2 * pairs
     start = time.time() + 1.5  # the spawned sender is up by then
     proc = _sender(send_flood, osc.address[1], start, windows, window, rate)
-    rates: list[list[float]] = [[], []]
-    before = 0
-    for k in range(windows):
-        # each window's middle: 0.2 s margins keep the sender's start and stop out of it
-        t0, t1 = start + k * window + 0.2, start + (k + 1) * window - 0.2
-        show.run(until=lambda t0=t0: time.time() > t0)
-        n0, c0 = show.clock.frame, time.perf_counter()
-        if k == 1:
-            before = osc.stats["messages"]
-        show.run(until=lambda t1=t1: time.time() > t1)
-        rates[k % 2].append((show.clock.frame - n0) / (time.perf_counter() - c0))
-    received = osc.stats["messages"] - before
+    rates, received = alternate(show, start, windows, window, lambda: osc.stats["messages"])
     proc.join(timeout=5)
     values_ok = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
     show.close()
@@ -108,118 +95,6 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
     return {"target_fps": fps or "unpaced", "idle_fps": idle, "flood_fps": flooded,
             "ratio": flooded / idle if idle else 0.0, "messages_received": received,
             "windows": {"idle": rates[0], "flood": rates[1]}, "values_in_range": values_ok}
-
-
-MIDI_BENCH = """
-[[midi]]
-cc = 1
-param = "bleed"
-takeover = "none"
-[[midi]]
-cc = 2
-param = "tracking"
-[[midi]]
-cc = 3
-param = "aberration"
-curve = "exp"
-"""
-MIDI_DEV = "bench:bench MIDI 1 20:0"
-
-
-def _midi(queue: ControlQueue, reporter: Reporter):
-    """A MidiControl on the fake backend (the same callback path rtmidi drives), three bindings."""
-    import tomllib
-
-    from ..control.midi import MidiControl
-    from ..control.midimap import parse_bindings
-    from ..control.midiports import FakeBackend
-
-    be = FakeBackend(MIDI_DEV)
-    bindings = parse_bindings(tomllib.loads(MIDI_BENCH)["midi"], lambda p, m: ValueError(m))
-    midi = MidiControl(queue, reporter, [bindings], backend=be, virtual=False)
-    midi.scan()
-    return midi, be.devices[MIDI_DEV]
-
-
-def bench_midi_cost(n: int = 50_000) -> dict[str, Any]:
-    """µs per message through the port callback: parse, map, takeover, ControlEvent, queue."""
-    queue = ControlQueue()
-    midi, dev = _midi(queue, Reporter())
-    msgs = [[0xB0, 1 + i % 3, (i * 7) % 128] for i in range(n)]
-    send = dev.send
-    t = time.perf_counter()
-    for i, m in enumerate(msgs):
-        send(m)
-        if i % 5000 == 4999:
-            queue.drain()
-    per = (time.perf_counter() - t) / n * 1e6
-    return {"messages": n, "us_per_message": per, "events": midi.mapper.stats["events"]}
-
-
-def _midi_sender(dev, stop: threading.Event, rate: float | None, mean_gap: float, seed: int) -> None:
-    """Plays the fake device from its own thread, as rtmidi's callback thread would: random gaps
-    (latency) or `rate` messages a second in 1 ms batches (flood)."""
-    rng = random.Random(seed)
-    sent, start = 0, time.perf_counter()
-    while not stop.is_set():
-        if rate is None:
-            dev.send([0xB0, 1, rng.randrange(128)])
-            time.sleep(rng.expovariate(1.0 / mean_gap))
-            continue
-        due = int((time.perf_counter() - start) * rate)
-        while sent < due:
-            dev.send([0xB0, 1 + sent % 3, sent % 128])
-            sent += 1
-        time.sleep(0.001)
-
-
-def bench_midi(ctx, patch, size, fps: float, seconds: float, rate: int) -> dict[str, Any]:
-    """MIDI message → FrameParams latency at `fps`, then the frame rate with and without a
-    `rate` messages/s flood through the callback path (unpaced, so any cost shows)."""
-    queue, reporter = ControlQueue(), Reporter()
-    midi, dev = _midi(queue, reporter)
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
-    midi.attach(show)
-    stop = threading.Event()
-    sender = threading.Thread(target=_midi_sender, args=(dev, stop, None, 0.008, 1), daemon=True)
-    sender.start()
-    show.run(frames=10)
-    show.stats.measure_latency = True
-    end = time.perf_counter() + seconds
-    show.run(until=lambda: time.perf_counter() > end)
-    show.stats.measure_latency = False
-    stop.set()
-    sender.join()
-    lat = np.array(show.stats.latencies) * 1000.0
-    show.close()
-
-    queue, reporter = ControlQueue(), Reporter()
-    midi, dev = _midi(queue, reporter)
-    show = _show(ctx, patch, size, 1000.0, False, queue=queue, reporter=reporter, outputs=[Readback()])
-    midi.attach(show)
-    show.run(frames=10)
-
-    def rate_for(phase_seconds: float) -> float:
-        n0, t0 = show.clock.frame, time.perf_counter()
-        end = t0 + phase_seconds
-        show.run(until=lambda: time.perf_counter() > end)
-        return (show.clock.frame - n0) / (time.perf_counter() - t0)
-
-    idle = rate_for(seconds)
-    before = midi.stats["messages"]
-    stop = threading.Event()
-    sender = threading.Thread(target=_midi_sender, args=(dev, stop, rate, 0.0, 2), daemon=True)
-    sender.start()
-    t0 = time.perf_counter()
-    flooded = rate_for(seconds)
-    received = (midi.stats["messages"] - before) / (time.perf_counter() - t0)
-    stop.set()
-    sender.join()
-    in_range = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
-    show.close()
-    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": _summary(lat), "idle_fps": idle,
-            "flood_fps": flooded, "ratio": flooded / idle if idle else 0.0, "rate": rate,
-            "received_per_s": received, "values_in_range": in_range}
 
 
 def bench_music(frames: int = 6000) -> dict[str, Any]:
@@ -251,15 +126,3 @@ def bench_music(frames: int = 6000) -> dict[str, Any]:
             "audio_block_ms": _summary(np.array(blocks) * 1000),
             "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))}
 
-
-
-def print_midi(r: dict[str, Any]) -> None:
-    c, m = r["midi_cost"], r["midi"]
-    L = m["latency_ms"]
-    print(f"\nMIDI: {c['us_per_message']:.2f} µs a message through the port callback (parse, map, event)")
-    print(f"MIDI latency at 60 fps (arrival → FrameParams), {L['n']} messages: p50 {L['p50']:.2f} ms  "
-          f"p99 {L['p99']:.2f} ms  max {L['max']:.2f} ms (frame period {m['period_ms']:.2f} ms)")
-    print(f"MIDI flood {m['rate']} msg/s (unpaced): idle {m['idle_fps']:.1f} fps, "
-          f"flooded {m['flood_fps']:.1f} fps "
-          f"({100 * m['ratio']:.0f}% of idle), {m['received_per_s']:.0f} msg/s taken, "
-          f"values in range: {m['values_in_range']}")

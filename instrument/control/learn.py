@@ -230,6 +230,7 @@ def run_learn(args: Any) -> int:
             print(f"  move a control for {target} …")
             while learn.active:
                 time.sleep(0.02)
+                midi.poll()  # no show here to poll the ports
                 if learn.poll() is not None or not learn.active:
                     break
             print(f"  {learn.status}  (written to {patch.path})")

@@ -1,10 +1,12 @@
 """MIDI in (and out, for LEDs and motor faders): ports by name pattern, hot-plug, clock, bad bytes.
 
-Every input port calls back on its own thread with raw bytes; each message is stamped on arrival,
-parsed here (running status, SysEx, realtime bytes inside messages, damage) and handed to the
-Mapper, which puts ControlEvents on the show's queue. A scan once a second opens ports that
-appeared and reports (once) those that vanished; a controller that comes back is re-attached and
-its bindings pick their parameters up again, with nothing else interrupted.
+The frame loop polls (a Source of the Show): each input port's queue, filled by rtmidi's own
+thread, is read in one go; every message is stamped with its arrival time (rtmidi's deltas put on
+our clock by `stamps.ArrivalClock`), parsed here (running status, SysEx, realtime bytes inside
+messages, damage) and handed to the Mapper, whose ControlEvents reach FrameParams in that very
+frame. A scan thread once a second opens ports that appeared and reports (once) those that
+vanished; a controller that comes back is re-attached and its bindings pick their parameters up
+again, with nothing else interrupted.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from .events import ControlEvent, ControlQueue
 from .mapper import Control, Mapper
 from .midimap import Binding, controller_files, device_matches, load_controller, patch_bindings
 from .midiports import CLIENT, Backend, PortError, RtMidiBackend
+from .stamps import ArrivalClock
 
 log = logging.getLogger("noclip")
 SCAN = 1.0      # seconds between hot-plug scans
 STORM = 5000    # messages a second from one port that we call a storm (counted, logged once)
+BATCH = 2048    # messages taken from one port per frame (~8 ms of work): a storm cannot stall the loop
 _COMMON = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}  # system common messages and their data lengths
 _NAMES = {0x80: "note off", 0x90: "note", 0xA0: "poly pressure", 0xB0: "cc", 0xC0: "program",
           0xD0: "pressure", 0xE0: "pitch bend"}
@@ -35,7 +39,8 @@ Learner = Callable[[str, int, int, int, float], None]
 
 
 class _Port:
-    __slots__ = ("controls", "count", "feedback", "input", "name", "output", "status", "table", "window")
+    __slots__ = ("clock", "controls", "count", "feedback", "input", "name", "output", "status", "table",
+                 "window")
 
     def __init__(self, name: str, table: dict, controls: list[Control]) -> None:
         self.name, self.table = name, table
@@ -46,6 +51,7 @@ class _Port:
         self.status: int | None = None  # running status
         self.count = 0
         self.window = 0.0
+        self.clock = ArrivalClock(time.perf_counter())
 
 
 def default_tiers(patch_tables: Iterable[dict], origin: str, reporter: Reporter,
@@ -91,10 +97,11 @@ class MidiControl:
     # -- wiring --------------------------------------------------------------------------------
 
     def attach(self, show: Any) -> MidiControl:
-        """Play into `show`: soft takeover reads its bank, feedback and event records come from it,
-        and a patch loaded mid-show brings its own bindings."""
+        """Play into `show`: it polls the ports each frame, soft takeover reads its bank, feedback and
+        event records come from it, and a patch loaded mid-show brings its own bindings."""
         self._show, self._patch = show, show.patch
         self.mapper.targets = show.bank.targets
+        show.sources.append(self)
         show.feedback.append(self)
         show.sinks.append(self)
         return self
@@ -142,8 +149,8 @@ class MidiControl:
         be = self.backend
         if be is None:
             return
+        present = set(be.inputs())  # slow on a real system: the frame loop's poll need not wait for it
         with self._lock:
-            present = set(be.inputs())
             for name, p in list(self.ports.items()):
                 if name == CLIENT:
                     continue
@@ -160,10 +167,9 @@ class MidiControl:
 
     def _open(self, name: str, virtual: bool = False) -> None:
         table = self.mapper.table(name)
-        p = _Port(name, table, self.mapper.controls(table))
+        p = _Port(name, table, self.mapper.controls(table))  # its clock starts before the port opens
         try:
-            p.input = (self.backend.open_virtual(name, lambda d, dt: self.on_bytes(p, d, dt)) if virtual
-                       else self.backend.open_input(name, lambda d, dt: self.on_bytes(p, d, dt)))
+            p.input = self.backend.open_virtual(name) if virtual else self.backend.open_input(name)
         except PortError as exc:
             if virtual:
                 self.want_virtual = False
@@ -195,25 +201,48 @@ class MidiControl:
 
     # -- input: bytes → messages ---------------------------------------------------------------------
 
-    def on_bytes(self, p: _Port, data: list[int], delta: float = 0.0) -> None:
-        """One rtmidi callback. Never raises: a damaged message is counted and dropped whole."""
-        t = time.perf_counter()
-        p.count += 1
-        if t >= p.window:
+    def poll(self) -> None:
+        """Called by the frame loop before it drains the queue: every port's waiting messages, stamped
+        and mapped, so they make this very frame."""
+        with self._lock:  # the scan thread must not close a port mid-read
+            for p in self.ports.values():
+                self._take(p)
+
+    def _take(self, p: _Port) -> None:
+        """One port's queue, read in one go, then stamped and parsed. Never raises: a damaged message
+        is counted and dropped whole, a port that fails is left to the scan."""
+        get, batch = p.input.get_message, []
+        start = time.perf_counter()
+        try:
+            while len(batch) < BATCH and (m := get()) is not None:
+                batch.append(m)
+        except Exception as exc:  # the device vanished under the read
+            self.stats["errors"] += 1
+            self.reporter.problem("midi error", p.name, f"{p.name}: {type(exc).__name__}: {exc}")
+        if not batch:
+            p.clock.since = start  # empty now: what comes next arrives later
+            return
+        now = time.perf_counter()
+        stamps = p.clock.stamps([d for _, d in batch], now, start, emptied=len(batch) < BATCH)
+        p.count += len(batch)
+        if now >= p.window:
             if p.count > STORM * SCAN:
                 self.stats["storms"] += 1
                 self.reporter.problem("midi storm", p.name, f"{p.name}: over {STORM} messages a second")
-            p.count, p.window = 0, t + SCAN
-        try:
-            if len(data) == 3:
-                s, d1, d2 = data
-                if 0x80 <= s < 0xF0 and d1 < 128 and d2 < 128 and (s & 0xE0) != 0xC0:
-                    p.status = s  # the common case: one whole channel message
-                    return self._channel(p, s, d1, d2, t)
-            self._parse(p, data, t)
-        except Exception as exc:  # a bug here must not kill rtmidi's thread
-            self.stats["errors"] += 1
-            self.reporter.problem("midi error", p.name, f"{p.name}: {type(exc).__name__}: {exc}")
+            p.count, p.window = 0, now + SCAN
+        channel = self._channel
+        for (data, _), t in zip(batch, stamps, strict=True):
+            try:
+                if len(data) == 3:
+                    s, d1, d2 = data
+                    if 0x80 <= s < 0xF0 and d1 < 128 and d2 < 128 and (s & 0xE0) != 0xC0:
+                        p.status = s  # the common case: one whole channel message
+                        channel(p, s, d1, d2, t)
+                        continue
+                self._parse(p, data, t)
+            except Exception as exc:  # a bug here must not end the frame
+                self.stats["errors"] += 1
+                self.reporter.problem("midi error", p.name, f"{p.name}: {type(exc).__name__}: {exc}")
 
     def _parse(self, p: _Port, data: list[int], t: float) -> None:
         i, n = 0, len(data)

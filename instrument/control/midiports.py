@@ -1,18 +1,24 @@
-"""The MIDI port layer: python-rtmidi for real ports, and a fake that behaves like it for tests and
-benchmarks (ports appear, vanish mid-show and come back).
+"""The MIDI port layer: python-rtmidi for real ports, and fakes that behave like it for tests and
+benchmarks (ports appear, vanish mid-show and come back; messages wait in a queue until read).
 
-Raw bytes rather than mido messages on the input path: rtmidi hands us bytes, and building a mido
+Inputs are read, not called back: rtmidi's own (non-Python) thread fills a queue per port and the
+frame loop takes what is there with `get_message()`, so no interpreter thread wakes per message to
+fight the loop for the interpreter lock. Raw bytes rather than mido messages: building a mido
 Message per input would cost more than everything else a message does.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
 from typing import Protocol
 
-Callback = Callable[[list[int], float], None]  # (message bytes, seconds since the previous one)
+Message = tuple[list[int], float]  # (message bytes, seconds since the previous one on the device's clock)
 CLIENT = "noclip"  # our own ALSA client / virtual port name: never opened as an input of ours
+QUEUE = 8192       # messages rtmidi keeps per input between two polls (a second of a storm, a stall)
 
 
 class PortError(OSError):
@@ -21,6 +27,9 @@ class PortError(OSError):
 
 class InPort(Protocol):
     name: str
+
+    def get_message(self) -> Message | None:
+        """The oldest waiting message, or None; never blocks."""
 
     def close(self) -> None: ...
 
@@ -40,11 +49,11 @@ class Backend(Protocol):
 
     def outputs(self) -> list[str]: ...
 
-    def open_input(self, name: str, callback: Callback) -> InPort: ...
+    def open_input(self, name: str) -> InPort: ...
 
     def open_output(self, name: str) -> OutPort: ...
 
-    def open_virtual(self, name: str, callback: Callback) -> InPort: ...
+    def open_virtual(self, name: str) -> InPort: ...
 
 
 # -- rtmidi --------------------------------------------------------------------------------------
@@ -52,9 +61,13 @@ class Backend(Protocol):
 class _RtIn:
     def __init__(self, midi, name: str) -> None:
         self.midi, self.name = midi, name
+        # we count SysEx and follow the clock; active sensing comes through too (and is dropped
+        # later), as some APIs would leave its time out of the next message's delta
+        midi.ignore_types(sysex=False, timing=False, active_sense=False)
+        self.get_message = midi.get_message  # rtmidi's C++ queue, read without a Python hop
 
     def close(self) -> None:
-        self.midi.cancel_callback()
+        self.get_message = lambda: None
         self.midi.close_port()
         self.midi.delete()
 
@@ -99,8 +112,8 @@ class RtMidiBackend:
         return self._out.get_ports()
 
     def _new(self, kind: str, name: str):
-        cls = self.rtmidi.MidiIn if kind == "in" else self.rtmidi.MidiOut
-        midi = cls(name=CLIENT)
+        midi = (self.rtmidi.MidiIn(name=CLIENT, queue_size_limit=QUEUE) if kind == "in"
+                else self.rtmidi.MidiOut(name=CLIENT))
         ports = midi.get_ports()
         if name not in ports:
             midi.delete()
@@ -112,30 +125,25 @@ class RtMidiBackend:
             raise PortError(f"cannot open {name!r}: {exc}") from None
         return midi
 
-    def open_input(self, name: str, callback: Callback) -> InPort:
-        midi = self._new("in", name)
-        midi.ignore_types(sysex=False, timing=False, active_sense=True)  # we count SysEx, follow clock
-        midi.set_callback(lambda event, _data: callback(*event))
-        return _RtIn(midi, name)
+    def open_input(self, name: str) -> InPort:
+        return _RtIn(self._new("in", name), name)
 
     def open_output(self, name: str) -> OutPort:
         return _RtOut(self._new("out", name), name)
 
-    def open_virtual(self, name: str, callback: Callback) -> InPort:
+    def open_virtual(self, name: str) -> InPort:
         if not self.virtual:
             raise PortError("this platform offers no virtual MIDI ports")
-        midi = self.rtmidi.MidiIn(name=CLIENT)
+        midi = self.rtmidi.MidiIn(name=CLIENT, queue_size_limit=QUEUE)
         try:
             midi.open_virtual_port(name)
         except Exception as exc:
             midi.delete()
             raise PortError(f"cannot open a virtual port: {exc}") from None
-        midi.ignore_types(sysex=False, timing=False, active_sense=True)
-        midi.set_callback(lambda event, _data: callback(*event))
         return _RtIn(midi, name)
 
 
-# -- the fake --------------------------------------------------------------------------------------
+# -- the fakes -------------------------------------------------------------------------------------
 
 class FakeDevice:
     """A controller plugged into a FakeBackend: `send` plays it, `sent` is what noclip sent it."""
@@ -144,23 +152,26 @@ class FakeDevice:
         self.backend, self.name = backend, name
         self.sent: list[tuple[int, ...]] = []
 
-    def send(self, data: list[int] | bytes, delta: float = 0.0) -> bool:
-        """Deliver one callback's bytes, as rtmidi would; False if no one has the port open."""
-        cb = self.backend._callbacks.get(self.name)
-        if cb is None:
+    def send(self, data: list[int] | bytes, at: float | None = None) -> bool:
+        """Queue one message at the open port, as rtmidi would, with the delta since the previous one
+        (from `at`, by default now); False if no one has the port open."""
+        port = self.backend._ports.get(self.name)
+        if port is None:
             return False
-        cb(list(data), delta)
+        at = time.perf_counter() if at is None else at
+        port.queue.append((list(data), 0.0 if port.last is None else at - port.last))
+        port.last = at
         return True
 
 
 class FakeBackend:
     """Behaves like rtmidi for the port layer: opening a missing port fails, a vanished device's
-    callbacks stop and sending to it raises, and it can come back under the same name."""
+    queue stops filling and sending to it raises, and it can come back under the same name."""
 
     def __init__(self, *names: str, virtual: bool = True) -> None:
         self.virtual = virtual
         self.devices: dict[str, FakeDevice] = {}
-        self._callbacks: dict[str, Callback] = {}
+        self._ports: dict[str, _FakeIn] = {}
         self._lock = threading.Lock()
         self.opened: list[str] = []
         for n in names:
@@ -174,7 +185,7 @@ class FakeBackend:
     def unplug(self, name: str) -> None:
         with self._lock:
             self.devices.pop(name, None)
-            self._callbacks.pop(name, None)
+            self._ports.pop(name, None)
 
     def inputs(self) -> list[str]:
         return list(self.devices)
@@ -182,39 +193,44 @@ class FakeBackend:
     def outputs(self) -> list[str]:
         return list(self.devices)
 
-    def open_input(self, name: str, callback: Callback) -> InPort:
+    def open_input(self, name: str) -> InPort:
         with self._lock:
             if name not in self.devices:
                 raise PortError(f"no MIDI input {name!r}")
-            self._callbacks[name] = callback
+            port = self._ports[name] = _FakeIn(self, name)
             self.opened.append(name)
-        return _FakeIn(self, name)
+        return port
 
     def open_output(self, name: str) -> OutPort:
         if name not in self.devices:
             raise PortError(f"no MIDI output {name!r}")
         return _FakeOut(self, name)
 
-    def open_virtual(self, name: str, callback: Callback) -> InPort:
+    def open_virtual(self, name: str) -> InPort:
         if not self.virtual:
             raise PortError("no virtual ports here")
         self.plug(name)
-        return self.open_input(name, callback)
+        return self.open_input(name)
 
 
 class _FakeIn:
     def __init__(self, backend: FakeBackend, name: str) -> None:
         self.backend, self.name = backend, name
-        self._cb = backend._callbacks[name]
+        self.queue: deque[Message] = deque()
+        self.last: float | None = None
 
     @property
     def alive(self) -> bool:
         """False once the device was unplugged, even if it came back since (it needs reopening)."""
-        return self.backend._callbacks.get(self.name) is self._cb
+        return self.backend._ports.get(self.name) is self
+
+    def get_message(self) -> Message | None:
+        return self.queue.popleft() if self.queue else None
 
     def close(self) -> None:
         with self.backend._lock:
-            self.backend._callbacks.pop(self.name, None)
+            if self.backend._ports.get(self.name) is self:
+                del self.backend._ports[self.name]
 
 
 class _FakeOut:
@@ -229,3 +245,81 @@ class _FakeOut:
 
     def close(self) -> None:
         pass
+
+
+# -- a device in another process -------------------------------------------------------------------
+
+RECORD = struct.Struct("<dB")  # the sender's perf_counter (CLOCK_MONOTONIC, shared across processes), length
+
+
+def pack(at: float, data: bytes | list[int]) -> bytes:
+    """One message as a PipeIn reads it: when it was sent, then its bytes."""
+    return RECORD.pack(at, len(data)) + bytes(data)
+
+
+class PipeIn:
+    """An input whose queue lives outside this interpreter, as rtmidi's does: another process writes
+    packed messages into a pipe (a FIFO at `path`) and `get_message` reads it without blocking. The
+    sender's stamps become rtmidi-style deltas; `truth` keeps them, so a bench knows when each
+    message it read was really sent."""
+
+    def __init__(self, path: str, name: str = "pipe") -> None:
+        self.name = name
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._buf, self._pos = b"", 0
+        self.last: float | None = None
+        self.truth: list[float] = []
+
+    def get_message(self) -> Message | None:
+        buf, pos = self._buf, self._pos
+        if pos + RECORD.size > len(buf) or pos + RECORD.size + buf[pos + RECORD.size - 1] > len(buf):
+            if not self._fill():
+                return None
+            buf, pos = self._buf, self._pos
+        at, n = RECORD.unpack_from(buf, pos)
+        pos += RECORD.size
+        self._pos = pos + n
+        delta, self.last = (0.0 if self.last is None else at - self.last), at
+        self.truth.append(at)
+        return list(buf[pos:pos + n]), delta
+
+    def _fill(self) -> bool:
+        """Read what the pipe holds; True once a whole message is buffered."""
+        try:
+            more = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            more = b""
+        self._buf, self._pos = self._buf[self._pos:] + more, 0
+        buf = self._buf
+        return len(buf) >= RECORD.size and len(buf) >= RECORD.size + buf[RECORD.size - 1]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class PipeBackend:
+    """One device, `name`, played from another process through the FIFO at `path` (benchmarks)."""
+
+    virtual = False
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, path
+        self.port: PipeIn | None = None
+
+    def inputs(self) -> list[str]:
+        return [self.name]
+
+    def outputs(self) -> list[str]:
+        return []
+
+    def open_input(self, name: str) -> InPort:
+        if name != self.name:
+            raise PortError(f"no MIDI input {name!r}")
+        self.port = PipeIn(self.path, name)
+        return self.port
+
+    def open_output(self, name: str) -> OutPort:
+        raise PortError(f"no MIDI output {name!r}")
+
+    def open_virtual(self, name: str) -> InPort:
+        raise PortError("no virtual ports here")

@@ -90,7 +90,7 @@ def first_announcement(sock: socket.socket, timeout: float) -> float | None:
     return None
 
 
-def test_two_real_peers_on_loopback_share_tempo_and_beat():
+def test_two_real_peers_on_loopback_share_tempo_and_phase():
     aalink = pytest.importorskip("aalink", reason="aalink (the optional noclip[link] extra) is not installed")
     import asyncio
     import warnings

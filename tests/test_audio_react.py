@@ -90,15 +90,55 @@ class FakeStream:
 
 def test_live_input_posts_features_and_counts_overflows():
     q = ControlQueue()
-    inp = AudioInput(q, stream_factory=FakeStream, rate_hz=1e9).start()
+    inp = AudioInput(q, stream_factory=FakeStream).start()
     x = tone(60, 0.2)[:, None]
     for i in range(0, len(x) - HOP + 1, HOP):
         status = SimpleNamespace(input_overflow=(i == 0))
         inp.stream.callback(x[i:i + HOP], HOP, None, status)
-    events = q.drain()
-    assert len(events) == inp.blocks and inp.overflows == 1
-    assert events[-1].target == "cmd/audio" and events[-1].value["low"] > 0.8
+        if i % (3 * HOP) == 0:
+            inp.poll()  # a frame now and then: the blocks since are heard together
+    inp.poll()
     inp.close()
+    events = q.drain()
+    assert inp.analysed == inp.blocks == len(x) // HOP and inp.overflows == 1 and inp.dropped == 0
+    assert len(events) == 1 + (inp.blocks - 1) // 3 + 1
+    assert events[-1].target == "cmd/audio" and events[-1].value["low"] > 0.8
+
+
+def test_the_callback_only_copies_and_the_frame_hears_it():
+    """PortAudio's thread must not wait on the analysis: the callback keeps a copy of the block (its
+    buffer is PortAudio's again once it returns); the show's next frame analyses it, stamped with
+    the block's arrival."""
+    q = ControlQueue()
+    inp = AudioInput(q, stream_factory=FakeStream, backlog=0.1)
+    buf = tone(60, HOP / RATE)[:, None].copy()
+    inp.stream.callback(buf, HOP, None, None)
+    buf[:] = 0.0  # PortAudio reuses its buffer
+    assert inp.blocks == 1 and inp.analysed == 0 and q.drain() == []
+    arrived = inp._pending[-1][0]
+    assert inp.poll() == 1 and inp.poll() == 0
+    (e,) = q.drain()
+    assert e.time == arrived and e.value["level"] > 0.5  # the tone (one hop into its attack), not zeros
+    for _ in range(20):  # a stall of 20 blocks (213 ms) against a 0.1 s backlog: skip to the present
+        inp.stream.callback(tone(60, HOP / RATE)[:, None], HOP, None, None)
+    assert inp.poll() == 9 and inp.dropped == 11 and inp.analysed == 10
+
+
+def test_the_show_hears_its_audio_input_in_the_frame_it_builds(ctx, tmp_path):
+    """As a source of the show, the input is polled before the queue is drained: blocks that
+    arrived before a frame modulate that frame."""
+    q = ControlQueue()
+    inp = AudioInput(q, stream_factory=FakeStream)
+    p = tmp_path / "a.toml"
+    p.write_text("version = 1\n")
+    show = Show(ctx, load_patch(p), (64, 36), clock=OfflineClock(60), queue=q, sources=[inp])
+    show.step()
+    assert show.audio == {}
+    for _ in range(4):
+        inp.stream.callback(tone(60, HOP / RATE)[:, None], HOP, None, None)
+    show.step()
+    assert show.audio["low"] > 0.8 and inp.analysed == 4
+    show.close()
 
 
 def test_analysis_keeps_up_in_real_time():
@@ -146,3 +186,33 @@ def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
     assert max(range(30), key=lambda n: feats[n]["onset"]) == 15  # the bass comes in at 0.5 s
     live = Performance(path, {}, {3: [ControlEvent("audio", "cmd/audio", {"low": 1.0})]}, 30)
     assert heard(lambda: sound, 30, live) == []  # what the live show heard rules
+
+
+def test_a_real_capture_device_keeps_pace():
+    """Where a capture device exists (README: on a machine without a sound card, a PulseAudio null
+    sink's monitor is one), the live path takes the sound as fast as it comes: a second of it in
+    a second, nothing flagged lost, every block heard. NOCLIP_AUDIO_DEVICE picks the device."""
+    import os
+
+    from instrument.bench.audio import find_input
+
+    try:
+        device, _ = find_input(os.environ.get("NOCLIP_AUDIO_DEVICE") or None)
+    except LookupError as exc:
+        pytest.skip(f"no capture device: {exc}")
+    q = ControlQueue()
+    inp = AudioInput(q, device).start()
+    try:
+        end = time.perf_counter() + 5.0  # PulseAudio's first block can take a second or two
+        while not inp.blocks and time.perf_counter() < end:
+            time.sleep(0.01)
+        assert inp.blocks, "the device started but delivered nothing in 5 s"
+        b0, t0 = inp.blocks, time.perf_counter()
+        while time.perf_counter() < t0 + 1.0:
+            inp.poll()
+            time.sleep(1 / 60)
+        taken = (inp.blocks - b0) * HOP / (time.perf_counter() - t0) / RATE
+    finally:
+        inp.close()
+    inp.poll()
+    assert 0.9 < taken < 1.1 and inp.overflows == 0 and inp.analysed == inp.blocks and q.drain()

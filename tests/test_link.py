@@ -1,6 +1,8 @@
 """Ableton Link: our layer against aalink's API faked, and a real two-peer session on loopback
 where aalink is installed (it is an optional extra)."""
 
+import select
+import socket
 import sys
 import time
 
@@ -64,7 +66,31 @@ def test_missing_aalink_says_how_to_get_it(monkeypatch):
         load_aalink()
 
 
-def test_two_real_peers_on_loopback_share_tempo_and_beat():
+LINK_GROUP = ("224.76.78.75", 20808)  # Link's discovery multicast group and port
+SESSION_EPS = 0.5  # two sessions merge into the older only when it is older by more (Link's Sessions.hpp)
+
+
+def link_announcements() -> socket.socket:
+    """A listener on Link's discovery group on loopback: the first announcement of a peer is the
+    moment its session exists (its timeline's ghost clock starts then)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # Link's own sockets share the port
+    sock.bind(LINK_GROUP)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                    socket.inet_aton(LINK_GROUP[0]) + socket.inet_aton("127.0.0.1"))
+    return sock
+
+
+def first_announcement(sock: socket.socket, timeout: float) -> float | None:
+    end = time.perf_counter() + timeout
+    while (left := end - time.perf_counter()) > 0:
+        if select.select([sock], [], [], left)[0] and sock.recv(2048).startswith(b"_asdp_v"):
+            return time.perf_counter()
+    return None
+
+
+def test_two_real_peers_on_loopback_share_tempo_and_phase():
     aalink = pytest.importorskip("aalink", reason="aalink (the optional noclip[link] extra) is not installed")
     import asyncio
     import warnings
@@ -73,19 +99,31 @@ def test_two_real_peers_on_loopback_share_tempo_and_beat():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         live = aalink.Link(133.0, loop)  # the session as Live holds it
-    live.quantum, live.enabled = 4, True
-    time.sleep(0.7)  # Live has been up a while: Link keeps the older session's timeline (> 0.5 s apart)
-    ours = LinkFollower(quantum=4, aalink=aalink)
+    live.quantum = 4
+    listener = link_announcements()
+    live.enabled = True
+    ours = None
     try:
+        # Link enables on its own thread, measured here 0 or 500 ms after the call: Live's session
+        # exists from its first announcement, and Link keeps the older session only when it is
+        # older by more than SESSION_EPS (else the lower random session id wins, a coin toss)
+        founded = first_announcement(listener, 3.0)
+        assert founded is not None, "Live's Link peer never announced itself on loopback"
+        time.sleep(max(0.0, founded + SESSION_EPS + 0.2 - time.perf_counter()))
+        ours = LinkFollower(quantum=4, aalink=aalink)
         end = time.perf_counter() + 3.0
         while (ours.tempo is None or abs(ours.tempo - 133.0) > 0.01) and time.perf_counter() < end:
             time.sleep(0.05)
         assert ours.peers >= 1 and ours.tempo == pytest.approx(133.0, abs=0.01)  # we took Live's tempo
         assert live.tempo == pytest.approx(133.0, abs=0.01)  # and never moved it
+        # Link shares the phase within the quantum, not the beat count: each peer numbers its own
+        # bars (a follower joining mid-bar may count a bar apart), and the downbeats line up
         t = time.perf_counter()
-        diff_ms = abs(ours.beat(t) - live.beat) * 60 / 133.0 * 1000
-        assert diff_ms < 5.0
+        apart = (ours.beat(t) - live.beat + 2.0) % 4.0 - 2.0
+        assert abs(apart) * 60 / 133.0 * 1000 < 5.0
     finally:
-        ours.close()
+        listener.close()
+        if ours is not None:
+            ours.close()
         live.enabled = False
         loop.close()

@@ -15,13 +15,14 @@ from typing import Any
 
 from ..patch import load_patch
 from ..render.gl import headless_context
+from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
-            "music")
+            "music", "audio")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -62,7 +63,11 @@ def run_bench(args: argparse.Namespace) -> int:
         model = args.model or (patch.model if patch.model != "none" else "builtin")
         report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
     if "music" in only:
-        report["music"] = bench_music()
+        report["music"] = bench_music(ctx, patch)
+    if "audio" in only:
+        device = args.audio_device
+        device = int(device) if device and device.isdigit() else device
+        report["audio"] = bench_audio(ctx, patch, size, device, secs)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -129,6 +134,13 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"\nbeat clock + 8 modulators a frame: p50 {m['p50']:.4f} ms  p99 {m['p99']:.4f} ms; "
               f"audio analysis a 512-sample block: p50 {b['p50']:.3f} ms  p99 {b['p99']:.3f} ms "
               f"({100 * r['music']['audio_realtime_share']:.1f}% of real time)")
+        if "show_step_ms" in r["music"]:
+            s = r["music"]["show_step_ms"]
+            print(f"the show's parameter step with those modulators vs without (alternating blocks): "
+                  f"p50 {s['with']['p50']:.4f} vs {s['without']['p50']:.4f} ms, adds {s['added_p50']:.4f} ms "
+                  f"(mean {s['added_mean']:.4f} ms)")
+    if "audio" in r:
+        print_audio(r["audio"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

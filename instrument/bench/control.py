@@ -97,17 +97,25 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
             "windows": {"idle": rates[0], "flood": rates[1]}, "values_in_range": values_ok}
 
 
-def bench_music(frames: int = 6000) -> dict[str, Any]:
-    """Beat clock + eight modulators per frame (the ParamBank's own work excluded), and the audio
-    analysis per 512-sample block against the 10.7 ms of sound it covers."""
-    from ..clock import BeatClock
-    from ..control.audio import HOP, AudioAnalyser
-    from ..control.modulators import build
+MUSIC_MODS = ([{"target": "aberration", "shape": s, "every": 1, "depth": 1.0}
+               for s in ("sine", "triangle", "saw", "square", "sh", "envelope")]
+              + [{"target": "bleed", "shape": "steps", "every": 0.25, "steps": [0, 0.5, 1]},
+                 {"command": "seed/next", "every": "bar"}])
 
-    mods = build([{"target": "aberration", "shape": s, "every": 1, "depth": 1.0}
-                  for s in ("sine", "triangle", "saw", "square", "sh", "envelope")]
-                 + [{"target": "bleed", "shape": "steps", "every": 0.25, "steps": [0, 0.5, 1]},
-                    {"command": "seed/next", "every": "bar"}])
+
+def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
+    """Beat clock + eight modulators per frame alone, then what they add to the show's parameter
+    step (beat, due commands, offsets, the bank's advance) against the same show without them, in
+    alternating blocks so the machine's drift lands on both; and the audio analysis per 512-sample
+    block against the 10.7 ms of sound it covers."""
+    from dataclasses import replace
+
+    from ..clock import BeatClock, OfflineClock
+    from ..control.audio import HOP, AudioAnalyser
+    from ..control.modulators import Modulators, build
+    from ..show import Show
+
+    mods = build(MUSIC_MODS)
     clock, times = BeatClock(), []
     for n in range(frames):
         t0 = time.perf_counter()
@@ -115,6 +123,24 @@ def bench_music(frames: int = 6000) -> dict[str, Any]:
         mods.due(beat, n / 60.0)
         mods.offsets(beat, n / 60.0)
         times.append(time.perf_counter() - t0)
+    out: dict[str, Any] = {"modulation_ms": _summary(np.array(times) * 1000)}
+    if ctx is not None and patch is not None:
+        show = Show(ctx, replace(patch, model="none", modulators=tuple(MUSIC_MODS)), (64, 36),
+                    clock=OfflineClock(60))
+        step: dict[bool, list[float]] = {True: [], False: []}
+        n = 0
+        for block in range(2 * (frames // 500)):
+            on = block % 2 == 0
+            show.modulators = mods if on else Modulators()
+            for _ in range(250):
+                t0 = time.perf_counter()
+                show._advance(n, n / 60.0, 1 / 60.0)
+                step[on].append(time.perf_counter() - t0)
+                n += 1
+        show.close()
+        with_, without = _summary(np.array(step[True]) * 1000), _summary(np.array(step[False]) * 1000)
+        out["show_step_ms"] = {"with": with_, "without": without, "added_p50": with_["p50"] - without["p50"],
+                               "added_mean": with_["mean"] - without["mean"]}
     rng = np.random.default_rng(0)
     sound = rng.standard_normal(48_000 * 5).astype(np.float32) * 0.3
     a, blocks = AudioAnalyser(48_000), []
@@ -122,7 +148,7 @@ def bench_music(frames: int = 6000) -> dict[str, Any]:
         t0 = time.perf_counter()
         a.feed(sound[i:i + HOP])
         blocks.append(time.perf_counter() - t0)
-    return {"modulation_ms": _summary(np.array(times) * 1000),
-            "audio_block_ms": _summary(np.array(blocks) * 1000),
-            "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))}
+    out.update({"audio_block_ms": _summary(np.array(blocks) * 1000),
+                "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))})
+    return out
 

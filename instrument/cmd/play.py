@@ -60,7 +60,7 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
         except OSError as exc:  # the reply port is taken
             log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
     closers: list = [ClockFeed(queue, sources).start(), *sources.values()] if sources else []
-    if getattr(args, "audio_in", None):  # the input recorded is the input listened to
+    if getattr(args, "audio_in", None):  # the input recorded is the input listened to (the show polls it)
         from ..control.audio import AudioInput
 
         device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
@@ -72,6 +72,7 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
 
 
 def cmd_play(args: argparse.Namespace) -> int:
+    from ..control.audio import AudioInput
     from ..control.osc import OscControl, parse_hostport
     from ..render.gl import headless_context
     from ..render.window import Window, WindowError
@@ -113,10 +114,11 @@ def cmd_play(args: argparse.Namespace) -> int:
         midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
                            patterns=args.midi or [""]).start()
     clocks = _clock_feed(args, queue, midi.clock if midi else None)
+    heard = [c for c in clocks if isinstance(c, AudioInput)]  # analysed by the show's loop, each frame
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
-                outputs=outputs, feedback=[osc] if osc else [], sources=[osc] if osc else [],
+                outputs=outputs, feedback=[osc] if osc else [], sources=([osc] if osc else []) + heard,
                 overrides=overrides)
     if args.log:
         show.sinks.append(EventLog(args.log))

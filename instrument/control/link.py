@@ -3,7 +3,8 @@
 A follower for the beat clock (see control/tempo.py): it joins the session, reads tempo, beat and
 transport for a quantum, and never writes the tempo. When sessions meet, Link keeps the timeline
 of the one running longer, so joining Live's session takes its tempo rather than moving it. Alone in a
-session it reports nothing (tempo None) and the next clock by priority plays.
+session it reports nothing (tempo None) and the next clock by priority plays. Link shares the phase
+within the quantum, not the beat count: our bar numbers may differ from Live's, the downbeats do not.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +178,7 @@ class OfflineClock:
         self.fps = fps
         self.frame = -1
 
-    def tick(self) -> Tick:
+    def tick(self, idle: Callable[[float], None] | None = None) -> Tick:
         self.frame += 1
         return Tick(self.frame, self.frame / self.fps, 1.0 / self.fps)
 
@@ -201,14 +202,16 @@ class RealtimeClock:
         self._next = 0.0
         self.late = 0
 
-    def tick(self) -> Tick:
+    def tick(self, idle: Callable[[float], None] = time.sleep) -> Tick:
+        """The next frame, at its deadline; `idle(seconds)` spends the slack (the show reads its
+        control sockets there), returning in time for the spin."""
         now = time.perf_counter()
         if self.frame < 0:
             self.start = self._next = now
         elif self.paced:
             wait = self._next - now
             if wait > self.SPIN:
-                time.sleep(wait - self.SPIN)
+                idle(wait - self.SPIN)
             while time.perf_counter() < self._next:
                 pass
             now = time.perf_counter()

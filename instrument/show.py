@@ -7,6 +7,7 @@ stage failure is reported and the show carries on with what it had.
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,7 +52,8 @@ class Output(Protocol):
 
 
 class Source(Protocol):
-    """A control source the loop asks for what has arrived, at the start of every frame."""
+    """A control source the loop asks for what has arrived, at the start of every frame. One with a
+    `fileno()` (a socket) is also read while the loop waits for the next frame."""
 
     def poll(self) -> None: ...
 
@@ -70,6 +72,7 @@ class EventSink(Protocol):
 
 
 STAGES = ("control", "scene", "generate", "composite", "output")
+IDLE_BATCH = 0.001  # s: packets wait at most this long in the socket while the loop is idle
 
 
 @dataclass
@@ -141,7 +144,7 @@ class Show:
     # -- one frame -----------------------------------------------------------------------------
 
     def step(self) -> FrameParams:
-        tick = self.clock.tick()
+        tick = self.clock.tick(self._idle)
         t = time.perf_counter()
         for source in self.sources:
             source.poll()
@@ -173,6 +176,18 @@ class Show:
             self.ctx.finish()
         self.stats.frame_times.append(time.perf_counter())
         return fp
+
+    def _idle(self, seconds: float) -> None:
+        """The frame's slack: read the sources' sockets as packets come, in batches at most every
+        IDLE_BATCH seconds, so a flood is parsed here rather than at the next frame's start."""
+        end = time.perf_counter() + seconds
+        ready = [s for s in self.sources if hasattr(s, "fileno")]
+        if not ready:
+            return time.sleep(seconds)
+        while (left := end - time.perf_counter()) > 0:
+            for source in select.select(ready, [], [], left)[0]:
+                source.poll()
+            time.sleep(min(IDLE_BATCH, max(0.0, end - time.perf_counter())))
 
     def _advance(self, frame: int, t: float, dt: float) -> FrameParams:
         """The frame's beat, the commands due on it, then the parameters moved by the modulators."""

@@ -24,7 +24,7 @@ from instrument.show import Show
 @pytest.fixture
 def live(ctx):
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)
     show = Show(ctx, load_patch("testcard"), (320, 240), clock=OfflineClock(60), queue=queue,
                 reporter=reporter, feedback=[osc])
     show.step()
@@ -35,9 +35,11 @@ def live(ctx):
 
 
 def settle(osc, target, key="packets", timeout=2.0):
-    """Wait until the server thread has taken `target` datagrams in all (UDP is async, not lossy here)."""
+    """Read until `target` datagrams were taken in all (UDP is async, not lossy here), as the
+    loop's idle wait does."""
     end = time.monotonic() + timeout
     while osc.stats[key] < target and time.monotonic() < end:
+        osc.poll()
         time.sleep(0.002)
     assert osc.stats[key] >= target, f"server saw {osc.stats[key]} {key}, wanted {target}"
 
@@ -138,7 +140,9 @@ def test_subscribe_feedback_and_dump(live):
 
     client2 = SimpleUDPClient("127.0.0.1", osc.address[1])
     client2._sock.bind(("127.0.0.1", 0))
+    base = osc.stats["packets"]
     client2.send_message("/noclip/cmd/dump", [port, "norm"])
+    settle(osc, base + 1)  # answered when the loop reads: at the latest the next frame
     got = received("/noclip/norm/bleed")
     assert 0.0 <= got["/noclip/norm/bleed"] <= 1.0
     rx.close()
@@ -181,7 +185,8 @@ def test_fuzz_never_crashes_and_values_stay_in_range(live, caplog):
         settle(osc, base + len(packets), timeout=5)
         for _ in range(3):
             fp = show.step()
-    assert osc._thread.is_alive() and show.running
+    assert show.running
+    assert send_and_step(show, osc, client, "/noclip/seed", 4321)["seed"] == 4321  # still listening
     for spec in show.bank.registry:
         v = fp[spec.name]
         if spec.type in ("float", "int"):
@@ -207,7 +212,7 @@ def test_flood_is_absorbed(live):
 
 def test_allow_list_denies_other_networks(ctx):
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0, allow=["10.0.0.0/8"]).start()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0, allow=["10.0.0.0/8"])
     try:
         SimpleUDPClient("127.0.0.1", osc.address[1]).send_message("/noclip/seed", 3)
         settle(osc, 1)
@@ -244,7 +249,7 @@ def test_fast_parser_agrees_with_python_osc():
 def test_arrival_is_stamped_by_the_kernel(ctx):
     """A datagram that waited in the socket keeps its arrival time, not the time it was read."""
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0)  # not started: the packet waits in the kernel
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)  # unread: the packet waits in the kernel
     try:
         # Linux turns receive timestamps on for the machine in deferred work once a socket asks;
         # a packet that lands before that is stamped when read (harmless live, but not this test)
@@ -252,7 +257,6 @@ def test_arrival_is_stamped_by_the_kernel(ctx):
         sent = time.perf_counter()
         SimpleUDPClient("127.0.0.1", osc.address[1]).send_message("/noclip/seed", 3)
         time.sleep(0.3)
-        osc.start()
         settle(osc, 1)
         (event,) = queue.drain()
         if osc.kernel_stamps:
@@ -260,4 +264,29 @@ def test_arrival_is_stamped_by_the_kernel(ctx):
         else:
             assert event.time >= sent + 0.3
     finally:
+        osc.close()
+
+
+def test_the_idle_wait_reads_the_socket_between_frames(ctx):
+    """A paced show reads packets while it waits for its next frame, so a burst's parsing happens
+    in the slack; and what arrives at the last moment still makes the next frame."""
+    from instrument.clock import RealtimeClock
+
+    queue, reporter = ControlQueue(), Reporter()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)
+    show = Show(ctx, load_patch("testcard"), (64, 48), clock=RealtimeClock(10.0), queue=queue,
+                reporter=reporter, sources=[osc])
+    client = SimpleUDPClient("127.0.0.1", osc.address[1])
+    try:
+        show.step()
+        for i in range(50):
+            client.send_message("/noclip/bleed", i / 100.0)
+        waited = time.perf_counter()
+        show._idle(0.05)                      # part of the 100 ms frame's slack
+        assert time.perf_counter() - waited >= 0.05
+        assert osc.stats["packets"] == 50     # taken while idle, not at the frame's start
+        client.send_message("/noclip/seed", 99)
+        assert show.step()["seed"] == 99 and show.bank.targets["bleed"] == pytest.approx(0.49)
+    finally:
+        show.close()
         osc.close()

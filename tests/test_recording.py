@@ -132,12 +132,13 @@ def test_record_commands_make_takes_over_osc(ctx, tmp_path):
     deck = RecordDeck(SIZE, 30, reporter, first=tmp_path / "take.mkv", codec="ffv1")
     # paced as a live show is: a take drops frames (counted) only when the encoder falls behind the show
     show = Show(ctx, load_patch("testcard"), SIZE, clock=RealtimeClock(30), outputs=[deck], reporter=reporter)
-    osc = OscControl(show.queue, reporter, "127.0.0.1", 0).start()
+    osc = OscControl(show.queue, reporter, "127.0.0.1", 0)
     client = SimpleUDPClient("127.0.0.1", osc.address[1])
     try:
         def send_and_wait(address):  # until the command waits in the queue for the next frame
             client.send_message(address, [])
             while len(show.queue) == 0:
+                osc.poll()  # as the loop's idle wait does
                 time.sleep(0.002)
 
         show.run(frames=5)

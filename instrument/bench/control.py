@@ -57,7 +57,7 @@ def send_flood(port: int, start: float, windows: int, window: float, rate: int) 
 
 def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)
     show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
                  sources=[osc])
     proc = _sender(send_random, osc.address[1], seconds + 1.5, 0.008, 1)
@@ -79,7 +79,7 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
     """The loop's rate in alternating quiet and flooded windows (`pairs` of each, `seconds` / 2
     long), medians compared (see `common.alternate`)."""
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0).start()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)
     show = _show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter, feedback=[osc],
                  sources=[osc], outputs=[Readback()])
     show.run(frames=10)

@@ -102,7 +102,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     osc = None
     if args.osc != "off":
         host, port = parse_hostport(args.osc)
-        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow).start()
+        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow)
         log.info("OSC on %s:%d", *osc.address)
     deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
                       audio=_audio_factory(args))

@@ -1,18 +1,19 @@
-"""OSC in and out over UDP (python-osc's parser, our own socket loop).
+"""OSC in and out over UDP (python-osc's parser, our own socket reading).
 
-Our own loop rather than python-osc's server because a show needs what that server hides: every
+Our own reading rather than python-osc's server because a show needs what that server hides: every
 malformed packet counted, bundles with future timetags scheduled instead of slept on, arrival
 stamps, an allow-list when the port is opened to a network, and replies from the same socket.
+No thread of its own: the frame loop reads the socket at the start of every frame, and while it
+waits for the next one (Show's idle wait selects on it), so a flood's parsing happens in the
+frame's slack and never fights the loop for the interpreter lock.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import selectors
 import socket
 import struct
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ PREFIX = "/noclip/"
 NORM = "/noclip/norm/"
 CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
-BATCH = 256       # datagrams taken per wake-up: fewer GIL hand-offs with the frame loop under a flood
+TAKE = 2048       # datagrams per read at most (~7 ms of work): a storm cannot stall a frame
 # Linux's SO_TIMESTAMPNS (not in the socket module): the kernel stamps each datagram on arrival, so
 # the latency we report starts when the packet reached the machine, not when this thread woke up.
 SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
@@ -108,8 +109,6 @@ class OscControl:
         self._subs: dict[tuple[str, int], Subscriber] = {}
         self._sent: dict[tuple[str, int], dict[str, Any]] = {}
         self._values: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._reading = threading.Lock()  # the thread and the loop's poll take turns at the socket
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.kernel_stamps = False
@@ -120,45 +119,24 @@ class OscControl:
             except OSError:
                 pass
         self.sock.bind((host, port))
-        self.sock.setblocking(False)  # read only when there is something: by the loop, or after select
+        self.sock.setblocking(False)  # read only what is there
         self.address = self.sock.getsockname()[:2]
-        self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
 
-    def start(self) -> OscControl:
-        self._thread.start()
-        return self
+    def fileno(self) -> int:
+        """The socket, for the loop's idle wait to select on."""
+        return self.sock.fileno()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1.0)
         self.sock.close()
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        """Wait until packets are there (without the interpreter lock, and without taking one out
-        of the kernel yet), then take them all. A packet is only ever taken by a reader that holds
-        the interpreter lock, so none waits in limbo while the frame loop runs its GL calls."""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
-            while not self._stop.is_set():
-                if sel.select(timeout=0.2):
-                    with self._reading:
-                        self._take()
-
     def poll(self) -> None:
-        """Called by the frame loop before it drains the queue: whatever the kernel holds now
-        makes this very frame (the thread, waiting for the interpreter lock the loop keeps through
-        its GL calls, could leave it to the next). If the thread is mid-batch, that batch is
-        finished first, so it too makes this frame."""
-        with self._reading:
-            self._take()
-
-    def _take(self) -> None:
+        """Take every datagram the kernel holds (each keeps its kernel arrival stamp): called by the
+        frame loop before it drains the queue, and whenever its idle wait sees the socket ready."""
         anc, batch = socket.CMSG_SPACE(_TIMESPEC.size), []
         try:
-            while len(batch) < BATCH:
+            while len(batch) < TAKE:
                 batch.append(self.sock.recvmsg(65536, anc))
         except (BlockingIOError, OSError):
             pass

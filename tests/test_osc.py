@@ -272,10 +272,16 @@ def test_the_idle_wait_reads_the_socket_between_frames(ctx):
     in the slack; and what arrives at the last moment still makes the next frame."""
     from instrument.clock import RealtimeClock
 
-    queue, reporter = ControlQueue(), Reporter()
+    class Queue:  # a source without a socket (rtmidi's queue): read once more before the deadline
+        polls = 0
+
+        def poll(self):
+            self.polls += 1
+
+    queue, reporter, midi = ControlQueue(), Reporter(), Queue()
     osc = OscControl(queue, reporter, "127.0.0.1", 0)
     show = Show(ctx, load_patch("testcard"), (64, 48), clock=RealtimeClock(10.0), queue=queue,
-                reporter=reporter, sources=[osc])
+                reporter=reporter, sources=[osc, midi])
     client = SimpleUDPClient("127.0.0.1", osc.address[1])
     try:
         show.step()
@@ -285,6 +291,7 @@ def test_the_idle_wait_reads_the_socket_between_frames(ctx):
         show._idle(0.05)                      # part of the 100 ms frame's slack
         assert time.perf_counter() - waited >= 0.05
         assert osc.stats["packets"] == 50     # taken while idle, not at the frame's start
+        assert midi.polls == 2                # the frame's start, then the end of the wait
         client.send_message("/noclip/seed", 99)
         assert show.step()["seed"] == 99 and show.bank.targets["bleed"] == pytest.approx(0.49)
     finally:

@@ -17,7 +17,7 @@ import moderngl
 from ..params import REGISTRY, FrameParams, ParamSpec, Registry
 from ..resources import data_dir, find
 from ..tomlfile import ConfigError, TomlFile
-from .gl import Program, draw, load_program, shader_path, target
+from .gl import QUAD_VERT, Program, draw, load_program, shader_path, target
 
 SCALES = ("source", "output", "absolute")
 PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback"}
@@ -146,7 +146,7 @@ class Chain:
         programs: list[Program] = []
         try:
             for p in spec.passes:
-                programs.append(load_program(ctx, p.shader, quad, *([p.vertex] if p.vertex else [])))
+                programs.append(load_program(ctx, p.shader, quad, p.vertex or QUAD_VERT))
         except Exception:
             for prog in programs:
                 prog.release()

@@ -17,7 +17,8 @@ from .chain import Chain, ChainSpec, load_chain_spec
 from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
 from .reload import FileWatcher
 
-MIX, OUTPUT, OUTPUT_VERT = "core/mix.frag", "core/output.frag", "core/output.vert"
+# the compositor's own programs: attribute -> (fragment, vertex shader)
+PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert")}
 
 declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
         description="generated frame over the base scene (0 = scene only)")
@@ -43,9 +44,9 @@ class Compositor:
         self.ctx, self.reporter = ctx, reporter
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
-        self.mixer = load_program(ctx, MIX, self.quad)
-        self.out = load_program(ctx, OUTPUT, self.quad, OUTPUT_VERT)
-        self.core = {shader_path(f) for f in (QUAD_VERT, MIX, OUTPUT, OUTPUT_VERT)}
+        self.mixer, self.out = self._program("mixer"), self._program("out")
+        self.core = {shader_path(f) for pair in PROGRAMS.values() for f in pair}
+        self.own = self.core - {shader_path(QUAD_VERT)}  # quad.vert: the chain's passes use it too
         self.watcher = FileWatcher() if watch else None
         self.mixed, self.mixed_fbo = target(ctx, source_size)
         self.texture, self.fbo = target(ctx, output_size)
@@ -79,16 +80,20 @@ class Compositor:
         if not edited:
             return
         if edited & self.core:
-            for attr, frag, vert in (("mixer", MIX, QUAD_VERT), ("out", OUTPUT, OUTPUT_VERT)):
+            for attr in PROGRAMS:
                 try:
-                    program = load_program(self.ctx, frag, self.quad, vert)
+                    program = self._program(attr)
                 except Exception as exc:
                     self.reporter.error("shader", str(exc))
                     continue
                 getattr(self, attr).release()
                 setattr(self, attr, program)
-        if self.chain is not None and edited - {shader_path(f) for f in (MIX, OUTPUT, OUTPUT_VERT)}:
+        if self.chain is not None and edited - self.own:
             self.load_chain(self.chain.spec.path)
+
+    def _program(self, attr: str) -> Program:
+        frag, vert = PROGRAMS[attr]
+        return load_program(self.ctx, frag, self.quad, vert)
 
     def resize(self, output_size: tuple[int, int]) -> None:
         """New output size (window resized or went fullscreen): new targets, same chain."""

@@ -99,7 +99,7 @@ def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
         prog = ctx.program(vertex_shader=sources[vpath], fragment_shader=sources[fpath])
     except moderngl.Error as exc:
         # moderngl heads a compile log with the stage; a link error belongs to the pass's program
-        failed = vpath if "vertex_shader" in str(exc) and vpath != shader_path(QUAD_VERT) else fpath
+        failed = vpath if "vertex_shader" in str(exc) else fpath
         raise _shader_error(failed, exc) from None
     uniforms = {k: v for k, v in ((k, prog[k]) for k in prog) if isinstance(v, moderngl.Uniform)}
     samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)

@@ -15,7 +15,7 @@ from .cmd.play import cmd_play
 from .cmd.render import _range, cmd_render
 from .patch import ConfigError
 from .record.render import render_offline
-from .record.video import CODECS
+from .record.video import CODECS, QUALITIES
 
 __all__ = ["main", "parser", "render_offline", "resolve_patch"]  # the last two: importable here, as before
 
@@ -45,7 +45,6 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a video (looped) or still image as the base instead of the patch's scene")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
-    p.add_argument("--fps", type=float, default=60.0)
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",
                    help="video codec for files written (ffv1 is lossless)")
     p.add_argument("--audio", type=Path, metavar="FILE",
@@ -72,8 +71,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", type=int, default=0, help="monitor index for fullscreen")
     p.add_argument("--size", type=_size, default=(1280, 720), help="output size headless/windowed")
     p.add_argument("--seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--fps", type=float, help="frames a second (default: what the machine holds: 30 with a "
+                                              "generator on the CPU, 60 with one on a GPU or none)")
     p.add_argument("--record", type=Path, metavar="OUT",
                    help="record from the start (.mp4/.mov fragmented, .mkv; later takes OUT-2, OUT-3, …)")
+    p.add_argument("--record-quality", choices=("auto", *QUALITIES), default="auto",
+                   help="takes at the output's size (best), or at 480 lines (tape, fast: cheaper presets); "
+                        "auto: the best the encoder, measured at start, can keep up with beside the show")
     p.add_argument("--takes", type=Path, default=Path(), metavar="DIR",
                    help="where takes started by record/start or the R key go without --record")
     p.add_argument("--audio-in", metavar="DEVICE",
@@ -98,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("performance", nargs="?", type=Path,
                    help="a performance file to re-render (its patch, start state and events)")
+    r.add_argument("--fps", type=float, default=60.0)
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--seconds", type=float, help="length (default: the whole performance)")
     r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..clock import RealtimeClock
 from ..control import ControlEvent, ControlQueue
+from ..generate import generator_device, live_rate
 from ..record.deck import RecordDeck
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
@@ -80,6 +82,8 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     patch, overrides = resolve_patch(args)
     queue, reporter = ControlQueue(), Reporter()
+    fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model)
+    log.info("playing at %g fps (%s)", fps, why if args.fps else f"{why}; --fps to choose")
     window = None
     seconds, record = args.seconds, args.record
     if not args.headless:
@@ -94,7 +98,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             seconds = seconds or DEMO_SECONDS
             record = record or Path(DEMO_FILE)
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
-            return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec,
+            return render_offline(patch, overrides, record, seconds, fps, args.size, codec=args.codec,
                                   audio=_audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
@@ -104,8 +108,17 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow)
         log.info("OSC on %s:%d", *osc.address)
-    deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
-                      audio=_audio_factory(args))
+    # the show's performance is always written, so any take re-renders exactly (full size too);
+    # without --record or --performance it goes beside the takes and is kept only if one was made
+    perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)
+    provisional = perf_path is None
+    if provisional:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        perf_path = args.takes / f"noclip-{stamp}.performance.jsonl"
+    spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
+    deck = RecordDeck(size, fps, reporter, first=record, folder=args.takes, codec=args.codec,
+                      audio=_audio_factory(args), quality=args.record_quality,
+                      cores=max(0.25, 0.5 * spare), performance=perf_path)
     outputs: list = [window, deck] if window else [deck]
     midi = None
     if "off" not in args.midi:
@@ -117,15 +130,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     heard = [c for c in clocks if isinstance(c, AudioInput)]  # analysed by the show's loop, each frame
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
-    show = Show(ctx, patch, size, clock=RealtimeClock(args.fps), queue=queue, reporter=reporter,
+    show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
                 outputs=outputs, feedback=[osc] if osc else [], sources=([osc] if osc else []) + heard,
                 overrides=overrides)
+    show.rate_note = why
     if args.log:
         show.sinks.append(EventLog(args.log))
-    perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)
-    if perf_path:
-        writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
-        show.sinks.append(writer)
+    try:
+        show.sinks.append(PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size))
+    except OSError as exc:
+        reporter.error("performance", f"cannot write {perf_path}: {exc}")
+        perf_path = None
     if midi:
         midi.attach(show)
     if window:
@@ -134,10 +149,9 @@ def cmd_play(args: argparse.Namespace) -> int:
             from ..control.learn import Learn
 
             learn = Learn(midi, patch.path)
-        window.attach(show, lambda: "  ".join(m for m in (osc.last_message if osc else "",
-                                                          midi.last_message if midi else "") if m),
+        window.attach(show, lambda: show.hud_state({"learn": learn.status} if learn and learn.active else None),
                       learn=learn)
-    frames = round(seconds * args.fps) if seconds else None
+    frames = round(seconds * fps) if seconds else None
     try:
         started = time.perf_counter()
         with _sigint_quits(queue):
@@ -155,9 +169,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     if dreamed is not None:
         log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
                  dreamed / max(1e-9, elapsed))
+    if provisional and perf_path is not None and not deck.takes:
+        perf_path.unlink(missing_ok=True)  # nothing was recorded: no file left behind
+        perf_path = None
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")
+    for command in deck.reduced:
+        log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
 
 

@@ -9,6 +9,7 @@ so the tape's on-screen display says REC — in a re-render of the performance t
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,33 +18,65 @@ import moderngl
 from ..params import FrameParams
 from ..report import Reporter
 from .audio import AudioSource
-from .video import VideoRecorder
+from .video import QUALITIES, VideoRecorder, choose_quality
 
 
 class RecordDeck:
     def __init__(self, size: tuple[int, int], fps: float, reporter: Reporter, *, first: Path | None = None,
                  folder: Path = Path(), codec: str = "h264", audio: Callable[[], AudioSource] | None = None,
-                 suffix: str = ".mp4") -> None:
+                 suffix: str = ".mp4", quality: str = "best", cores: float = 1.0,
+                 performance: Path | None = None) -> None:
+        """`quality`: one of QUALITIES, or `auto`: the best whose encode, measured on this machine
+        (on a thread of its own, as the show starts), fits in `cores` of CPU at `fps`.
+        `performance`: the file the show's performance goes to, named when a reduced take ends."""
         self.size, self.fps, self.reporter = size, fps, reporter
         self.first, self.folder, self.codec, self.audio, self.suffix = first, folder, codec, audio, suffix
+        self.performance = performance
         self.recorder: VideoRecorder | None = None
         self.takes: list[Path] = []
+        self.reduced: list[str] = []  # commands that render the reduced takes full size
         self.dropped = 0
         self._frame = 0  # the frame the next write will be
+        self.quality, self.why = quality, "asked for"
+        self._choosing: threading.Thread | None = None
+        if quality == "auto":
+            self.quality, self.why = "fast", "not measured"
+            if codec == "h264":
+                self._choosing = threading.Thread(target=self._choose, args=(cores,), daemon=True,
+                                                  name="record-quality")
+                self._choosing.start()
+        elif quality not in QUALITIES:
+            raise ValueError(f"record quality '{quality}' is none of auto, {', '.join(QUALITIES)}")
+
+    def _choose(self, cores: float) -> None:
+        try:
+            self.quality, self.why = choose_quality(self.size, self.fps, cores)
+        except Exception as exc:  # no libx264 to measure: the cheapest, said
+            self.quality, self.why = "fast", f"could not measure the encoder ({exc})"
+
+    def status(self) -> tuple[float, int] | None:
+        """The running take's (seconds, frames dropped), for the HUD; None when not recording."""
+        rec = self.recorder
+        return None if rec is None else (rec.offered / self.fps, rec.dropped)
 
     def record(self, on: bool) -> bool:
         """Start or stop a take; returns whether a take is running now."""
         if on and self.recorder is None:
             path = self._next_path()
+            if self._choosing is not None:  # the first take waits for the measurement (< 1 s)
+                self._choosing.join()
+                self._choosing = None
             try:
                 self.recorder = VideoRecorder(path, self.size, self.fps, live=True, reporter=self.reporter,
                                               codec=self.codec, audio=self.audio() if self.audio else None,
-                                              first_frame=self._frame)
+                                              first_frame=self._frame, quality=self.quality,
+                                              depth=max(8, round(self.fps)))
             except Exception as exc:  # disk, codec, device: say so, the show goes on unrecorded
                 self.reporter.error("recorder", f"cannot record to {path}: {exc}")
                 return False
             self.takes.append(path)
-            self.reporter.note("recorder", f"recording {path}")
+            w, h = self.recorder.file_size
+            self.reporter.note("recorder", f"recording {path} at {w}x{h}, {self.quality} ({self.why})")
         elif not on and self.recorder is not None:
             self._finish()
         return self.recorder is not None
@@ -71,6 +104,17 @@ class RecordDeck:
             self.reporter.error("recorder", f"{rec.path}: {rec.dropped} of {rec.offered} frames dropped")
         else:
             self.reporter.note("recorder", f"{rec.path}: {rec.frames} frames, none dropped")
+        if rec.file_size != rec.size and self.performance is not None:
+            self.reduced.append(self._full_size_command(rec))
+
+    def _full_size_command(self, rec: VideoRecorder) -> str:
+        """The render that gives this take at full size from the show's performance file: exact by
+        design (the same events on the same frames), with --range when the take began mid-show."""
+        start, end = rec.first_frame, rec.first_frame + rec.offered
+        cut = f" --range {start / self.fps:g}:{end / self.fps:g}" if start else ""
+        w, h = rec.size
+        return (f"noclip render {self.performance} -o {rec.path.with_name(rec.path.stem + '-hd.mp4')}"
+                f"{cut} --size {w}x{h}")
 
     def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None:
         self._frame = fp.frame + 1

@@ -31,6 +31,16 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "ffv1": ("ffv1", "bgr0", {}),  # lossless RGB: re-renders compare bit for bit
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
 }
+# What a live take costs, cheapest last: (name, lines, x264 options). `best` keeps the output's size;
+# the others encode at tape resolution (480 lines, what a VHS capture holds), whose encode measured
+# 10-22 ms of CPU a frame on the 2-core build machine against 46 ms for 1280x720 `veryfast` (1.4
+# cores at 30 fps: the cores the generator needs). A take at reduced size re-renders full size
+# from its performance file, exactly.
+QUALITIES: dict[str, tuple[int | None, dict[str, str]]] = {
+    "best": (None, {"crf": "18", "preset": "veryfast"}),
+    "tape": (480, {"crf": "20", "preset": "superfast"}),
+    "fast": (480, {"crf": "20", "preset": "ultrafast"}),
+}
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
                      ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
@@ -52,6 +62,68 @@ def h264_encoder() -> str:
             except Exception:
                 pass
     return "h264_nvenc" if _NVENC else "libx264"
+
+
+def encode_size(size: tuple[int, int], quality: str) -> tuple[int, int]:
+    """The size a take of `size` is encoded at: its own, or scaled to the quality's lines (even)."""
+    lines = QUALITIES[quality][0]
+    if lines is None or size[1] <= lines:
+        return size
+    return max(2, round(size[0] * lines / size[1] / 2) * 2), lines
+
+
+_MEASURED: dict[tuple, float] = {}
+
+
+def encode_cost(size: tuple[int, int], quality: str, frames: int = 6) -> float:
+    """CPU seconds libx264 spends on one frame of `size` at `quality`, measured on frames like the
+    tape's (smooth light, edges and grain, moving), once per process and size."""
+    key = (size, quality)
+    if key not in _MEASURED:
+        import io
+        import resource
+
+        w, h = encode_size(size, quality)
+        yy, xx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+        grain = np.random.default_rng(0).normal(0.0, 6.0, (size[1], size[0], 1)).astype(np.float32)
+        out = av.open(io.BytesIO(), "w", format="mp4")
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {**QUALITIES[quality][1], "g": "30"}
+        cpu = 0.0
+        for i in range(frames + 2):
+            light = 120 + 60 * np.sin((xx + 9 * i) / 37.0) * np.cos(yy / 23.0) + 40 * ((xx + 9 * i) % 160 < 4)
+            rgb = np.clip(light[..., None] * np.float32([1.0, 0.9, 0.45]) + grain, 0, 255).astype(np.uint8)
+            t = resource.getrusage(resource.RUSAGE_SELF)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if (w, h) != size:
+                frame = frame.reformat(w, h, format="yuv420p", interpolation="AREA")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            u = resource.getrusage(resource.RUSAGE_SELF)
+            if i >= 2:  # the first frames open the encoder
+                cpu += (u.ru_utime - t.ru_utime) + (u.ru_stime - t.ru_stime)
+        for packet in stream.encode():
+            out.mux(packet)
+        out.close()
+        _MEASURED[key] = cpu / frames
+    return _MEASURED[key]
+
+
+def choose_quality(size: tuple[int, int], fps: float, cores: float) -> tuple[str, str]:
+    """The best quality whose measured encode fits in `cores` of CPU at `fps` (the cheapest when
+    none does), and why, in words for the log. A GPU encoder (NVENC) costs the CPU nothing."""
+    if h264_encoder() == "h264_nvenc":
+        return "best", "NVENC encodes on the GPU"
+    said = []
+    for quality in QUALITIES:
+        need = encode_cost(size, quality) * fps
+        w, h = encode_size(size, quality)
+        said.append(f"{quality} {w}x{h} {need:.2f}")
+        if need <= cores:
+            break
+    return quality, f"encoder measured, cores needed at {fps:g} fps: {', '.join(said)}; {cores:.2f} to spare"
 
 
 def add_sound_stream(container: av.container.OutputContainer, path: Path, rate: int) -> av.AudioStream:
@@ -81,21 +153,26 @@ def mux_sound(container: av.container.OutputContainer, stream: av.AudioStream, s
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
                  reporter: Reporter | None = None, codec: str = "h264", depth: int = 8,
-                 audio: AudioSource | None = None, first_frame: int = 0) -> None:
-        """`first_frame`: the show frame this file starts at, so its sound is cut from there."""
+                 audio: AudioSource | None = None, first_frame: int = 0, quality: str = "best") -> None:
+        """`first_frame`: the show frame this file starts at, so its sound is cut from there.
+        `quality` (QUALITIES): the size and x264 preset of the file; frames are read at `size`."""
         if codec not in CODECS:
             raise ValueError(f"unknown codec '{codec}' (have: {', '.join(CODECS)})")
         self.path = Path(path)
         self.size, self.fps = size, fps
         self.live, self.reporter, self.audio = live, reporter, audio
+        self.quality = quality
+        self.file_size = encode_size(size, quality)
         encoder, pix_fmt, options = CODECS[codec]
+        if encoder == "libx264":
+            options = QUALITIES[quality][1]
         if encoder == "libx264" and h264_encoder() == "h264_nvenc":
             encoder, options = "h264_nvenc", {"preset": "p4", "cq": "19"}
         self.container = av.open(str(self.path), "w",
                                  options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
         rate = Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream(encoder, rate=rate)
-        self.stream.width, self.stream.height = size
+        self.stream.width, self.stream.height = self.file_size
         self.stream.pix_fmt = pix_fmt
         # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
         self.stream.options = {**options, "g": str(max(1, round(fps)))} if codec == "h264" else dict(options)
@@ -108,7 +185,7 @@ class VideoRecorder:
         self._drained = threading.Event()
         self._ring: list[moderngl.Buffer] = []
         self._pending: list[moderngl.Buffer] = []  # filled, not yet mapped, oldest first
-        self._first = first_frame
+        self._first = self.first_frame = first_frame
         self._audio_pos = samples_before(first_frame, fps, audio.rate) if audio else 0
         self._queue: queue.Queue[tuple[int, np.ndarray | None, np.ndarray | None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._encode, name="video-encode", daemon=True)
@@ -169,6 +246,9 @@ class VideoRecorder:
             try:
                 if rgb is not None:
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                    if self.file_size != self.size:  # scaled here, on the encoder's thread
+                        frame = frame.reformat(*self.file_size, format=self.stream.pix_fmt,
+                                               interpolation="AREA")
                     frame.pts = index  # a dropped frame leaves a gap in time, not a shift after it
                     for packet in self.stream.encode(frame):
                         self.container.mux(packet)
@@ -202,4 +282,4 @@ class VideoRecorder:
                 self.audio.close()
 
 
-__all__ = ["CHANNELS", "CODECS", "VideoRecorder"]
+__all__ = ["CHANNELS", "CODECS", "QUALITIES", "VideoRecorder", "choose_quality"]

@@ -91,6 +91,11 @@ class Compositor:
         if self.chain is not None and edited - self.own:
             self.load_chain(self.chain.spec.path)
 
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        """Where the picture sits in the output (x, y, w, h), once a frame has been composited."""
+        return self._box
+
     def _program(self, attr: str) -> Program:
         frag, vert = PROGRAMS[attr]
         return load_program(self.ctx, frag, self.quad, vert)

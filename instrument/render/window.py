@@ -4,13 +4,14 @@ performer can hit in the dark without ending the show by accident."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import glfw
 import moderngl
 
 from ..control import ControlEvent, ControlQueue
 from ..params import FrameParams
-from .hud import Hud
+from .hud import Hud, HudState
 
 ESC_WINDOW = 1.0  # Esc must be pressed twice within this many seconds to quit
 
@@ -68,7 +69,7 @@ class Window:
         self._cursor()
         self.ctx = moderngl.create_context(require=330)
         self.hud: Hud | None = None
-        self.osc_message = lambda: ""
+        self.hud_state: Callable[[], HudState | None] = lambda: None
         self.show = None
         self.learn = None  # a control.learn.Learn when MIDI is on and the patch is a file
         self._esc = -10.0
@@ -78,11 +79,12 @@ class Window:
     def framebuffer_size(self) -> tuple[int, int]:
         return tuple(glfw.get_framebuffer_size(self.handle))  # type: ignore[return-value]
 
-    def attach(self, show, osc_message=lambda: "", learn=None) -> None:
-        """Give the HUD its show (created after the window, since the show needs the context)."""
+    def attach(self, show, hud_state: Callable[[], HudState | None] = lambda: None, learn=None) -> None:
+        """Give the window its show (created after the window, since the show needs the context) and
+        the HUD what it shows: `hud_state()`, asked only when the HUD redraws."""
         self.show = show
         self.learn = learn
-        self.osc_message = (lambda: f"{learn.status}  {osc_message()}") if learn else osc_message
+        self.hud_state = hud_state
         self.hud = Hud(self.ctx, show.compositor.quad)
 
     def _cursor(self) -> None:
@@ -105,6 +107,8 @@ class Window:
             self.queue.put(ControlEvent("key", "cmd/tap"))
         elif key == glfw.KEY_H and self.hud:
             self.hud.visible = not self.hud.visible
+        elif key == glfw.KEY_P and self.hud:  # the HUD's pages: the glance, then every parameter
+            self.hud.next_page()
         elif key == glfw.KEY_F:
             self.toggle_fullscreen()
         elif key == glfw.KEY_L and self.learn:  # MIDI learn: L arms, Up/Down choose, a control binds
@@ -134,7 +138,7 @@ class Window:
         if self.learn is not None and self.learn.active:
             self.learn.poll()
         if self.hud and self.show:
-            self.hud.draw(self.show, screen, self.osc_message())
+            self.hud.draw(self.hud_state, screen, self.show.compositor.box)
         glfw.swap_buffers(self.handle)
         glfw.poll_events()
         if glfw.window_should_close(self.handle):

@@ -20,9 +20,10 @@ from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
+from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
-            "music", "audio")
+            "music", "audio", "take")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -68,6 +69,8 @@ def run_bench(args: argparse.Namespace) -> int:
         device = args.audio_device
         device = int(device) if device and device.isdigit() else device
         report["audio"] = bench_audio(ctx, patch, size, device, secs)
+    if "take" in only:
+        report["take"] = bench_take(args.patch, args.record_seconds or 20.0)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -141,6 +144,8 @@ def print_report(r: dict[str, Any]) -> None:
                   f"(mean {s['added_mean']:.4f} ms)")
     if "audio" in r:
         print_audio(r["audio"])
+    if "take" in r:
+        print_take(r["take"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

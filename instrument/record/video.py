@@ -32,10 +32,10 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
 }
 # What a live take costs, cheapest last: (name, lines, x264 options). `best` keeps the output's size;
-# the others encode at tape resolution (480 lines, what a VHS capture holds), whose encode measured
-# 10-22 ms of CPU a frame on the 2-core build machine against 46 ms for 1280x720 `veryfast` (1.4
-# cores at 30 fps: the cores the generator needs). A take at reduced size re-renders full size
-# from its performance file, exactly.
+# the others encode at tape resolution (480 lines, what a VHS capture holds). Measured on frames of
+# the default show, 2-core build machine, CPU per frame: best at 1280x720 31-33 ms (a core at 30
+# fps: the core the generator needs), tape 11-12 ms, fast 7.7 ms. A take at reduced size
+# re-renders full size from its performance file, exactly.
 QUALITIES: dict[str, tuple[int | None, dict[str, str]]] = {
     "best": (None, {"crf": "18", "preset": "veryfast"}),
     "tape": (480, {"crf": "20", "preset": "superfast"}),
@@ -75,9 +75,11 @@ def encode_size(size: tuple[int, int], quality: str) -> tuple[int, int]:
 _MEASURED: dict[tuple, float] = {}
 
 
-def encode_cost(size: tuple[int, int], quality: str, frames: int = 6) -> float:
-    """CPU seconds libx264 spends on one frame of `size` at `quality`, measured on frames like the
-    tape's (smooth light, edges and grain, moving), once per process and size."""
+def encode_cost(size: tuple[int, int], quality: str, frames: int = 10) -> float:
+    """CPU seconds libx264 spends on one frame of `size` at `quality`, measured once per process on
+    frames like the tape's (smooth light, edges, grain, moving). One encoder thread, timed on this
+    thread only, so the show starting beside it is not counted; the flush is timed too (x264's
+    lookahead holds the first frames back: without it the figure came out ten times too low)."""
     key = (size, quality)
     if key not in _MEASURED:
         import io
@@ -85,29 +87,31 @@ def encode_cost(size: tuple[int, int], quality: str, frames: int = 6) -> float:
 
         w, h = encode_size(size, quality)
         yy, xx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
-        grain = np.random.default_rng(0).normal(0.0, 6.0, (size[1], size[0], 1)).astype(np.float32)
+        rng = np.random.default_rng(0)
+        pictures = []
+        for i in range(frames):
+            light = 120 + 60 * np.sin((xx + 9 * i) / 37.0) * np.cos(yy / 23.0) + 40 * ((xx + 9 * i) % 160 < 4)
+            grain = rng.normal(0.0, 6.0, (size[1], size[0], 1)).astype(np.float32)
+            pictures.append(np.clip(light[..., None] * np.float32([1.0, 0.9, 0.45]) + grain, 0, 255
+                                    ).astype(np.uint8))
         out = av.open(io.BytesIO(), "w", format="mp4")
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {**QUALITIES[quality][1], "g": "30"}
-        cpu = 0.0
-        for i in range(frames + 2):
-            light = 120 + 60 * np.sin((xx + 9 * i) / 37.0) * np.cos(yy / 23.0) + 40 * ((xx + 9 * i) % 160 < 4)
-            rgb = np.clip(light[..., None] * np.float32([1.0, 0.9, 0.45]) + grain, 0, 255).astype(np.uint8)
-            t = resource.getrusage(resource.RUSAGE_SELF)
+        stream.options = {**QUALITIES[quality][1], "g": "30", "threads": "1"}
+        who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+        t = resource.getrusage(who)
+        for i, rgb in enumerate(pictures):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if (w, h) != size:
                 frame = frame.reformat(w, h, format="yuv420p", interpolation="AREA")
             frame.pts = i
             for packet in stream.encode(frame):
                 out.mux(packet)
-            u = resource.getrusage(resource.RUSAGE_SELF)
-            if i >= 2:  # the first frames open the encoder
-                cpu += (u.ru_utime - t.ru_utime) + (u.ru_stime - t.ru_stime)
         for packet in stream.encode():
             out.mux(packet)
+        u = resource.getrusage(who)
         out.close()
-        _MEASURED[key] = cpu / frames
+        _MEASURED[key] = ((u.ru_utime - t.ru_utime) + (u.ru_stime - t.ru_stime)) / frames
     return _MEASURED[key]
 
 

@@ -85,7 +85,8 @@ def test_reduced_take_has_every_frame_and_names_its_full_size_render(ctx, tmp_pa
         assert (f.streams.video[0].codec_context.width, f.streams.video[0].codec_context.height) == (854, 480)
         assert sum(1 for _ in f.decode(video=0)) == 24
     [command] = deck.reduced
-    assert command == f"noclip render {perf} -o {take.with_name(take.stem + '-hd.mp4')} --range 0.2:1 --size 1280x720"
+    hd = take.with_name(take.stem + "-hd.mp4")
+    assert command == f"noclip render {perf} -o {hd} --range 0.2:1 --size 1280x720"
 
 
 def hud_screen(ctx, hud: Hud, state: HudState, size=(1280, 720), box=None) -> np.ndarray:
@@ -114,11 +115,12 @@ def test_hud_glance_and_pages_are_legible_and_never_cut_off(ctx):
     hud = Hud(ctx, quad_buffer(ctx))
     pixels = hud_screen(ctx, hud, state)
     x, y, w, h = hud.rect
-    assert 0 <= x and x + w <= 1280 and 0 <= y and y + h <= 720
+    assert x >= 0 and y >= 0 and x + w <= 1280 and y + h <= 720
     assert hud._font_px >= 14  # legible at 720 lines
     yellow = (pixels[..., 0] > 200) & (pixels[..., 1] > 180) & (pixels[..., 2] < 160)
     assert yellow[y:y + h, x:x + w].sum() > 500 and yellow.sum() == yellow[y:y + h, x:x + w].sum()
-    assert hud.drawn == [t.replace("\t", " ") for t in text][:len(hud.drawn)] and "P: all parameters · H: hide" in hud.drawn
+    assert hud.drawn == [t.replace("\t", " ") for t in text][:len(hud.drawn)]
+    assert "P: all parameters · H: hide" in hud.drawn
 
     # every parameter on some page, each page inside the screen, then back to the glance
     seen: list[str] = []

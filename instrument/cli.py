@@ -85,7 +85,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--osc", default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
-                   help="accept OSC only from these networks (when --osc listens beyond loopback)")
+                   help="accept OSC only from these networks; needed to listen beyond loopback "
+                        "(0.0.0.0/0: anyone who can reach the port, a deliberate choice)")
+    p.add_argument("--osc-allow-quit", action="store_true",
+                   help="let OSC senders beyond this machine end the show with /noclip/cmd/quit")
     p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
                    help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
     p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",

@@ -263,11 +263,11 @@ class ClockFeed:
                 continue
             changed = last is None or f.running != last[2] or abs(tempo - last[1]) > 0.002 * tempo
             if changed or now - last[0] >= self.every:
-                self._last[name] = (now, tempo, f.running)
                 beat = f.beat(now)
                 if not (isinstance(beat, (int, float)) and abs(beat) <= MAX_BEAT):  # NaN, inf too
                     self.refused += 1
                     continue
+                self._last[name] = (now, tempo, f.running)
                 report = {"source": name, "tempo": tempo, "beat": beat, "playing": f.running,
                           "numerator": getattr(f, "numerator", 4)}
                 out.append(ControlEvent(name, CMD + SYNC, report, time=now))

@@ -122,6 +122,10 @@ def test_a_subscription_starts_when_the_nonce_comes_back(remote):
     tx.sendto(build("/noclip/seed", 777), osc.address)
     pump(show, osc)
     assert {m[0]: m[1][0] for p in drain(rx, 0.1) for m in parse(p)}["/noclip/seed"] == 777
+    # only the sender that confirmed renews without a handshake; anyone else is challenged
+    other.sendto(build("/noclip/cmd/subscribe", port), osc.address)
+    pump(show, osc)
+    assert [parse(p)[0][0] for p in drain(other, 0.1)] == ["/noclip/confirm"]
     # a confirmed sender may dump, rate-limited
     tx.sendto(build("/noclip/cmd/dump"), osc.address)
     pump(show, osc)

@@ -216,7 +216,9 @@ class OscControl:
             t0 = clock()
             self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
             tokens -= clock() - t0
-        self._tokens = tokens
+        # a debt of one burst at most: a datagram costs well under that, and a thread preempted
+        # mid-parse (a busy machine) must not hold the next ones back for a quarter second
+        self._tokens = max(tokens, -BURST)
         if len(pending) > self._known:  # left for a later poll: counted once each
             self.stats["deferred"] += len(pending) - self._known
             self._known = len(pending)

@@ -11,8 +11,8 @@ that address, forever. So:
   rate-limited per address and in all;
 - `subscribe <port> [norm]` is answered by that challenge; echoing it (`/noclip/cmd/confirm <nonce>`
   from the same address and port) starts the subscription. Subscriptions are capped (`max_subs`),
-  expire `ttl` seconds after the last subscribe (send it again to renew: no new handshake while it
-  runs), and end with `unsubscribe <port>`;
+  expire `ttl` seconds after the last subscribe (send it again from the same address and port to
+  renew: no new handshake while it runs), and end with `unsubscribe <port>`;
 - `dump` answers senders on this machine, and senders confirmed by a handshake within `ttl`; an
   unconfirmed one gets the challenge instead. Dumps are rate-limited per sender.
 
@@ -87,6 +87,7 @@ class Subscriber:
     address: tuple[str, int]
     norm: bool
     expires: float = 0.0
+    owner: tuple[str, int] | None = None  # who confirmed it: only they renew it without a handshake
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Replies:
             self._drop(key)
             return None
         sub = self.subs.get(key)
-        if sub is not None:  # renewal: the subscriber proved its address when it started
+        if sub is not None and sub.owner == sender:  # renewal: it proved its address when it started
             sub.expires, sub.norm = now + self.ttl, norm
             return None
         return self._challenge(sender, key, norm, now)
@@ -169,12 +170,12 @@ class Replies:
         self._confirmed[sender[0]] = now + self.ttl
         if c.sub is None:
             return self.send_all(sender, c.norm) if self._dumps.take(sender[0], now) else None
-        if len(self.subs) >= self.max_subs:
+        if c.sub not in self.subs and len(self.subs) >= self.max_subs:
             self._prune(now)
             if len(self.subs) >= self.max_subs:
                 return self._refuse("subscribers full", sender[0],
                                     f"subscription from {sender[0]} refused: {self.max_subs} already")
-        self.subs = {**self.subs, c.sub: Subscriber(c.sub, c.norm, now + self.ttl)}
+        self.subs = {**self.subs, c.sub: Subscriber(c.sub, c.norm, now + self.ttl, sender)}
         self.stats["subscribed"] += 1
         # everything first, then changes: `publish` sees the subscriber only once it has been told all
         self.send_all(c.sub, c.norm, track=True)

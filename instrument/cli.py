@@ -89,7 +89,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--osc", default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="OSC listen address; 'off' disables")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
-                   help="accept OSC only from these networks (when --osc listens beyond loopback)")
+                   help="accept OSC only from these networks; needed to listen beyond loopback "
+                        "(0.0.0.0/0: anyone who can reach the port, a deliberate choice)")
+    p.add_argument("--osc-allow-quit", action="store_true",
+                   help="let OSC senders beyond this machine end the show with /noclip/cmd/quit")
     p.add_argument("--midi", action="append", default=[], metavar="PATTERN",
                    help="open MIDI inputs whose name has PATTERN (repeatable; default: all); 'off' disables")
     p.add_argument("--ableton", metavar="HOST[:PORT]", nargs="?", const="127.0.0.1:11000",
@@ -149,7 +152,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--patch", default="default")
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
-                   help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator,music,audio")
+                   help="sections: scene,stages,chain,big,latency,flood,hostile,midi,recording,generator,"
+                        "music,audio")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

@@ -24,6 +24,7 @@ class Tick:
 
 SOURCES = ("link", "ableton", "midi", "tap", "internal")  # priority: the first alive one wins
 SYNC = "clock/sync"  # the command an outside clock reports with (see BeatClock.sync)
+MAX_BEAT = 1e9  # beats: 15 years at 120 bpm; an outside clock's report beyond this is refused
 
 declare("tempo", "float", 120.0, min=20.0, max=300.0, unit="bpm", group="clock", origin=__name__,
         description="the internal clock's tempo (tap sets it); outside clocks override it while they run")
@@ -110,11 +111,15 @@ class BeatClock:
         if report.get("gone"):
             self.reports.pop(source, None)
             return
-        tempo = float(report["tempo"])
+        tempo, beat = float(report["tempo"]), float(report["beat"])
         if not 1.0 <= tempo <= 999.0:
             raise ValueError(f"tempo {tempo} is out of 1..999")
-        self.reports[source] = _Report(tempo, float(report["beat"]), t, bool(report.get("playing", True)),
-                                       max(1, int(report.get("numerator", 4))), t)
+        if not abs(beat) <= MAX_BEAT:  # NaN and infinities too: math.floor(inf) ends a show
+            raise ValueError(f"beat {beat} is out of ±{MAX_BEAT:g}")
+        numerator = report.get("numerator", 4)
+        if not isinstance(numerator, (int, float)) or not 1 <= numerator <= 64:
+            raise ValueError(f"time signature numerator {numerator!r} is out of 1..64")
+        self.reports[source] = _Report(tempo, beat, t, bool(report.get("playing", True)), int(numerator), t)
 
     def tap(self, t: float) -> float | None:
         """A tap at show time `t`; returns the tapped tempo once there are two taps. The beat lands

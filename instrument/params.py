@@ -7,14 +7,17 @@ derived from the registry, so there is no second list of names anywhere.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 TYPES = ("float", "int", "bool", "enum", "str")
+log = logging.getLogger("noclip")
 
 
 class ParamError(ValueError):
@@ -34,6 +37,7 @@ class ParamSpec:
     group: str = "master"
     description: str = ""
     origin: str = ""  # where it was declared (module or chain file), for error messages
+    length: int = 1000  # strings: characters at most, longer ones are cut (with a warning)
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -58,6 +62,9 @@ class ParamSpec:
                 value = value.decode("utf-8", "replace")
             if not isinstance(value, str):
                 raise ParamError(f"{self.name} takes a string, got {type(value).__name__}")
+            if len(value) > self.length:  # every entrance: OSC, MIDI, patches, performance files
+                _warn_cut(self.name, len(value), self.length)
+                value = value[:self.length]
             return value
         if t == "enum":
             if isinstance(value, str):
@@ -125,7 +132,21 @@ class ParamSpec:
             d["choices"] = list(self.choices)
         if self.type != "str":
             d["osc_norm"] = f"/noclip/norm/{self.name}"
+        else:
+            d["length"] = self.length
         return d
+
+
+_warned: dict[str, float] = {}  # parameter -> when a cut string was last warned about
+
+
+def _warn_cut(name: str, length: int, limit: int) -> None:
+    """A string cut to its parameter's length: warned at most every ten seconds per parameter (a
+    flood of 65 KB prompts is not a flood of warnings)."""
+    now = time.monotonic()
+    if now - _warned.get(name, -math.inf) >= 10.0:
+        _warned[name] = now
+        log.warning("%s: a string of %d characters was cut to %d", name, length, limit)
 
 
 def _number(name: str, value: Any) -> float:

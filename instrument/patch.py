@@ -7,6 +7,7 @@ Validation is complete before anything is applied, so a bad patch loaded mid-sho
 from __future__ import annotations
 
 import difflib
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
 
 VERSION = 1
+MAX_BYTES = 1 << 20  # a patch file's size at most
 KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "midi",
         "modulator"}
 
@@ -46,7 +48,9 @@ class Patch:
 
 def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     """Load and validate; raises ConfigError naming file, line and key."""
-    tf = TomlFile(find("patches", name, ".toml"))
+    path = find("patches", name, ".toml")
+    _check_size(path)
+    tf = TomlFile(path)
     d = tf.data
     for key in d:
         if key not in KEYS:
@@ -92,6 +96,19 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
                  size=(size[0], size[1]), params=values, path=tf.path, midi=tuple(d.get("midi", ())),
                  modulators=tuple(mods))
+
+
+def _check_size(path: Path) -> None:
+    """A patch is a regular file of at most MAX_BYTES: never a device or a pipe (/dev/zero would be
+    read forever), never megabytes of TOML parsed on the frame loop's thread."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(path, None, "", f"cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(path, None, "", "not a regular file")
+    if st.st_size > MAX_BYTES:
+        raise ConfigError(path, None, "", f"{st.st_size:,} bytes: a patch is at most {MAX_BYTES:,}")
 
 
 def save_patch(patch: Patch, path: Path) -> None:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import moderngl
@@ -22,12 +23,14 @@ from .commands import declare_command
 from .control import ControlEvent, ControlQueue
 from .control.events import CMD
 from .control.modulators import Modulators, build
+from .control.osc import PATCH_NAME
 from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
 from .render.compositor import Compositor
 from .render.hud import HudState
 from .report import Reporter
+from .resources import data_dir
 from .scene import Scene, make_scene
 
 log = logging.getLogger("noclip")
@@ -74,6 +77,9 @@ class EventSink(Protocol):
 
 STAGES = ("control", "scene", "generate", "composite", "output")
 MOVED_SECONDS = 4.0  # a parameter set by a control stays on the HUD's glance this long
+# commands that read files or rebuild GL: when a frame holds several, only the last of each runs
+# (one patch/load replaces the next; 100 of them stalled the loop 0.18 s)
+HEAVY = ("patch/load", "chain/reload")
 IDLE_BATCH = 0.001  # s: packets wait at most this long in the socket while the loop is idle
 
 
@@ -252,7 +258,11 @@ class Show:
         return result
 
     def _apply(self, events: list[ControlEvent], frame: int) -> None:
-        for e in events:
+        last = {e.command: i for i, e in enumerate(events) if e.is_command and e.command in HEAVY}
+        for i, e in enumerate(events):
+            if last and e.is_command and last.get(e.command, i) != i:
+                self.reporter.problem("merged", e.command, f"{e.command}: several in a frame, the last runs")
+                continue
             try:
                 if e.is_command and e.command in self.timed:
                     value = self.timed[e.command](e)
@@ -292,7 +302,9 @@ class Show:
         if not isinstance(name, str) or not name:
             raise ValueError("patch/load needs a patch name or path")
         try:
-            patch = load_patch(name)
+            # from beyond this machine a name only, looked up among the bundled patches, never a path
+            # (OSC refuses paths from such senders already; this holds whatever the entrance)
+            patch = load_patch(self._patch_by_name(name) if e.remote else name)
         except (ConfigError, FileNotFoundError) as exc:
             self.reporter.error("patch", str(exc))
             return
@@ -312,6 +324,12 @@ class Show:
         self.modulators = self._modulators(patch)
         self.patch = patch
         log.info("patch %s loaded", patch.name)
+
+    @staticmethod
+    def _patch_by_name(name: str) -> Path:
+        if not PATCH_NAME.match(name):
+            raise ConfigError(name, None, "", "a patch name only (letters, digits, - and _), never a path")
+        return data_dir("patches") / f"{name}.toml"
 
     def _age(self, e: ControlEvent) -> float:
         """Seconds between the event and the frame it lands on: measured live (0..1 s), read back

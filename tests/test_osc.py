@@ -116,13 +116,22 @@ def test_bundles_immediate_and_future_timetags(live):
     assert show.step()["seed"] == 6
 
 
+def handshake(show, osc, client, *args):
+    """subscribe: the show answers the sender with a nonce; echoing it starts the subscription."""
+    send_and_step(show, osc, client, "/noclip/cmd/subscribe", *args)
+    client._sock.settimeout(2.0)
+    challenge = OscMessage(client._sock.recv(65536))
+    assert challenge.address == "/noclip/confirm"
+    send_and_step(show, osc, client, "/noclip/cmd/confirm", challenge.params[0])
+
+
 def test_subscribe_feedback_and_dump(live):
     show, osc, client = live
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(2.0)
     port = rx.getsockname()[1]
-    send_and_step(show, osc, client, "/noclip/cmd/subscribe", port)
+    handshake(show, osc, client, port)
 
     def received(until_address):
         from pythonosc.osc_message import OscMessage

@@ -72,3 +72,21 @@ def test_missing_patch_is_clear():
 def test_patch_defaults():
     assert Patch().model == "builtin"  # the bundled model, everywhere, unless a patch says otherwise
     assert load_patch("default").model == "builtin" and load_patch("testcard").model == "none"
+
+
+def test_patch_reads_are_capped_and_only_regular_files(tmp_path):
+    """patch/load <path> from this machine reads at most 1 MB, and never a device or a pipe."""
+    import os
+
+    from instrument.patch import MAX_BYTES
+
+    big = tmp_path / "big.toml"
+    big.write_text("version = 1\n" + "# padding\n" * (MAX_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match="at most 1,048,576"):
+        load_patch(big)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises((ConfigError, FileNotFoundError)):
+        load_patch(fifo)  # never opened: reading a pipe would block the loop
+    with pytest.raises((ConfigError, FileNotFoundError)):
+        load_patch("/dev/zero")  # never read: it has no end

@@ -253,3 +253,57 @@ def test_midi_clock_follower_is_a_source_until_its_ticks_stop():
     assert src.tempo is None and gone.value == {"source": "midi", "gone": True}
     clock.sync(gone.value, 0.1)
     assert clock.advance(0.1).source == "internal"
+
+
+def test_infinite_and_absurd_clock_values_never_reach_the_modulators(ctx):
+    """AbletonOSC's song time of +inf reached math.floor in the modulators (OverflowError, exit 1).
+    It is refused at every step: the listener, the feed, the beat clock; and the modulators hold."""
+    import math
+
+    from instrument.clock import Beat, BeatClock
+    from instrument.control.modulators import build
+
+    def osc(address, value):
+        b = OscMessageBuilder(address)
+        b.add_arg(value, "d" if isinstance(value, float) else "i")
+        return b.build().dgram
+
+    live = AbletonOSC("127.0.0.1", 9, 0, bind="127.0.0.1")
+    try:
+        t = time.perf_counter()
+        live.handle(osc("/live/song/get/tempo", 120.0), t)
+        live.handle(osc("/live/song/get/is_playing", 1), t)
+        live.handle(osc("/live/song/get/current_song_time", 4.0), t)
+        before = list(live._offsets)
+        for bad in (math.inf, -math.inf, math.nan, 1e300):
+            live.handle(osc("/live/song/get/current_song_time", bad), t)
+            live.handle(osc("/live/song/get/tempo", bad), t)
+        assert list(live._offsets) == before and live.tempo == 120.0
+        assert live.stats["non-finite"] == 8 and math.isfinite(live.beat(t + 1))
+    finally:
+        live.sock.close()
+
+    class Broken:
+        running = True
+        tempo = 120.0
+
+        def beat(self, t):
+            return math.inf
+
+    queue = ControlQueue()
+    feed = ClockFeed(queue, {"midi": Broken()})
+    assert feed.poll() == [] and feed.refused == 1
+    Broken.tempo = math.nan
+    assert feed.poll() == [] and feed.refused == 2
+
+    clock = BeatClock()
+    for beat in (math.inf, math.nan, 1e12):
+        with pytest.raises(ValueError):
+            clock.sync({"source": "ableton", "tempo": 120.0, "beat": beat}, 0.0)
+    mods = build([{"target": "aberration", "shape": s, "every": 1, "depth": 1.0}
+                  for s in ("sine", "sh", "square", "envelope")]
+                 + [{"command": "seed/next", "every": 1}])
+    for beat in (math.inf, -math.inf, math.nan):
+        b = Beat(120.0, beat, True, "ableton", 4)
+        assert all(v == 0.0 for v in mods.offsets(b, 1.0).values())
+        assert mods.due(b, 1.0) == []

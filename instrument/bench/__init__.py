@@ -16,14 +16,14 @@ from typing import Any
 from ..patch import load_patch
 from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
-from .control import bench_flood, bench_latency, bench_music
+from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .generator import bench_generator, print_generator
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 from .take import bench_take, print_take
 
-SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
-            "music", "audio", "take")
+SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
+            "generator", "music", "audio", "take")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -52,6 +52,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if "flood" in only:
         report["flood_60fps"] = bench_flood(ctx, patch, size, 60.0, secs, 10_000)
         report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
+    if "hostile" in only:
+        report["hostile_60fps"] = bench_hostile(ctx, patch, size, 60.0, secs, 10_000)
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:
@@ -122,6 +124,13 @@ def print_report(r: dict[str, Any]) -> None:
                   f"{f['idle_fps']:.1f} fps, flooded {f['flood_fps']:.1f} fps "
                   f"({100 * f['ratio']:.0f}% of idle), "
                   f"{f['messages_received']} messages received, values in range: {f['values_in_range']}")
+    if "hostile_60fps" in r:
+        h = r["hostile_60fps"]
+        o = h["osc"]
+        print(f"OSC hostile corpus 10k packets/s, target 60: idle {h['idle_fps']:.1f} fps, flooded "
+              f"{h['flood_fps']:.1f} fps ({100 * h['ratio']:.0f}% of idle), {h['packets_parsed']} parsed "
+              f"({o.get('malformed', 0)} malformed, {o.get('deferred', 0)} deferred, {o.get('dropped', 0)} "
+              f"dropped), still running: {h['running']}, values in range: {h['values_in_range']}")
     if "recording_30fps" in r:
         rec = r["recording_30fps"]
         print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "

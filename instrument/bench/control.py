@@ -97,6 +97,56 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
             "windows": {"idle": rates[0], "flood": rates[1]}, "values_in_range": values_ok}
 
 
+def send_hostile(port: int, start: float, windows: int, window: float, rate: int, seed: int) -> None:
+    """`rate` datagrams a second of the hostile corpus (bench/hostile.py), in 1 ms batches, in
+    every odd window from `start` on, as `send_flood` does."""
+    from .hostile import corpus
+
+    grams = corpus(seed, 20_000, now=start)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    per_ms, sent, i = rate / 1000.0, 0, 0
+    while (now := time.time()) < start + windows * window:
+        k = int((now - start) // window) if now >= start else -1
+        if k % 2 == 1:
+            due = int((now - start - k * window) * 1000.0 * per_ms)
+            while sent < due:
+                try:
+                    sock.sendto(grams[i % len(grams)], ("127.0.0.1", port))
+                except OSError:  # the kernel's buffer is full: that datagram is lost, as on a network
+                    pass
+                sent, i = sent + 1, i + 1
+        else:
+            sent = 0
+        time.sleep(0.0005)
+
+
+def bench_hostile(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: int = 3) -> dict[str, Any]:
+    """The paced loop's rate in alternating quiet windows and windows flooded with `rate` datagrams
+    a second of the hostile corpus, medians compared. The sender counts as a network sender (not
+    on this machine): remote rules apply (no quit, patch names only, heavy commands throttled)."""
+    queue, reporter = ControlQueue(), Reporter()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0, local=())
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
+                 sources=[osc], outputs=[Readback()])
+    show.run(frames=10)
+    window, windows = max(1.0, seconds / 2), 2 * pairs
+    start = time.time() + 4.0  # the spawned sender builds its corpus by then
+    proc = _sender(send_hostile, osc.address[1], start, windows, window, rate, 15)
+    rates, received = alternate(show, start, windows, window, lambda: osc.stats["packets"])
+    proc.join(timeout=5)
+    values_ok = all(spec.min <= show.fp[spec.name] <= spec.max for spec in show.bank.registry
+                    if spec.type in ("float", "int"))
+    stats = dict(osc.stats)
+    show.close()
+    osc.close()
+    idle, flooded = float(np.median(rates[0])), float(np.median(rates[1]))
+    return {"target_fps": fps, "idle_fps": idle, "flood_fps": flooded, "ratio": flooded / idle if idle else 0.0,
+            "packets_parsed": received, "windows": {"idle": rates[0], "flood": rates[1]},
+            "values_in_range": values_ok, "running": show.running, "osc": stats,
+            "heap_dropped": queue.dropped_later}
+
+
 MUSIC_MODS = ([{"target": "aberration", "shape": s, "every": 1, "depth": 1.0}
                for s in ("sine", "triangle", "saw", "square", "sh", "envelope")]
               + [{"target": "bleed", "shape": "steps", "every": 0.25, "steps": [0, 0.5, 1]},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -73,6 +74,28 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
     return closers
 
 
+def _exposure(args: argparse.Namespace) -> str | None:
+    """Open by choice (DESIGN, principle 4): an OSC port beyond loopback must name who may talk."""
+    from ..control.osc import is_loopback, parse_hostport
+
+    if args.osc == "off":
+        return None
+    try:
+        host, _port = parse_hostport(args.osc)
+    except ValueError:
+        return f"--osc {args.osc}: HOST:PORT, e.g. 127.0.0.1:9000"
+    for cidr in args.osc_allow:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            return f"--osc-allow {cidr}: not a network (e.g. 192.168.1.0/24, 10.0.0.5, 0.0.0.0/0)"
+    if is_loopback(host) or args.osc_allow:
+        return None
+    return (f"--osc {args.osc} listens beyond this machine, so it needs --osc-allow naming who may "
+            f"talk to it: e.g. --osc-allow 192.168.1.0/24 for a local network, or --osc-allow "
+            f"0.0.0.0/0 to accept anyone who can reach the port (a deliberate choice; see README, Security)")
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from ..control.audio import AudioInput
     from ..control.osc import OscControl, parse_hostport
@@ -80,6 +103,10 @@ def cmd_play(args: argparse.Namespace) -> int:
     from ..render.window import Window, WindowError
     from ..show import Show
 
+    refused = _exposure(args)
+    if refused:
+        print(f"noclip: {refused}", file=sys.stderr)
+        return 2
     patch, overrides = resolve_patch(args)
     queue, reporter = ControlQueue(), Reporter()
     fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model)
@@ -106,7 +133,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     osc = None
     if args.osc != "off":
         host, port = parse_hostport(args.osc)
-        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow)
+        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
+                         allow_quit=getattr(args, "osc_allow_quit", False))
         log.info("OSC on %s:%d", *osc.address)
     # the show's performance is always written, so any take re-renders exactly (full size too);
     # without --record or --performance it goes beside the takes and is kept only if one was made

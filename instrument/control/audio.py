@@ -50,7 +50,7 @@ class AudioAnalyser:
         self._flux: deque[float] = deque(maxlen=43)  # ~0.5 s of hops
         self._refractory = 0
         self.hops = 0
-        self.onsets: list[int] = []  # hop indices of detected onsets
+        self.onsets: deque[int] = deque(maxlen=1024)  # hop indices of the latest detected onsets
         self.features = dict.fromkeys(FEATURES, 0.0)
 
     def feed(self, block: np.ndarray) -> dict[str, float]:

@@ -65,6 +65,8 @@ class Modulator:
         """The shape's value this frame: LFOs -1..1 (on the beat: sine 0 rising, triangle and ramp
         at 1, saw at -1, square at 1), envelopes 0..1, steps their own values."""
         x = self.cycles(beat, t)
+        if not -1e15 < x < 1e15:  # never from a checked clock; NaN or inf would end the show in floor
+            return 0.0
         n = math.floor(x)
         f = x - n
         s = self.shape
@@ -115,7 +117,10 @@ class Modulators:
         first frame fires nothing, so a locate in Live does not fire a burst)."""
         fired = []
         for i, m in enumerate(self.triggers):
-            n = math.floor(m.cycles(beat, t))
+            x = m.cycles(beat, t)
+            if not -1e15 < x < 1e15:
+                continue
+            n = math.floor(x)
             last = self._last[i]
             if beat.playing and last is not None and n > last:
                 fired.append((m.command, m.args))

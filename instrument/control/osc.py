@@ -1,38 +1,56 @@
-"""OSC in and out over UDP (python-osc's parser, our own socket reading).
+"""OSC in and out over UDP (our own bounded parser and socket reading).
 
 Our own reading rather than python-osc's server because a show needs what that server hides: every
 malformed packet counted, bundles with future timetags scheduled instead of slept on, arrival
 stamps, an allow-list when the port is opened to a network, and replies from the same socket.
-No thread of its own: the frame loop reads the socket at the start of every frame, and while it
-waits for the next one (Show's idle wait selects on it), so a flood's parsing happens in the
-frame's slack and never fights the loop for the interpreter lock.
+Our own parser (`oscwire`) because python-osc's hangs for good on a 20-byte bundle and copies the
+rest of the datagram for every element. No thread of its own: the frame loop reads the socket at
+the start of every frame, and while it waits for the next one (Show's idle wait selects on it), so
+a flood's parsing happens in the frame's slack and never fights the loop for the interpreter lock.
+
+Nothing from outside can stop the show (DESIGN, principle 3):
+- parsing has a time budget, `BURST` seconds at once and `SHARE` of the wall clock (about 3 ms of a
+  60 fps frame): what is left waits in a bounded queue for the next poll (counted "deferred"),
+  and past `PENDING_BYTES` the oldest datagrams are dropped (counted "dropped");
+- NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
+- senders beyond this machine (not in `local`) may load patches by name only, never a path, and
+  may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
+  sender (two at once, then one a second);
+- replies go only where the handshake of `oscreply` says they may.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 import socket
 import struct
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
-
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 from ..commands import COMMANDS, declare_command
 from ..params import REGISTRY, FrameParams, ParamError, Registry
 from ..report import Reporter
 from .events import ControlEvent, ControlQueue
+from .oscreply import Buckets, Replies, Subscriber
+from .oscwire import OscError, parse
 
 PREFIX = "/noclip/"
 NORM = "/noclip/norm/"
 CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
-TAKE = 2048       # datagrams per read at most (~7 ms of work): a storm cannot stall a frame
+TAKE = 2048       # datagrams per read at most: a storm cannot stall a frame
+BURST = 0.003     # s of parsing at once at most ...
+SHARE = 0.2       # ... and this share of the wall clock over time (the rest of a frame is the show's)
+PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped
+LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
+HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
+PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
+REPLIES = ("subscribe", "unsubscribe", "dump", "confirm")
 # Linux's SO_TIMESTAMPNS (not in the socket module): the kernel stamps each datagram on arrival, so
 # the latency we report starts when the packet reached the machine, not when this thread woke up.
 SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
@@ -77,15 +95,43 @@ def parse_plain(data: bytes) -> tuple[str, list[Any]] | None:
             return None
     return (address, args) if pos == len(data) else None
 
-declare_command("subscribe", "<port> [norm]: send every parameter change to this host at <port>")
+
+def _finite(args: list[Any]) -> bool:
+    """No NaN or infinity anywhere in the arguments (arrays included)."""
+    for a in args:
+        if type(a) is float:
+            if not math.isfinite(a):
+                return False
+        elif type(a) is list and not _finite(a):
+            return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address or host name stays on this machine."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return _ip(host).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return bool(infos) and all(_ip(i[4][0]).is_loopback for i in infos)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(host.split("%")[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped or ip
+
+
+declare_command("subscribe", "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
+                             "echo the /noclip/confirm <nonce> you are sent; renew within a minute)")
 declare_command("unsubscribe", "<port>: stop sending changes to this host at <port>")
-declare_command("dump", "[port]: send all current values back (to the sender, or to [port])")
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    address: tuple[str, int]
-    norm: bool
+declare_command("dump", "[port] [norm]: send all current values back (to the sender, or to [port])")
+declare_command("confirm", "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)")
 
 
 def parse_hostport(text: str, default_port: int = 9000) -> tuple[str, int]:
@@ -99,16 +145,23 @@ class OscControl:
     """UDP server on 127.0.0.1:9000 by default; every message takes effect on the next frame."""
 
     def __init__(self, queue: ControlQueue, reporter: Reporter, host: str = "127.0.0.1",
-                 port: int = 9000, allow: Iterable[str] = (), registry: Registry = REGISTRY) -> None:
+                 port: int = 9000, allow: Iterable[str] = (), registry: Registry = REGISTRY, *,
+                 allow_quit: bool = False, local: Iterable[str] = LOCAL, max_subs: int = 8,
+                 ttl: float = 60.0) -> None:
         self.queue = queue
         self.reporter = reporter
         self.registry = registry
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.local = [ipaddress.ip_network(a, strict=False) for a in local]
+        self.allow_quit = allow_quit
         self.stats: Counter[str] = Counter()
         self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
-        self._subs: dict[tuple[str, int], Subscriber] = {}
-        self._sent: dict[tuple[str, int], dict[str, Any]] = {}
-        self._values: dict[str, Any] = {}
+        self._senders: dict[str, tuple[bool, bool]] = {}  # host -> (allowed, local), a bounded cache
+        self._pending: deque[tuple[bytes, Any, list]] = deque()
+        self._pending_bytes = 0
+        self._known = 0  # pending datagrams already counted as deferred
+        self._tokens, self._refilled = BURST, time.perf_counter()
+        self._heavy = Buckets(1.0, 2.0)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.kernel_stamps = False
@@ -121,6 +174,11 @@ class OscControl:
         self.sock.bind((host, port))
         self.sock.setblocking(False)  # read only what is there
         self.address = self.sock.getsockname()[:2]
+        self.replies = Replies(self.sock.sendto, registry, reporter, self.stats, max_subs=max_subs, ttl=ttl)
+
+    @property
+    def _subs(self) -> dict[tuple[str, int], Subscriber]:
+        return self.replies.subs
 
     def fileno(self) -> int:
         """The socket, for the loop's idle wait to select on."""
@@ -132,17 +190,38 @@ class OscControl:
     # -- input ---------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Take every datagram the kernel holds (each keeps its kernel arrival stamp): called by the
-        frame loop before it drains the queue, and whenever its idle wait sees the socket ready."""
-        anc, batch = socket.CMSG_SPACE(_TIMESPEC.size), []
+        """Take the datagrams the kernel holds (each keeps its kernel arrival stamp) and parse them
+        within the budget: called by the frame loop before it drains the queue, and whenever its
+        idle wait sees the socket ready."""
+        anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
         try:
-            while len(batch) < TAKE:
-                batch.append(self.sock.recvmsg(65536, anc))
+            for _ in range(TAKE):
+                data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
+                pending.append((data, sender, ancdata))
+                self._pending_bytes += len(data)
         except (BlockingIOError, OSError):
             pass
-        now, wall = time.perf_counter(), time.time()
-        for data, ancdata, _flags, sender in batch:
+        while self._pending_bytes > PENDING_BYTES:
+            self._pending_bytes -= len(pending.popleft()[0])
+            self._known = max(0, self._known - 1)
+            self.stats["dropped"] += 1
+        clock = time.perf_counter
+        now, wall = clock(), time.time()
+        tokens = min(BURST, self._tokens + (now - self._refilled) * SHARE)
+        self._refilled = now
+        while pending and tokens > 0.0:
+            data, sender, ancdata = pending.popleft()
+            self._pending_bytes -= len(data)
+            self._known = max(0, self._known - 1)
+            t0 = clock()
             self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
+            tokens -= clock() - t0
+        # a debt of one burst at most: a datagram costs well under that, and a thread preempted
+        # mid-parse (a busy machine) must not hold the next ones back for a quarter second
+        self._tokens = max(tokens, -BURST)
+        if len(pending) > self._known:  # left for a later poll: counted once each
+            self.stats["deferred"] += len(pending) - self._known
+            self._known = len(pending)
 
     def _arrival(self, ancdata: list, now: float, wall: float) -> float:
         """The kernel's arrival stamp on the perf_counter clock (the wake-up time without one)."""
@@ -152,48 +231,72 @@ class OscControl:
                 return now - max(0.0, wall - (sec + nsec * 1e-9))
         return now
 
+    def _sender(self, host: str) -> tuple[bool, bool]:
+        """(allowed, on this machine) for a sender's address, cached (at most 4096 addresses)."""
+        known = self._senders.get(host)
+        if known is None:
+            try:
+                ip = _ip(host)
+            except ValueError:
+                return False, False
+            local = any(ip in n for n in self.local if n.version == ip.version)
+            allowed = not self.allow or any(ip in n for n in self.allow if n.version == ip.version)
+            if len(self._senders) >= 4096:
+                self._senders.clear()
+            known = self._senders[host] = (allowed, local)
+        return known
+
     def handle(self, data: bytes, sender: tuple[str, int], arrival: float) -> None:
-        """One datagram: never raises, whatever it holds."""
+        """One datagram: never raises, never loops, whatever it holds."""
         self.stats["packets"] += 1
-        if self.allow and not any(ipaddress.ip_address(sender[0]) in n for n in self.allow):
+        allowed, local = self._sender(sender[0])
+        if not allowed:
             self.stats["denied"] += 1
             self.reporter.problem("osc denied", sender[0], f"packet from {sender[0]} not in --osc-allow")
             return
         plain = parse_plain(data)
         if plain is not None:
-            return self._safe_route(plain[0], plain[1], sender, arrival, None)
+            return self._safe_route(plain[0], plain[1], sender, arrival, None, local)
         try:
-            timed = OscPacket(data).messages
-        except Exception as exc:  # ParseError, but also struct/unicode errors from hostile bytes
+            messages = parse(data)
+        except OscError as exc:
             self.stats["malformed"] += 1
             self.reporter.problem("osc malformed", sender[0], f"malformed packet from {sender[0]}: {exc}")
             return
         wall = time.time()
-        for tm in timed:
-            delay = tm.time - wall
+        for address, args, when in messages:
+            delay = when - wall if when is not None else 0.0
             at = arrival + delay if 0.0 < delay <= MAX_DELAY else None
-            self._safe_route(tm.message.address, list(tm.message.params), sender, arrival, at)
+            self._safe_route(address, args, sender, arrival, at, local)
 
     def _safe_route(self, address: str, args: list[Any], sender: tuple[str, int], arrival: float,
-                    at: float | None) -> None:
+                    at: float | None, local: bool) -> None:
         try:
-            self._route(address, args, sender, arrival, at)
-        except Exception as exc:  # a routing bug must not kill the server thread
+            self._route(address, args, sender, arrival, at, local)
+        except Exception as exc:  # a routing bug must not kill the loop
             self.stats["errors"] += 1
             self.reporter.problem("osc error", address, f"{address}: {exc}")
 
     def _route(self, address: str, args: list[Any], sender: tuple[str, int], arrival: float,
-               at: float | None) -> None:
+               at: float | None, local: bool) -> None:
         self.stats["messages"] += 1
+        if not _finite(args):
+            return self._bad("osc non-finite", address, f"{address}: NaN or infinity dropped")
         if address.startswith(CMD):
             name = address[len(CMD):]
             if name not in COMMANDS:
                 return self._bad("osc unknown", address, f"unknown command {address}")
+            if name in REPLIES:
+                self._last = (address, args)
+                return self.replies.command(name, args, sender, local)
+            if not local and not self._remote_may(name, args, sender):
+                return None
+            if name in HEAVY and not self._heavy.take(sender[0], time.perf_counter()):
+                return self._bad("osc throttled", sender[0], f"{address} from {sender[0]}: 1 a second at most")
             self._last = (address, args)
-            if name in ("subscribe", "unsubscribe", "dump"):
-                return self._reply_command(name, args, sender)
-            self.queue.put(ControlEvent("osc", "cmd/" + name, tuple(args), time=arrival, at=at))
-            return
+            self.queue.put(ControlEvent("osc", "cmd/" + name, tuple(args), time=arrival, at=at,
+                                        origin=sender[0], remote=not local))
+            return None
         norm = address.startswith(NORM)
         name = address[len(NORM):] if norm else address[len(PREFIX):] if address.startswith(PREFIX) else ""
         spec = self.registry.get(name)
@@ -206,69 +309,32 @@ class OscControl:
         except ParamError as exc:
             return self._bad("osc bad value", address, str(exc))
         self._last = (address, args)
-        self.queue.put(ControlEvent("osc", name, value, time=arrival, at=at))
+        self.queue.put(ControlEvent("osc", name, value, time=arrival, at=at, origin=sender[0],
+                                    remote=not local))
+        return None
+
+    def _remote_may(self, name: str, args: list[Any], sender: tuple[str, int]) -> bool:
+        """What a sender beyond this machine may not do: end the show (unless allowed), name a path."""
+        if name == "quit" and not self.allow_quit:
+            self._bad("osc refused", sender[0], f"quit from {sender[0]} refused (--osc-allow-quit allows it)")
+            return False
+        if name == "patch/load" and not (args and isinstance(args[0], str) and PATCH_NAME.match(args[0])):
+            self._bad("osc refused", sender[0], f"patch/load from {sender[0]}: a patch name only, never a path")
+            return False
+        return True
 
     @property
     def last_message(self) -> str:
         address, args = self._last
-        return " ".join([address, *(f"{a:.4g}" if isinstance(a, float) else str(a) for a in args)]).strip()
+        text = " ".join([address, *(f"{a:.4g}" if isinstance(a, float) else str(a) for a in args[:8])])
+        return text.strip()[:120]
 
     def _bad(self, kind: str, address: str, message: str) -> None:
         self.stats[kind.removeprefix("osc ")] += 1
         self.reporter.problem(kind, address, message)
 
-    def _reply_command(self, name: str, args: list[Any], sender: tuple[str, int]) -> None:
-        port = args[0] if args and isinstance(args[0], int) and 0 < args[0] < 65536 else None
-        if name == "dump":
-            self._send_all((sender[0], port or sender[1]), norm=len(args) > 1 and args[1] == "norm")
-            return
-        if port is None:
-            return self._bad("osc bad value", CMD + name, f"{CMD}{name} needs a port number")
-        key = (sender[0], port)
-        subs = dict(self._subs)
-        if name == "subscribe":
-            subs[key] = Subscriber(key, norm=len(args) > 1 and args[1] == "norm")
-            # everything first, then changes: the frame loop sees the subscriber only once it has
-            # been told all, or it would send the same values again behind later changes
-            self._send_all(key, subs[key].norm, track=True)
-        else:
-            subs.pop(key, None)
-        self._subs = subs  # copy-on-write: the frame loop iterates the old dict safely
-
     # -- output --------------------------------------------------------------------------------
 
     def publish(self, fp: FrameParams) -> None:
         """Called by the frame loop: send what changed to each subscriber."""
-        self._values = dict(fp)
-        for key, sub in list(self._subs.items()):
-            sent = self._sent.setdefault(key, {})
-            for name, value in self._values.items():
-                if sent.get(name) != value:
-                    sent[name] = value
-                    self._send(sub.address, name, value, sub.norm)
-
-    def _send_all(self, address: tuple[str, int], norm: bool, track: bool = False) -> None:
-        values = self._values or self.registry.defaults()
-        for name, value in values.items():
-            self._send(address, name, value, norm)
-        if track or address in self._subs:
-            self._sent[address] = dict(values)
-
-    def _send(self, address: tuple[str, int], name: str, value: Any, norm: bool) -> None:
-        spec = self.registry.get(name)
-        if spec is None:
-            return
-        b = OscMessageBuilder((NORM if norm and spec.type != "str" else PREFIX) + name)
-        if norm and spec.type != "str":
-            b.add_arg(float(spec.to_norm(value)), "f")
-        elif isinstance(value, bool):
-            b.add_arg(value)
-        elif isinstance(value, float):
-            b.add_arg(value, "f")
-        else:
-            b.add_arg(value)
-        try:
-            self.sock.sendto(b.build().dgram, address)
-            self.stats["sent"] += 1
-        except OSError as exc:
-            self.reporter.problem("osc send", f"{address[0]}:{address[1]}", f"cannot send to {address}: {exc}")
+        self.replies.publish(dict(fp))

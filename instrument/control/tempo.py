@@ -13,17 +13,17 @@ the tempo runs it on, and the show's beat clock eases between reports.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Protocol
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
-
-from ..clock import SYNC
+from ..clock import MAX_BEAT, SYNC
 from .events import CMD, ControlEvent, ControlQueue
+from .osc import is_loopback
+from .oscwire import OscError, build, parse
 
 log = logging.getLogger("noclip")
 
@@ -44,10 +44,7 @@ class Follower(Protocol):
 
 
 def _message(address: str, *args: Any) -> bytes:
-    b = OscMessageBuilder(address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
+    return build(address, *args)
 
 
 class AbletonOSC:
@@ -62,11 +59,20 @@ class AbletonOSC:
     REFRESH = 1.0  # seconds between phase samples besides those on each beat
 
     def __init__(self, host: str = "127.0.0.1", port: int = 11000, reply_port: int = 11001, *,
-                 ping: float = 0.5, timeout: float = 1.5, bind: str = "0.0.0.0") -> None:
+                 ping: float = 0.5, timeout: float = 1.5, bind: str | None = None) -> None:
+        try:
+            host = socket.gethostbyname(host)  # replies are matched against Live's address
+        except OSError:
+            pass
         self.live = (host, port)
         self.ping, self.timeout = ping, timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Live on this machine: listen on loopback only. Live elsewhere: its replies come over the
+        # network, so listen there, and take datagrams from Live's address alone (see `poll`).
+        if bind is None:
+            bind = "127.0.0.1" if is_loopback(host) else "0.0.0.0"
         self.sock.bind((bind, reply_port))
+        self.stats: Counter[str] = Counter()
         self.sock.settimeout(0.02)
         self.connected = False
         self.running = False
@@ -111,8 +117,11 @@ class AbletonOSC:
     def poll(self, now: float | None = None) -> None:
         """One turn of the loop: read what came, ping, notice silence (the thread calls this)."""
         try:
-            data = self.sock.recv(65536)
-            self.handle(data, time.perf_counter())
+            data, sender = self.sock.recvfrom(65536)
+            if sender[0] == self.live[0]:
+                self.handle(data, time.perf_counter())
+            else:
+                self.stats["denied"] += 1  # only Live answers here
         except (TimeoutError, BlockingIOError):
             pass
         except OSError:
@@ -130,8 +139,9 @@ class AbletonOSC:
 
     def handle(self, data: bytes, t: float) -> None:
         try:
-            messages = list(OscPacket(data).messages)
-        except Exception:  # a bad packet is dropped, never fatal
+            messages = parse(data)  # the show's bounded parser: python-osc's can hang on a bundle
+        except OscError:  # a bad packet is dropped, never fatal
+            self.stats["malformed"] += 1
             return
         if not self.connected:
             self.connected = True
@@ -139,14 +149,17 @@ class AbletonOSC:
             self._offsets.clear()
             self.hello()
         self._heard = t
-        for timed in messages:
-            self._on(timed.message.address, list(timed.message.params), t)
+        for address, args, _when in messages:
+            self._on(address, args, t)
 
     def _on(self, address: str, args: list, t: float) -> None:
         value = args[-1] if args else None  # getters may prefix ids; the value comes last
+        if isinstance(value, (int, float)) and not abs(value) <= MAX_BEAT:  # NaN, inf, absurd: no clock
+            self.stats["non-finite"] += 1
+            return
         if address == "/live/startup":
             self.hello()
-        elif address == "/live/song/get/tempo" and isinstance(value, (int, float)) and value > 0:
+        elif address == "/live/song/get/tempo" and isinstance(value, (int, float)) and 1 <= value <= 999:
             with self._lock:
                 if value != self._tempo:
                     self._offsets.clear()  # offsets are per tempo
@@ -159,7 +172,7 @@ class AbletonOSC:
                     self.running = playing
                     self._offsets.clear()
                 self._sample(t)
-        elif address == "/live/song/get/signature_numerator" and isinstance(value, int) and value > 0:
+        elif address == "/live/song/get/signature_numerator" and isinstance(value, int) and 0 < value <= 64:
             self.numerator = value
         elif address == "/live/song/get/beat":
             self._sample(t)
@@ -231,6 +244,7 @@ class ClockFeed:
                  poll: float = 0.05) -> None:
         self.queue, self.sources, self.every, self.poll_s = queue, sources, every, poll
         self._last: dict[str, tuple[float, float, bool]] = {}  # name → (time, tempo, running)
+        self.refused = 0  # reports with a tempo or beat that is not a finite number in range
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -239,6 +253,9 @@ class ClockFeed:
         out = []
         for name, f in self.sources.items():
             tempo, last = f.tempo, self._last.get(name)
+            if tempo is not None and not (math.isfinite(tempo) and 1.0 <= tempo <= 999.0):
+                self.refused += 1  # a follower's own arithmetic gone wrong, or a hostile report
+                tempo = None
             if tempo is None:
                 if last is not None:
                     del self._last[name]
@@ -246,8 +263,12 @@ class ClockFeed:
                 continue
             changed = last is None or f.running != last[2] or abs(tempo - last[1]) > 0.002 * tempo
             if changed or now - last[0] >= self.every:
+                beat = f.beat(now)
+                if not (isinstance(beat, (int, float)) and abs(beat) <= MAX_BEAT):  # NaN, inf too
+                    self.refused += 1
+                    continue
                 self._last[name] = (now, tempo, f.running)
-                report = {"source": name, "tempo": tempo, "beat": f.beat(now), "playing": f.running,
+                report = {"source": name, "tempo": tempo, "beat": beat, "playing": f.running,
                           "numerator": getattr(f, "numerator", 4)}
                 out.append(ControlEvent(name, CMD + SYNC, report, time=now))
         for e in out:

@@ -29,7 +29,7 @@ declare("feedback", "float", 0.3, min=0.0, max=1.0, smooth=0.15, **_P,
 declare("seed_morph", "float", 0.0, min=0.0, max=1.0, smooth=0.3, **_P,
         description="travel from the noise of `seed` (0) to that of `seed + 1` (1), smoothly")
 declare("prompt", "str", "an empty office hallway, yellow wallpaper, fluorescent lights, liminal space",
-        **_P, description="what the generator dreams the scene as")
+        length=1000, **_P, description="what the generator dreams the scene as (1,000 characters at most)")
 declare("prompt_fade", "float", 2.0, min=0.0, max=30.0, unit="s", **_P,
         description="seconds over which a new prompt cross-fades in")
 declare("similarity_skip", "float", 0.005, min=0.0, max=0.1, **_P,

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..clock import RealtimeClock
+from ..files import free_name
 from ..control import ControlEvent, ControlQueue
-from ..record.deck import RecordDeck
+from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
 from ..record.render import render_offline
@@ -92,7 +93,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 return 2
             # nobody is watching: render the demo exactly on the offline clock, no dropped frames
             seconds = seconds or DEMO_SECONDS
-            record = record or Path(DEMO_FILE)
+            record = free_take(record) if record else Path(DEMO_FILE)  # a demo file is remade each time
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
             return render_offline(patch, overrides, record, seconds, args.fps, args.size, codec=args.codec,
                                   audio=_audio_factory(args))
@@ -104,8 +105,13 @@ def cmd_play(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.osc)
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow)
         log.info("OSC on %s:%d", *osc.address)
-    deck = RecordDeck(size, args.fps, reporter, first=record, folder=args.takes, codec=args.codec,
-                      audio=_audio_factory(args))
+    wanted = record
+    if record:
+        record = free_take(record)  # the deck's first take: an earlier one is never overwritten
+        if record != wanted:
+            log.info("%s is taken: recording to %s", wanted, record)
+    deck = RecordDeck(size, args.fps, reporter, first=record, base=wanted, folder=args.takes,
+                      codec=args.codec, audio=_audio_factory(args))
     outputs: list = [window, deck] if window else [deck]
     midi = None
     if "off" not in args.midi:
@@ -121,11 +127,14 @@ def cmd_play(args: argparse.Namespace) -> int:
                 outputs=outputs, feedback=[osc] if osc else [], sources=([osc] if osc else []) + heard,
                 overrides=overrides)
     if args.log:
-        show.sinks.append(EventLog(args.log))
-    perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)
-    if perf_path:
-        writer = PerformanceWriter(perf_path, patch, dict(show.bank.targets), args.fps, size)
-        show.sinks.append(writer)
+        _open_sink(show, lambda: EventLog(args.log), args.log)
+    perf_path = args.performance or (performance_path(record) if record else None)
+    if args.performance and free_name(args.performance) != args.performance:
+        perf_path = free_name(args.performance)
+        log.info("%s is taken: writing the performance to %s", args.performance, perf_path)
+    if perf_path and not _open_sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.bank.targets),
+                                                                    args.fps, size), perf_path):
+        perf_path = None
     if midi:
         midi.attach(show)
     if window:
@@ -159,6 +168,17 @@ def cmd_play(args: argparse.Namespace) -> int:
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")
     return 0
+
+
+def _open_sink(show, make, path: Path) -> bool:
+    """Add an event sink (log, performance file) to the show; one that cannot be opened or
+    written (no such folder, a full disk) is reported, and the show plays without it."""
+    try:
+        show.sinks.append(make())
+        return True
+    except OSError as exc:
+        show.reporter.error("writer", f"{path}: {exc.strerror or exc}; the show plays without it")
+        return False
 
 
 def _audio_factory(args: argparse.Namespace):

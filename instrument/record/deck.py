@@ -40,8 +40,11 @@ def free_take(path: Path, skip: tuple[Path, ...] = ()) -> Path:
 class RecordDeck:
     def __init__(self, size: tuple[int, int], fps: float, reporter: Reporter, *, first: Path | None = None,
                  folder: Path = Path(), codec: str = "h264", audio: Callable[[], AudioSource] | None = None,
-                 suffix: str = ".mp4", reserve: int | None = None) -> None:
+                 suffix: str = ".mp4", reserve: int | None = None, base: Path | None = None) -> None:
+        """`first`: the first take's file, already chosen free (its performance file may be
+        open beside it); later takes take the next free `base-N` names (`base`: `first`)."""
         self.size, self.fps, self.reporter, self.reserve = size, fps, reporter, reserve
+        self.base = base or first
         self.first, self.folder, self.codec, self.audio, self.suffix = first, folder, codec, audio, suffix
         self.recorder: VideoRecorder | None = None
         self.takes: list[Path] = []
@@ -72,7 +75,7 @@ class RecordDeck:
 
     def _next_path(self) -> Path:
         if self.first is not None:
-            return free_take(self.first, tuple(self.takes))
+            return self.first if not self.takes else free_take(self.base, tuple(self.takes))
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")  # a name only: nothing rendered reads it
         path = self.folder / f"noclip-{stamp}{self.suffix}"
         n = 2

@@ -26,6 +26,8 @@ from .. import __version__
 from ..control import ControlEvent
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch
+from ..scene import SCENES
+from ..scene.source import SOURCE_SUFFIXES, probe
 from .eventlog import close_quietly, jsonable
 
 KIND = "noclip performance"
@@ -57,7 +59,11 @@ class PerformanceWriter:
             "patch": {**asdict(patch), "path": str(patch.path) if patch.path else None},
             "start": start,
         }
-        self.file.write(json.dumps(header) + "\n")
+        try:
+            self.file.write(json.dumps(header) + "\n")
+        except BaseException:
+            close_quietly(self.file)
+            raise
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None:
         self.file.write(json.dumps({"f": frame, "src": event.source, "t": event.target,
@@ -172,6 +178,12 @@ def _patch(d: dict[str, Any]) -> Patch:
             raise ValueError(f"header: patch.{key} must be a list of tables")
     if d.get("path") is not None and not isinstance(d["path"], str):
         raise ValueError("header: patch.path must be a string or null")
+    scene = d.get("scene", Patch.scene)
+    if scene not in SCENES:
+        if Path(scene).suffix.lower() not in SOURCE_SUFFIXES or not Path(scene).is_file():
+            raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
+                             "nor a video or image file on this machine")
+        probe(Path(scene))  # SourceError (a ValueError): `file: what is wrong`
     return Patch(**{**d, "size": tuple(size), "path": Path(d["path"]) if d.get("path") else None,
                     "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ()))})
 

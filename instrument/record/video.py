@@ -250,7 +250,8 @@ class VideoRecorder:
         """Finish the file and release everything this recorder opened, whatever failed before:
         the encoder thread is joined, the codecs (and their threads) and the file are closed, the
         read-back buffers and the sound source are released. Raises TakeStopped afterwards if the
-        file is cut short (a write failed); a take stopped at the reserve ends cleanly."""
+        file holds fewer frames than it was given: cut short by a failed write, or finished
+        cleanly at the disk reserve."""
         if self.closed:
             return
         self.closed = True
@@ -290,7 +291,7 @@ class VideoRecorder:
                     self.audio.close()
                 except Exception:
                     pass
-        if self.error is not None:
+        if self.error is not None or self.full is not None:
             raise TakeStopped(self.why())
 
 

@@ -46,7 +46,7 @@ def play(*args, fsize=None, env=None, timeout=120, osc=None):
 
 
 def finish(proc, timeout=120, before=""):
-    out, err = proc.communicate(timeout=timeout)
+    _, err = proc.communicate(timeout=timeout)
     return proc.returncode, before + err
 
 
@@ -154,7 +154,7 @@ def test_a_take_stops_cleanly_at_the_disk_reserve(tmpfs):
     assert rc == 0, err
     assert "Traceback" not in err and "played 240 frames" in err
     assert "disk nearly full" in err and "take stopped and finished" in err
-    assert shutil.disk_usage(tmpfs).free > 200_000  # it stopped, and finished its file, before the disk was full
+    assert shutil.disk_usage(tmpfs).free > 200_000  # it stopped and finished its file before the disk filled
     with av.open(str(take)) as c:
         frames = sum(1 for _ in c.decode(video=0))  # no error: the file is finished, not cut
     assert 30 <= frames < 240
@@ -179,7 +179,8 @@ def test_failed_takes_leave_no_threads_behind(ctx, tmp_path):
     full.symlink_to("/dev/full")
     reporter = Reporter()
     deck = RecordDeck((160, 120), 30, reporter, first=full, reserve=0)
-    show = Show(ctx, load_patch("testcard"), (160, 120), clock=OfflineClock(30), outputs=[deck], reporter=reporter)
+    show = Show(ctx, load_patch("testcard"), (160, 120), clock=OfflineClock(30), outputs=[deck],
+                reporter=reporter)
     show.run(frames=2)
     before = tasks()
     for _ in range(3):
@@ -214,8 +215,8 @@ def test_recorder_close_releases_everything_after_a_failed_write(tmp_path):
 def test_render_onto_a_full_device_is_a_named_error(tmp_path):
     out = tmp_path / "out.mp4"
     out.symlink_to("/dev/full")
-    r = subprocess.run([sys.executable, "-m", "instrument.cli", "render", "--patch", "testcard", "--seconds", "2",
-                        "--fps", "30", "--size", "160x120", "-o", str(out), *NOISY],
+    r = subprocess.run([sys.executable, "-m", "instrument.cli", "render", "--patch", "testcard",
+                        "--seconds", "2", "--fps", "30", "--size", "160x120", "-o", str(out), *NOISY],
                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NOCLIP_DISK_RESERVE": "0"})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "render stopped:" in r.stderr and "No space left on device" in r.stderr

@@ -152,7 +152,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for path in old:   # asked for: keep the rendered data, drop the weights
             path.unlink()
     elif old and not args.resume:
-        print(f"noclip train: {args.work} holds checkpoints of an earlier run ({', '.join(p.name for p in old)}); "
+        names = ", ".join(p.name for p in old)
+        print(f"noclip train: {args.work} holds checkpoints of an earlier run ({names}); "
               "--resume continues it, --fresh starts over and deletes them", file=sys.stderr)
         return 2
     given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,

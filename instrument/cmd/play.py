@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..clock import RealtimeClock
-from ..files import free_name
 from ..control import ControlEvent, ControlQueue
+from ..files import free_name
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter

@@ -243,8 +243,8 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 if header is None or not salvage:
                     text = (f"no {exc}" if isinstance(exc, KeyError) else
-                            f"not UTF-8 text (byte {exc.start} of the line)" if isinstance(exc, UnicodeDecodeError)
-                            else str(exc))
+                            f"not UTF-8 text (byte {exc.start} of the line)"
+                            if isinstance(exc, UnicodeDecodeError) else str(exc))
                     raise PerformanceError(path, n, text) from None
                 break
     if header is None:

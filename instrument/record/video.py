@@ -135,7 +135,8 @@ class VideoRecorder:
             self.stream.width, self.stream.height = size
             self.stream.pix_fmt = pix_fmt
             # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
-            self.stream.options = {**options, "g": str(max(1, round(fps)))} if codec == "h264" else dict(options)
+            keyframes = {"g": str(max(1, round(fps)))} if codec == "h264" else {}
+            self.stream.options = {**options, **keyframes}
             self.sound = add_sound_stream(self.container, self.path, audio.rate) if audio else None
         except Exception:
             self.container.close()

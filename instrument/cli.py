@@ -167,7 +167,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("models/builtin"), help="where the weights go")
     t.add_argument("--work", type=Path, default=Path(".cache/builtin-train"),
                    help="rendered data set and checkpoints")
-    t.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
+    fresh = t.add_mutually_exclusive_group()
+    fresh.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
+    fresh.add_argument("--fresh", action="store_true",
+                       help="start over: delete the checkpoints in --work (kept otherwise; the data set stays)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
     t.add_argument("--ae-steps", type=int)

@@ -1,7 +1,11 @@
 """The frame loop: drain controls → advance params → scene → generator → compositor → outputs.
 
 Nothing here waits on a control source, and in live play nothing waits on the generator. Every
-stage failure is reported and the show carries on with what it had.
+stage failure is reported and the show carries on with what it had. The writers are guarded the
+same way: an output that throws is reported once per distinct error and asked again next frame (a
+take stops itself inside the deck); an event sink (event log, performance file) that throws —
+a full disk, a file-size limit — is reported once, closed without another write, and dropped.
+Nothing on the output side ends the show.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ class Feedback(Protocol):
 
 
 class EventSink(Protocol):
-    """Told of every control event the moment it is applied (event logs, performance files)."""
+    """Told of every control event the moment it is applied (event logs, performance files).
+    A sink may also have `abandon()`: close without writing more, after one of its writes failed."""
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None: ...
 
@@ -181,7 +186,12 @@ class Show:
             try:
                 out.write(fbo, fp)
             except Exception as exc:
-                self.reporter.error(f"output {type(out).__name__}", str(exc))
+                name = type(out).__name__
+                self.reporter.problem(f"output {name}", f"{type(exc).__name__}: {exc}", f"{name}: {exc}")
+        if self.recording and self._takes_stopped():
+            # a take that ended by itself (disk nearly full): REC goes off on the next frame, through
+            # an event, so the performance file and its re-render show the same
+            self.queue.put(ControlEvent("recorder", CMD + "record/stop"))
         self.stats.add("output", time.perf_counter() - t)
         if self.clock.realtime:
             # the frame's GL work ends inside the frame: left to drain while the clock spins and
@@ -284,8 +294,24 @@ class Show:
             self._recent.append((e.source, e.target, value))
             if not e.is_command:
                 self._moved[e.target] = self._wall
-            for sink in self.sinks:
-                sink.applied(e, frame, value)
+            for sink in list(self.sinks):
+                try:
+                    sink.applied(e, frame, value)
+                except Exception as exc:
+                    self._drop_sink(sink, exc)
+
+    def _drop_sink(self, sink: EventSink, exc: Exception) -> None:
+        """A writer that failed (disk full, file too large, device gone) is reported once, closed
+        without another write, and left out from now on: the show goes on without it."""
+        self.sinks.remove(sink)
+        where = getattr(sink, "path", None) or type(sink).__name__
+        why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        self.reporter.error(f"writer {type(sink).__name__}", f"{where}: {why}; stopped, the show goes on")
+        try:
+            abandon = getattr(sink, "abandon", None)
+            abandon() if abandon else sink.close(self.fp.frame + 1)
+        except Exception:
+            pass  # it failed once already; its first error is the one reported
 
     def _command(self, name: str) -> Callable[[ControlEvent], None] | None:
         """The show's own commands, then those its current stages offer (the scene's `noclip`)."""
@@ -370,6 +396,11 @@ class Show:
     @property
     def recording(self) -> bool:
         return bool(self.bank.targets.get("recording", False))
+
+    def _takes_stopped(self) -> bool:
+        """Outputs that record are there and none of them has a take running any more."""
+        decks = [out for out in self.outputs if hasattr(out, "record") and hasattr(out, "recording")]
+        return bool(decks) and not any(out.recording for out in decks)
 
     def _record(self, on: bool) -> None:
         """Start or stop the takes of every output that records (a re-render has none: it only

@@ -1,7 +1,12 @@
-"""TOML with errors a performer can act on: file, line and key (tomllib itself gives no positions)."""
+"""TOML with errors a performer can act on: file, line and key (tomllib itself gives no positions).
+
+A file that is not UTF-8 text, or that sets a number to `inf` or `nan` (TOML allows both; no
+parameter, range, size or rate of ours means anything by them), is a ConfigError like any other.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections import Counter
@@ -53,20 +58,43 @@ def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
     return None
 
 
+def _non_finite(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The key path of the first inf or nan in parsed TOML, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 class TomlFile:
     """A parsed file that remembers its text, so any later complaint can point at a line."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self.text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except OSError as exc:
             raise ConfigError(self.path, None, "", f"cannot read: {exc.strerror}") from None
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise ConfigError(self.path, line, "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                              "save the file as UTF-8") from None
         try:
             self.data: dict[str, Any] = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise ConfigError(self.path, int(m.group(1)) if m else None, "", str(exc)) from None
+        bad = _non_finite(self.data, ())
+        if bad is not None:
+            while isinstance(bad[-1], int):  # an array's item: the line is its key's
+                bad = bad[:-1]
+            raise self.error(bad, "not a finite number (inf and nan mean nothing here)")
 
     def error(self, path: tuple[str | int, ...], message: str) -> ConfigError:
         key = ".".join(str(p) for p in path if not isinstance(p, int))

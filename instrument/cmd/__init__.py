@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..params import REGISTRY
-from ..patch import Patch, load_patch
+from ..patch import ConfigError, Patch, load_patch
 
 
 def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
@@ -26,11 +26,15 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
         patch = replace(patch, model=args.model)
     source = getattr(args, "source", None)
     if source is not None:
-        from ..scene.source import SOURCE_SUFFIXES
+        from ..scene.source import SOURCE_SUFFIXES, SourceError, probe
 
         if not source.is_file() or source.suffix.lower() not in SOURCE_SUFFIXES:
             raise SystemExit(f"noclip: --source {source}: not a video or image file "
                              f"({', '.join(sorted(SOURCE_SUFFIXES))})")
+        try:
+            probe(source)  # a corrupt file is named here, not as a traceback from the first frame
+        except SourceError as exc:
+            raise ConfigError(source, None, "", str(exc).removeprefix(f"{source}: ")) from None
         patch = replace(patch, scene=str(source))
     overrides = {}
     for name, value in getattr(args, "set", None) or []:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..commands import COMMANDS
@@ -107,7 +108,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from ..generate.diffusers_backend import ModelUnavailable, locate
 
     try:
-        src = locate(args.model, taesd=False if args.no_taesd else None)
+        src = locate(args.model, taesd=False if args.no_taesd else None, download=True)
     except ModelUnavailable as exc:
         raise SystemExit(f"noclip fetch: {exc}") from None
     for what, path in (("model", src.model), ("LoRA", src.lora), ("tiny autoencoder", src.tiny)):
@@ -146,9 +147,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..generate.builtin.train import Plan, Trainer
 
-    if args.work.exists() and not args.resume:
-        for old in ("ae.pt", "unet.pt"):   # a fresh run: keep the rendered data, drop the weights
-            (args.work / old).unlink(missing_ok=True)
+    old = [args.work / name for name in ("ae.pt", "unet.pt") if (args.work / name).is_file()]
+    if old and args.fresh:
+        for path in old:   # asked for: keep the rendered data, drop the weights
+            path.unlink()
+    elif old and not args.resume:
+        names = ", ".join(p.name for p in old)
+        print(f"noclip train: {args.work} holds checkpoints of an earlier run ({names}); "
+              "--resume continues it, --fresh starts over and deletes them", file=sys.stderr)
+        return 2
     given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
              "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
     plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from ..clock import RealtimeClock
 from ..control import ControlEvent, ControlQueue
+from ..files import free_name
 from ..generate import generator_device, live_rate
-from ..record.deck import RecordDeck
+from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
 from ..record.render import render_offline
@@ -123,7 +124,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 return 2
             # nobody is watching: render the demo exactly on the offline clock, no dropped frames
             seconds = seconds or DEMO_SECONDS
-            record = record or Path(DEMO_FILE)
+            record = free_take(record) if record else Path(DEMO_FILE)  # a demo file is remade each time
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
             return render_offline(patch, overrides, record, seconds, fps, args.size, codec=args.codec,
                                   audio=_audio_factory(args))
@@ -136,15 +137,22 @@ def cmd_play(args: argparse.Namespace) -> int:
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
                          allow_quit=getattr(args, "osc_allow_quit", False))
         log.info("OSC on %s:%d", *osc.address)
+    wanted = record
+    if record:
+        record = free_take(record)  # the deck's first take: an earlier one is never overwritten
+        if record != wanted:
+            log.info("%s is taken: recording to %s", wanted, record)
     # the show's performance is always written, so any take re-renders exactly (full size too);
     # without --record or --performance it goes beside the takes and is kept only if one was made
-    perf_path = args.performance or (record.with_suffix(".performance.jsonl") if record else None)
+    perf_path = args.performance or (performance_path(record) if record else None)
+    if args.performance and free_name(args.performance) != args.performance:
+        perf_path = free_name(args.performance)
+        log.info("%s is taken: writing the performance to %s", args.performance, perf_path)
     provisional = perf_path is None
     if provisional:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        perf_path = args.takes / f"noclip-{stamp}.performance.jsonl"
+        perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
     spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
-    deck = RecordDeck(size, fps, reporter, first=record, folder=args.takes, codec=args.codec,
+    deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,
                       audio=_audio_factory(args), quality=args.record_quality,
                       cores=max(0.25, 0.5 * spare), performance=perf_path)
     outputs: list = [window, deck] if window else [deck]
@@ -163,11 +171,10 @@ def cmd_play(args: argparse.Namespace) -> int:
                 overrides=overrides)
     show.rate_note = why
     if args.log:
-        show.sinks.append(EventLog(args.log))
-    try:
-        show.sinks.append(PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size))
-    except OSError as exc:
-        reporter.error("performance", f"cannot write {perf_path}: {exc}")
+        _open_sink(show, lambda: EventLog(args.log), args.log)
+    if not _open_sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size),
+                      perf_path):
+        deck.performance = None
         perf_path = None
     if midi:
         midi.attach(show)
@@ -206,6 +213,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     for command in deck.reduced:
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
+
+
+def _open_sink(show, make, path: Path) -> bool:
+    """Add an event sink (log, performance file) to the show; one that cannot be opened or
+    written (no such folder, a full disk) is reported, and the show plays without it."""
+    try:
+        show.sinks.append(make())
+        return True
+    except OSError as exc:
+        show.reporter.error("writer", f"{path}: {exc.strerror or exc}; the show plays without it")
+        return False
 
 
 def _audio_factory(args: argparse.Namespace):

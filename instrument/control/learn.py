@@ -2,12 +2,13 @@
 
 The file is edited as text, not re-dumped: the performer's comments, order and layout stay as
 they were, a binding already made for the same control is replaced in place, a new one is
-appended. The result is validated as a patch before it replaces the file (atomically).
+appended. The result is validated as a patch before it replaces the file: written beside the
+file, fsynced, given the file's permission bits and renamed over it (files.py), so a crash or a
+full disk leaves the old patch whole; a patch that is a symlink stays one (its target is written).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..commands import COMMANDS
+from ..files import replace_atomically
 from ..params import REGISTRY, Registry
 from ..tomlfile import line_of
 from .midimap import _ALSA_SUFFIX
@@ -109,13 +111,9 @@ def write_binding(path: Path, table: dict[str, Any], registry: Registry = REGIST
             lines.append("")
         lines += block
     new = "\n".join(lines) + "\n"
-    tmp = path.with_name(f".{path.name}.learn")
-    tmp.write_text(new, encoding="utf-8")
-    try:
+    with replace_atomically(path) as tmp:
+        tmp.write_text(new, encoding="utf-8")
         load_patch(tmp, registry)  # a binding that does not validate never reaches the file
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return new
 
 

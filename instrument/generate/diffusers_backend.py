@@ -1,11 +1,16 @@
 """Stable Diffusion family models through diffusers: SD-Turbo, SDXL-Turbo, SD 1.5 + LCM-LoRA, or
 any compatible model the performer brings (see generate/catalog.py for the names).
 
-A hub id is fetched once into the Hugging Face cache (HF_HOME, ~/.cache/huggingface by default)
-with the hub's progress bars, and from then on plays offline; every model, fetched or local, then
-loads through the same code: the components named in its model_index.json. Only what the stream
-needs is fetched (no safety checker, no single-file duplicates; for the named models only the fp16
-weights, which a CPU upcasts on load). `noclip fetch NAME` fetches without playing.
+A hub id is fetched by `noclip fetch NAME` into the Hugging Face cache (HF_HOME,
+~/.cache/huggingface by default), with the hub's progress bars, and plays from there; nothing is
+ever downloaded while a show plays or renders (`load` reads the cache only: a model that is not
+there is a ModelUnavailable saying to fetch it), so no patch, OSC message or performance file can
+start a download. Every model, fetched or local, then loads through the same code: the components
+named in its model_index.json. Only what the stream needs is fetched (no safety checker, no
+single-file duplicates; for the named models only the fp16 weights, which a CPU upcasts on load).
+A single-file checkpoint's configs (its family's JSON and tokenizer files) are fetched the same
+way. `.ckpt` files are pickles: diffusers opens them with `torch.load(weights_only=True)`, safe
+from torch 2.6 on (CVE-2025-32434), which is why noclip requires it.
 
 Options (keywords of `load`, or environment variables for the CLI):
 - `taesd` / NOCLIP_TAESD: swap in the tiny autoencoder (TAESD, or TAESDXL for SDXL): 1, 0, or a
@@ -51,22 +56,25 @@ class Sources:
     tiny: Path | None = None   # an AutoencoderTiny folder that replaces the model's VAE
 
 
-def locate(name: str, *, taesd: bool | str | None = None) -> Sources:
-    """Everything `load(name)` needs, fetched into the hub cache where it is not local yet: what
-    `noclip fetch` does on a machine with a network for a show that will play offline."""
+def locate(name: str, *, taesd: bool | str | None = None, download: bool = False) -> Sources:
+    """Everything `load(name)` needs, from this machine (the hub cache or local paths). With
+    `download` (`noclip fetch`, never a show) what is missing is fetched into the cache first."""
     check_model(name)
     alias = ALIASES.get(name)
     # named models: always their fp16 weights (half the download; a CPU upcasts them on load)
     model = local_path(name) if alias is None else None
     if model is None:
         repo, variant = (alias.repo, alias.variant) if alias else (name, None)
-        model = fetch(repo, **_weights(variant), model=name)
-    lora = fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name) if alias and alias.lora else None
+        model = fetch(repo, **_weights(variant), model=name, download=download)
+    elif download and model.is_file():
+        _fetch_single_file_configs(model, name)
+    lora = (fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name, download=download)
+            if alias and alias.lora else None)
     tiny = _option(taesd, "NOCLIP_TAESD", alias is not None)
     if tiny:
         source = tiny if isinstance(tiny, str) else (TAESDXL if _is_sdxl(model) else TAESD)
         tiny = local_path(source) or fetch(source, ["config.json", "diffusion_pytorch_model.safetensors"],
-                                           model=name)
+                                           model=name, download=download)
     return Sources(model, lora, tiny or None)
 
 
@@ -122,21 +130,42 @@ def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torc
 
 # -- where the weights come from ---------------------------------------------------------------
 
-def fetch(repo: str, allow: list[str], *, model: str, ignore: list[str] | None = None) -> Path:
-    """The local snapshot of a hub repository, downloaded on first use (only `allow`ed files)."""
+def fetch(repo: str, allow: list[str], *, model: str, ignore: list[str] | None = None,
+          download: bool = False) -> Path:
+    """The local snapshot of a hub repository (only `allow`ed files), from the cache; with
+    `download` (and the hub not switched off) fetched into it first."""
     from huggingface_hub import constants, snapshot_download
 
-    offline = _offline()
+    offline = _offline() or not download
     try:
         return Path(snapshot_download(repo, allow_patterns=allow, ignore_patterns=ignore,
                                       local_files_only=offline))
-    except Exception as exc:  # not cached offline, no network, no such repository, no access
+    except Exception as exc:  # not cached, no network, no such repository, no access
+        if not download:
+            raise ModelUnavailable(
+                f"model {model!r} needs {repo!r}, which is not in the Hugging Face cache "
+                f"({constants.HF_HUB_CACHE}); a show never downloads. Run `noclip fetch {model}` "
+                f"first (or `hf download {repo}`; on a machine without a network, fetch elsewhere "
+                f"and copy the cache here), or give --model a local diffusers folder or a "
+                f".safetensors checkpoint.") from None
         why = "the hub is switched off (HF_HUB_OFFLINE)" if offline else f"{type(exc).__name__}: {exc}"
         raise ModelUnavailable(
             f"model {model!r} needs {repo!r}, which is not in the Hugging Face cache "
             f"({constants.HF_HUB_CACHE}) and could not be downloaded: {why}. On a machine with a "
             f"network run `noclip fetch {model}` (or `hf download {repo}`) and copy the cache here, "
             f"or give --model a local diffusers folder or a .safetensors checkpoint.") from None
+
+
+def _fetch_single_file_configs(path: Path, model: str) -> Path:
+    """The configs and tokenizer files of a checkpoint's model family (diffusers infers which from
+    its keys), fetched so that `_from_single_file` can build it without the network."""
+    from diffusers.loaders.single_file_utils import fetch_diffusers_config, load_single_file_checkpoint
+
+    try:
+        repo = fetch_diffusers_config(load_single_file_checkpoint(str(path)))["pretrained_model_name_or_path"]
+    except Exception as exc:
+        raise ModelUnavailable(f"{path}: diffusers does not recognise this checkpoint ({exc})") from None
+    return fetch(repo, ["**/*.json", "*.json", "*.txt", "**/*.txt", "**/*.model"], model=model, download=True)
 
 
 def _weights(variant: str | None) -> dict[str, list[str]]:
@@ -189,22 +218,22 @@ def _variant(part: Path) -> str | None:
 
 
 def _from_single_file(path: Path, dtype: torch.dtype) -> dict[str, Any]:
-    """A checkpoint in the original (LDM) layout. diffusers converts it; the configs it needs for
-    that come from the hub once (cached), like any other download."""
+    """A checkpoint in the original (LDM) layout. diffusers converts it with its family's configs,
+    read from the hub cache only (`noclip fetch PATH` puts them there)."""
     import diffusers
 
     if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
         raise ValueError(f"{path}: not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})")
     cls = diffusers.StableDiffusionXLPipeline if _is_sdxl(path) else diffusers.StableDiffusionPipeline
-    kw: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": _offline()}
+    kw: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}  # a show never downloads
     if cls is diffusers.StableDiffusionPipeline:
         kw.update(safety_checker=None, requires_safety_checker=False)
     try:
         pipe = cls.from_single_file(str(path), **kw)
     except OSError as exc:
         raise ModelUnavailable(f"{path}: diffusers could not set up this checkpoint ({exc}); its "
-                               "configs come from the hub once: run it once where there is a network, "
-                               "or convert it to a diffusers folder") from None
+                               f"family's configs must be in the hub cache: run `noclip fetch {path}` "
+                               "where there is a network, or convert it to a diffusers folder") from None
     return {part: getattr(pipe, part, None) for part in PIPELINE_PARTS}
 
 

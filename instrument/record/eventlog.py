@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..control import ControlEvent
 
@@ -16,7 +16,8 @@ def jsonable(value: Any) -> Any:
 
 class EventLog:
     def __init__(self, path: str | Path) -> None:
-        self.file = open(path, "w", encoding="utf-8", buffering=1)
+        self.path = Path(path)
+        self.file = open(self.path, "w", encoding="utf-8", buffering=1)
         self.t0 = time.perf_counter()
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None:
@@ -28,3 +29,16 @@ class EventLog:
 
     def close(self, frames: int = 0) -> None:
         self.file.close()
+
+    def abandon(self) -> None:
+        """A write failed (the show dropped this log): close without another write."""
+        close_quietly(self.file)
+
+
+def close_quietly(file: IO[str]) -> None:
+    """Close a file whose last write failed: what is still buffered is the part that did not fit,
+    and its flush would fail again; the descriptor is closed all the same."""
+    try:
+        file.close()
+    except OSError:
+        pass

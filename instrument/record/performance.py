@@ -5,25 +5,38 @@ later, bigger, with another model.
 JSON lines, written and flushed one event at a time: a crash loses nothing already played.
 Line 1 is the header; then `{"f": frame, "src": source, "t": target, "v": value}` per event;
 a clean stop ends with `{"end": frames}`.
+
+Reading is strict, because a file may come from anywhere: the header may carry only the keys a
+writer writes, needs its `patch` and `start`, an fps in (0, 1000], parameters the registry knows;
+no number anywhere may be NaN or infinite (JSON has neither, Python's reader takes both). Every
+mistake is a PerformanceError, `file:line: what is wrong`, never a traceback from deeper down.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..control import ControlEvent
-from ..patch import Patch
-from .eventlog import jsonable
+from ..params import REGISTRY, ParamError
+from ..patch import ConfigError, Patch
+from ..scene import SCENES
+from ..scene.source import SOURCE_SUFFIXES, probe
+from .eventlog import close_quietly, jsonable
 
 KIND = "noclip performance"
 VERSION = 1
 NOT_REPLAYED = {"quit"}  # a re-render ends where the performance ended, not on its quit key
+HEADER_KEYS = {"kind", "version", "noclip", "created", "fps", "size", "models", "patch", "start"}
+MAX_FPS = 1000.0
+MAX_LINE = 16 * 2**20  # bytes: a header with its patch is a few kB; more is not a performance file
+MAX_FRAME = 2**31 - 1  # ~1 year at 60 fps: frame numbers past it are damage, not a show
 
 
 class PerformanceError(ValueError):
@@ -46,7 +59,11 @@ class PerformanceWriter:
             "patch": {**asdict(patch), "path": str(patch.path) if patch.path else None},
             "start": start,
         }
-        self.file.write(json.dumps(header) + "\n")
+        try:
+            self.file.write(json.dumps(header) + "\n")
+        except BaseException:
+            close_quietly(self.file)
+            raise
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None:
         self.file.write(json.dumps({"f": frame, "src": event.source, "t": event.target,
@@ -54,8 +71,16 @@ class PerformanceWriter:
 
     def close(self, frames: int) -> None:
         """The performance lasts as long as the show played, events or not."""
-        self.file.write(json.dumps({"end": frames}) + "\n")
-        self.file.close()
+        try:
+            self.file.write(json.dumps({"end": frames}) + "\n")
+        finally:
+            self.file.close()
+
+    def abandon(self) -> None:
+        """A write failed (the show dropped this writer): close without another line. The file
+        keeps every event up to the failure; it reads as a performance cut short (`complete`
+        False), and `--salvage` renders it when the last line is half written."""
+        close_quietly(self.file)
 
 
 @dataclass
@@ -72,10 +97,7 @@ class Performance:
 
     @property
     def patch(self) -> Patch:
-        p = dict(self.header["patch"])
-        p["size"] = tuple(p["size"])
-        p["path"] = Path(p["path"]) if p.get("path") else None
-        return Patch(**p)
+        return _patch(self.header["patch"])
 
     def events_at(self, frame: int, fps: float | None = None) -> list[ControlEvent]:
         """The events of output frame `frame`; at another fps, events land at the same time."""
@@ -86,38 +108,144 @@ class Performance:
         return [e for f in range(lo, max(hi, lo + 1)) for e in self.events.get(f, [])]
 
 
+def _finite(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"{text} is not a finite number")
+    return x
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a performance can hold (only finite numbers)")
+
+
+def _row(line: str) -> Any:
+    """One line of JSON; NaN, Infinity and numbers too large for a float are errors."""
+    return json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+
+
+def _frame(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FRAME:
+        raise ValueError(f"{what} must be a frame number 0..{MAX_FRAME}, not {value!r}")
+    return value
+
+
+def check_header(row: Any) -> dict[str, Any]:
+    """The header line as the reader needs it, or ValueError saying what is wrong with it."""
+    if not isinstance(row, dict) or row.get("kind") != KIND:
+        raise ValueError("not a noclip performance file")
+    if row.get("version") != VERSION:
+        raise ValueError(f"version {row.get('version')!r} is not {VERSION}")
+    unknown = sorted(set(row) - HEADER_KEYS)
+    if unknown:
+        raise ValueError(f"header: unknown key {unknown[0]!r} (a header has {', '.join(sorted(HEADER_KEYS))})")
+    fps = row.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= MAX_FPS:
+        raise ValueError(f"header: fps must be a number above 0 and up to {MAX_FPS:g}, not {fps!r}")
+    size = row.get("size", [16, 16])
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in size)):
+        raise ValueError(f"header: size must be [width, height] in pixels, 16..8192, not {size!r}")
+    for key in ("patch", "start"):
+        if key not in row:
+            raise ValueError(f"header: no {key!r} (the patch and every parameter's start value)")
+        if not isinstance(row[key], dict):
+            raise ValueError(f"header: {key} must be a table, not {type(row[key]).__name__}")
+    patch = _patch(row["patch"])
+    _values(row["start"], patch, "start")
+    _values(patch.params, patch, "patch.params")
+    return row
+
+
+def _patch(d: dict[str, Any]) -> Patch:
+    """The header's patch as a Patch, its fields checked by type (a scene or model that is not on
+    this machine is the show's to report, as it is for any patch)."""
+    names = {f.name for f in fields(Patch)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"header: patch has an unknown key {unknown[0]!r}")
+    for key in ("name", "description", "scene", "model", "chain"):
+        if key in d and not isinstance(d[key], str):
+            raise ValueError(f"header: patch.{key} must be a string, not {d[key]!r}")
+    size = d.get("size", list(Patch.size))
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in size)):
+        raise ValueError(f"header: patch.size must be [width, height], 16..4096, not {size!r}")
+    if not isinstance(d.get("params", {}), dict):
+        raise ValueError("header: patch.params must be a table")
+    for key in ("midi", "modulators"):
+        if not (isinstance(d.get(key, []), list) and all(isinstance(t, dict) for t in d.get(key, []))):
+            raise ValueError(f"header: patch.{key} must be a list of tables")
+    if d.get("path") is not None and not isinstance(d["path"], str):
+        raise ValueError("header: patch.path must be a string or null")
+    scene = d.get("scene", Patch.scene)
+    if scene not in SCENES:
+        if Path(scene).suffix.lower() not in SOURCE_SUFFIXES or not Path(scene).is_file():
+            raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
+                             "nor a video or image file on this machine")
+        probe(Path(scene))  # SourceError (a ValueError): `file: what is wrong`
+    return Patch(**{**d, "size": tuple(size), "path": Path(d["path"]) if d.get("path") else None,
+                    "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ()))})
+
+
+def _values(values: dict[str, Any], patch: Patch, where: str) -> None:
+    """Every name a parameter of the registry (with the patch's chain declared), every value one
+    that parameter takes."""
+    from ..render.chain import load_chain_spec
+
+    try:
+        load_chain_spec(patch.chain)  # its parameters join the registry, as the show's compositor would
+    except (ConfigError, FileNotFoundError) as exc:
+        raise ValueError(f"header: patch.chain: {exc}") from None
+    for name, value in values.items():
+        spec = REGISTRY.get(name)
+        if spec is None:
+            raise ValueError(f"header: {where}.{name}: unknown parameter")
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"header: {where}.{name}: takes a single value, not {type(value).__name__}")
+        try:
+            spec.coerce(value)
+        except (ParamError, ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"header: {where}.{name}: {exc}") from None
+
+
 def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
     """Read a performance file. A bad line is a PerformanceError naming it; with `salvage`, the
-    events before it are kept and the performance ends there."""
+    events before it are kept and the performance ends there (a bad header is never salvaged)."""
     path = Path(path)
     events: dict[int, list[ControlEvent]] = defaultdict(list)
     header: dict[str, Any] | None = None
     frames, complete, last = 0, False, 0
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
             try:
-                row = json.loads(line)
+                if len(raw) > MAX_LINE:
+                    raise ValueError(f"line longer than {MAX_LINE // 2**20} MiB")
+                row = _row(raw.decode("utf-8"))
                 if header is None:
-                    if row.get("kind") != KIND:
-                        raise ValueError("not a noclip performance file")
-                    if row.get("version") != VERSION:
-                        raise ValueError(f"version {row.get('version')!r} is not {VERSION}")
-                    header = row
+                    header = check_header(row)
                     continue
+                if not isinstance(row, dict):
+                    raise ValueError("a line is a table")
                 if "end" in row:
-                    frames, complete = int(row["end"]), True
+                    frames, complete = _frame(row["end"], "end"), True
                     break
-                frame = int(row["f"])
+                frame = _frame(row["f"], "f")
                 if frame < last:
                     raise ValueError(f"frame {frame} comes after frame {last}")
                 last = frame
+                if not isinstance(row["t"], str) or not isinstance(row["src"], str):
+                    raise ValueError("an event's source (src) and target (t) are strings")
                 if row["t"].removeprefix("cmd/") in NOT_REPLAYED:
                     continue
                 value = tuple(row["v"]) if isinstance(row["v"], list) else row["v"]
                 events[frame].append(ControlEvent(row["src"], row["t"], value))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 if header is None or not salvage:
-                    raise PerformanceError(path, n, str(exc)) from None
+                    text = (f"no {exc}" if isinstance(exc, KeyError) else
+                            f"not UTF-8 text (byte {exc.start} of the line)"
+                            if isinstance(exc, UnicodeDecodeError) else str(exc))
+                    raise PerformanceError(path, n, text) from None
                 break
     if header is None:
         raise PerformanceError(path, 1, "empty file")

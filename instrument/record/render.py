@@ -24,6 +24,7 @@ from ..control import ControlEvent
 from ..patch import Patch
 from .audio import AudioSource, samples_before
 from .performance import PerformanceWriter
+from .video import NoRoom, TakeStopped
 
 log = logging.getLogger("noclip")
 
@@ -82,14 +83,31 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
                  frames - first - keep)
     target = output.with_name(f"{output.stem}.resume{output.suffix}") if keep else output
     ctx = headless_context()
-    recorder = VideoRecorder(target, size, fps, live=False, codec=codec,
-                             audio=audio() if audio and not keep else None, first_frame=first)
+    try:
+        recorder = VideoRecorder(target, size, fps, live=False, codec=codec,
+                                 audio=audio() if audio and not keep else None, first_frame=first)
+    except (NoRoom, OSError, av.FFmpegError) as exc:
+        log.error("cannot write %s: %s", target, getattr(exc, "strerror", None) or exc)
+        return 1
     show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
     if midi is not None:
         midi.attach(show)
-        show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
-                                            dict(show.bank.targets), fps, size))
+        try:
+            show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
+                                                dict(show.bank.targets), fps, size))
+        except OSError as exc:
+            show.reporter.error("performance", f"{output.with_suffix('.performance.jsonl')}: {exc.strerror}")
     features = heard(audio, fps, performance)
+    try:
+        return _render_frames(show, recorder, frames, first, keep, performance, midi, features, output,
+                              target, fps, audio)
+    except TakeStopped as exc:  # a full disk, a file-size limit: the file holds what was written
+        log.error("render stopped: %s", exc)
+        return 1
+
+
+def _render_frames(show, recorder, frames: int, first: int, keep: int, performance, midi, features,
+                   output: Path, target: Path, fps: float, audio) -> int:
     try:
         for i in range(frames):
             if performance is not None:
@@ -107,8 +125,10 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
                 done = (i + 1) / frames
                 print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
     finally:
-        show.close()
-        recorder.close()
+        try:
+            show.close()
+        finally:
+            recorder.close()
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if keep:

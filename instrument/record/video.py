@@ -8,10 +8,19 @@ drops the frame and counts it (never silently), offline the loop waits so the fi
 Crash safety: MP4/MOV are written fragmented (a fragment per keyframe, a keyframe every second),
 Matroska in clusters of at most a second, and packets are flushed as they are muxed, so a process
 killed mid-show leaves a file that plays up to its last second.
+
+A full disk never ends the show. The encoder thread watches the free space as it writes and stops
+the take while the disk still has `reserve` bytes (NOCLIP_DISK_RESERVE, MiB; 256 by default): the
+file is then finished properly (trailer and all) and plays to its end. Should a write fail anyway
+(another program filled the disk, a file-size limit), nothing more is muxed (FFmpeg crashes when
+asked to mux after a failed write), the take ends where its last fragment ended, and `close` still
+releases everything it opened: the encoder thread, the codec's threads, the file, the sound.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -21,6 +30,7 @@ import av
 import moderngl
 import numpy as np
 
+from ..files import free_bytes
 from ..params import FrameParams
 from ..report import Reporter
 from .audio import CHANNELS, AudioSource, samples_before
@@ -46,6 +56,25 @@ CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
                      ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 RING = 3
 _NVENC: bool | None = None
+
+
+def disk_reserve() -> int:
+    """Bytes a take leaves free on its disk: NOCLIP_DISK_RESERVE in MiB (default 256): room to
+    finish the file, and for the performance file and everything else on the machine."""
+    raw = os.environ.get("NOCLIP_DISK_RESERVE", "").strip()
+    try:
+        mib = float(raw) if raw else 256.0
+    except ValueError:
+        mib = 256.0
+    return int(min(max(mib, 0.0), 2.0**30) * 2**20) if math.isfinite(mib) else 256 * 2**20
+
+
+class TakeStopped(RuntimeError):
+    """A take ended by itself (disk nearly full, a write failed): the show goes on without it."""
+
+
+class NoRoom(OSError):
+    """Not enough free disk to start a take."""
 
 
 def h264_encoder() -> str:
@@ -157,9 +186,12 @@ def mux_sound(container: av.container.OutputContainer, stream: av.AudioStream, s
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
                  reporter: Reporter | None = None, codec: str = "h264", depth: int = 8,
-                 audio: AudioSource | None = None, first_frame: int = 0, quality: str = "best") -> None:
+                 audio: AudioSource | None = None, first_frame: int = 0, reserve: int | None = None,
+                 quality: str = "best") -> None:
         """`first_frame`: the show frame this file starts at, so its sound is cut from there.
-        `quality` (QUALITIES): the size and x264 preset of the file; frames are read at `size`."""
+        `reserve`: bytes to leave free on the disk (default: `disk_reserve()`); the take stops
+        cleanly before the disk has less. `quality` (QUALITIES): the size and x264 preset of the
+        file; frames are read at `size`."""
         if codec not in CODECS:
             raise ValueError(f"unknown codec '{codec}' (have: {', '.join(CODECS)})")
         self.path = Path(path)
@@ -167,6 +199,11 @@ class VideoRecorder:
         self.live, self.reporter, self.audio = live, reporter, audio
         self.quality = quality
         self.file_size = encode_size(size, quality)
+        self.reserve = disk_reserve() if reserve is None else reserve
+        free = free_bytes(self.path)
+        if free is not None and free < self.reserve:
+            raise NoRoom(f"{self.path}: {_mib(free)} free, takes stop at {_mib(self.reserve)} "
+                         "(NOCLIP_DISK_RESERVE)")
         encoder, pix_fmt, options = CODECS[codec]
         if encoder == "libx264":
             options = QUALITIES[quality][1]
@@ -174,16 +211,23 @@ class VideoRecorder:
             encoder, options = "h264_nvenc", {"preset": "p4", "cq": "19"}
         self.container = av.open(str(self.path), "w",
                                  options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
-        rate = Fraction(fps).limit_denominator(1001)
-        self.stream = self.container.add_stream(encoder, rate=rate)
-        self.stream.width, self.stream.height = self.file_size
-        self.stream.pix_fmt = pix_fmt
-        # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
-        self.stream.options = {**options, "g": str(max(1, round(fps)))} if codec == "h264" else dict(options)
-        self.sound = add_sound_stream(self.container, self.path, audio.rate) if audio else None
+        try:
+            rate = Fraction(fps).limit_denominator(1001)
+            self.stream = self.container.add_stream(encoder, rate=rate)
+            self.stream.width, self.stream.height = self.file_size
+            self.stream.pix_fmt = pix_fmt
+            # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
+            keyframes = {"g": str(max(1, round(fps)))} if codec == "h264" else {}
+            self.stream.options = {**options, **keyframes}
+            self.sound = add_sound_stream(self.container, self.path, audio.rate) if audio else None
+        except Exception:
+            self.container.close()
+            raise
         self.frames = self.dropped = self.offered = 0
         self.depth = depth
-        self.error: Exception | None = None
+        self.error: Exception | None = None  # a write failed: nothing more is muxed
+        self.full: str | None = None         # the disk reached the reserve: the take ends cleanly
+        self.closed = False
         self._lock = threading.Lock()
         self._backlog = 0                 # pictures queued, not yet encoded
         self._drained = threading.Event()
@@ -216,8 +260,8 @@ class VideoRecorder:
     def push(self, rgb: np.ndarray) -> None:
         """Queue frame `offered`; live, a backlog of `depth` frames drops the picture (counted) but
         never its sound, so the picture keeps its place in time and the sound stays whole."""
-        if self.error is not None:
-            raise RuntimeError(f"recording to {self.path} failed: {self.error}")
+        if self.error is not None or self.full is not None:
+            raise TakeStopped(self.why())
         index = self.offered
         self.offered += 1
         sound = None
@@ -239,13 +283,34 @@ class VideoRecorder:
                 self._drained.wait(0.05)
                 self._drained.clear()
 
+    def why(self) -> str:
+        """Why the take stopped by itself, in the performer's words ("" while it runs)."""
+        if self.error is not None:
+            text = getattr(self.error, "strerror", None) or str(self.error)
+            return f"{self.path}: {text}; the file ends at its last whole second"
+        if self.full is not None:
+            return f"{self.path}: {self.full}; take stopped and finished"
+        return ""
+
     # -- encoder thread --------------------------------------------------------------------------
 
     def _encode(self) -> None:
         audio_pts = 0
         while (item := self._queue.get()) is not None:
             index, rgb, sound = item
-            if self.error is not None:
+            if self.error is not None or self.full is not None:
+                if rgb is not None:
+                    with self._lock:
+                        self._backlog -= 1
+                    self._drained.set()
+                continue
+            free = free_bytes(self.path) if self.reserve else None
+            if free is not None and free < self.reserve:
+                self.full = f"disk nearly full ({_mib(free)} free, reserve {_mib(self.reserve)})"
+                if rgb is not None:
+                    with self._lock:
+                        self._backlog -= 1
+                    self._drained.set()
                 continue
             try:
                 if rgb is not None:
@@ -260,7 +325,7 @@ class VideoRecorder:
                 if sound is not None and len(sound):
                     audio_pts = mux_sound(self.container, self.sound, sound, audio_pts, self.audio.rate)
             except Exception as exc:  # disk full, codec error: report, keep the show
-                self.error = exc
+                self.error = exc.with_traceback(None)  # a traceback would keep the codec alive
             finally:
                 if rgb is not None:
                     with self._lock:
@@ -268,22 +333,57 @@ class VideoRecorder:
                     self._drained.set()
 
     def close(self) -> None:
-        for buf in self._pending:
-            self._hand_on(buf)
-        self._pending.clear()
-        self._queue.put(None)
-        self._thread.join()
+        """Finish the file and release everything this recorder opened, whatever failed before:
+        the encoder thread is joined, the codecs (and their threads) and the file are closed, the
+        read-back buffers and the sound source are released. Raises TakeStopped afterwards if the
+        file holds fewer frames than it was given: cut short by a failed write, or finished
+        cleanly at the disk reserve."""
+        if self.closed:
+            return
+        self.closed = True
         try:
-            for stream in (self.stream, self.sound):
-                if stream is not None:
-                    for packet in stream.encode():
-                        self.container.mux(packet)
+            for buf in self._pending:
+                if self.error is None and self.full is None:
+                    self._hand_on(buf)
+        except Exception as exc:  # the last frames could not be queued: the file ends before them
+            self.error = self.error or exc.with_traceback(None)
         finally:
-            self.container.close()
+            self._pending.clear()
+            self._queue.put(None)
+            self._thread.join()
+        try:
+            if self.error is None:  # after a failed write FFmpeg must not be asked to mux again
+                for stream in (self.stream, self.sound):
+                    if stream is not None:
+                        for packet in stream.encode():
+                            self.container.mux(packet)
+        except Exception as exc:
+            self.error = exc.with_traceback(None)
+        finally:
+            try:
+                self.container.close()
+            except Exception as exc:
+                self.error = self.error or exc.with_traceback(None)
+            # dropped here, not at some later collection: the codec's threads end with it
+            self.container = self.stream = self.sound = None
             for buf in self._ring:
-                buf.release()
+                try:
+                    buf.release()
+                except Exception:
+                    pass
+            self._ring = []
             if self.audio is not None:
-                self.audio.close()
+                try:
+                    self.audio.close()
+                except Exception:
+                    pass
+        if self.error is not None or self.full is not None:
+            raise TakeStopped(self.why())
 
 
-__all__ = ["CHANNELS", "CODECS", "QUALITIES", "VideoRecorder", "choose_quality"]
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+__all__ = ["CHANNELS", "CODECS", "QUALITIES", "NoRoom", "TakeStopped", "VideoRecorder", "choose_quality",
+           "disk_reserve"]

@@ -4,6 +4,11 @@ Frames are cropped to fill the working size. Frame n shows the video frame at sh
 `fp.time`, so offline renders are exact and repeatable. Depth and motion are not estimated: depth
 is 0 (unknown) and motion is zero, which a generator reads as "no warp". Tests use this to feed
 exact patterns through the chain.
+
+A file that is not a picture or a video (corrupt, truncated, empty, a decompression bomb) is a
+SourceError, `file: what is wrong`, before the show starts (`probe`). A video that breaks further
+in is played up to the break and looped there; the break is raised once (the show's scene stage
+reports it and holds its last frame), never again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,49 @@ from ..params import FrameParams
 IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 VIDEOS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv"}
 SOURCE_SUFFIXES = IMAGES | VIDEOS
+
+
+class SourceError(ValueError):
+    """A source file that cannot be shown; str() is `file: what is wrong`."""
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _image(path: Path) -> Image.Image:
+    """The decoded still (fully loaded, so a truncated file fails here, not mid-show)."""
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except Image.DecompressionBombError as exc:
+        raise SourceError(f"{path}: too many pixels to be a source ({exc})") from None
+    except Exception as exc:  # Pillow: UnidentifiedImageError, OSError (truncated), SyntaxError (broken PNG)
+        raise SourceError(f"{path}: not an image that can be read ({_why(exc)})") from None
+
+
+def probe(path: Path) -> None:
+    """Raise SourceError unless `path` is a picture or a video whose first frame decodes."""
+    path = Path(path)
+    if path.suffix.lower() in VIDEOS:
+        import av
+
+        try:
+            with av.open(str(path)) as c:
+                if not c.streams.video:
+                    raise SourceError(f"{path}: no video stream")
+                next(c.decode(c.streams.video[0]), None) or _no_frames(path)
+        except SourceError:
+            raise
+        except Exception as exc:  # av.InvalidDataError, OSError, ...
+            raise SourceError(f"{path}: not a video that can be decoded ({_why(exc)})") from None
+    else:
+        _image(path).close()
+
+
+def _no_frames(path: Path) -> None:
+    raise SourceError(f"{path}: no video frames")
 
 
 def blank_aux(ctx: moderngl.Context, size: tuple[int, int]) -> tuple[moderngl.Texture, moderngl.Texture]:
@@ -46,18 +94,27 @@ class Source:
         self.video = self.path.suffix.lower() in VIDEOS
         self.count: int | None = None  # video frames, known after the first pass
         self.shown = -1
-        if self.video:
-            self._open()
-            self.fps = self._fps
-        else:
-            with Image.open(self.path) as img:
-                self.texture.write(_pixels(img, size))
+        self._container = None
+        try:
+            if self.video:
+                probe(self.path)
+                self._open()
+                self.fps = self._fps
+            else:
+                with _image(self.path) as img:
+                    self.texture.write(_pixels(img, size))
+        except Exception:
+            self.release()
+            raise
 
     def _open(self) -> None:
         import av
 
-        self._container = av.open(str(self.path))
-        stream = self._container.streams.video[0]
+        try:
+            self._container = av.open(str(self.path))
+            stream = self._container.streams.video[0]
+        except Exception as exc:
+            raise SourceError(f"{self.path}: not a video that can be decoded ({_why(exc)})") from None
         rate = stream.average_rate or stream.guessed_rate
         self._fps = float(rate) if rate else 30.0
         self._frames: Iterator = self._container.decode(stream)
@@ -76,9 +133,15 @@ class Source:
                 frame = next(self._frames)
             except StopIteration:
                 if self._next == 0:
-                    raise ValueError(f"{self.path}: no video frames") from None
+                    raise SourceError(f"{self.path}: no video frames") from None
                 self.count = self._next
                 return self._seek(k)
+            except Exception as exc:  # corrupt from here on: what played so far is the loop
+                if self._next == 0:
+                    raise SourceError(f"{self.path}: not a video that can be decoded ({_why(exc)})") from None
+                self.count = self._next
+                raise SourceError(f"{self.path}: broken after frame {self._next} ({_why(exc)}); "
+                                  f"looping its first {self._next} frames") from None
             self._next += 1
         if frame is not None:
             self.texture.write(_pixels(frame.to_image(), self.size))
@@ -94,7 +157,8 @@ class Source:
         return self.texture
 
     def release(self) -> None:
-        if self.video:
+        if self._container is not None:
             self._container.close()
+            self._container = None
         for obj in (self.texture, self.depth, self.motion):
             obj.release()

@@ -5,6 +5,10 @@ autoencoder on random crops (it is fully convolutional, so crops teach it what f
 five times cheaper), then freeze it, encode the set once and train the denoiser on the latents
 with v-prediction on a cosine schedule. Every batch is drawn from a generator seeded by (seed,
 stage, step), so a resumed run sees the same batches as an unbroken one.
+
+Nothing written here is ever half a file: the data set, each checkpoint and the exported weights
+are written beside their place, fsynced and renamed over it (files.py), so a crash, a kill or a
+full disk mid-write leaves the previous file whole.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from ...files import replace_atomically, write_atomically
 from ..model import Schedule
 from .model import Config, Decoder, Encoder, UNet, cosine_alphas
 
@@ -78,7 +83,8 @@ class Trainer:
             frames = render_set(ctx, (self.config.width, self.config.height), self.plan.clips,
                                 self.plan.per_clip, seed=self.plan.seed, progress=self.progress)
             ctx.release()
-            np.savez(path, images=frames.images, levels=frames.levels)
+            with replace_atomically(path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, images=frames.images, levels=frames.levels)
         with np.load(path) as z:
             return z["images"], z["levels"]
 
@@ -92,9 +98,8 @@ class Trainer:
         self.started = time.time()
         state = {"step": step, "opt": opt.state_dict(), "log": self.log, "elapsed": self.elapsed,
                  "plan": self.plan.__dict__, **{k: m.state_dict() for k, m in modules.items()}}
-        tmp = self._ckpt(stage).with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self._ckpt(stage))
+        with replace_atomically(self._ckpt(stage)) as tmp:
+            torch.save(state, tmp)
 
     def _resume(self, stage: str, modules: dict, opt: torch.optim.Optimizer) -> int:
         path = self._ckpt(stage)
@@ -231,8 +236,8 @@ class Trainer:
         state |= {f"dec.{k}": v for k, v in dec.state_dict().items()}
         state |= {f"unet.{k}": v for k, v in unet.state_dict().items()}
         state |= {"latent_shift": shift, "latent_scale": scale}
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()},
-                  str(self.out / "model.safetensors"))
+        with replace_atomically(self.out / "model.safetensors") as tmp:
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp))
         self.elapsed += time.time() - self.started
         self.started = time.time()
         meta = {"config": self.config.to_dict(), "schedule": "cosine", "plan": self.plan.__dict__,
@@ -240,8 +245,8 @@ class Trainer:
                              "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
                              "processor": platform.processor() or platform.machine(),
                              "frames": self.plan.clips * self.plan.per_clip * 2}}
-        (self.out / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (self.out / "losses.json").write_text(json.dumps(self.log) + "\n")
+        write_atomically(self.out / "config.json", json.dumps(meta, indent=2) + "\n")
+        write_atomically(self.out / "losses.json", json.dumps(self.log) + "\n")
         return self.out
 
 

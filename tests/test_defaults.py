@@ -169,6 +169,7 @@ def test_hud_state_counts_dreams_and_the_take(ctx, tmp_path):
     show.run(frames=30)
     state = show.hud_state()
     show.close()
-    assert 20 < state.dreams < 40 and time.perf_counter() - t < 5
+    # one dream a frame: the dream rate is the frame rate, whatever a busy machine makes of it
+    assert 0.6 * state.fps < state.dreams < 1.5 * state.fps and time.perf_counter() - t < 10
     assert state.recording is not None and 0.9 < state.recording[0] < 1.1 and state.recording[1] == 0
     assert state.rate == 30.0

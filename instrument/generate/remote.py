@@ -40,6 +40,11 @@ def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool
     """The child: load the model (`load(name)`, default generate.load_backend), then dream every
     frame it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the show's to handle: it ends us cleanly
+    # We may be killed mid-call (RemoteEngine.kill): hold nothing the resource tracker would report
+    # as leaked, such as the inter-process lock tqdm makes for the loading bars by default.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     try:
         from ..report import Reporter
         from . import load_backend

@@ -102,7 +102,8 @@ class GeneratorWorker:
         self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
         self._done_frame = -1  # newest frame handled, successfully or not
         self._failed: dict[int, str] = {}  # frame -> why its engine call failed (newest MISSING_KEPT)
-        self._stop = False
+        self._busy = self.loading  # loading, or inside an engine call: what close() would interrupt
+        self._stop = self._ended = False
         self.replaced = self.failures = 0
         self.busy_seconds = 0.0
         self.done = 0
@@ -126,7 +127,7 @@ class GeneratorWorker:
         doc). Only closing the worker ends the wait early."""
         with self._cv:
             if frame is not None:
-                while self._done_frame < frame and not self._stop:
+                while self._done_frame < frame and not self._stop and not self._ended:
                     self._cv.wait()
             return self._result
 
@@ -141,11 +142,21 @@ class GeneratorWorker:
         model never loaded. None when it has one."""
         with self._cv:
             why = self._failed.get(frame)
+            if why is None and self._done_frame < frame:
+                why = "the generator stopped before dreaming it"
         if why is None and self.engine is None and not self.loading:
             why = f"the model did not load ({self.load_error or 'stopped'})"
         return why
 
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:  # however the thread ends, nobody waits for it any more
+            with self._cv:
+                self._ended = True
+                self._cv.notify_all()
+
+    def _work(self) -> None:
         if self.engine is None:
             try:
                 self.engine = self._load()
@@ -154,7 +165,7 @@ class GeneratorWorker:
                 if not self._stop:
                     self.reporter.error(self.name, f"did not load, playing the scene alone ({self.load_error})")
             with self._cv:
-                self.loading = False
+                self.loading = self._busy = False
                 self._cv.notify_all()
         while True:
             with self._cv:
@@ -164,6 +175,7 @@ class GeneratorWorker:
                     return
                 frame, fp = self._pending
                 dropped, self._pending, self._dropped = self._dropped, None, []
+                self._busy = True
             t = time.perf_counter()
             out, failed = None, ""  # an engine that did not load leaves every frame to the scene
             try:
@@ -181,6 +193,7 @@ class GeneratorWorker:
                 self.reporter.error(self.name, f"frame {fp.frame}: {failed}")
             self.busy_seconds += time.perf_counter() - t
             self.done += 1
+            recover = getattr(self.engine, "recover", None) if failed else None
             with self._cv:
                 if out is not None:
                     self._result = (fp.frame, out)
@@ -189,24 +202,28 @@ class GeneratorWorker:
                     while len(self._failed) > MISSING_KEPT:
                         del self._failed[next(iter(self._failed))]
                 self._done_frame = max(self._done_frame, fp.frame)
+                self._busy = recover is not None  # a recovery can be a reload: interruptible too
                 self._cv.notify_all()
             # after the frame is answered: restarting a dead process reloads the model (minutes),
             # and an offline render that will stop on the failure must not wait for that
-            recover = getattr(self.engine, "recover", None) if failed else None
             if recover is not None and not self._stop:
                 try:
                     recover()
                 except Exception as again:
                     if not self._stop:
                         self.reporter.error(self.name, f"recovery failed: {again}")
+            with self._cv:
+                self._busy = False
 
     def close(self) -> None:
-        """Stop, and join the thread before returning: the engine's work is interrupted where it can
-        be (`interrupt`), otherwise the frame in hand is finished first."""
+        """Stop, and join the thread before returning. An idle engine is closed as it asks; busy
+        work (a load, a frame) is interrupted where it can be (`interrupt`), otherwise the frame
+        in hand is finished first."""
         with self._cv:
-            self._stop = True
+            self._stop = True  # from here the thread takes no more work
+            busy = self._busy
             self._cv.notify_all()
-        if self._interrupt is not None:
+        if busy and self._interrupt is not None:
             self._interrupt()
         self._thread.join(timeout=2.0)
         if self._thread.is_alive():

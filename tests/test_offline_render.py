@@ -202,3 +202,24 @@ def test_a_stopped_render_closes_its_file_and_ends_cleanly(tmp_path, mode, sig, 
     assert took < (10.0 if mode == "process" else pause + 10.0), took  # not the 60 s frame
     assert mode == "thread" or kids, "the generator runs in a child process"
     assert not [k for k in kids if running(k)], "a child outlived the render"
+
+
+def test_the_bar_on_a_terminal_shows_seconds_per_frame_and_time_left_and_keeps_its_clock_running():
+    import io
+
+    from instrument.record.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    with Progress(4, screen) as p:
+        p.update()
+        time.sleep(2.3)  # a long frame: the bar is redrawn meanwhile, its clock moving
+        p.update()
+    draws = screen.getvalue().split("\r")
+    waiting = [re.search(r"1/4 \[(00:0\d)<(00:\d\d), +([\d.]+)s/frame\]", d) for d in draws]
+    waiting = [m.groups() for m in waiting if m]
+    assert len({elapsed for elapsed, _, _ in waiting}) >= 2, draws  # redrawn while the frame took long
+    assert re.search(r"2/4 \[00:0[23]<00:0\d, +1\.\d+s/frame\]", draws[-1]), draws[-1]  # the estimate

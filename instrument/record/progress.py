@@ -10,6 +10,7 @@ Seconds per frame rather than frames per second: that is what a slow render is m
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from contextlib import AbstractContextManager, nullcontext
@@ -41,6 +42,13 @@ class _LogLines:
         pass
 
 
+def _width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 class Progress:
     """Frames done out of `total`, with the rate and the estimate; `stream` (default stderr)
     decides between bar and log lines. Use as a context manager: the redraw thread is joined and
@@ -49,9 +57,11 @@ class Progress:
     def __init__(self, total: int, stream: TextIO | None = None, desc: str = "render") -> None:
         stream = sys.stderr if stream is None else stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        if self.tty:
+        if self.tty:  # follow the terminal's width; one that reports none (a bare pty) gets 80
+            sized = _width(stream) > 0
             self.bar = tqdm(total=total, unit="frame", desc=desc, file=stream, bar_format=BAR,
-                            mininterval=0.5, dynamic_ncols=True)
+                            mininterval=0.5, dynamic_ncols=sized, ncols=None if sized else 80,
+                            nrows=None if sized else 24)
         else:
             self.bar = tqdm(total=total, unit="frame", desc=desc, file=_LogLines(), bar_format=LINE,
                             mininterval=LOG_EVERY)

@@ -113,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
                    help="continue a render that was cut short: keep what OUT holds, render the rest")
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
+    r.add_argument("--allow-missing-dreams", action="store_true",
+                   help="a frame whose dream fails (or a model that does not load) is logged and "
+                        "rendered without it, instead of stopping the render (exit 1, resumable)")
     r.add_argument("--size", type=_size, default=(1280, 720))
     r.add_argument("--midi", type=Path, metavar="FILE.mid",
                    help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")

@@ -152,6 +152,7 @@ def test_a_failing_build_is_reported_and_the_show_generates_on_torch(ctx, tmp_pa
     monkeypatch.setattr(accel, "tensorrt_toolchain", lambda: onnx_toolchain(fail=True))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("NOCLIP_ACCEL", "tensorrt")
+    monkeypatch.setenv("NOCLIP_GENERATOR", "thread")  # in this process, where the patches are
     reporter = Reporter()
     generator = gen.make_generator("tiny", ctx, (64, 48), reporter, live=False)
     try:

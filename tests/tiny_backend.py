@@ -12,7 +12,10 @@ little prompt-dependent detail.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -93,3 +96,52 @@ def tiny_backend(size: tuple[int, int] = (128, 96), seed: int = 0, factor: int =
     ae = PixelAutoencoder(factor) if factor == 2 else PoolAutoencoder(factor)
     return Backend("tiny", ae, HashConditioner(), TinyDenoiser(ae.channels, seed=seed).eval(),
                    torch.device("cpu"), torch.float32, size)
+
+
+
+class _Counted(TinyDenoiser):
+    """A TinyDenoiser that counts its calls: from call `slow_from` on each sleeps `pause` s (and
+    touches $TINY_SLOW_MARK, so a test knows a slow call is under way); call `fail_at` raises once;
+    call `die_at` kills its own process with SIGKILL, as the out-of-memory killer would."""
+
+    slow_from, fail_at, die_at, pause = 0, -1, -1, 0.0
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        calls = getattr(self, "calls", 0)
+        self.calls = calls + 1
+        if calls == self.fail_at:
+            raise RuntimeError("CUDA out of memory (injected)")
+        if calls == self.die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if calls >= self.slow_from and self.pause:
+            if os.environ.get("TINY_SLOW_MARK"):
+                Path(os.environ["TINY_SLOW_MARK"]).touch()
+            time.sleep(self.pause)
+        return super().forward(x, t, cond)
+
+
+def load_named(name: str, device: str | None = None) -> Backend:
+    """`load_backend` for tests, by model name, so that a generator process (which cannot see a
+    monkeypatch) loads the same thing: it is passed to the child by reference and called there.
+    Names pass for hub ids (`noclip-tests/...`, never fetched: this loader answers first):
+    `tiny`; `tiny-slow-S[-N]`: S seconds a denoiser call (from call N on); `tiny-fail-N`: call N
+    (from 0) raises an injected out-of-memory error; `tiny-die-N`: call N kills the process;
+    `tiny-broken`: does not load. The dreams are the tiny backend's, whatever the name."""
+    kind, *args = name.rpartition("/")[2].split("-")[1:] or [""]
+    if kind == "broken":
+        raise FileNotFoundError(f"{name}: no weights here (injected)")
+    backend = tiny_backend()
+    if kind:
+        den = _Counted(backend.autoencoder.channels).eval()  # seed 0: the same weights
+        if kind == "slow":
+            den.pause = float(args[0])
+            den.slow_from = int(args[1]) if len(args) > 1 else 0
+        elif kind == "fail":
+            den.fail_at = int(args[0])
+        elif kind == "die":
+            den.die_at = int(args[0])
+        else:
+            raise ValueError(f"no tiny model {name!r}")
+        backend = Backend("tiny", backend.autoencoder, backend.conditioner, den, backend.device,
+                          backend.dtype, backend.size)
+    return backend

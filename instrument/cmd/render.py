@@ -56,7 +56,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
                           performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
-                          midi=player, resume=args.resume)
+                          midi=player, resume=args.resume, allow_missing=args.allow_missing_dreams)
 
 
 def _range(text: str) -> tuple[float, float]:

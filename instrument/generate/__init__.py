@@ -47,12 +47,23 @@ class Generator(Protocol):
         `cut`: frame n does not continue frame n-1. Must not block in live play."""
 
     def latest(self) -> moderngl.Texture | None:
-        """The newest finished frame, or None to composite the scene alone."""
+        """The newest finished frame, or None to composite the scene alone. Offline: the frame just
+        submitted, waited for as long as it takes."""
 
-    def release(self) -> None: ...
+    def ready(self) -> None:
+        """Block until the model has loaded or failed to (an offline render times frames after it)."""
+
+    def missing(self, frame: int) -> str | None:
+        """Offline, after `latest`: why `frame` has no dream of its own (its engine call failed, the
+        model did not load), or None. An exact render stops on it; live play never asks."""
+
+    def release(self) -> None:
+        """Stop the generator and join its thread (and process) before returning."""
 
 
 class PassThrough:
+    """No dream by choice: nothing is ever missing."""
+
     name = "none"
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
@@ -60,6 +71,12 @@ class PassThrough:
         pass
 
     def latest(self) -> moderngl.Texture | None:
+        return None
+
+    def ready(self) -> None:
+        pass
+
+    def missing(self, frame: int) -> str | None:
         return None
 
     def release(self) -> None:
@@ -101,19 +118,24 @@ def load_backend(name: str, device: str | None = None):
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,
                    *, live: bool = True) -> Generator:
     """The generator for a model name. The model loads on the generator's thread, so the show plays
-    the scene meanwhile; live, the loop never waits for it, and the engine runs in a process of its
-    own (remote.py; NOCLIP_GENERATOR=thread keeps it in this one); offline (`live=False`) each frame
-    waits for its own generation, in this process. A model that fails to load is reported and the
-    show plays the scene alone: the show never stops."""
+    the scene meanwhile; live, the loop never waits for it; offline (`live=False`) each frame waits
+    for its own generation, however long it takes. The engine runs in a process of its own
+    (remote.py: live, no fight with the loop for the interpreter lock; offline, a render that can be
+    stopped at once and survives the OOM killer); NOCLIP_GENERATOR=thread keeps it in this one. A
+    model that fails to load is reported and the show plays the scene alone: the show never stops
+    (an offline render asks `missing` and decides)."""
     if name == "none":
         return PassThrough()
     from .worker import ThreadedGenerator
 
     reporter = Reporter() if reporter is None else reporter
-    if live and os.environ.get("NOCLIP_GENERATOR", "process") == "process":
-        from .remote import RemoteEngine  # its own process: no fight with the loop for the GIL
+    if os.environ.get("NOCLIP_GENERATOR", "process") == "process":
+        from .remote import RemoteEngine
 
-        return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=lambda: RemoteEngine(name))
+        # the child loads with load_backend as this module holds it now (pickled by its name)
+        remote = RemoteEngine(name, load=load_backend, live=live)
+        return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=remote.start,
+                                 interrupt=remote.kill)
 
     def build():
         from .accel import accelerate

@@ -1,10 +1,16 @@
-"""The stream engine in a process of its own, for live play.
+"""The stream engine in a process of its own, live and offline.
 
-In the show's process a CPU model fights the render loop for Python's interpreter lock, which
-moderngl holds while llvmpipe draws: measured on 2 cores, the builtin model dreamed 2 frames a
-second beside a 60 fps loop, against 65 alone. In its own process it only shares the cores, and
+Live: in the show's process a CPU model fights the render loop for Python's interpreter lock,
+which moderngl holds while llvmpipe draws: measured on 2 cores, the builtin model dreamed 2 frames
+a second beside a 60 fps loop, against 65 alone. In its own process it only shares the cores, and
 the operating system shares those fairly. The worker thread (worker.py) stays as it is: it hands
 this proxy one frame at a time and waits for the answer on a pipe, without the lock.
+
+Offline the lock does not matter, but stopping does: a torch call cannot be interrupted from
+another thread (an SD-sized UNet on a CPU holds one for tens of seconds), and a thread still inside
+torch when the interpreter exits aborts it ("terminate called without an active exception"). A
+process can be ended at once (`kill`, on Ctrl-C), and the OOM killer, which picks the biggest
+process, takes the model's and leaves the render alive to close its file and say what happened.
 
 A process that dies (a crash in a native library, the OOM killer) is started again by `recover`,
 which the worker calls after a failed frame; the show plays its last good frame meanwhile.
@@ -15,7 +21,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,18 +36,24 @@ from .worker import BaseFrame
 NICE = 10
 
 
-def _serve(conn, name: str) -> None:
-    """The child: load the model, then dream every frame it is sent until told to stop."""
+def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool = True) -> None:
+    """The child: load the model (`load(name)`, default generate.load_backend), then dream every
+    frame it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the show's to handle: it ends us cleanly
+    # We may be killed mid-call (RemoteEngine.kill): hold nothing the resource tracker would report
+    # as leaked, such as the inter-process lock tqdm makes for the loading bars by default.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     try:
         from ..report import Reporter
         from . import load_backend
         from .accel import accelerate
         from .stream import StreamEngine, share_cpu
 
-        backend = accelerate(load_backend(name), None, Reporter())
+        backend = accelerate((load or load_backend)(name), None, Reporter())
         share_cpu(backend)
-        if backend.device.type == "cpu":
+        if live and backend.device.type == "cpu":
             os.nice(NICE)  # the picture's rate first: dreams take the cores the loop leaves
         engine = StreamEngine(backend)
     except Exception as exc:
@@ -70,55 +84,108 @@ def _serve(conn, name: str) -> None:
             conn.send(("fail", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=4)))
 
 
-class RemoteEngine:
-    """An Engine (worker.py) whose work happens in a child process that loaded model `name`."""
+class GeneratorProcessError(RuntimeError):
+    """A failure in (or of) the generator process, its message already naming its kind."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    described = True  # worker.py reports str(exc) alone, not prefixed with this class's name
+
+
+def ended(proc: multiprocessing.process.BaseProcess) -> str:
+    """How a child process ended, in words: a signal names itself (SIGKILL is most often the
+    system's out-of-memory killer)."""
+    proc.join(timeout=1.0)
+    code = proc.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            sig = signal.Signals(-code).name
+        except ValueError:
+            sig = f"signal {-code}"
+        return f"killed by {sig}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    return f"exit {code}"
+
+
+class RemoteEngine:
+    """An Engine (worker.py) whose work happens in a child process that loads model `name`.
+
+    `start` (the worker's `load`, on its thread) starts the process and waits for the model; `kill`
+    (the worker's `interrupt`, from any thread) ends it at once, a load included. `load`: what the
+    child calls with the name to get its Backend (default generate.load_backend); it must pickle.
+    `live`: the child dreams at a lower priority than the show (offline nothing competes with it).
+    """
+
+    def __init__(self, name: str, *, load: Callable[[str], Any] | None = None, live: bool = True) -> None:
+        self.name, self.live, self._load = name, live, load
         self.stats: dict[str, Any] = {}
         self.motion_grid = None
-        self._start()
+        self.proc: multiprocessing.process.BaseProcess | None = None
+        self._conn = None
+        self._lock = threading.Lock()  # start and kill: a kill never misses a process being started
+        self._killed = False
 
-    def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process holding a GL context
-        self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, self.name), daemon=True,
-                                name=f"noclip generator {self.name}")
-        self.proc.start()
+    def start(self) -> RemoteEngine:
+        with self._lock:
+            if self._killed:
+                raise GeneratorProcessError("stopped before the model loaded")
+            ctx = multiprocessing.get_context("spawn")  # never fork a process holding a GL context
+            self._conn, child = ctx.Pipe()
+            self.proc = ctx.Process(target=_serve, args=(child, self.name, self._load, self.live),
+                                    daemon=True, name=f"noclip generator {self.name}")
+            self.proc.start()
         child.close()
         try:
             kind, info = self._conn.recv()  # the model loads: seconds to minutes, on the worker thread
-        except EOFError:
-            kind, info = "error", f"the generator process ended while loading (exit {self.proc.exitcode})"
+        except (EOFError, OSError):
+            kind, info = "error", f"the generator process ended while loading ({ended(self.proc)})"
         if kind == "error":
             self.close()
-            raise RuntimeError(info)
+            raise GeneratorProcessError(info)
         self.motion_grid = info["motion_grid"]
+        return self
 
     def __call__(self, frame: BaseFrame, fp: FrameParams) -> np.ndarray:
         try:
             self._conn.send(("frame", frame.image, frame.motion, frame.cut, fp.frame, fp.time, fp.dt,
                              dict(fp), getattr(fp, "beat", None)))
             reply = self._conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            raise RuntimeError(f"the generator process is gone (exit {self.proc.exitcode}): {exc}") from None
+        except (EOFError, OSError) as exc:
+            raise GeneratorProcessError(f"the generator process is gone ({ended(self.proc)}): "
+                                        f"{type(exc).__name__}") from None
         if reply[0] == "ok":
             self.stats = reply[2]
             return reply[1]
-        raise RuntimeError(reply[1])
+        raise GeneratorProcessError(reply[1])
 
     def recover(self) -> None:
         """After a failed frame: a dead process is started again, a live one clears its state."""
+        if self._killed:
+            return
         if self.proc.is_alive():
             self._conn.send(("recover",))
         else:
             self.close()
-            self._start()
+            self.start()
+
+    def kill(self) -> None:
+        """End the process now, whatever it is doing; a thread waiting on it gets EOF. Callable
+        from any thread, before, during or after `start`."""
+        with self._lock:
+            self._killed = True
+            proc = self.proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()  # SIGTERM: the child has no handler for it, so it ends mid-call
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5.0)
 
     def close(self) -> None:
+        if self.proc is None:
+            return
         try:
             self._conn.send(None)
-        except (OSError, BrokenPipeError):
+        except (OSError, ValueError):
             pass
         self.proc.join(timeout=2.0)
         if self.proc.is_alive():

@@ -2,8 +2,14 @@
 
 Live, the frame loop hands over the newest base frame (an older one still waiting is replaced:
 dreaming a stale frame helps nobody) and composites whatever finished last; it never waits.
-Offline, each frame waits for its own result, so renders are exact. An engine that raises is
-reported and the show goes on with the last good frame while the engine gets the next one.
+Offline, each frame waits for its own result as long as it takes (a heavy model on a CPU, a busy
+GPU, a farm machine shared with other work: any deadline would write a wrong frame and call it
+done), so renders are exact. An engine that raises is reported and the show goes on with the last
+good frame while the engine gets the next one; a frame left without its own dream is remembered
+(`missing`) so that an offline render can refuse to pass it off as exact.
+
+Closing stops the engine's work and joins the thread: a thread left inside torch when the
+interpreter exits aborts the process ("terminate called without an active exception").
 
 A replaced frame's image is dropped but not its motion: the engine is handed the motion from the
 last frame it saw to the one it gets (composed), so warped noise and feedback stay on the geometry.
@@ -11,6 +17,7 @@ last frame it saw to the one it gets (composed), so warped noise and feedback st
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +30,8 @@ import numpy as np
 from ..params import FrameParams
 from ..report import Reporter
 from .motion import compose, to_grid
+
+log = logging.getLogger("noclip")
 
 
 @dataclass(frozen=True)
@@ -66,21 +75,35 @@ class BaseFrame:
 Engine = Callable[[BaseFrame, FrameParams], np.ndarray]
 
 
+def described(exc: Exception) -> str:
+    """'Kind: message', unless the exception's message names its kind already (`described`)."""
+    return str(exc) if getattr(exc, "described", False) else f"{type(exc).__name__}: {exc}"
+
+
+MISSING_KEPT = 256  # failed frames remembered for `missing` (an offline render asks at once)
+
+
 class GeneratorWorker:
     """`engine`, or `load` to build it on this thread: loading a model takes seconds to minutes, and
-    a show that loads one mid-set (patch/load) must keep playing the scene meanwhile."""
+    a show that loads one mid-set (patch/load) must keep playing the scene meanwhile. `interrupt`,
+    callable from any thread, ends the engine's work at once (a child process is killed, a load
+    included); without it, closing waits for the frame in hand."""
 
     def __init__(self, engine: Engine | None, reporter: Reporter, *, live: bool, name: str = "generator",
-                 load: Callable[[], Engine] | None = None) -> None:
+                 load: Callable[[], Engine] | None = None,
+                 interrupt: Callable[[], None] | None = None) -> None:
         self.engine, self.reporter, self.live, self.name = engine, reporter, live, name
-        self._load = load
+        self._load, self._interrupt = load, interrupt
         self.loading = engine is None
+        self.load_error: str | None = None  # why the model did not load
         self._cv = threading.Condition()
         self._pending: tuple[BaseFrame, FrameParams] | None = None
         self._dropped: list[BaseFrame] = []  # replaced frames since the engine last took one
         self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
         self._done_frame = -1  # newest frame handled, successfully or not
-        self._stop = False
+        self._failed: dict[int, str] = {}  # frame -> why its engine call failed (newest MISSING_KEPT)
+        self._busy = self.loading  # loading, or inside an engine call: what close() would interrupt
+        self._stop = self._ended = False
         self.replaced = self.failures = 0
         self.busy_seconds = 0.0
         self.done = 0
@@ -98,26 +121,51 @@ class GeneratorWorker:
             self._pending = (frame, fp)
             self._cv.notify_all()
 
-    def result(self, frame: int | None = None, timeout: float = 60.0) -> tuple[int, np.ndarray] | None:
-        """Newest finished image; with `frame` (offline), wait until that frame has been handled."""
+    def result(self, frame: int | None = None) -> tuple[int, np.ndarray] | None:
+        """Newest finished image; with `frame` (offline), first wait until that frame has been
+        handled, however long the model takes to load and to dream it (no deadline: see the module
+        doc). Only closing the worker ends the wait early."""
         with self._cv:
             if frame is not None:
-                end = time.monotonic() + timeout
-                while self._done_frame < frame and not self._stop:
-                    if not self._cv.wait(end - time.monotonic()) and not self.loading:
-                        self.reporter.error(self.name, f"frame {frame} not ready after {timeout:g} s")
-                        break
+                while self._done_frame < frame and not self._stop and not self._ended:
+                    self._cv.wait()
             return self._result
 
+    def wait_loaded(self) -> None:
+        """Block until the model has loaded or failed to."""
+        with self._cv:
+            while self.loading and not self._stop:
+                self._cv.wait()
+
+    def missing(self, frame: int) -> str | None:
+        """Why `frame` (handled already) has no dream of its own: its engine call failed, or the
+        model never loaded. None when it has one."""
+        with self._cv:
+            why = self._failed.get(frame)
+            if why is None and self._done_frame < frame:
+                why = "the generator stopped before dreaming it"
+        if why is None and self.engine is None and not self.loading:
+            why = f"the model did not load ({self.load_error or 'stopped'})"
+        return why
+
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:  # however the thread ends, nobody waits for it any more
+            with self._cv:
+                self._ended = True
+                self._cv.notify_all()
+
+    def _work(self) -> None:
         if self.engine is None:
             try:
                 self.engine = self._load()
             except Exception as exc:  # missing weights, no network, out of memory: play the scene
-                self.reporter.error(self.name, f"did not load, playing the scene alone "
-                                               f"({type(exc).__name__}: {exc})")
+                self.load_error = described(exc)
+                if not self._stop:
+                    self.reporter.error(self.name, f"did not load, playing the scene alone ({self.load_error})")
             with self._cv:
-                self.loading = False
+                self.loading = self._busy = False
                 self._cv.notify_all()
         while True:
             with self._cv:
@@ -127,8 +175,9 @@ class GeneratorWorker:
                     return
                 frame, fp = self._pending
                 dropped, self._pending, self._dropped = self._dropped, None, []
+                self._busy = True
             t = time.perf_counter()
-            out = None  # an engine that did not load leaves every frame to the scene
+            out, failed = None, ""  # an engine that did not load leaves every frame to the scene
             try:
                 if self.engine is not None:
                     grid = getattr(self.engine, "motion_grid", None)
@@ -137,27 +186,49 @@ class GeneratorWorker:
                         frame = frame.after(older.prepared(grid))
                     out = self.engine(frame, fp)
             except Exception as exc:  # includes out-of-memory: report, keep the last good frame
+                if self._stop:
+                    return  # interrupted by close(): not a failure of the engine
                 self.failures += 1
-                self.reporter.error(self.name, f"frame {fp.frame}: {type(exc).__name__}: {exc}")
-                recover = getattr(self.engine, "recover", None)
-                if recover is not None:
-                    try:
-                        recover()
-                    except Exception as again:
-                        self.reporter.error(self.name, f"recovery failed: {again}")
+                failed = described(exc)
+                self.reporter.error(self.name, f"frame {fp.frame}: {failed}")
             self.busy_seconds += time.perf_counter() - t
             self.done += 1
+            recover = getattr(self.engine, "recover", None) if failed else None
             with self._cv:
                 if out is not None:
                     self._result = (fp.frame, out)
+                elif failed:
+                    self._failed[fp.frame] = failed
+                    while len(self._failed) > MISSING_KEPT:
+                        del self._failed[next(iter(self._failed))]
                 self._done_frame = max(self._done_frame, fp.frame)
+                self._busy = recover is not None  # a recovery can be a reload: interruptible too
                 self._cv.notify_all()
+            # after the frame is answered: restarting a dead process reloads the model (minutes),
+            # and an offline render that will stop on the failure must not wait for that
+            if recover is not None and not self._stop:
+                try:
+                    recover()
+                except Exception as again:
+                    if not self._stop:
+                        self.reporter.error(self.name, f"recovery failed: {again}")
+            with self._cv:
+                self._busy = False
 
     def close(self) -> None:
+        """Stop, and join the thread before returning. An idle engine is closed as it asks; busy
+        work (a load, a frame) is interrupted where it can be (`interrupt`), otherwise the frame
+        in hand is finished first."""
         with self._cv:
-            self._stop = True
+            self._stop = True  # from here the thread takes no more work
+            busy = self._busy
             self._cv.notify_all()
-        self._thread.join(timeout=5.0)
+        if busy and self._interrupt is not None:
+            self._interrupt()
+        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            log.info("%s: waiting for the frame in hand to finish before exit", self.name)
+            self._thread.join()
         close = getattr(self.engine, "close", None)  # an engine in another process ends with us
         if close is not None:
             try:
@@ -174,9 +245,11 @@ class ThreadedGenerator:
     """
 
     def __init__(self, name: str, engine: Engine | None, ctx: moderngl.Context, size: tuple[int, int],
-                 reporter: Reporter, *, live: bool, load: Callable[[], Engine] | None = None) -> None:
+                 reporter: Reporter, *, live: bool, load: Callable[[], Engine] | None = None,
+                 interrupt: Callable[[], None] | None = None) -> None:
         self.name = name
-        self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}", load=load)
+        self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}", load=load,
+                                      interrupt=interrupt)
         self.texture = ctx.texture(size, 3)
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
@@ -204,6 +277,14 @@ class ThreadedGenerator:
             self.texture.write(np.ascontiguousarray(image[::-1]))
             self._shown = frame
         return self.texture
+
+    def ready(self) -> None:
+        """Block until the model has loaded or failed to (an offline render times frames after it)."""
+        self.worker.wait_loaded()
+
+    def missing(self, frame: int) -> str | None:
+        """Offline, once `latest` has answered for `frame`: why it has no dream of its own, or None."""
+        return self.worker.missing(frame)
 
     @property
     def engine(self) -> Engine | None:

@@ -6,12 +6,20 @@ after it may be cut mid-way), plays the show up to that frame again without enco
 smoothing and the generator make each frame depend on all before it, so the frames must be
 played, only their encoding is saved), encodes from there into a second file and joins the two by
 copying packets. Sound, if any, is encoded afresh across the whole join.
+
+Exact means every frame has its own dream. The loop waits for each as long as it takes; a frame
+whose dream failed (the engine raised, ran out of memory, or the model never loaded) stops the
+render with the reason and a non-zero exit, unless the caller allows missing dreams (then each is
+logged and they are counted at the end). A render that stops (that failure, Ctrl-C, SIGTERM) first
+closes its file, which `--resume` then continues, and stops the generator's process or thread.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
+import signal
+import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -24,9 +32,29 @@ from ..control import ControlEvent
 from ..patch import Patch
 from .audio import AudioSource, samples_before
 from .performance import PerformanceWriter
+from .progress import Progress
 from .video import NoRoom, TakeStopped
 
 log = logging.getLogger("noclip")
+
+STOPPED = 130  # the exit status of a render stopped by Ctrl-C (128 + SIGINT), as shells report it
+FAILED = 1  # the exit status of a render that stopped on a missing dream
+
+
+class MissingDream(RuntimeError):
+    """Frame `frame` has no dream of its own, so the render cannot be exact."""
+
+    def __init__(self, frame: int, why: str) -> None:
+        super().__init__(f"frame {frame} has no dream: {why}")
+        self.frame, self.why = frame, why
+
+
+class _Terminated(BaseException):
+    """SIGTERM (a farm's scheduler, `kill`) during a render: stopped as cleanly as by Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
 
 
 def kept_frames(path: Path, fps: float) -> tuple[int, int]:
@@ -64,16 +92,21 @@ def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None)
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
                    size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio: Callable[[], AudioSource] | None = None, midi=None, resume: bool = False) -> int:
+                   audio: Callable[[], AudioSource] | None = None, midi=None, resume: bool = False,
+                   allow_missing: bool = False) -> int:
     """Render `seconds` of the show to `output`. A performance replays its events at their frames;
     frames before `start` are played but not kept. A MIDI file (`midi`, a MidiFilePlayer) plays
-    through the bindings and its events go to a performance file beside the output."""
+    through the bindings and its events go to a performance file beside the output.
+
+    Returns 0 when done; FAILED when a frame's dream is missing and `allow_missing` is off;
+    STOPPED (or 143 on SIGTERM) when interrupted. Either way the file written so far is closed
+    and `resume` continues it."""
     from ..render.gl import headless_context
     from ..show import Show
     from .video import VideoRecorder
 
     frames, first = round(seconds * fps), round(start * fps)
-    keep = 0
+    have = keep = 0
     if resume and output.exists():
         have, keep = kept_frames(output, fps)
         if have >= frames - first:
@@ -98,44 +131,87 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
         except OSError as exc:
             show.reporter.error("performance", f"{output.with_suffix('.performance.jsonl')}: {exc.strerror}")
     features = heard(audio, fps, performance)
+    missed: list[int] = []  # frames rendered without their dream (allow_missing)
+    status, i = 0, 0
+    sigterm = _catch_sigterm()
     try:
-        return _render_frames(show, recorder, frames, first, keep, performance, midi, features, output,
-                              target, fps, audio)
+        _await_model(show)
+        with Progress(frames) as progress:
+            for i in range(frames):
+                if performance is not None:
+                    for e in performance.events_at(i, fps):
+                        show.queue.put(e)
+                if midi is not None:
+                    for e in midi.events(i):
+                        show.queue.put(e)
+                if i < len(features):
+                    show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
+                show.step()
+                why = show.generator.missing(i)
+                if why is not None:
+                    if not allow_missing:
+                        raise MissingDream(i, why)
+                    missed.append(i)
+                    log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
+                if i >= first + keep:
+                    recorder.write(show.compositor.fbo, show.fp)
+                progress.update()
+    except MissingDream as exc:
+        status = FAILED
+        log.error("render failed: %s", exc)
     except TakeStopped as exc:  # a full disk, a file-size limit: the file holds what was written
+        status = 1
         log.error("render stopped: %s", exc)
-        return 1
-
-
-def _render_frames(show, recorder, frames: int, first: int, keep: int, performance, midi, features,
-                   output: Path, target: Path, fps: float, audio) -> int:
-    try:
-        for i in range(frames):
-            if performance is not None:
-                for e in performance.events_at(i, fps):
-                    show.queue.put(e)
-            if midi is not None:
-                for e in midi.events(i):
-                    show.queue.put(e)
-            if i < len(features):
-                show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
-            show.step()
-            if i >= first + keep:
-                recorder.write(show.compositor.fbo, show.fp)
-            if sys.stderr.isatty() and (i % 10 == 0 or i == frames - 1):
-                done = (i + 1) / frames
-                print(f"\rrender [{'#' * int(30 * done):<30}] {i + 1}/{frames}", end="", file=sys.stderr)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        status = STOPPED if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
+        log.error("render %s at frame %d", "interrupted" if status == STOPPED else "terminated", i)
     finally:
+        show.close()  # stops and joins the generator (its process too): nothing left running at exit
         try:
-            show.close()
-        finally:
             recorder.close()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    if keep:
+        except TakeStopped as exc:  # said once, whichever noticed first
+            if not status:
+                status = 1
+                log.error("render stopped: %s", exc)
+        _restore_sigterm(sigterm)
+    if keep and recorder.frames:
         join(output, target, keep, fps, audio() if audio else None, first)
-        target.unlink()
-    log.info("rendered %d frames to %s", keep + recorder.frames, output)
+    if keep or (status and not recorder.frames):
+        target.unlink(missing_ok=True)  # a resume's own part, or a stopped render's empty file
+    held = keep + recorder.frames if recorder.frames else have  # what `output` holds now
+    if missed:
+        shown = ", ".join(map(str, missed[:10])) + (", …" if len(missed) > 10 else "")
+        log.warning("%d of %d frames rendered without their dream: %s", len(missed), i + 1, shown)
+    if status:
+        if held:
+            log.error("%s holds the first %d frames: the same command with --resume continues it",
+                      output, held)
+        if status == FAILED:
+            log.error("(--allow-missing-dreams renders on without the missing dreams, "
+                      "--model none without any)")
+        return status
+    log.info("rendered %d frames to %s", held, output)
     return 0
+
+
+def _await_model(show) -> None:
+    """Let the model load before the first frame, so the progress counts dreaming, not loading."""
+    t = time.perf_counter()
+    show.generator.ready()
+    if time.perf_counter() - t > 1.0:
+        log.info("model %s loaded in %.1f s", show.patch.model, time.perf_counter() - t)
+
+
+def _catch_sigterm():
+    """SIGTERM ends the render like Ctrl-C (only the main thread may set a handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def join(head: Path, tail: Path, keep: int, fps: float, audio: AudioSource | None, first: int) -> None:

@@ -13,6 +13,7 @@ full, a failed write) is reported once and finished; the show plays on, unrecord
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -59,16 +60,26 @@ class RecordDeck:
         self._frame = 0  # the frame the next write will be
         self.quality, self.why = quality, "asked for"
         self._choosing: threading.Thread | None = None
+        self._start_take = threading.Event()
         if quality == "auto":
             self.quality, self.why = "fast", "not measured"
-            if codec == "h264":
-                self._choosing = threading.Thread(target=self._choose, args=(cores,), daemon=True,
-                                                  name="record-quality")
+            if codec == "h264":  # a show that records from its start measures now, others later
+                self._choosing = threading.Thread(target=self._choose, args=(cores, 0.0 if first else 3.0),
+                                                  daemon=True, name="record-quality")
                 self._choosing.start()
         elif quality not in QUALITIES:
             raise ValueError(f"record quality '{quality}' is none of auto, {', '.join(QUALITIES)}")
 
-    def _choose(self, cores: float) -> None:
+    def _choose(self, cores: float, wait: float) -> None:
+        """Measure the encoder: CPU time, timed on this thread, so niceness changes only when the
+        figure comes in. A show that is not recording yet lets its start pass first, and yields."""
+        if wait:
+            self._start_take.wait(wait)  # a take asked for sooner ends the wait
+            if not self._start_take.is_set():
+                try:
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+                except (AttributeError, OSError):
+                    pass
         try:
             self.quality, self.why = choose_quality(self.size, self.fps, cores)
         except Exception as exc:  # no libx264 to measure: the cheapest, said
@@ -88,9 +99,14 @@ class RecordDeck:
         """Start or stop a take; returns whether a take is running now."""
         if on and self.recorder is None:
             path = self._next_path()
-            if self._choosing is not None:  # the first take waits for the measurement (< 1 s)
-                self._choosing.join()
-                self._choosing = None
+            if self._choosing is not None:
+                self._start_take.set()
+                if self.first is not None:  # recording from the start: wait for it (< 1 s, frame 0)
+                    self._choosing.join()
+                if not self._choosing.is_alive():
+                    self._choosing = None
+                else:  # mid-show, the loop never waits: this take at the cheapest, said
+                    self.why = "the encoder is still being measured"
             try:
                 self.recorder = VideoRecorder(path, self.size, self.fps, live=True, reporter=self.reporter,
                                               codec=self.codec, audio=self.audio() if self.audio else None,

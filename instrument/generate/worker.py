@@ -134,7 +134,7 @@ class GeneratorWorker:
     def wait_loaded(self) -> None:
         """Block until the model has loaded or failed to."""
         with self._cv:
-            while self.loading and not self._stop:
+            while self.loading and not self._stop and not self._ended:
                 self._cv.wait()
 
     def missing(self, frame: int) -> str | None:

@@ -51,8 +51,8 @@ def _width(stream: TextIO) -> int:
 
 class Progress:
     """Frames done out of `total`, with the rate and the estimate; `stream` (default stderr)
-    decides between bar and log lines. Use as a context manager: the redraw thread is joined and
-    log records go above the bar rather than through it."""
+    decides between bar and log lines. From creation to `close` (also a context manager), log
+    records go above the bar rather than through it, and a thread redraws it every second."""
 
     def __init__(self, total: int, stream: TextIO | None = None, desc: str = "render") -> None:
         stream = sys.stderr if stream is None else stream
@@ -65,16 +65,13 @@ class Progress:
         else:
             self.bar = tqdm(total=total, unit="frame", desc=desc, file=_LogLines(), bar_format=LINE,
                             mininterval=LOG_EVERY)
+        self._redirect: AbstractContextManager = logging_redirect_tqdm() if self.tty else nullcontext()
+        self._redirect.__enter__()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._redirect: AbstractContextManager = logging_redirect_tqdm() if self.tty else nullcontext()
-
-    def __enter__(self) -> Progress:
-        self._redirect.__enter__()
         if self.tty:  # the clock on screen keeps running while a long frame is dreamed
             self._ticker = threading.Thread(target=self._tick, name="render progress", daemon=True)
             self._ticker.start()
-        return self
 
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
@@ -83,9 +80,15 @@ class Progress:
     def update(self, frames: int = 1) -> None:
         self.bar.update(frames)
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
         self.bar.close()
-        self._redirect.__exit__(*exc)
+        self._redirect.__exit__(None, None, None)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

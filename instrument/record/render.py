@@ -134,28 +134,29 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     missed: list[int] = []  # frames rendered without their dream (allow_missing)
     status, i = 0, 0
     sigterm = _catch_sigterm()
+    progress = None
     try:
         _await_model(show)
-        with Progress(frames) as progress:
-            for i in range(frames):
-                if performance is not None:
-                    for e in performance.events_at(i, fps):
-                        show.queue.put(e)
-                if midi is not None:
-                    for e in midi.events(i):
-                        show.queue.put(e)
-                if i < len(features):
-                    show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
-                show.step()
-                why = show.generator.missing(i)
-                if why is not None:
-                    if not allow_missing:
-                        raise MissingDream(i, why)
-                    missed.append(i)
-                    log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
-                if i >= first + keep:
-                    recorder.write(show.compositor.fbo, show.fp)
-                progress.update()
+        progress = Progress(frames)  # its clock starts with the dreaming, not the loading
+        for i in range(frames):
+            if performance is not None:
+                for e in performance.events_at(i, fps):
+                    show.queue.put(e)
+            if midi is not None:
+                for e in midi.events(i):
+                    show.queue.put(e)
+            if i < len(features):
+                show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
+            show.step()
+            why = show.generator.missing(i)
+            if why is not None:
+                if not allow_missing:
+                    raise MissingDream(i, why)
+                missed.append(i)
+                log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
+            if i >= first + keep:
+                recorder.write(show.compositor.fbo, show.fp)
+            progress.update()
     except MissingDream as exc:
         status = FAILED
         log.error("render failed: %s", exc)
@@ -166,6 +167,9 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
         status = STOPPED if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
         log.error("render %s at frame %d", "interrupted" if status == STOPPED else "terminated", i)
     finally:
+        _ignore_sigterm(sigterm)  # the clean-up below is short and must not itself be cut short
+        if progress is not None:
+            progress.close()
         show.close()  # stops and joins the generator (its process too): nothing left running at exit
         try:
             recorder.close()
@@ -195,11 +199,13 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
 
 
 def _await_model(show) -> None:
-    """Let the model load before the first frame, so the progress counts dreaming, not loading."""
+    """Let the model load before the first frame (seconds to minutes), saying so."""
+    if show.patch.model == "none":
+        return
     t = time.perf_counter()
+    log.info("loading model %s", show.patch.model)
     show.generator.ready()
-    if time.perf_counter() - t > 1.0:
-        log.info("model %s loaded in %.1f s", show.patch.model, time.perf_counter() - t)
+    log.info("model %s ready after %.1f s", show.patch.model, time.perf_counter() - t)
 
 
 def _catch_sigterm():
@@ -207,6 +213,11 @@ def _catch_sigterm():
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _ignore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _restore_sigterm(previous) -> None:

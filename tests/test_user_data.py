@@ -128,9 +128,11 @@ TRAIN = ["--ae-steps", "2", "--unet-steps", "2", "--clips", "1", "--per-clip", "
 
 def test_train_keeps_checkpoints_unless_fresh(tmp_path, capsys):
     from instrument.cli import main
+    from instrument.generate.builtin import load
 
     work, out = tmp_path / "w", tmp_path / "out"
     assert main(["train", "--work", str(work), "--out", str(out), *TRAIN]) == 0
+    assert load("cpu", out).name == "builtin"  # the command's export is a model that plays
     kept = {p.name: digest(p) for p in work.glob("*.pt")}
     assert sorted(kept) == ["ae.pt", "unet.pt"]
     capsys.readouterr()

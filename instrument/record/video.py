@@ -260,6 +260,8 @@ class VideoRecorder:
             for buf in self._pending:
                 if self.error is None and self.full is None:
                     self._hand_on(buf)
+        except TakeStopped:
+            pass  # the encoder stopped meanwhile (reserve or error): it says which
         except Exception as exc:  # the last frames could not be queued: the file ends before them
             self.error = self.error or exc.with_traceback(None)
         finally:

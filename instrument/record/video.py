@@ -205,7 +205,7 @@ class VideoRecorder:
         """Why the take stopped by itself, in the performer's words ("" while it runs)."""
         if self.error is not None:
             text = getattr(self.error, "strerror", None) or str(self.error)
-            return f"{self.path}: {text}; the file ends at its last whole second"
+            return f"{self.path}: {text}; the take stopped, its file plays up to the failed write"
         if self.full is not None:
             return f"{self.path}: {self.full}; take stopped and finished"
         return ""

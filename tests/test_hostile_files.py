@@ -244,3 +244,10 @@ def test_non_finite_and_zero_numbers_on_the_command_line_are_usage_errors(args, 
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["render", "--patch", "testcard", "-o", "x.mp4", "--seconds", "1", *args])
     assert exit_.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
+
+
+def test_a_sound_file_that_does_not_decode_is_named(tmp_path):
+    junk = tmp_path / "song.wav"
+    junk.write_bytes(bytes(range(256)) * 8)
+    r = render("--patch", "testcard", "--audio", str(junk), "-o", str(tmp_path / "x.mp4"))
+    assert r.returncode == 2 and f"noclip: {junk}: not a sound file that can be decoded" in r.stderr

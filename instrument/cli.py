@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,24 @@ def _size(text: str) -> tuple[int, int]:
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
         raise argparse.ArgumentTypeError(f"size {text} out of range")
     return w, h
+
+
+def _positive(most: float):
+    """An argparse type: a finite number above 0, at most `most` (inf, nan and 0 would end in a
+    traceback far from the command line)."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(x) and 0 < x <= most):
+            raise argparse.ArgumentTypeError(f"{text} is not a number above 0 and up to {most:g}")
+        return x
+    return parse
+
+
+FPS = _positive(1000.0)
+SECONDS = _positive(7 * 24 * 3600.0)  # a week: longer is a typo, not a show
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -70,9 +89,9 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--windowed", action="store_true", help="a window, not fullscreen")
     p.add_argument("--monitor", type=int, default=0, help="monitor index for fullscreen")
     p.add_argument("--size", type=_size, default=(1280, 720), help="output size headless/windowed")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds")
-    p.add_argument("--fps", type=float, help="frames a second (default: what the machine holds: 30 with a "
-                                              "generator on the CPU, 60 with one on a GPU or none)")
+    p.add_argument("--seconds", type=SECONDS, help="stop after this many seconds")
+    p.add_argument("--fps", type=FPS, help="frames a second (default: what the machine holds: 30 with a "
+                                           "generator on the CPU, 60 with one on a GPU or none)")
     p.add_argument("--record", type=Path, metavar="OUT",
                    help="record from the start (.mp4/.mov fragmented, .mkv; later takes OUT-2, OUT-3, …)")
     p.add_argument("--record-quality", choices=("auto", *QUALITIES), default="auto",
@@ -105,9 +124,9 @@ def parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("performance", nargs="?", type=Path,
                    help="a performance file to re-render (its patch, start state and events)")
-    r.add_argument("--fps", type=float, default=60.0)
+    r.add_argument("--fps", type=FPS, default=60.0)
     r.add_argument("-o", "--output", type=Path, required=True)
-    r.add_argument("--seconds", type=float, help="length (default: the whole performance)")
+    r.add_argument("--seconds", type=SECONDS, help="length (default: the whole performance)")
     r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
     r.add_argument("--resume", action="store_true",
                    help="continue a render that was cut short: keep what OUT holds, render the rest")

@@ -125,10 +125,4 @@ def test_training_runs_and_resumes_exactly(tmp_path, monkeypatch):
     torch.set_num_threads(2)
 
 
-def test_noclip_train_command(tmp_path):
-    from instrument.cli import main
-
-    out = tmp_path / "out"
-    assert main(["train", "--work", str(tmp_path / "w"), "--out", str(out), "--ae-steps", "2",
-                 "--unet-steps", "2", "--clips", "1", "--per-clip", "2", "--threads", "1"]) == 0
-    assert load("cpu", out).name == "builtin"
+# `noclip train` itself (runs, keeps checkpoints unless --fresh): tests/test_user_data.py

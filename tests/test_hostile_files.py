@@ -3,7 +3,6 @@ show that meets one mid-play reports it and plays on. Patches, sources and perfo
 each broken the ways real files break (wrong encoding, truncation, junk, hand edits, inf/nan)."""
 
 import json
-import sys
 
 import av
 import numpy as np
@@ -236,5 +235,19 @@ def test_a_good_performance_still_loads(performance):
     assert p.complete and p.frames == 10 and sorted(p.events) == [3, 6] and p.fps == 10
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__]))
+@pytest.mark.parametrize("args", [["--fps", "0"], ["--fps", "inf"], ["--fps", "nan"], ["--seconds", "nan"],
+                                  ["--seconds", "-1"], ["--seconds", "1e999"], ["--range", "1:inf"],
+                                  ["--range", "nan:2"]])
+def test_non_finite_and_zero_numbers_on_the_command_line_are_usage_errors(args, capsys):
+    from instrument.cli import parser
+
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(["render", "--patch", "testcard", "-o", "x.mp4", "--seconds", "1", *args])
+    assert exit_.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
+
+
+def test_a_sound_file_that_does_not_decode_is_named(tmp_path):
+    junk = tmp_path / "song.wav"
+    junk.write_bytes(bytes(range(256)) * 8)
+    r = render("--patch", "testcard", "--audio", str(junk), "-o", str(tmp_path / "x.mp4"))
+    assert r.returncode == 2 and f"noclip: {junk}: not a sound file that can be decoded" in r.stderr

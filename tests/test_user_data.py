@@ -128,9 +128,11 @@ TRAIN = ["--ae-steps", "2", "--unet-steps", "2", "--clips", "1", "--per-clip", "
 
 def test_train_keeps_checkpoints_unless_fresh(tmp_path, capsys):
     from instrument.cli import main
+    from instrument.generate.builtin import load
 
     work, out = tmp_path / "w", tmp_path / "out"
     assert main(["train", "--work", str(work), "--out", str(out), *TRAIN]) == 0
+    assert load("cpu", out).name == "builtin"  # the command's export is a model that plays
     kept = {p.name: digest(p) for p in work.glob("*.pt")}
     assert sorted(kept) == ["ae.pt", "unet.pt"]
     capsys.readouterr()
@@ -245,3 +247,14 @@ def test_torch_is_one_that_loads_ckpt_files_safely():
     assert "torch>=2.6" in deps
     major, minor = (int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
     assert (major, minor) >= (2, 6)
+
+
+def test_a_damaged_checkpoint_is_named_by_resume(tmp_path, capsys):
+    from instrument.cli import main
+
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "ae.pt").write_bytes(b"PK\x03\x04 half a zip")
+    assert main(["train", "--work", str(work), "--out", str(tmp_path / "out"), "--resume", *TRAIN]) == 2
+    assert f"noclip train: {work / 'ae.pt'}: not a checkpoint this run can resume" in capsys.readouterr().err
+    assert (work / "ae.pt").read_bytes() == b"PK\x03\x04 half a zip"  # still there to look at

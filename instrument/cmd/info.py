@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..generate.builtin.train import Plan, Trainer
+    from ..generate.builtin.train import CheckpointError, Plan, Trainer
 
     old = [args.work / name for name in ("ae.pt", "unet.pt") if (args.work / name).is_file()]
     if old and args.fresh:
@@ -160,6 +160,10 @@ def cmd_train(args: argparse.Namespace) -> int:
              "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
     plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Trainer(args.work, args.out, plan, device=device).run()
+    try:
+        out = Trainer(args.work, args.out, plan, device=device).run()
+    except CheckpointError as exc:
+        print(f"noclip train: {exc}", file=sys.stderr)
+        return 2
     print(f"noclip: weights and loss log in {out}")
     return 0

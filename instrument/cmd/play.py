@@ -16,10 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+
 from ..clock import RealtimeClock
 from ..control import ControlEvent, ControlQueue
 from ..files import free_name
 from ..generate import generator_device, live_rate
+from ..patch import ConfigError
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
@@ -239,6 +242,10 @@ def _audio_factory(args: argparse.Namespace):
             return source
         return live_input
     if getattr(args, "audio", None):
-        sound = FileAudio(args.audio)  # decoded once, cut per take
+        try:
+            sound = FileAudio(args.audio)  # decoded once, cut per take
+        except (ValueError, OSError, av.FFmpegError) as exc:  # junk, truncated, no audio stream
+            why = getattr(exc, "strerror", None) or str(exc).removeprefix(f"{args.audio}: ")
+            raise ConfigError(args.audio, None, "", f"not a sound file that can be decoded ({why})") from None
         return lambda: sound
     return None

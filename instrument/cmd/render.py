@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from dataclasses import replace
 
@@ -65,6 +66,6 @@ def _range(text: str) -> tuple[float, float]:
         start, end = float(a or 0), float(b)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--range is START:END in seconds, not {text!r}") from None
-    if not sep or end <= start:
-        raise argparse.ArgumentTypeError(f"--range {text}: END must follow START")
+    if not sep or not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
+        raise argparse.ArgumentTypeError(f"--range {text}: START:END in seconds, 0 <= START < END")
     return start, end

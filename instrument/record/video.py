@@ -228,6 +228,7 @@ class VideoRecorder:
         self.error: Exception | None = None  # a write failed: nothing more is muxed
         self.full: str | None = None         # the disk reached the reserve: the take ends cleanly
         self.closed = False
+        self._every = max(1, round(fps / 10))  # frames between free-space checks
         self._lock = threading.Lock()
         self._backlog = 0                 # pictures queued, not yet encoded
         self._drained = threading.Event()
@@ -287,7 +288,7 @@ class VideoRecorder:
         """Why the take stopped by itself, in the performer's words ("" while it runs)."""
         if self.error is not None:
             text = getattr(self.error, "strerror", None) or str(self.error)
-            return f"{self.path}: {text}; the file ends at its last whole second"
+            return f"{self.path}: {text}; the take stopped, its file plays up to the failed write"
         if self.full is not None:
             return f"{self.path}: {self.full}; take stopped and finished"
         return ""
@@ -304,7 +305,9 @@ class VideoRecorder:
                         self._backlog -= 1
                     self._drained.set()
                 continue
-            free = free_bytes(self.path) if self.reserve else None
+            # the free space, ten times a second of video: a statvfs each frame would cost the
+            # encoder thread ~40 us a frame for nothing (the reserve is many seconds deep)
+            free = free_bytes(self.path) if self.reserve and index % self._every == 0 else None
             if free is not None and free < self.reserve:
                 self.full = f"disk nearly full ({_mib(free)} free, reserve {_mib(self.reserve)})"
                 if rgb is not None:
@@ -345,6 +348,8 @@ class VideoRecorder:
             for buf in self._pending:
                 if self.error is None and self.full is None:
                     self._hand_on(buf)
+        except TakeStopped:
+            pass  # the encoder stopped meanwhile (reserve or error): it says which
         except Exception as exc:  # the last frames could not be queued: the file ends before them
             self.error = self.error or exc.with_traceback(None)
         finally:

@@ -30,6 +30,10 @@ from ..model import Schedule
 from .model import Config, Decoder, Encoder, UNet, cosine_alphas
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed; str() is `file: what is wrong`."""
+
+
 @dataclass(frozen=True)
 class Plan:
     seed: int = 0
@@ -105,12 +109,16 @@ class Trainer:
         path = self._ckpt(stage)
         if not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)  # tensors and plain data only
-        for k, m in modules.items():
-            m.load_state_dict(state[k])
-        opt.load_state_dict(state["opt"])
-        self.log, self.elapsed = state["log"], state["elapsed"]
-        return state["step"]
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)  # tensors and plain data only
+            for k, m in modules.items():
+                m.load_state_dict(state[k])
+            opt.load_state_dict(state["opt"])
+            self.log, self.elapsed = state["log"], state["elapsed"]
+            return int(state["step"])
+        except Exception as exc:  # damaged, from another plan or model version
+            raise CheckpointError(f"{path}: not a checkpoint this run can resume ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); --fresh starts over") from None
 
     # -- stage 1: autoencoder ------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ the start of every frame, and while it waits for the next one (Show's idle wait 
 a flood's parsing happens in the frame's slack and never fights the loop for the interpreter lock.
 
 Nothing from outside can stop the show (DESIGN, principle 3):
-- parsing has a time budget, `BURST` seconds at once and `SHARE` of the wall clock (about 3 ms of a
-  60 fps frame): what is left waits in a bounded queue for the next poll (counted "deferred"),
-  and past `PENDING_BYTES` the oldest datagrams are dropped (counted "dropped");
+- reading and parsing have a time budget, `BURST` seconds at once and `SHARE` of the wall clock
+  (about 3 ms of a 60 fps frame): what is read and left waits in a bounded queue for the next poll
+  (counted "deferred"), past `PENDING_BYTES` the oldest are dropped (counted "dropped"), and with
+  the budget spent the rest waits in the kernel's buffer (4 MB; past it, the kernel drops);
 - NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
 - senders beyond this machine (not in `local`) may load patches by name only, never a path, and
   may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
@@ -43,7 +44,7 @@ PREFIX = "/noclip/"
 NORM = "/noclip/norm/"
 CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
-TAKE = 2048       # datagrams per read at most: a storm cannot stall a frame
+TAKE = 64         # datagrams read per poll at most (the idle wait polls every ms): reading is on the budget
 BURST = 0.003     # s of parsing at once at most ...
 SHARE = 0.2       # ... and this share of the wall clock over time (the rest of a frame is the show's)
 PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped
@@ -193,22 +194,24 @@ class OscControl:
         """Take the datagrams the kernel holds (each keeps its kernel arrival stamp) and parse them
         within the budget: called by the frame loop before it drains the queue, and whenever its
         idle wait sees the socket ready."""
-        anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
-        try:
-            for _ in range(TAKE):
-                data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
-                pending.append((data, sender, ancdata))
-                self._pending_bytes += len(data)
-        except (BlockingIOError, OSError):
-            pass
+        anc, pending, clock = socket.CMSG_SPACE(_TIMESPEC.size), self._pending, time.perf_counter
+        start = clock()
+        tokens = min(BURST, self._tokens + (start - self._refilled) * SHARE)
+        self._refilled = start
+        if tokens > 0.0:  # reading is on the budget too; spent, the kernel's buffer holds them
+            try:
+                for _ in range(TAKE):
+                    data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
+                    pending.append((data, sender, ancdata))
+                    self._pending_bytes += len(data)
+            except (BlockingIOError, OSError):
+                pass
         while self._pending_bytes > PENDING_BYTES:
             self._pending_bytes -= len(pending.popleft()[0])
             self._known = max(0, self._known - 1)
             self.stats["dropped"] += 1
-        clock = time.perf_counter
         now, wall = clock(), time.time()
-        tokens = min(BURST, self._tokens + (now - self._refilled) * SHARE)
-        self._refilled = now
+        tokens -= now - start
         while pending and tokens > 0.0:
             data, sender, ancdata = pending.popleft()
             self._pending_bytes -= len(data)

@@ -12,9 +12,9 @@ Nothing from outside can stop the show (DESIGN, principle 3):
 - reading and parsing at a frame's start have a time budget, `BURST` seconds at once and `SHARE`
   of the wall clock (about 3 ms of a 60 fps frame); in the frame's slack (the loop's idle wait)
   they may fill the slack, and stop `MARGIN` before it ends. What is read and left waits in a
-  bounded queue for the next poll (counted "deferred"), past `PENDING_BYTES` the oldest are
-  dropped (counted "dropped"), and with the budget spent the rest waits in the kernel's buffer
-  (4 MB; past it, the kernel drops);
+  bounded queue for the next poll (counted "deferred"); past `PENDING_BYTES`, or older than
+  `MAX_WAIT`, the oldest are dropped (counted "dropped": a stale value is not worth a frame); with
+  the budget spent the rest waits in the kernel's buffer (4 MB; past it, the kernel drops);
 - NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
 - senders beyond this machine (not in `local`) may load patches by name only, never a path, and
   may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
@@ -50,7 +50,8 @@ TAKE = 64         # datagrams read per poll at most (the idle wait polls every m
 BURST = 0.003     # s of parsing at once at most ...
 SHARE = 0.2       # ... and this share of the wall clock over time (the rest of a frame is the show's)
 MARGIN = 0.0005   # s: parsing in the frame's slack stops this long before the slack ends
-PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped
+PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped ...
+MAX_WAIT = 0.5    # ... and so are those read this many seconds ago and still not parsed
 LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
 HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
 PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
@@ -161,7 +162,7 @@ class OscControl:
         self.stats: Counter[str] = Counter()
         self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
         self._senders: dict[str, tuple[bool, bool]] = {}  # host -> (allowed, local), a bounded cache
-        self._pending: deque[tuple[bytes, Any, list]] = deque()
+        self._pending: deque[tuple[bytes, Any, list, float]] = deque()  # datagram, sender, stamps, read at
         self._pending_bytes = 0
         self._known = 0  # pending datagrams already counted as deferred
         self._tokens, self._refilled = BURST, time.perf_counter()
@@ -219,14 +220,16 @@ class OscControl:
         """Up to TAKE datagrams from the kernel into the pending queue; past PENDING_BYTES the
         oldest are dropped. Returns how many wait."""
         anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
+        now = time.perf_counter()
         try:
             for _ in range(TAKE):
                 data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
-                pending.append((data, sender, ancdata))
+                pending.append((data, sender, ancdata, now))
                 self._pending_bytes += len(data)
         except (BlockingIOError, OSError):
             pass
-        while self._pending_bytes > PENDING_BYTES:
+        # too much waiting, or waiting too long (a value half a second stale is not worth a frame)
+        while pending and (self._pending_bytes > PENDING_BYTES or pending[0][3] < now - MAX_WAIT):
             self._pending_bytes -= len(pending.popleft()[0])
             self._known = max(0, self._known - 1)
             self.stats["dropped"] += 1
@@ -238,7 +241,7 @@ class OscControl:
         pending, clock = self._pending, time.perf_counter
         now, wall = clock(), time.time()
         while pending and budget > 0.0 and clock() < stop:
-            data, sender, ancdata = pending.popleft()
+            data, sender, ancdata, _read = pending.popleft()
             self._pending_bytes -= len(data)
             self._known = max(0, self._known - 1)
             t0 = clock()

@@ -206,11 +206,15 @@ class OscControl:
                 self._parse(stop)
             return self._count_deferred()
         start = clock()
-        tokens = min(BURST, self._tokens + (start - self._refilled) * SHARE)
+        left = min(BURST, self._tokens + (start - self._refilled) * SHARE)
         self._refilled = start
-        if tokens > 0.0:  # reading is on the budget too; spent, the kernel's buffer holds them
-            self._read()
-        left = self._parse(math.inf, tokens - (clock() - start))
+        while left > 0.0:  # reading is on the budget too; spent, the kernel's buffer holds them
+            t0 = clock()
+            waiting = self._read()
+            left -= clock() - t0
+            if not waiting:
+                break
+            left = self._parse(math.inf, left)
         # a debt of one burst at most: a datagram costs well under that, and a thread preempted
         # mid-parse (a busy machine) must not hold the next ones back for a quarter second
         self._tokens = max(left, -BURST)

@@ -23,7 +23,7 @@ log = logging.getLogger("noclip")
 
 MAX_KEYS = 1024    # (kind, key) pairs counted separately
 KEY_CHARS = 80     # a key (an OSC address, a sender) is cut to this many characters
-TEXT_CHARS = 300   # and a logged message to this many
+TEXT_CHARS = 2000  # and a logged message to this many (an attacker's 60 KB string is not a log line)
 LINES = 5          # log lines per kind per window
 WINDOW = 10.0      # seconds
 OTHER = "(other)"

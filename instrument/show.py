@@ -61,7 +61,8 @@ class Output(Protocol):
 
 class Source(Protocol):
     """A control source the loop asks for what has arrived, at the start of every frame. One with a
-    `fileno()` (a socket) is also read while the loop waits for the next frame."""
+    `fileno()` (a socket) is also read while the loop waits for the next frame, then with
+    `poll(until=...)`: the end of the slack, which its reading may fill but never pass."""
 
     def poll(self) -> None: ...
 
@@ -213,7 +214,7 @@ class Show:
             time.sleep(seconds)
         while (left := end - time.perf_counter()) > 0:
             for source in select.select(ready, [], [], left)[0]:
-                source.poll()
+                source.poll(until=end)  # a socket's parsing may fill the slack, never pass its end
             time.sleep(min(IDLE_BATCH, max(0.0, end - time.perf_counter())))
         for source in self.sources:
             source.poll()

@@ -43,7 +43,7 @@ def drain(sock: socket.socket, wait: float = 0.3) -> list[bytes]:
 def remote(ctx):
     """A show whose OSC port treats every sender as one beyond this machine."""
     queue, reporter = ControlQueue(), Reporter()
-    osc = OscControl(queue, reporter, "127.0.0.1", 0, local=(), ttl=0.6)
+    osc = OscControl(queue, reporter, "127.0.0.1", 0, local=(), ttl=30.0)
     show = Show(ctx, load_patch("testcard"), (64, 48), clock=OfflineClock(60), queue=queue,
                 reporter=reporter, feedback=[osc])
     show.step()
@@ -139,8 +139,9 @@ def test_subscriptions_expire_unless_renewed_and_are_capped(remote):
     tx = rx_socket()
     rxs = [rx_socket() for _ in range(10)]
     osc.replies.max_subs = 8
-    now = [time.monotonic()]  # the subscriptions' clock, stepped by hand: ttl is 0.6 s
+    now = [time.monotonic()]  # the subscriptions' clock, stepped by hand
     osc.replies.clock = lambda: now[0]
+    osc.replies.ttl = 0.6
     for rx in rxs[:8]:
         nonce = handshake(show, osc, tx, rx.getsockname()[1])
         tx.sendto(build("/noclip/cmd/confirm", nonce), osc.address)

@@ -9,9 +9,12 @@ the start of every frame, and while it waits for the next one (Show's idle wait 
 a flood's parsing happens in the frame's slack and never fights the loop for the interpreter lock.
 
 Nothing from outside can stop the show (DESIGN, principle 3):
-- parsing has a time budget, `BURST` seconds at once and `SHARE` of the wall clock (about 3 ms of a
-  60 fps frame): what is left waits in a bounded queue for the next poll (counted "deferred"),
-  and past `PENDING_BYTES` the oldest datagrams are dropped (counted "dropped");
+- reading and parsing at a frame's start have a time budget, `BURST` seconds at once and `SHARE`
+  of the wall clock (about 3 ms of a 60 fps frame); in the frame's slack (the loop's idle wait)
+  they may fill the slack, and stop `MARGIN` before it ends. What is read and left waits in a
+  bounded queue for the next poll (counted "deferred"); past `PENDING_BYTES`, or older than
+  `MAX_WAIT`, the oldest are dropped (counted "dropped": a stale value is not worth a frame); with
+  the budget spent the rest waits in the kernel's buffer (4 MB; past it, the kernel drops);
 - NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
 - senders beyond this machine (not in `local`) may load patches by name only, never a path, and
   may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
@@ -43,10 +46,12 @@ PREFIX = "/noclip/"
 NORM = "/noclip/norm/"
 CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
-TAKE = 2048       # datagrams per read at most: a storm cannot stall a frame
+TAKE = 64         # datagrams read per poll at most (the idle wait polls every ms): reading is on the budget
 BURST = 0.003     # s of parsing at once at most ...
 SHARE = 0.2       # ... and this share of the wall clock over time (the rest of a frame is the show's)
-PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped
+MARGIN = 0.0005   # s: parsing in the frame's slack stops this long before the slack ends
+PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped ...
+MAX_WAIT = 0.5    # ... and so are those read this many seconds ago and still not parsed
 LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
 HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
 PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
@@ -157,7 +162,7 @@ class OscControl:
         self.stats: Counter[str] = Counter()
         self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
         self._senders: dict[str, tuple[bool, bool]] = {}  # host -> (allowed, local), a bounded cache
-        self._pending: deque[tuple[bytes, Any, list]] = deque()
+        self._pending: deque[tuple[bytes, Any, list, float]] = deque()  # datagram, sender, stamps, read at
         self._pending_bytes = 0
         self._known = 0  # pending datagrams already counted as deferred
         self._tokens, self._refilled = BURST, time.perf_counter()
@@ -189,39 +194,69 @@ class OscControl:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def poll(self) -> None:
-        """Take the datagrams the kernel holds (each keeps its kernel arrival stamp) and parse them
-        within the budget: called by the frame loop before it drains the queue, and whenever its
-        idle wait sees the socket ready."""
+    def poll(self, until: float | None = None) -> None:
+        """Take the datagrams the kernel holds (each keeps its kernel arrival stamp) and parse them:
+        called by the frame loop before it drains the queue (within the budget), and whenever its
+        idle wait sees the socket ready (`until`: the end of the frame's slack, which parsing may
+        fill, stopping `MARGIN` before it: the slack is the show's to give, the frame's start not)."""
+        clock = time.perf_counter
+        if until is not None:
+            stop = until - MARGIN
+            while clock() < stop and self._read():
+                self._parse(stop)
+            return self._count_deferred()
+        start = clock()
+        left = min(BURST, self._tokens + (start - self._refilled) * SHARE)
+        self._refilled = start
+        while left > 0.0:  # reading is on the budget too; spent, the kernel's buffer holds them
+            t0 = clock()
+            waiting = self._read()
+            left -= clock() - t0
+            if not waiting:
+                break
+            left = self._parse(math.inf, left)
+        # a debt of one burst at most: a datagram costs well under that, and a thread preempted
+        # mid-parse (a busy machine) must not hold the next ones back for a quarter second
+        self._tokens = max(left, -BURST)
+        return self._count_deferred()
+
+    def _read(self) -> int:
+        """Up to TAKE datagrams from the kernel into the pending queue; past PENDING_BYTES the
+        oldest are dropped. Returns how many wait."""
         anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
+        now = time.perf_counter()
         try:
             for _ in range(TAKE):
                 data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
-                pending.append((data, sender, ancdata))
+                pending.append((data, sender, ancdata, now))
                 self._pending_bytes += len(data)
         except (BlockingIOError, OSError):
             pass
-        while self._pending_bytes > PENDING_BYTES:
+        # too much waiting, or waiting too long (a value half a second stale is not worth a frame)
+        while pending and (self._pending_bytes > PENDING_BYTES or pending[0][3] < now - MAX_WAIT):
             self._pending_bytes -= len(pending.popleft()[0])
             self._known = max(0, self._known - 1)
             self.stats["dropped"] += 1
-        clock = time.perf_counter
+        return len(pending)
+
+    def _parse(self, stop: float, budget: float = math.inf) -> float:
+        """Handle pending datagrams, oldest first, until perf_counter time `stop` or until `budget`
+        seconds are spent; returns what is left of the budget."""
+        pending, clock = self._pending, time.perf_counter
         now, wall = clock(), time.time()
-        tokens = min(BURST, self._tokens + (now - self._refilled) * SHARE)
-        self._refilled = now
-        while pending and tokens > 0.0:
-            data, sender, ancdata = pending.popleft()
+        while pending and budget > 0.0 and clock() < stop:
+            data, sender, ancdata, _read = pending.popleft()
             self._pending_bytes -= len(data)
             self._known = max(0, self._known - 1)
             t0 = clock()
             self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
-            tokens -= clock() - t0
-        # a debt of one burst at most: a datagram costs well under that, and a thread preempted
-        # mid-parse (a busy machine) must not hold the next ones back for a quarter second
-        self._tokens = max(tokens, -BURST)
-        if len(pending) > self._known:  # left for a later poll: counted once each
-            self.stats["deferred"] += len(pending) - self._known
-            self._known = len(pending)
+            budget -= clock() - t0
+        return budget
+
+    def _count_deferred(self) -> None:
+        if len(self._pending) > self._known:  # left for a later poll: counted once each
+            self.stats["deferred"] += len(self._pending) - self._known
+            self._known = len(self._pending)
 
     def _arrival(self, ancdata: list, now: float, wall: float) -> float:
         """The kernel's arrival stamp on the perf_counter clock (the wake-up time without one)."""

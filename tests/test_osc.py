@@ -210,10 +210,15 @@ def test_fuzz_never_crashes_and_values_stay_in_range(live, caplog):
 
 def test_flood_is_absorbed(live):
     show, osc, client = live
-    n, base = 5000, osc.stats["packets"]
+    """Faster than the budget parses: what waits too long is dropped, counted, and the newest wins."""
+    n, base = 5000, osc.stats["packets"] + osc.stats["dropped"]
     for i in range(n):
         client.send_message("/noclip/bleed", (i % 100) / 100.0)
-    settle(osc, base + n, timeout=10)
+    end = time.monotonic() + 10
+    while osc.stats["packets"] + osc.stats["dropped"] < base + n and time.monotonic() < end:
+        osc.poll()
+        time.sleep(0.002)
+    assert osc.stats["packets"] + osc.stats["dropped"] == base + n and osc.stats["packets"] > 100
     fp = show.step()
     assert show.bank.targets["bleed"] == pytest.approx(0.99)
     assert 0.0 <= fp["bleed"] <= 1.0
@@ -265,13 +270,13 @@ def test_arrival_is_stamped_by_the_kernel(ctx):
         time.sleep(0.5)
         sent = time.perf_counter()
         SimpleUDPClient("127.0.0.1", osc.address[1]).send_message("/noclip/seed", 3)
-        time.sleep(0.3)
+        time.sleep(0.1)  # less than MAX_WAIT: older ones are dropped as stale
         settle(osc, 1)
         (event,) = queue.drain()
         if osc.kernel_stamps:
-            assert sent - 0.01 <= event.time <= sent + 0.1
+            assert sent - 0.01 <= event.time <= sent + 0.05
         else:
-            assert event.time >= sent + 0.3
+            assert event.time >= sent + 0.1
     finally:
         osc.close()
 

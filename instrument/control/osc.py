@@ -10,11 +10,12 @@ a flood's parsing happens in the frame's slack and never fights the loop for the
 
 Nothing from outside can stop the show (DESIGN, principle 3):
 - reading and parsing at a frame's start have a time budget, `BURST` seconds at once and `SHARE`
-  of the wall clock (about 3 ms of a 60 fps frame); in the frame's slack (the loop's idle wait)
+  of the wall clock (under a flood, about 0.8 ms of a 60 fps frame); in the frame's slack (the loop's idle wait)
   they may fill the slack, and stop `MARGIN` before it ends. What is read and left waits in a
-  bounded queue for the next poll (counted "deferred"); past `PENDING_BYTES`, or older than
-  `MAX_WAIT`, the oldest are dropped (counted "dropped": a stale value is not worth a frame); with
-  the budget spent the rest waits in the kernel's buffer (4 MB; past it, the kernel drops);
+  bounded queue for the next poll (counted "deferred"); past `PENDING_BYTES`, or `MAX_WAIT`
+  after they arrived (but for the last `TAKE` read), the oldest are dropped (counted "dropped":
+  a stale value is not worth a frame, the newest wins); with the budget spent the rest waits in
+  the kernel's buffer (4 MB; past it, the kernel drops);
 - NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
 - senders beyond this machine (not in `local`) may load patches by name only, never a path, and
   may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
@@ -48,10 +49,10 @@ CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
 TAKE = 64         # datagrams read per poll at most (the idle wait polls every ms): reading is on the budget
 BURST = 0.003     # s of parsing at once at most ...
-SHARE = 0.2       # ... and this share of the wall clock over time (the rest of a frame is the show's)
+SHARE = 0.05      # ... and this share of the wall clock over time (the rest of a frame is the show's)
 MARGIN = 0.0005   # s: parsing in the frame's slack stops this long before the slack ends
 PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped ...
-MAX_WAIT = 0.5    # ... and so are those read this many seconds ago and still not parsed
+MAX_WAIT = 0.25   # ... and so are those that arrived this many seconds ago and are still not parsed
 LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
 HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
 PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
@@ -162,7 +163,7 @@ class OscControl:
         self.stats: Counter[str] = Counter()
         self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
         self._senders: dict[str, tuple[bool, bool]] = {}  # host -> (allowed, local), a bounded cache
-        self._pending: deque[tuple[bytes, Any, list, float]] = deque()  # datagram, sender, stamps, read at
+        self._pending: deque[tuple[bytes, Any, float]] = deque()  # datagram, sender, kernel arrival
         self._pending_bytes = 0
         self._known = 0  # pending datagrams already counted as deferred
         self._tokens, self._refilled = BURST, time.perf_counter()
@@ -224,16 +225,18 @@ class OscControl:
         """Up to TAKE datagrams from the kernel into the pending queue; past PENDING_BYTES the
         oldest are dropped. Returns how many wait."""
         anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
-        now = time.perf_counter()
+        now, wall = time.perf_counter(), time.time()
         try:
             for _ in range(TAKE):
                 data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
-                pending.append((data, sender, ancdata, now))
+                pending.append((data, sender, self._arrival(ancdata, now, wall)))
                 self._pending_bytes += len(data)
         except (BlockingIOError, OSError):
             pass
-        # too much waiting, or waiting too long (a value half a second stale is not worth a frame)
-        while pending and (self._pending_bytes > PENDING_BYTES or pending[0][3] < now - MAX_WAIT):
+        # too much waiting, or waiting too long since it arrived (in the kernel's buffer too): under
+        # a flood the newest values are the ones worth a frame, so the last read are always kept
+        while pending and (self._pending_bytes > PENDING_BYTES
+                           or (pending[0][2] < now - MAX_WAIT and len(pending) > TAKE)):
             self._pending_bytes -= len(pending.popleft()[0])
             self._known = max(0, self._known - 1)
             self.stats["dropped"] += 1
@@ -243,13 +246,12 @@ class OscControl:
         """Handle pending datagrams, oldest first, until perf_counter time `stop` or until `budget`
         seconds are spent; returns what is left of the budget."""
         pending, clock = self._pending, time.perf_counter
-        now, wall = clock(), time.time()
         while pending and budget > 0.0 and clock() < stop:
-            data, sender, ancdata, _read = pending.popleft()
+            data, sender, arrival = pending.popleft()
             self._pending_bytes -= len(data)
             self._known = max(0, self._known - 1)
             t0 = clock()
-            self.handle(data, sender[:2], self._arrival(ancdata, now, wall))
+            self.handle(data, sender[:2], arrival)
             budget -= clock() - t0
         return budget
 

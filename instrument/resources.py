@@ -25,4 +25,5 @@ def find(kind: str, name: str | Path, suffix: str) -> Path:
     if candidate.is_file():
         return candidate
     what = {"patches": "patch", "shaders": "shader chain", "models": "model"}.get(kind, kind)
-    raise FileNotFoundError(f"no {what} '{name}' (looked for {path} and {candidate})")
+    looked = f"{path} and {candidate}" if path != candidate else str(path)
+    raise FileNotFoundError(f"no {what} '{name}' (looked for {looked})")

@@ -175,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,hostile,midi,recording,generator,"
-                        "music,audio")
+                        "music,audio,take (a 20 s take of the default show, as a new user makes it)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

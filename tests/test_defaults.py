@@ -29,6 +29,9 @@ def test_live_rate_follows_the_generator():
     assert live_rate("none") == (60.0, "no generator")
     rate, why = live_rate("builtin")  # this machine and CI have no NVIDIA driver
     assert (rate, why) == (30.0, "CPU generator")
+    assert live_rate("builtin", take=True, cores=2) == (24.0, "CPU generator, a take on 2 cores")
+    assert live_rate("builtin", take=True, cores=8) == (30.0, "CPU generator")
+    assert live_rate("none", take=True, cores=2) == (60.0, "no generator")
 
 
 def test_play_says_the_rate_it_chose(tmp_path):

@@ -14,9 +14,11 @@ from typing import Any
 import av
 
 
-def _play(patch: str, seconds: float, record: bool, folder: Path) -> dict[str, Any]:
+def _play(patch: str, seconds: float, record: bool, folder: Path, fps: float | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "instrument.cli", "play", "--headless", "--patch", patch,
            "--seconds", f"{seconds:g}", "--osc", "off", "--midi", "off"]
+    if fps:
+        cmd += ["--fps", f"{fps:g}"]
     if record:
         cmd += ["--record", str(folder / "take.mp4")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, timeout=seconds * 4 + 120)
@@ -43,10 +45,11 @@ def _play(patch: str, seconds: float, record: bool, folder: Path) -> dict[str, A
 
 
 def bench_take(patch: str, seconds: float) -> dict[str, Any]:
-    """The show without a take, then with one (each in a fresh process, as a performer starts it)."""
+    """The show with a take, then the same show without one at the rate the take chose (each in a
+    fresh process, as a performer starts it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        idle = _play(patch, seconds, False, Path(tmp))
         rec = _play(patch, seconds, True, Path(tmp))
+        idle = _play(patch, seconds, False, Path(tmp), rec.get("rate"))
     ratio = rec.get("dreams", 0.0) / idle["dreams"] if idle.get("dreams") else None
     return {"seconds": seconds, "patch": patch, "idle": idle, "recording": rec, "dream_ratio": ratio}
 

@@ -113,7 +113,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         return 2
     patch, overrides = resolve_patch(args)
     queue, reporter = ControlQueue(), Reporter()
-    fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model)
+    fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model, take=args.record is not None)
     log.info("playing at %g fps (%s)", fps, why if args.fps else f"{why}; --fps to choose")
     window = None
     seconds, record = args.seconds, args.record

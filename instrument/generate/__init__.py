@@ -95,12 +95,17 @@ def generator_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def live_rate(name: str) -> tuple[float, str]:
+def live_rate(name: str, take: bool = False, cores: int | None = None) -> tuple[float, str]:
     """The rate a live show of model `name` plays at unless told (`--fps`), and why. A generator on
     the CPU shares the cores with the loop and the tape: on the 2-core build machine the default show
-    held 30 fps with ~17 dreams a second, where at 60 it managed 45 fps and 12 dreams."""
+    held 30 fps with ~10 dreams a second, where at 60 it managed 45 fps. A take from the start
+    (`take`) adds an encoder, which two cores do not have at 30 (28.1-29.1 fps, some frames
+    dropped); at 24 they play 24.0 fps, drop none and dream 10.6 a second, 85 % of the same show
+    without a take (measured 2026-12-02)."""
     device = generator_device(name)
     if device == "cpu":
+        if take and (cores or os.cpu_count() or 2) <= 2:
+            return 24.0, "CPU generator, a take on 2 cores"
         return 30.0, "CPU generator"
     return 60.0, "GPU generator" if device == "cuda" else "no generator"
 

@@ -13,7 +13,6 @@ full, a failed write) is reported once and finished; the show plays on, unrecord
 from __future__ import annotations
 
 import datetime
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..files import free_name
 from ..params import FrameParams
 from ..report import Reporter
 from .audio import AudioSource
-from .video import QUALITIES, TakeStopped, VideoRecorder, choose_quality
+from .video import QUALITIES, TakeStopped, VideoRecorder, choose_quality, lower_priority
 
 PERFORMANCE_SUFFIX = ".performance.jsonl"
 
@@ -76,10 +75,7 @@ class RecordDeck:
         if wait:
             self._start_take.wait(wait)  # a take asked for sooner ends the wait
             if not self._start_take.is_set():
-                try:
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-                except (AttributeError, OSError):
-                    pass
+                lower_priority(19)
         try:
             self.quality, self.why = choose_quality(self.size, self.fps, cores)
         except Exception as exc:  # no libx264 to measure: the cheapest, said

@@ -58,6 +58,15 @@ RING = 3
 _NVENC: bool | None = None
 
 
+def lower_priority(nice: int) -> None:
+    """This thread (and the threads it starts) at niceness `nice`; where the system has no such
+    thing, as it is."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
 def disk_reserve() -> int:
     """Bytes a take leaves free on its disk: NOCLIP_DISK_RESERVE in MiB (default 256): room to
     finish the file, and for the performance file and everything else on the machine."""

@@ -139,12 +139,15 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--size", type=_size, default=(1280, 720))
-    b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
+    b.add_argument("--size", type=_size, help="output size (default 1280x720; the lag section 640x480)")
+    b.add_argument("--seconds", type=float, default=5.0,
+                   help="length of each timed phase (the lag section's takes are twice this)")
+    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag section")
     b.add_argument("--patch", default="default")
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
-                   help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator,music,audio")
+                   help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator,music,audio,"
+                        "reproject,lag")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

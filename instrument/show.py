@@ -26,6 +26,7 @@ from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
 from .render.compositor import Compositor
+from .render.reproject import SceneMotion
 from .report import Reporter
 from .scene import Scene, make_scene
 
@@ -84,9 +85,30 @@ class Stats:
     frame_times: deque = field(default_factory=lambda: deque(maxlen=600))
     latencies: list[float] = field(default_factory=list)
     measure_latency: bool = False
+    # recent dreams composited: (age, carried, batch lag, hop, cut), see `dreamed`
+    dream: deque = field(default_factory=lambda: deque(maxlen=600))
 
     def add(self, stage: str, seconds: float) -> None:
         self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds * 1000.0)
+
+    def dreamed(self, frame: int, carry: Any, dream: tuple[int, int] | None) -> None:
+        """The latency of the dream composited at `frame`: its age (frames since its base frame),
+        how far it was carried, and the two parts of the age: the generator's own lag (Stream
+        Batch answers k-1 frames after the frame it was handed) and the hop (frames between
+        handing that frame over and compositing the answer: the process, the queue)."""
+        handed, base = dream if dream is not None else (frame, frame)
+        self.dream.append((carry.age, carry.carried, handed - base, frame - handed, carry.cut))
+
+    def dream_summary(self) -> dict[str, float]:
+        """Means over the recent frames that showed a dream (empty when none did)."""
+        if not self.dream:
+            return {}
+        rows = list(self.dream)
+        keys = ("age", "carried", "batch_lag", "hop")
+        out = {k: sum(r[i] for r in rows) / len(rows) for i, k in enumerate(keys)}
+        out["cut_share"] = sum(1 for r in rows if r[4]) / len(rows)
+        out["frames"] = len(rows)
+        return out
 
     def fps(self) -> float:
         ft = self.frame_times
@@ -161,7 +183,10 @@ class Show:
 
         scene_tex = self._stage("scene", self.scene.render, fp)
         generated = self._stage("generate", self._generate, scene_tex, fp)
-        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp)
+        motion, base = self._motion(generated)
+        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp, motion, base)
+        if base is not None:
+            self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
         t = time.perf_counter()
         for out in self.outputs:
             try:
@@ -225,6 +250,17 @@ class Show:
         motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
         self.generator.submit(scene, fp, motion, cut)
         return self.generator.latest()
+
+    def _motion(self, generated: moderngl.Texture | None) -> tuple[SceneMotion | None, int | None]:
+        """What the compositor needs to carry the dream to this frame: the scene's motion and depth
+        (none while no generator plays: nothing to carry) and the dream's base frame."""
+        motion = getattr(self.scene, "motion", None)
+        if self.generator.name == "none" or motion is None:
+            return None, None
+        scene_motion = SceneMotion(motion, getattr(self.scene, "depth", None),
+                                   bool(getattr(self.scene, "cut", False)))
+        base = getattr(self.generator, "base_frame", None) if generated is not None else None
+        return scene_motion, base
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
         """Run a stage; if it throws, report it (once per distinct error) and play on with its last

@@ -18,17 +18,18 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
+from .lag import bench_lag, bench_reproject, print_lag, print_reproject
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
-            "music", "audio")
+            "music", "audio", "reproject", "lag")
 
 
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
-    size, secs = args.size, args.seconds
+    size, secs = args.size or (1280, 720), args.seconds
     frames = max(60, int(secs * 60))
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     report: dict[str, Any] = {
@@ -68,6 +69,11 @@ def run_bench(args: argparse.Namespace) -> int:
         device = args.audio_device
         device = int(device) if device and device.isdigit() else device
         report["audio"] = bench_audio(ctx, patch, size, device, secs)
+    if "reproject" in only:
+        report["reproject"] = bench_reproject(ctx, size, frames)
+    if "lag" in only:
+        # the take: 640x480 through a clean tape; a performance file, not this process's context
+        report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -141,6 +147,10 @@ def print_report(r: dict[str, Any]) -> None:
                   f"(mean {s['added_mean']:.4f} ms)")
     if "audio" in r:
         print_audio(r["audio"])
+    if "reproject" in r:
+        print_reproject(r["reproject"])
+    if "lag" in r:
+        print_lag(r["lag"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

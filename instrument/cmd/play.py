@@ -155,6 +155,11 @@ def cmd_play(args: argparse.Namespace) -> int:
     if dreamed is not None:
         log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
                  dreamed / max(1e-9, elapsed))
+    age = show.stats.dream_summary()
+    if age:
+        log.info("dream age %.2f frames on average (carried %.2f; generator lag: Stream Batch %.2f, "
+                 "hop %.2f) over the last %d frames", age["age"], age["carried"], age["batch_lag"],
+                 age["hop"], age["frames"])
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")

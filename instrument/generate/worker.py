@@ -79,6 +79,9 @@ class GeneratorWorker:
         self._pending: tuple[BaseFrame, FrameParams] | None = None
         self._dropped: list[BaseFrame] = []  # replaced frames since the engine last took one
         self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
+        # (frame, base frame) of that result: the frame whose scene the image is a dream of, which
+        # Stream Batch puts k-1 frames before the frame handed in (the compositor carries it on)
+        self.result_base: tuple[int, int] = (-1, -1)
         self._done_frame = -1  # newest frame handled, successfully or not
         self._stop = False
         self.replaced = self.failures = 0
@@ -147,8 +150,10 @@ class GeneratorWorker:
                         self.reporter.error(self.name, f"recovery failed: {again}")
             self.busy_seconds += time.perf_counter() - t
             self.done += 1
+            base = getattr(self.engine, "stats", {}).get("base_frame", -1) if out is not None else -1
             with self._cv:
                 if out is not None:
+                    self.result_base = (fp.frame, base if 0 <= base <= fp.frame else fp.frame)
                     self._result = (fp.frame, out)
                 self._done_frame = max(self._done_frame, fp.frame)
                 self._cv.notify_all()
@@ -181,6 +186,8 @@ class ThreadedGenerator:
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
         self._frame = -1
+        # the texture `latest` returned: (frame handed in, base frame it is a dream of), -1 for none
+        self.dream: tuple[int, int] = (-1, -1)
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
                cut: bool = False) -> None:
@@ -203,7 +210,14 @@ class ThreadedGenerator:
         if frame != self._shown:
             self.texture.write(np.ascontiguousarray(image[::-1]))
             self._shown = frame
+            done, base = self.worker.result_base
+            self.dream = (frame, base if done == frame else frame)
         return self.texture
+
+    @property
+    def base_frame(self) -> int | None:
+        """The frame whose scene the texture `latest` returned is a dream of (None before any)."""
+        return self.dream[1] if self.dream[1] >= 0 else None
 
     @property
     def engine(self) -> Engine | None:

@@ -37,7 +37,7 @@ class Hud:
         fps = st.fps()
         out = [f"noclip  {show.patch.name}  frame {fp.frame}  {fps:5.1f} fps  "
                f"{1000.0 / fps if fps else 0.0:5.1f} ms/frame", f"stages ms: {stage}",
-               f"osc: {osc_message or '-'}", ""]
+               f"osc: {osc_message or '-'}", dream_line(show), ""]
         for name in sorted(fp):
             v = fp[name]
             out.append(f"{name:<12} {v:.3f}" if isinstance(v, float) else f"{name:<12} {v}")
@@ -73,3 +73,15 @@ class Hud:
     def release(self) -> None:
         self.texture.release()
         self.program.release()
+
+
+def dream_line(show: Show) -> str:
+    """The latency budget at a glance: how old the dream on screen is (frames since the scene it
+    was dreamed on), how far the compositor carried it, and the generator's own parts of that age."""
+    rows = show.stats.dream
+    if not rows:
+        return "dream: -"
+    age, carried, batch, hop, cut = rows[-1]
+    return (f"dream: age {age} carried {carried}{' (cut: scene)' if cut else ''}  "
+            f"lag: batch {batch} hop {hop}")
+

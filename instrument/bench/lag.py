@@ -1,0 +1,205 @@
+"""How far the live picture lags the scene it shows: a live take against the scene-only re-render of
+its own performance file, frame by frame.
+
+The take is made the way a performer makes one (`noclip play --headless --record` in its own
+process, the generator in another), through a clean tape (every artifact 0, no OSD, no CRT,
+`fit = stretch`) so that only the picture's geometry differs between the two files; the performance
+file is then rendered again with `--model none`, which is the scene the show had at each frame. For
+each live frame the scene frame it matches best (mean SSIM over 8x8 luma blocks, among the frames
+around it) says how late it is. Frames where no dream was shown yet (the model still loading: the
+live frame is the scene's own) are left out; they would count as aligned for free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from ..render.chain import load_chain_spec
+
+SEARCH = (-6, 2)  # scene frames looked at around each live frame: 6 earlier to 2 later
+BLOCK = 8
+
+
+def clean_tape(chain: str = "vhs") -> list[str]:
+    """`--set` arguments for a tape that changes nothing the comparison could mistake for motion:
+    every float the chain declares at its minimum, every switch off, a flat stretched screen."""
+    out = []
+    for p in load_chain_spec(chain).params:
+        if p.type == "float":
+            out.append(f"{p.name}={p.min if p.min is not None else 0.0}")
+        elif p.type == "bool" and p.name != "recording":
+            out.append(f"{p.name}=false")
+    return out + ["crt=false", "fit=stretch"]
+
+
+def luma(path: Path, fps: float) -> dict[int, np.ndarray]:
+    """Frame index -> luma (float32, H x W) of a video file, placed by its timestamps (a frame the
+    live recorder dropped leaves its gap)."""
+    frames: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        for f in c.decode(v):
+            rgb = f.to_ndarray(format="rgb24").astype(np.float32)
+            index = round(float(f.pts * v.time_base) * fps) if f.pts is not None else len(frames)
+            frames[index] = rgb @ np.float32([0.299, 0.587, 0.114])
+    return frames
+
+
+def block_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM over non-overlapping 8x8 blocks of two luma images (0..255)."""
+    h, w = (a.shape[0] // BLOCK) * BLOCK, (a.shape[1] // BLOCK) * BLOCK
+    x = a[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    y = b[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    mx, my = x.mean((1, 3)), y.mean((1, 3))
+    vx, vy = x.var((1, 3)), y.var((1, 3))
+    cov = (x * y).mean((1, 3)) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def compare(live: dict[int, np.ndarray], scene: dict[int, np.ndarray]) -> dict[str, Any]:
+    """Lag of each live frame behind the scene frame it matches best, and the flicker of both."""
+    lags, changes, scene_changes = [], [], []
+    shown = 0
+    for i in sorted(live):
+        if i not in scene:
+            continue
+        if float(np.abs(live[i] - scene[i]).mean()) < 0.5:
+            continue  # the scene itself: no dream shown yet
+        shown += 1
+        best, lag = -2.0, 0
+        for d in range(SEARCH[0], SEARCH[1] + 1):
+            j = i + d
+            if j in scene:
+                s = block_ssim(live[i], scene[j])
+                if s > best:
+                    best, lag = s, -d
+        lags.append(lag)
+        if i - 1 in live and i - 1 in scene:
+            changes.append(float(np.abs(live[i] - live[i - 1]).mean()))
+            scene_changes.append(float(np.abs(scene[i] - scene[i - 1]).mean()))
+    a = np.asarray(lags, dtype=float)
+    flicker = float(np.mean(changes)) if changes else 0.0
+    scene_flicker = float(np.mean(scene_changes)) if scene_changes else 0.0
+    return {"frames": len(live), "dreamed_frames": shown,
+            "mean_lag": float(a.mean()) if a.size else 0.0,
+            "aligned": float((a == 0).mean()) if a.size else 0.0,
+            "lags": {str(k): int((a == k).sum()) for k in sorted(set(lags))},
+            "flicker": flicker, "scene_flicker": scene_flicker,
+            "flicker_ratio": flicker / scene_flicker if scene_flicker else 0.0}
+
+
+def _noclip(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "import sys; from instrument.cli import main; sys.exit(main())", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
+
+
+def live_take(folder: Path, patch: str, fps: float, size: tuple[int, int], seconds: float,
+              reproject: bool, extra: list[str] = ()) -> tuple[Path, Path, str]:
+    """A live take and its performance file, from `noclip play` in its own process."""
+    name = f"live-{'reproject' if reproject else 'plain'}-{fps:g}"
+    video = folder / f"{name}.mkv"
+    sets = [*clean_tape(), f"reproject={'true' if reproject else 'false'}", *extra]
+    args = ["play", "--headless", "--patch", patch, "--fps", f"{fps:g}", "--seconds", f"{seconds:g}",
+            "--size", f"{size[0]}x{size[1]}", "--codec", "ffv1", "--record", str(video),
+            "--osc", "off", "--midi", "off"]
+    for s in sets:
+        args += ["--set", s]
+    run = _noclip(*args)
+    if run.returncode != 0:
+        raise RuntimeError(f"noclip play failed ({run.returncode}): {run.stderr[-2000:]}")
+    return video, video.with_suffix(".performance.jsonl"), run.stderr
+
+
+def bench_lag(patch: str, fps: float, size: tuple[int, int], seconds: float,
+              keep: Path | None = None) -> dict[str, Any]:
+    """The lag with and without reprojection, each a live take compared with its own re-render."""
+    out: dict[str, Any] = {"fps": fps, "size": f"{size[0]}x{size[1]}", "seconds": seconds, "patch": patch}
+    with tempfile.TemporaryDirectory(prefix="noclip-lag-") as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for reproject in (False, True):
+            video, perf, log = live_take(folder, patch, fps, size, seconds, reproject)
+            scene = video.with_name(video.stem + "-scene.mkv")
+            run = _noclip("render", str(perf), "-o", str(scene), "--model", "none", "--codec", "ffv1",
+                          "--fps", f"{fps:g}", "--size", f"{size[0]}x{size[1]}")
+            if run.returncode != 0:
+                raise RuntimeError(f"noclip render failed ({run.returncode}): {run.stderr[-2000:]}")
+            result = compare(luma(video, fps), luma(scene, fps))
+            result["log"] = [line for line in log.splitlines() if "dreamed" in line or "played" in line]
+            out["reproject" if reproject else "plain"] = result
+    return out
+
+
+def print_lag(r: dict[str, Any]) -> None:
+    print(f"\nlive lag behind the scene, {r['patch']} at {r['fps']:g} fps, {r['size']}, "
+          f"{r['seconds']:g} s takes through a clean tape (best 8x8-block SSIM match):")
+    for key in ("plain", "reproject"):
+        if key not in r:
+            continue
+        x = r[key]
+        print(f"  {key:<9} mean lag {x['mean_lag']:.2f} frames, {100 * x['aligned']:.0f}% aligned "
+              f"({x['dreamed_frames']} of {x['frames']} frames showed a dream), lags {json.dumps(x['lags'])}; "
+              f"flicker {x['flicker']:.2f} vs scene {x['scene_flicker']:.2f} "
+              f"({x['flicker_ratio']:.2f}x)")
+        for line in x.get("log", []):
+            print(f"            {line.split('noclip: ')[-1].strip()}")
+
+
+def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
+    """What the compositor pays a frame to carry a dream, on a Backrooms walk at `size` (the scene's
+    grid): recording the frame's motion and depth into the ring, and the carrying pass by how many
+    frames it carries, each finished before it is timed (llvmpipe draws lazily)."""
+    import time
+
+    from ..params import REGISTRY, FrameParams
+    from ..render.compositor import PROGRAMS
+    from ..render.gl import load_program, quad_buffer
+    from ..render.reproject import CARRY, Ring, SceneMotion
+    from ..scene.backrooms import Backrooms
+    from .common import _summary
+
+    quad = quad_buffer(ctx)
+    pack, carry = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1]) for k in ("pack", "reproject"))
+    scene = Backrooms(ctx, size)
+    ring = Ring(ctx, size)
+    dream = ctx.texture(size, 3)
+    values = REGISTRY.defaults()
+    times: dict[str, list[float]] = {"record": [], **{f"carry {k}": [] for k in (1, 2, 4, CARRY)}}
+    try:
+        for n in range(frames):
+            fp = FrameParams(n, n / 30.0, 1 / 30.0, values)
+            tex = scene.render(fp)
+            ctx.finish()
+            t = time.perf_counter()
+            ring.record(pack, n, SceneMotion(scene.motion, scene.depth, scene.cut))
+            ctx.finish()
+            times["record"].append((time.perf_counter() - t) * 1000)
+            if n < CARRY + 1:
+                continue
+            for k in (1, 2, 4, CARRY):
+                t = time.perf_counter()
+                ring.carry(carry, dream, n - k, n, tex)
+                ctx.finish()
+                times[f"carry {k}"].append((time.perf_counter() - t) * 1000)
+    finally:
+        for obj in (ring, scene, pack, carry):
+            obj.release()
+        dream.release()
+        quad.release()
+    return {"size": f"{size[0]}x{size[1]}", **{k: _summary(v) for k, v in times.items()}}
+
+
+def print_reproject(r: dict[str, Any]) -> None:
+    print(f"\nreprojection at {r['size']} (the scene's grid), each pass finished, median ms: "
+          + "  ".join(f"{k} {v['p50']:.2f}" for k, v in r.items() if isinstance(v, dict) and v.get("n")))

@@ -1,0 +1,45 @@
+#version 330
+// The newest dream carried to this frame along the scene's own motion (render/reproject.py).
+// Each ring slot holds one frame's (motion.xy, depth): motion in pixels of the scene's grid, GL
+// orientation, n-1 -> n (the surface at p was at p - motion a frame before). Walking back from
+// this frame's slot, u_steps fetches find where each pixel's surface was in the dream's base
+// frame; the dream is read there. A surface that was hidden in an earlier frame (its depth there
+// is not the depth it has now: something stood in front) or off the screen was never dreamed: the
+// current scene fills it, weighted softly so the join does not show as an edge.
+uniform sampler2D generated;  // the dream of the base frame (any size: read by uv)
+uniform sampler2D scene;      // this frame's scene colour: the fill
+uniform sampler2D ring;       // slots side by side, each u_grid wide: (motion.xy, depth, 0)
+uniform ivec2 u_grid;         // the scene's size in pixels
+uniform int u_newest;         // the slot of this frame
+uniform int u_slots;          // slots in the ring
+uniform int u_steps;          // frames to carry back (the dream's age, capped)
+in vec2 uv;
+out vec4 color;
+
+vec4 at(int slot, vec2 q) {
+    ivec2 t = clamp(ivec2(floor(q)), ivec2(0), u_grid - 1);
+    return texelFetch(ring, ivec2(slot * u_grid.x + t.x, t.y), 0);
+}
+
+void main() {
+    vec2 q = uv * vec2(u_grid);  // this pixel's centre, in scene pixels
+    int slot = u_newest;
+    vec4 here = at(slot, q);
+    float seen = 1.0;
+    for (int i = 0; i < u_steps; i++) {
+        q -= here.xy;
+        slot = (slot + u_slots - 1) % u_slots;
+        vec4 before = at(slot, q);
+        // depth agrees within what a frame of walking and turning can change (10 % + 15 cm);
+        // twice that is surely another surface. Unknown depth (0, a video source) always agrees.
+        float tol = 0.1 * here.z + 0.15;
+        seen *= 1.0 - smoothstep(tol, 2.0 * tol, abs(before.z - here.z));
+        here = before;
+    }
+    // off the screen in the base frame: the dream never saw it (a pixel's width of blend)
+    vec2 edge = min(q, vec2(u_grid) - q);
+    seen *= clamp(min(edge.x, edge.y) + 0.5, 0.0, 1.0);
+    vec3 fill = texture(scene, uv).rgb;
+    vec3 dream = texture(generated, q / vec2(u_grid)).rgb;
+    color = vec4(fill + (dream - fill) * seen, 1.0);
+}

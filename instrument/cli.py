@@ -105,7 +105,9 @@ def parser() -> argparse.ArgumentParser:
                    help="continue a render that was cut short: keep what OUT holds, render the rest")
     r.add_argument("--salvage", action="store_true",
                    help="render a damaged performance file up to its first bad line")
-    r.add_argument("--size", type=_size, default=(1280, 720))
+    r.add_argument("--size", type=_size,
+                   help="output size (default: a performance's own, else 1280x720)")
+    r.set_defaults(fps=None)  # a performance re-renders at its own rate unless told (else 60)
     r.add_argument("--midi", type=Path, metavar="FILE.mid",
                    help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
     r.add_argument("--midi-device", default="file", metavar="NAME",

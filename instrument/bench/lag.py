@@ -100,7 +100,7 @@ def compare(live: dict[int, np.ndarray], scene: dict[int, np.ndarray]) -> dict[s
 
 
 def _noclip(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "import sys; from instrument.cli import main; sys.exit(main())", *args]
+    cmd = [sys.executable, "-m", "instrument.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
 
 

@@ -71,6 +71,12 @@ class Performance:
         return float(self.header["fps"])
 
     @property
+    def size(self) -> tuple[int, int]:
+        """The output size the performance was played at (a re-render's default)."""
+        w, h = self.header["size"]
+        return int(w), int(h)
+
+    @property
     def patch(self) -> Patch:
         p = dict(self.header["patch"])
         p["size"] = tuple(p["size"])
@@ -102,6 +108,7 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
                         raise ValueError("not a noclip performance file")
                     if row.get("version") != VERSION:
                         raise ValueError(f"version {row.get('version')!r} is not {VERSION}")
+                    _check_header(row)
                     header = row
                     continue
                 if "end" in row:
@@ -122,3 +129,15 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
     if header is None:
         raise PerformanceError(path, 1, "empty file")
     return Performance(path, header, dict(events), frames or last + 1, complete)
+
+
+def _check_header(row: dict[str, Any]) -> None:
+    """The rate and size a re-render takes by default: numbers in range, or the file is named as bad
+    at its first line (a header written by hand or damaged must not reach the encoder)."""
+    fps, size = row.get("fps"), row.get("size")
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 1.0 <= fps <= 1000.0:
+        raise ValueError(f"fps {fps!r} is not a number from 1 to 1000")
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in size)):
+        raise ValueError(f"size {size!r} is not [width, height] from 16 to 8192")
+

@@ -73,7 +73,8 @@ def run_bench(args: argparse.Namespace) -> int:
         report["reproject"] = bench_reproject(ctx, size, frames)
     if "lag" in only:
         # the take: 640x480 through a clean tape; a performance file, not this process's context
-        report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2)
+        report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
+                                  keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +105,48 @@ def _noclip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
 
 
-def live_take(folder: Path, patch: str, fps: float, size: tuple[int, int], seconds: float,
-              reproject: bool, extra: list[str] = ()) -> tuple[Path, Path, str]:
-    """A live take and its performance file, from `noclip play` in its own process."""
-    name = f"live-{'reproject' if reproject else 'plain'}-{fps:g}"
-    video = folder / f"{name}.mkv"
-    sets = [*clean_tape(), f"reproject={'true' if reproject else 'false'}", *extra]
-    args = ["play", "--headless", "--patch", patch, "--fps", f"{fps:g}", "--seconds", f"{seconds:g}",
-            "--size", f"{size[0]}x{size[1]}", "--codec", "ffv1", "--record", str(video),
-            "--osc", "off", "--midi", "off"]
-    for s in sets:
-        args += ["--set", s]
-    run = _noclip(*args)
-    if run.returncode != 0:
-        raise RuntimeError(f"noclip play failed ({run.returncode}): {run.stderr[-2000:]}")
-    return video, video.with_suffix(".performance.jsonl"), run.stderr
+def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], seconds: float,
+              reproject: bool) -> tuple[Path, Path, dict[str, Any]]:
+    """A live take and its performance file, assembled as `noclip play --headless --record` does
+    (realtime clock, the generator in its own process, a lossless recording from frame 0), except
+    that the clock starts once the model has loaded: a take spent waiting for it measures nothing."""
+    from ..clock import RealtimeClock
+    from ..control import ControlEvent, ControlQueue
+    from ..params import REGISTRY
+    from ..patch import load_patch
+    from ..record.deck import RecordDeck
+    from ..record.performance import PerformanceWriter
+    from ..render.gl import headless_context
+    from ..report import Reporter
+    from ..show import Show
+
+    patch = load_patch(patch_name)
+    sets = dict(s.split("=", 1) for s in [*clean_tape(patch.chain), f"reproject={str(reproject).lower()}"])
+    overrides = {k: REGISTRY.get(k).coerce(v) for k, v in sets.items()}
+    video = folder / f"live-{'reproject' if reproject else 'plain'}-{fps:g}.mkv"
+    perf = video.with_suffix(".performance.jsonl")
+    ctx, reporter, queue = headless_context(), Reporter(), ControlQueue()
+    deck = RecordDeck(size, fps, reporter, first=video, folder=folder, codec="ffv1")
+    queue.put(ControlEvent("cli", "cmd/record/start"))
+    show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+                outputs=[deck], overrides=overrides)
+    show.sinks.append(PerformanceWriter(perf, patch, dict(show.bank.targets), fps, size))
+    worker = getattr(show.generator, "worker", None)
+    deadline = time.monotonic() + 600
+    while worker is not None and worker.loading and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.perf_counter()
+    try:
+        show.run(frames=round(seconds * fps))
+    finally:
+        elapsed = time.perf_counter() - started
+        stats = getattr(show.generator, "stats", dict)()
+        info = {"played_fps": show.stats.fps(), "dreams_per_second": stats.get("done", 0) / elapsed,
+                "late_frames": show.clock.late, "dream": show.stats.dream_summary(),
+                "reported": [msg for _, msg in list(reporter.recent)]}
+        show.close()
+        ctx.release()
+    return video, perf, info
 
 
 def bench_lag(patch: str, fps: float, size: tuple[int, int], seconds: float,
@@ -129,15 +157,17 @@ def bench_lag(patch: str, fps: float, size: tuple[int, int], seconds: float,
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for reproject in (False, True):
-            video, perf, log = live_take(folder, patch, fps, size, seconds, reproject)
+            video, perf, info = live_take(folder, patch, fps, size, seconds, reproject)
             scene = video.with_name(video.stem + "-scene.mkv")
             run = _noclip("render", str(perf), "-o", str(scene), "--model", "none", "--codec", "ffv1",
                           "--fps", f"{fps:g}", "--size", f"{size[0]}x{size[1]}")
             if run.returncode != 0:
                 raise RuntimeError(f"noclip render failed ({run.returncode}): {run.stderr[-2000:]}")
             result = compare(luma(video, fps), luma(scene, fps))
-            result["log"] = [line for line in log.splitlines() if "dreamed" in line or "played" in line]
+            result.update(info)
             out["reproject" if reproject else "plain"] = result
+        if keep is not None:
+            out["contact_sheet"] = str(contact_sheet(folder, fps, folder / f"lag-{fps:g}.png"))
     return out
 
 
@@ -152,8 +182,11 @@ def print_lag(r: dict[str, Any]) -> None:
               f"({x['dreamed_frames']} of {x['frames']} frames showed a dream), lags {json.dumps(x['lags'])}; "
               f"flicker {x['flicker']:.2f} vs scene {x['scene_flicker']:.2f} "
               f"({x['flicker_ratio']:.2f}x)")
-        for line in x.get("log", []):
-            print(f"            {line.split('noclip: ')[-1].strip()}")
+        d = x.get("dream") or {}
+        print(f"            played {x['played_fps']:.1f} fps ({x['late_frames']} late), "
+              f"{x['dreams_per_second']:.1f} dreams a second; dream age {d.get('age', 0):.2f} frames "
+              f"(carried {d.get('carried', 0):.2f}; Stream Batch {d.get('batch_lag', 0):.2f}, "
+              f"hop {d.get('hop', 0):.2f})")
 
 
 def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
@@ -203,3 +236,39 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
 def print_reproject(r: dict[str, Any]) -> None:
     print(f"\nreprojection at {r['size']} (the scene's grid), each pass finished, median ms: "
           + "  ".join(f"{k} {v['p50']:.2f}" for k, v in r.items() if isinstance(v, dict) and v.get("n")))
+
+
+def contact_sheet(folder: Path, fps: float, out: Path, start: int | None = None, count: int = 6,
+                  width: int = 240) -> Path:
+    """Consecutive frames of the scene-only re-render (top), the live take as it was (middle) and
+    the live take with reprojection (bottom), from the takes `bench_lag(keep=folder)` left: the
+    rows line up when the live picture keeps up with the camera."""
+    from PIL import Image, ImageDraw
+
+    rows = [("scene (re-render of the performance)", f"live-reproject-{fps:g}-scene.mkv"),
+            ("live, the newest dream as it is", f"live-plain-{fps:g}.mkv"),
+            ("live, the dream carried to the frame", f"live-reproject-{fps:g}.mkv")]
+    frames = [_rgb(folder / name, fps) for _, name in rows]
+    common = sorted(set.intersection(*(set(f) for f in frames)))
+    first = start if start is not None else common[len(common) // 2]
+    picks = [n for n in common if n >= first][:count]
+    h = round(width * 3 / 4)
+    sheet = Image.new("RGB", (width * len(picks), (h + 16) * len(rows)), (16, 16, 16))
+    draw = ImageDraw.Draw(sheet)
+    for r, ((label, _), video) in enumerate(zip(rows, frames, strict=True)):
+        y = r * (h + 16)
+        draw.text((4, y + 2), label, fill=(230, 230, 230))
+        for c, n in enumerate(picks):
+            sheet.paste(Image.fromarray(video[n]).resize((width, h), Image.BILINEAR), (c * width, y + 16))
+            draw.text((c * width + 4, y + 18), f"frame {n}", fill=(255, 255, 0))
+    sheet.save(out)
+    return out
+
+
+def _rgb(path: Path, fps: float) -> dict[int, np.ndarray]:
+    frames: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        for f in c.decode(v):
+            frames[round(float(f.pts * v.time_base) * fps)] = f.to_ndarray(format="rgb24")
+    return frames

@@ -278,3 +278,25 @@ def test_a_current_dream_through_the_compositor_is_todays_picture(ctx):
         comp.release()
     for t in (dream, scene, motion):
         t.release()
+
+
+def test_a_dream_smaller_than_the_scene_is_carried_on_its_own_grid(ctx, progs):
+    """The scene at twice the dream's size: its motion (6 scene px a frame) drives the ring at the
+    dream's grid (3 px), and the compositor picks that grid from the dream's texture."""
+    from instrument.render.reproject import ring_grid
+
+    assert ring_grid((2 * W, 2 * H), (W, H)) == (W, H) and ring_grid((W, H), (2 * W, H)) == (W, H)
+    pack, carry = progs
+    ring = Ring(ctx, (W, H))
+    motion = field(ctx, np.tile(np.float32([6, 0]), (2 * H, 2 * W, 1)))
+    depth = field(ctx, np.full((2 * H, 2 * W), 2.0))
+    for n in range(4):
+        ring.record(pack, n, SceneMotion(motion, depth, cut=n == 0))
+    dream = texture(ctx, 255 - panned(1))
+    scene = texture(ctx, np.repeat(np.repeat(panned(3), 2, 0), 2, 1))
+    got = pixels(ring.carry(carry, dream, 1, 3, scene)[0])
+    assert np.array_equal(got[:, 7:], 255 - panned(3)[:, 7:].astype(int))
+    assert np.array_equal(got[:, :5], panned(3)[:, :5].astype(int))
+    ring.release()
+    for t in (motion, depth, dream, scene):
+        t.release()

@@ -70,7 +70,9 @@ def run_bench(args: argparse.Namespace) -> int:
         device = int(device) if device and device.isdigit() else device
         report["audio"] = bench_audio(ctx, patch, size, device, secs)
     if "reproject" in only:
-        report["reproject"] = bench_reproject(ctx, size, frames)
+        # at the scene's grid, where the pass runs, and at the grids of bigger scenes up to 720p
+        grids = sorted({tuple(patch.size), (640, 480), (1280, 720)}, key=lambda g: g[0] * g[1])
+        report["reproject"] = [bench_reproject(ctx, g, min(frames, 60)) for g in grids]
     if "lag" in only:
         # the take: 640x480 through a clean tape; a performance file, not this process's context
         report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
@@ -149,7 +151,8 @@ def print_report(r: dict[str, Any]) -> None:
     if "audio" in r:
         print_audio(r["audio"])
     if "reproject" in r:
-        print_reproject(r["reproject"])
+        for grid in r["reproject"]:
+            print_reproject(grid)
     if "lag" in r:
         print_lag(r["lag"])
     if "accel_bench" in r:

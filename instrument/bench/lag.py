@@ -234,7 +234,7 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
 
 
 def print_reproject(r: dict[str, Any]) -> None:
-    print(f"\nreprojection at {r['size']} (the scene's grid), each pass finished, median ms: "
+    print(f"reprojection at a {r['size']} scene grid, each pass finished, median ms: "
           + "  ".join(f"{k} {v['p50']:.2f}" for k, v in r.items() if isinstance(v, dict) and v.get("n")))
 
 

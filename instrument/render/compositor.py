@@ -16,7 +16,7 @@ from ..report import Reporter
 from .chain import Chain, ChainSpec, load_chain_spec
 from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
 from .reload import FileWatcher
-from .reproject import Carry, Ring, SceneMotion
+from .reproject import Carry, Ring, SceneMotion, ring_grid
 
 # the compositor's own programs: attribute -> (fragment, vertex shader)
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
@@ -141,10 +141,12 @@ class Compositor:
     def _carried(self, scene: moderngl.Texture, generated: moderngl.Texture | None, fp: FrameParams,
                  motion: SceneMotion, base: int | None) -> moderngl.Texture | None:
         """Record this frame's motion, then the dream carried from its base frame to this one."""
-        if self.ring is None or self.ring.grid != motion.motion.size:
+        grid = ring_grid(motion.motion.size, generated.size if generated is not None else
+                         self.ring.grid if self.ring is not None else None)
+        if self.ring is None or self.ring.grid != grid:  # a new size: nothing before it is carried
             if self.ring is not None:
                 self.ring.release()
-            self.ring = Ring(self.ctx, motion.motion.size)
+            self.ring = Ring(self.ctx, grid)
         self.ring.record(self.pack, fp.frame, motion)
         if generated is None or base is None or not fp["reproject"]:
             self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)

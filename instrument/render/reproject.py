@@ -12,6 +12,10 @@ what a dream of the old place shows is not in the new one, so the scene plays un
 of the new place comes. A dream of the current frame (age 0) passes untouched, so an offline
 render whose generator answers on time is the same with or without the pass.
 
+The ring and the pass work at the dream's grid (or the scene's, if that is coarser): the dream has no
+finer detail to place, and on llvmpipe every pixel of a pass is paid for (a 1280x720 scene dreamed at
+256x192 carries 19 times fewer pixels). The fill is the scene at that grid; the mixer sharpens.
+
 Why composed in the pass, not accumulated: a dream may be of any of the last frames (the
 generator takes the newest frame when it is free), so the motion from its base frame is known
 only when it arrives; composing up to CARRY fetches per pixel then costs less than keeping a
@@ -53,12 +57,19 @@ class Carry:
     cut: bool = False
 
 
+def ring_grid(scene: tuple[int, int], dream: tuple[int, int] | None) -> tuple[int, int]:
+    """The grid the carry works at: the dream's, unless the scene's is coarser (per axis)."""
+    if dream is None:
+        return scene
+    return min(scene[0], dream[0]), min(scene[1], dream[1])
+
+
 class Ring:
     """The last CARRY + 1 frames' motion and depth, side by side in one float texture (one sampler:
     the pass picks a slot by index, which an array of samplers cannot do in GLSL 3.30)."""
 
     def __init__(self, ctx: moderngl.Context, grid: tuple[int, int], slots: int = CARRY + 1) -> None:
-        self.ctx, self.grid, self.slots = ctx, grid, slots
+        self.ctx, self.grid, self.slots = ctx, grid, slots  # grid: (w, h) of the ring and the pass
         self.atlas = ctx.texture((grid[0] * slots, grid[1]), 4, dtype="f4")
         self.atlas.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.fbo = ctx.framebuffer(color_attachments=[self.atlas])
@@ -78,6 +89,8 @@ class Ring:
         self.fbo.viewport = (slot * w, 0, w, h)
         pack.bind_textures({"motion": scene.motion, "depth": scene.depth or self.zero})
         pack.set("u_offset", slot * w)
+        sw, sh = scene.motion.size
+        pack.set("u_scale", (sw / w, sh / h))
         draw(pack, self.fbo)
         self.written += 1
         self.frames.append(frame)

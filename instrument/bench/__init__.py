@@ -18,7 +18,7 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
-from .lag import bench_lag, bench_reproject, print_lag, print_reproject
+from .lag import bench_lag, bench_reproject, bench_reproject_loop, print_lag, print_reproject
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 
@@ -73,6 +73,7 @@ def run_bench(args: argparse.Namespace) -> int:
         # at the scene's grid, where the pass runs, and at the grids of bigger scenes up to 720p
         grids = sorted({tuple(patch.size), (640, 480), (1280, 720)}, key=lambda g: g[0] * g[1])
         report["reproject"] = [bench_reproject(ctx, g, min(frames, 60)) for g in grids]
+        report["reproject_loop"] = bench_reproject_loop(ctx, patch, size, 40)
     if "lag" in only:
         # the issue's take: 640x480 through a clean tape; a performance file, not this process's context
         report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
@@ -151,8 +152,13 @@ def print_report(r: dict[str, Any]) -> None:
     if "audio" in r:
         print_audio(r["audio"])
     if "reproject" in r:
+        print()
         for grid in r["reproject"]:
             print_reproject(grid)
+    if "reproject_loop" in r:
+        lo = r["reproject_loop"]
+        print(f"the loop unpaced at {lo['size']} (scene {lo['scene']}), dreams {lo['age']} frames late: "
+              f"{lo['fps_on']:.1f} fps carried vs {lo['fps_off']:.1f} not ({100 * lo['ratio']:.0f}%)")
     if "lag" in r:
         print_lag(r["lag"])
     if "accel_bench" in r:

@@ -272,3 +272,40 @@ def _rgb(path: Path, fps: float) -> dict[int, np.ndarray]:
         for f in c.decode(v):
             frames[round(float(f.pts * v.time_base) * fps)] = f.to_ndarray(format="rgb24")
     return frames
+
+
+def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: int = 2,
+                         blocks: int = 6) -> dict[str, Any]:
+    """The show's loop, unpaced, with the dream carried and not, in alternating blocks of frames (a
+    busy machine drifts more over a run than the pass costs): the default show's scene and chain at
+    output `size`, its generator replaced by one that answers at once but `age` frames late, so the
+    pass always has that far to carry whatever the model and the machine would make of it."""
+    from dataclasses import replace
+
+    from ..generate.worker import ThreadedGenerator
+    from .common import _show
+
+    def engine(base, fp):
+        engine.stats["base_frame"] = max(fp.frame - age, 0)
+        return base.image
+
+    engine.stats = {"base_frame": -1}
+    show = _show(ctx, replace(patch, model="none"), size, 1000.0, False)
+    show.generator = ThreadedGenerator("lagging", engine, ctx, patch.size, show.reporter, live=False)
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        show.run(frames=10)
+        for b in range(blocks):
+            key = "on" if b % 2 == 0 else "off"
+            show.bank.set("reproject", key == "on", immediate=True)
+            show.run(frames=3)  # the switch settles (turned on, the ring refills)
+            ctx.finish()
+            t = time.perf_counter()
+            show.run(frames=frames)
+            ctx.finish()
+            rates[key].append(frames / (time.perf_counter() - t))
+    finally:
+        show.close()
+    on, off = float(np.median(rates["on"])), float(np.median(rates["off"]))
+    return {"size": f"{size[0]}x{size[1]}", "scene": f"{patch.size[0]}x{patch.size[1]}", "age": age,
+            "fps_on": on, "fps_off": off, "ratio": on / off if off else 0.0}

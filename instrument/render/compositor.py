@@ -140,7 +140,11 @@ class Compositor:
 
     def _carried(self, scene: moderngl.Texture, generated: moderngl.Texture | None, fp: FrameParams,
                  motion: SceneMotion, base: int | None) -> moderngl.Texture | None:
-        """Record this frame's motion, then the dream carried from its base frame to this one."""
+        """Record this frame's motion, then the dream carried from its base frame to this one.
+        Switched off, nothing is recorded (turned back on, the gap reads as a cut)."""
+        if not fp["reproject"]:
+            self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
+            return generated
         grid = ring_grid(motion.motion.size, generated.size if generated is not None else
                          self.ring.grid if self.ring is not None else None)
         if self.ring is None or self.ring.grid != grid:  # a new size: nothing before it is carried
@@ -148,7 +152,7 @@ class Compositor:
                 self.ring.release()
             self.ring = Ring(self.ctx, grid)
         self.ring.record(self.pack, fp.frame, motion)
-        if generated is None or base is None or not fp["reproject"]:
+        if generated is None or base is None:
             self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
             return generated
         generated, self.carry = self.ring.carry(self.reproject, generated, base, fp.frame, scene)

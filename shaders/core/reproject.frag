@@ -16,9 +16,9 @@ uniform int u_steps;          // frames to carry back (the dream's age, capped)
 in vec2 uv;
 out vec4 color;
 
-vec4 at(int slot, vec2 q) {
-    ivec2 t = clamp(ivec2(floor(q)), ivec2(0), u_grid - 1);
-    return texelFetch(ring, ivec2(slot * u_grid.x + t.x, t.y), 0);
+vec4 at(int slot, vec2 q) {  // nearest (the ring's filter), clamped into the slot
+    vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
+    return texture(ring, vec2((float(slot) + c.x / float(u_grid.x)) / float(u_slots), c.y / float(u_grid.y)));
 }
 
 void main() {

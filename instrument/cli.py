@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,midi,recording,generator,music,audio,"
-                        "reproject,lag")
+                        "reproject,lag,late")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

@@ -18,12 +18,20 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
-from .lag import bench_lag, bench_reproject, bench_reproject_loop, print_lag, print_reproject
+from .lag import (
+    bench_lag,
+    bench_late,
+    bench_reproject,
+    bench_reproject_loop,
+    print_lag,
+    print_late,
+    print_reproject,
+)
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
-            "music", "audio", "reproject", "lag")
+            "music", "audio", "reproject", "lag", "late")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -78,6 +86,9 @@ def run_bench(args: argparse.Namespace) -> int:
         # the issue's take: 640x480 through a clean tape; a performance file, not this process's context
         report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
                                   keep=args.keep)
+    if "late" in only:
+        report["late"] = bench_late(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
+                                    keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -161,6 +172,8 @@ def print_report(r: dict[str, Any]) -> None:
               f"{lo['fps_on']:.1f} fps carried vs {lo['fps_off']:.1f} not ({100 * lo['ratio']:.0f}%)")
     if "lag" in r:
         print_lag(r["lag"])
+    if "late" in r:
+        print_late(r["late"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

@@ -1,8 +1,9 @@
 """The compositor: scene and generated frame in, the chain between, one scaled output frame out.
 
 It owns the master parameters a chain file can't be trusted to implement (`mix`, `fade`, `fit`),
-carries a late dream to the frame being shown (`reproject`, reproject.py), keeps the last good chain when a new one fails to build, and rebuilds whatever shader or chain file
-was edited while it plays (hot reload, polled from `render`).
+carries a late dream to the frame being shown (`reproject`, reproject.py), keeps the last good
+chain when a new one fails to build, and rebuilds whatever shader or chain file was edited while it
+plays (hot reload, polled from `render`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch
 from instrument.render.compositor import PROGRAMS, Compositor
 from instrument.render.gl import load_program, quad_buffer, read_rgb
+from instrument.render.hud import dream_line
 from instrument.render.reproject import CARRY, Ring, SceneMotion
 from instrument.report import Reporter
 from instrument.show import Show
@@ -212,6 +213,7 @@ def offline(ctx, engine, frames=12, **values):
         show.step()
         out.append(read_rgb(show.compositor.fbo).copy())
     stats = list(show.stats.dream)
+    offline.hud = dream_line(show)
     show.close()
     return out, stats
 
@@ -224,13 +226,14 @@ def test_offline_a_current_dream_renders_the_same_with_or_without_the_pass(ctx):
 
 
 def test_offline_a_lagging_generator_is_carried_the_same_way_every_time(ctx):
-    a, ages = offline(ctx, lagging(1), reproject=True)
-    b, _ = offline(ctx, lagging(1), reproject=True)
     off, _ = offline(ctx, lagging(1), reproject=False)
+    a, _ = offline(ctx, lagging(1), reproject=True)
+    b, ages = offline(ctx, lagging(1), reproject=True)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert any(not np.array_equal(x, y) for x, y in zip(a, off, strict=True))
     # the age and its parts, as the HUD and the bench read them: (age, carried, batch lag, hop, cut)
     assert ages[-1][:4] == (1, 1, 1, 0)
+    assert offline.hud == "dream: age 1 carried 1  lag: batch 1 hop 0"
 
 
 def test_the_worker_says_which_frame_a_dream_is_of(ctx):

@@ -184,7 +184,8 @@ class Show:
         scene_tex = self._stage("scene", self.scene.render, fp)
         generated = self._stage("generate", self._generate, scene_tex, fp)
         motion, base = self._motion(generated)
-        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp, motion, base)
+        carry = () if motion is None else (motion, base)  # nothing to carry: today's call
+        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp, *carry)
         if base is not None:
             self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
         t = time.perf_counter()
@@ -253,9 +254,10 @@ class Show:
 
     def _motion(self, generated: moderngl.Texture | None) -> tuple[SceneMotion | None, int | None]:
         """What the compositor needs to carry the dream to this frame: the scene's motion and depth
-        (none while no generator plays: nothing to carry) and the dream's base frame."""
+        (none while no generator plays, or the scene does not track its motion: nothing to carry)
+        and the dream's base frame."""
         motion = getattr(self.scene, "motion", None)
-        if self.generator.name == "none" or motion is None:
+        if self.generator.name == "none" or motion is None or not getattr(self.scene, "tracked", True):
             return None, None
         scene_motion = SceneMotion(motion, getattr(self.scene, "depth", None),
                                    bool(getattr(self.scene, "cut", False)))

@@ -45,12 +45,21 @@ def pixels(tex) -> np.ndarray:
     return np.frombuffer(tex.read(), np.uint8).reshape(h, w, -1)[..., :3].astype(int)
 
 
-STRIPE = (np.random.default_rng(1).random((H, W + 120, 3)) * 255).astype(np.uint8)
+# random 8x8 blocks: every pixel tells where it came from, yet the fill's softening keeps them
+STRIPE = np.repeat(np.repeat((np.random.default_rng(1).random((H // 8, (W + 120) // 8, 3)) * 255)
+                             .astype(np.uint8), 8, 0), 8, 1)
 
 
 def panned(n: int, v: int = 3) -> np.ndarray:
     """Frame n of a pan: the picture slides right by v pixels a frame (pixel x shows STRIPE[x - n v])."""
     return STRIPE[:, 60 - n * v:60 - n * v + W]
+
+
+def filled(got: np.ndarray, scene: np.ndarray, wrong=None) -> bool:
+    """The scene there (softened: within 25 levels on average), not what a carry that ignored the
+    gap would show (`wrong`; default the dream's inverted scene)."""
+    wrong = 255 - scene.astype(int) if wrong is None else np.asarray(wrong)
+    return bool(np.abs(got - scene.astype(int)).mean() < 25 and np.abs(got - wrong).mean() > 60)
 
 
 def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs):
@@ -67,8 +76,8 @@ def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs):
     got = pixels(out)
     # where frame 4 shows what frame 1 showed: the dream, moved 9 px, exactly (whole-pixel motion)
     assert np.array_equal(got[:, 10:], 255 - panned(4)[:, 10:].astype(int))
-    # the 9 px the pan revealed were never dreamed: the current scene fills them
-    assert np.array_equal(got[:, :8], panned(4)[:, :8].astype(int))
+    # the 9 px the pan revealed were never dreamed: the current scene fills them (softened a little)
+    assert filled(got[:, 1:8], panned(4)[:, 1:8])
     # shown as it was (no carry), the dream is 9 px behind: far from the current frame
     assert np.abs(pixels(dream)[:, 10:] - (255 - panned(4)[:, 10:].astype(int))).mean() > 40
     ring.release()
@@ -81,8 +90,7 @@ def test_depth_tells_what_the_dream_never_saw(ctx, progs):
     frame, so the carry must not smear the box there but show the scene."""
     pack, carry = progs
     ring = Ring(ctx, (W, H))
-    wall = np.full((H, W, 3), 40, np.uint8)
-    wall[:, ::4] = 200
+    wall = np.repeat(np.repeat((40 + 3 * np.arange(W)).astype(np.uint8)[None, :, None], H, 0), 3, 2)
 
     def frame(n):
         x0 = 10 + 4 * n
@@ -104,7 +112,7 @@ def test_depth_tells_what_the_dream_never_saw(ctx, progs):
     box = slice(10, 30), slice(10 + 12, 10 + 12 + 16)       # the box now: the dream, moved with it
     assert np.abs(got[box] - (255 - now[box].astype(int))).max() <= 1
     uncovered = slice(10, 30), slice(14, 22)                  # the wall the box left between frames 1 and 3
-    assert np.abs(got[uncovered] - now[uncovered].astype(int)).max() <= 1
+    assert filled(got[uncovered], now[uncovered], wrong=[255 - 250, 255 - 20, 255 - 20])  # not the box
     still = slice(32, 48), slice(0, W)                        # the wall that stood still: the dream as it was
     assert np.array_equal(got[still], 255 - now[still].astype(int))
     ring.release()
@@ -133,17 +141,17 @@ def test_a_current_dream_passes_untouched_and_a_cut_is_not_carried(ctx, progs):
         t.release()
 
 
-def test_a_dream_older_than_the_ring_is_carried_as_far_as_the_ring_goes(ctx, progs):
+def test_a_dream_older_than_the_ring_is_shown_as_it_is(ctx, progs):
     pack, carry = progs
     ring = Ring(ctx, (W, H))
     motion = field(ctx, np.tile(np.float32([1, 0]), (H, W, 1)))
     for n in range(20):
         ring.record(pack, n, SceneMotion(motion, None, cut=n == 0))
     dream, scene = texture(ctx, panned(0, 1)), texture(ctx, panned(19, 1))
-    out, info = ring.carry(carry, dream, 5, 19, scene)
-    assert (info.age, info.carried) == (14, CARRY)
-    got = pixels(out)
-    assert np.array_equal(got[:, CARRY + 2:], panned(0, 1)[:, 2:W - CARRY].astype(int))
+    out, info = ring.carry(carry, dream, 19 - CARRY - 1, 19, scene)
+    assert out is dream and (info.age, info.carried) == (CARRY + 1, 0)
+    out, info = ring.carry(carry, dream, 19 - CARRY, 19, scene)
+    assert out is not dream and (info.age, info.carried) == (CARRY, CARRY)
     ring.release()
     for t in (motion, dream, scene):
         t.release()
@@ -299,7 +307,7 @@ def test_a_dream_smaller_than_the_scene_is_carried_on_its_own_grid(ctx, progs):
     scene = texture(ctx, np.repeat(np.repeat(panned(3), 2, 0), 2, 1))
     got = pixels(ring.carry(carry, dream, 1, 3, scene)[0])
     assert np.array_equal(got[:, 7:], 255 - panned(3)[:, 7:].astype(int))
-    assert np.array_equal(got[:, :5], panned(3)[:, :5].astype(int))
+    assert filled(got[:, 1:5], panned(3)[:, 1:5])
     ring.release()
     for t in (motion, depth, dream, scene):
         t.release()

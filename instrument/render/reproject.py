@@ -32,7 +32,10 @@ import numpy as np
 
 from .gl import Program, draw, target
 
-CARRY = 8  # frames a dream is carried at most: an older one is carried the last CARRY frames
+# Frames a dream is carried at most. An older one is shown as it is, as before reprojection: a
+# generator that far behind the show is lost anyway, and carrying it would cost the pass's most every
+# frame, which a show that slow can least afford (the frame rate comes first).
+CARRY = 8
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,16 @@ class Ring:
     def carry(self, prog: Program, dream: moderngl.Texture, base: int, frame: int,
               scene: moderngl.Texture) -> tuple[moderngl.Texture | None, Carry]:
         """The dream of frame `base` carried to frame `frame` (the newest recorded): the dream itself
-        when it is current (or the ring does not know this frame), None across a cut (show the
-        scene), else the carried texture."""
+        when it is current, older than the ring, or the ring does not know this frame; None across
+        a cut (show the scene); else the carried texture."""
         age = frame - base
         if age <= 0 or not self.frames or self.frames[-1] != frame:
             return dream, Carry(max(age, 0))
         if self.last_cut > base:
             return None, Carry(age, 0, cut=True)
-        steps = min(age, len(self.frames) - 1)
+        if age > len(self.frames) - 1:  # older than the ring: as it is, at no cost (see CARRY)
+            return dream, Carry(age)
+        steps = age
         prog.bind_textures({"generated": dream, "scene": scene, "ring": self.atlas})
         prog.set("u_grid", self.grid)
         prog.set("u_newest", (self.written - 1) % self.slots)

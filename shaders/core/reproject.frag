@@ -39,7 +39,16 @@ void main() {
     // off the screen in the base frame: the dream never saw it (a pixel's width of blend)
     vec2 edge = min(q, vec2(u_grid) - q);
     seen *= clamp(min(edge.x, edge.y) + 0.5, 0.0, 1.0);
-    vec3 fill = texture(scene, uv).rgb;
-    vec3 dream = texture(generated, q / vec2(u_grid)).rgb;
+    vec3 dream = texture(generated, clamp(q / vec2(u_grid), 0.0, 1.0)).rgb;
+    if (seen >= 1.0) {  // (most pixels: the fill's taps are paid only where it shows)
+        color = vec4(dream, 1.0);
+        return;
+    }
+    // the fill: the scene softened to about the dream's own detail (four taps, a pixel and a half
+    // apart), so a revealed strip does not stand out as the one sharp thing in the picture
+    vec2 d = 1.5 / vec2(min(u_grid, textureSize(scene, 0)));  // in the coarser of the two pixels
+    vec2 lo = max(uv - d, d), hi = min(uv + d, 1.0 - d);  // inside: a scene texture may repeat
+    vec3 fill = 0.25 * (texture(scene, lo).rgb + texture(scene, vec2(hi.x, lo.y)).rgb
+                      + texture(scene, vec2(lo.x, hi.y)).rgb + texture(scene, hi).rgb);
     color = vec4(fill + (dream - fill) * seen, 1.0);
 }

@@ -144,7 +144,7 @@ def test_similarity_skip_reuses_the_result_on_a_still_input_only(walk):
     still = [walk[10]] + [BaseFrame(walk[10].image, None) for _ in range(5)]
     engine = StreamEngine(tiny_backend(SIZE))
     out = play(still, engine, similarity_skip=0.01)
-    assert engine.stats == {"generated": 1, "skipped": 5, "base_frame": 0}  # a skip answers with frame 0's dream
+    assert engine.stats == {"generated": 1, "skipped": 5, "base_frame": 0}  # skips answer with frame 0
     assert all(o is out[0] for o in out)
     engine = StreamEngine(tiny_backend(SIZE))
     play(walk[:8], engine, similarity_skip=0.01)

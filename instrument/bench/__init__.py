@@ -18,17 +18,10 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_latency, bench_music
 from .generator import bench_generator, print_generator
-from .lag import (
-    bench_lag,
-    bench_late,
-    bench_reproject,
-    bench_reproject_loop,
-    print_lag,
-    print_late,
-    print_reproject,
-)
+from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
+from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_late, print_reproject
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "midi", "recording", "generator",
             "music", "audio", "reproject", "lag", "late")

@@ -14,7 +14,7 @@ render whose generator answers on time is the same with or without the pass.
 
 The ring and the pass work at the dream's grid (or the scene's, if that is coarser): the dream has no
 finer detail to place, and on llvmpipe every pixel of a pass is paid for (a 1280x720 scene dreamed at
-256x192 carries 19 times fewer pixels). The fill is the scene at that grid; the mixer sharpens.
+256x192 carries 19 times fewer pixels). The fill is the current scene, softened to about that detail.
 
 Why composed in the pass, not accumulated: a dream may be of any of the last frames (the
 generator takes the newest frame when it is free), so the motion from its base frame is known
@@ -52,8 +52,9 @@ class SceneMotion:
 @dataclass(frozen=True)
 class Carry:
     """How the last composited dream was carried: `age` frames old (this frame - its base
-    frame), `carried` frames along the motion (age, capped at CARRY), `cut`: dropped, a cut lies
-    between its base frame and this one (the scene was shown)."""
+    frame), `carried` frames along the motion (its age, or 0 when it was older than the ring and
+    shown as it is), `cut`: dropped, a cut lies between its base frame and this one (the scene was
+    shown)."""
 
     age: int = 0
     carried: int = 0

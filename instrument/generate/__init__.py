@@ -46,7 +46,9 @@ class Generator(Protocol):
         `cut`: frame n does not continue frame n-1. Must not block in live play."""
 
     def latest(self) -> moderngl.Texture | None:
-        """The newest finished frame, or None to composite the scene alone."""
+        """The newest finished frame, or None to composite the scene alone. A generator that answers
+        late says which frame's scene it dreamed in `base_frame` (worker.py), so the compositor can
+        carry the dream from there to the frame being shown."""
 
     def release(self) -> None: ...
 

@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("performance", nargs="?", type=Path,
                    help="a performance file to re-render (its patch, start state and events)")
-    r.add_argument("--fps", type=FPS, default=60.0)
+    r.add_argument("--fps", type=FPS, help="frames a second (default: a performance's own, else 60)")
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--seconds", type=SECONDS, help="length (default: the whole performance)")
     r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
@@ -135,7 +135,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-missing-dreams", action="store_true",
                    help="a frame whose dream fails (or a model that does not load) is logged and "
                         "rendered without it, instead of stopping the render (exit 1, resumable)")
-    r.add_argument("--size", type=_size, default=(1280, 720))
+    r.add_argument("--size", type=_size,
+                   help="output size (default: a performance's own, else 1280x720)")
     r.add_argument("--midi", type=Path, metavar="FILE.mid",
                    help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
     r.add_argument("--midi-device", default="file", metavar="NAME",
@@ -169,13 +170,18 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure stages, control latency, flood resilience and the generator")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--size", type=_size, default=(1280, 720))
-    b.add_argument("--seconds", type=float, default=5.0, help="length of each timed phase")
+    b.add_argument("--size", type=_size, help="output size (default 1280x720; the lag section 640x480)")
+    b.add_argument("--seconds", type=float, default=5.0,
+                   help="length of each timed phase (the lag section's takes are twice this)")
+    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag section")
+    b.add_argument("--keep", type=Path, metavar="DIR",
+                   help="lag section: keep the takes there, with a contact sheet of them (lag-FPS.png)")
     b.add_argument("--patch", default="default")
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,hostile,midi,recording,generator,"
-                        "music,audio,take (a 20 s take of the default show, as a new user makes it)")
+                        "music,audio,take (a 20 s take of the default show, as a new user makes it),"
+                        "reproject,lag,late")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

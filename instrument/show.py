@@ -32,7 +32,8 @@ from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
 from .render.compositor import Compositor
-from .render.hud import HudState
+from .render.hud import HudState, dream_line
+from .render.reproject import SceneMotion
 from .report import Reporter
 from .resources import data_dir
 from .scene import Scene, make_scene
@@ -98,9 +99,30 @@ class Stats:
     frame_times: deque = field(default_factory=lambda: deque(maxlen=600))
     latencies: list[float] = field(default_factory=list)
     measure_latency: bool = False
+    # recent dreams composited: (age, carried, batch lag, hop, cut), see `dreamed`
+    dream: deque = field(default_factory=lambda: deque(maxlen=600))
 
     def add(self, stage: str, seconds: float) -> None:
         self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds * 1000.0)
+
+    def dreamed(self, frame: int, carry: Any, dream: tuple[int, int] | None) -> None:
+        """The latency of the dream composited at `frame`: its age (frames since its base frame),
+        how far it was carried, and the two parts of the age: the generator's own lag (Stream
+        Batch answers k-1 frames after the frame it was handed) and the hop (frames between
+        handing that frame over and compositing the answer: the process, the queue)."""
+        handed, base = dream if dream is not None else (frame, frame)
+        self.dream.append((carry.age, carry.carried, handed - base, frame - handed, carry.cut))
+
+    def dream_summary(self) -> dict[str, float]:
+        """Means over the recent frames that showed a dream (empty when none did)."""
+        if not self.dream:
+            return {}
+        rows = list(self.dream)
+        keys = ("age", "carried", "batch_lag", "hop")
+        out = {k: sum(r[i] for r in rows) / len(rows) for i, k in enumerate(keys)}
+        out["cut_share"] = sum(1 for r in rows if r[4]) / len(rows)
+        out["frames"] = len(rows)
+        return out
 
     def fps(self) -> float:
         ft = self.frame_times
@@ -181,7 +203,11 @@ class Show:
 
         scene_tex = self._stage("scene", self.scene.render, fp)
         generated = self._stage("generate", self._generate, scene_tex, fp)
-        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp)
+        motion, base = self._motion(generated)
+        carry = () if motion is None else (motion, base)  # nothing to carry: today's call
+        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp, *carry)
+        if base is not None:
+            self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
         t = time.perf_counter()
         for out in self.outputs:
             try:
@@ -250,6 +276,18 @@ class Show:
         motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
         self.generator.submit(scene, fp, motion, cut)
         return self.generator.latest()
+
+    def _motion(self, generated: moderngl.Texture | None) -> tuple[SceneMotion | None, int | None]:
+        """What the compositor needs to carry the dream to this frame: the scene's motion and depth
+        (none while no generator plays, or the scene does not track its motion: nothing to carry)
+        and the dream's base frame."""
+        motion = getattr(self.scene, "motion", None)
+        if self.generator.name == "none" or motion is None or not getattr(self.scene, "tracked", True):
+            return None, None
+        scene_motion = SceneMotion(motion, getattr(self.scene, "depth", None),
+                                   bool(getattr(self.scene, "cut", False)))
+        base = getattr(self.generator, "base_frame", None) if generated is not None else None
+        return scene_motion, base
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
         """Run a stage; if it throws, report it (once per distinct error) and play on with its last
@@ -419,13 +457,12 @@ class Show:
         """The show at a glance, for the HUD (a few times a second, never per frame)."""
         now, fp = time.perf_counter(), self.fp
         stats = getattr(self.generator, "stats", None)
-        dreams = age = None
+        dreams = None
         if stats is not None:
             gen = stats()
             self._dreams.append((now, int(gen.get("done", 0))))
             (t0, d0), (t1, d1) = self._dreams[0], self._dreams[-1]
             dreams = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
-            age = gen.get("age")
         takes = [out.status() for out in self.outputs if hasattr(out, "status")]
         beat = fp.beat
         recent = tuple(f"{src} {target} {value:.3g}" if isinstance(value, float) else f"{src} {target} {value}"
@@ -435,7 +472,8 @@ class Show:
         errors = tuple(msg[:80] for t, msg in list(self.reporter.recent) if time.monotonic() - t < 10.0)
         return HudState(
             patch=self.patch.name, frame=fp.frame, fps=self.stats.fps(),
-            rate=getattr(self.clock, "fps", 0.0), rate_note=self.rate_note, dreams=dreams, dream_age=age,
+            rate=getattr(self.clock, "fps", 0.0), rate_note=self.rate_note, dreams=dreams,
+            dream=dream_line(self.stats.dream) if stats is not None else "",
             recording=next((t for t in takes if t is not None), None),
             clock=getattr(beat, "source", "internal"), tempo=getattr(beat, "tempo", fp.get("tempo", 120.0)),
             beat=getattr(beat, "beat", 0.0), numerator=getattr(beat, "numerator", 4), recent=recent,

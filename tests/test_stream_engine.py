@@ -144,15 +144,15 @@ def test_similarity_skip_reuses_the_result_on_a_still_input_only(walk):
     still = [walk[10]] + [BaseFrame(walk[10].image, None) for _ in range(5)]
     engine = StreamEngine(tiny_backend(SIZE))
     out = play(still, engine, similarity_skip=0.01)
-    assert engine.stats == {"generated": 1, "skipped": 5}
+    assert engine.stats == {"generated": 1, "skipped": 5, "base_frame": 0}  # skips answer with frame 0
     assert all(o is out[0] for o in out)
     engine = StreamEngine(tiny_backend(SIZE))
     play(walk[:8], engine, similarity_skip=0.01)
-    assert engine.stats == {"generated": 8, "skipped": 0}
+    assert engine.stats == {"generated": 8, "skipped": 0, "base_frame": 7}
     engine = StreamEngine(tiny_backend(SIZE))  # a new setting is not a still input
     for n, f in enumerate(still):
         engine(f, params(n, similarity_skip=0.01, seed=n // 2))
-    assert engine.stats == {"generated": 3, "skipped": 3}
+    assert engine.stats == {"generated": 3, "skipped": 3, "base_frame": 4}
 
 
 def test_a_scene_at_another_size_is_answered_at_its_own(walk):

@@ -18,18 +18,20 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .generator import bench_generator, print_generator
+from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
+from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_late, print_reproject
 from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
-            "generator", "music", "audio", "take")
+            "generator", "music", "audio", "take", "reproject", "lag", "late")
 
 
 def run_bench(args: argparse.Namespace) -> int:
     patch = load_patch(args.patch)
     ctx = headless_context()
-    size, secs = args.size, args.seconds
+    size, secs = args.size or (1280, 720), args.seconds
     frames = max(60, int(secs * 60))
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     report: dict[str, Any] = {
@@ -73,6 +75,18 @@ def run_bench(args: argparse.Namespace) -> int:
         report["audio"] = bench_audio(ctx, patch, size, device, secs)
     if "take" in only:
         report["take"] = bench_take(args.patch, args.record_seconds or 20.0)
+    if "reproject" in only:
+        # at the scene's grid, where the pass runs, and at the grids of bigger scenes up to 720p
+        grids = sorted({tuple(patch.size), (640, 480), (1280, 720)}, key=lambda g: g[0] * g[1])
+        report["reproject"] = [bench_reproject(ctx, g, min(frames, 60)) for g in grids]
+        report["reproject_loop"] = bench_reproject_loop(ctx, patch, size, 40)
+    if "lag" in only:
+        # the issue's take: 640x480 through a clean tape; a performance file, not this process's context
+        report["lag"] = bench_lag(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
+                                  keep=args.keep)
+    if "late" in only:
+        report["late"] = bench_late(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
+                                    keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -155,6 +169,18 @@ def print_report(r: dict[str, Any]) -> None:
         print_audio(r["audio"])
     if "take" in r:
         print_take(r["take"])
+    if "reproject" in r:
+        print()
+        for grid in r["reproject"]:
+            print_reproject(grid)
+    if "reproject_loop" in r:
+        lo = r["reproject_loop"]
+        print(f"the loop unpaced at {lo['size']} (scene {lo['scene']}), dreams {lo['age']} frames late: "
+              f"{lo['fps_on']:.1f} fps carried vs {lo['fps_off']:.1f} not ({100 * lo['ratio']:.0f}%)")
+    if "lag" in r:
+        print_lag(r["lag"])
+    if "late" in r:
+        print_late(r["late"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

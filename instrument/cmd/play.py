@@ -207,6 +207,11 @@ def cmd_play(args: argparse.Namespace) -> int:
     if dreamed is not None:
         log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
                  dreamed / max(1e-9, elapsed))
+    age = show.stats.dream_summary()
+    if age:
+        log.info("dream age %.2f frames on average (carried %.2f; generator lag: Stream Batch %.2f, "
+                 "hop %.2f) over the last %d frames", age["age"], age["carried"], age["batch_lag"],
+                 age["hop"], age["frames"])
     if provisional and perf_path is not None and not deck.takes:
         perf_path.unlink(missing_ok=True)  # nothing was recorded: no file left behind
         perf_path = None

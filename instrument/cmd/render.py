@@ -14,6 +14,7 @@ from . import resolve_patch
 from .play import _audio_factory
 
 log = logging.getLogger("noclip")
+DEFAULT_FPS, DEFAULT_SIZE = 60.0, (1280, 720)  # a render of a patch, not of a performance
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -32,9 +33,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         patch = replace(perf.patch, model=args.model) if args.model else perf.patch
         overrides = perf.header["start"]
         seconds = args.seconds or perf.frames / perf.fps
+        # an exact re-render by default: the rate and size the performance was played at
+        args.fps = args.fps or perf.fps
+        args.size = args.size or perf.size
     else:
         patch, overrides = resolve_patch(args)
         seconds = args.seconds
+    args.fps, args.size = args.fps or DEFAULT_FPS, args.size or DEFAULT_SIZE
     player = None
     if args.midi:
         if perf is not None:

@@ -48,7 +48,9 @@ class Generator(Protocol):
 
     def latest(self) -> moderngl.Texture | None:
         """The newest finished frame, or None to composite the scene alone. Offline: the frame just
-        submitted, waited for as long as it takes."""
+        submitted, waited for as long as it takes. A generator that answers late says which frame's
+        scene it dreamed in `base_frame` (worker.py), so the compositor can carry the dream from
+        there to the frame being shown."""
 
     def ready(self) -> None:
         """Block until the model has loaded or failed to (an offline render times frames after it)."""

@@ -128,7 +128,9 @@ class StreamEngine:
         self.grid = self.motion_grid = (self.size[0] // f, self.size[1] // f)
         self.cond = Conditioning(backend.conditioner, backend.device, backend.dtype)
         self.noise = WarpedNoise()
-        self.stats = {"generated": 0, "skipped": 0}
+        # base_frame: the frame the image last returned is a dream of (Stream Batch answers k-1 frames
+        # late; a skipped frame answers with the last dream): the compositor carries it from there
+        self.stats = {"generated": 0, "skipped": 0, "base_frame": -1}
         self.recover()
 
     def recover(self) -> None:
@@ -166,7 +168,7 @@ class StreamEngine:
         if not cut and self._similar(image, settings, float(fp["similarity_skip"])):
             self.held = motion
             self.stats["skipped"] += 1
-            return self.last
+            return self.last  # its base_frame stays that of the dream it is
         self.reference = (image, settings)
 
         shape = (MAX_STEPS, self.ae.channels, self.grid[1], self.grid[0])
@@ -208,10 +210,14 @@ class StreamEngine:
             out = self._image(newest.x0, newest.size)
             self.last = out
             self.stats["generated"] += 1
+            self.stats["base_frame"] = newest.frame
         self.pipe = [f for f in self.pipe if not f.done]
         if out is not None:
             return out
-        return self.last if self.last is not None else base.image  # warming up: never raw latents
+        if self.last is None:  # warming up: the scene itself, never raw latents
+            self.stats["base_frame"] = fp.frame
+            return base.image
+        return self.last
 
     def _step(self, frames: list[InFlight]) -> None:
         """One denoising step for each frame in flight, as one batch."""

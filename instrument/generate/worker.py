@@ -100,6 +100,9 @@ class GeneratorWorker:
         self._pending: tuple[BaseFrame, FrameParams] | None = None
         self._dropped: list[BaseFrame] = []  # replaced frames since the engine last took one
         self._result: tuple[int, np.ndarray] | None = None  # newest finished (frame, image)
+        # (frame, base frame) of that result: the frame whose scene the image is a dream of, which
+        # Stream Batch puts k-1 frames before the frame handed in (the compositor carries it on)
+        self.result_base: tuple[int, int] = (-1, -1)
         self._done_frame = -1  # newest frame handled, successfully or not
         self._failed: dict[int, str] = {}  # frame -> why its engine call failed (newest MISSING_KEPT)
         self._busy = self.loading  # loading, or inside an engine call: what close() would interrupt
@@ -194,8 +197,10 @@ class GeneratorWorker:
             self.busy_seconds += time.perf_counter() - t
             self.done += 1
             recover = getattr(self.engine, "recover", None) if failed else None
+            base = getattr(self.engine, "stats", {}).get("base_frame", -1) if out is not None else -1
             with self._cv:
                 if out is not None:
+                    self.result_base = (fp.frame, base if 0 <= base <= fp.frame else fp.frame)
                     self._result = (fp.frame, out)
                 elif failed:
                     self._failed[fp.frame] = failed
@@ -254,6 +259,8 @@ class ThreadedGenerator:
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
         self._frame = -1
+        # the texture `latest` returned: (frame handed in, base frame it is a dream of), -1 for none
+        self.dream: tuple[int, int] = (-1, -1)
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
                cut: bool = False) -> None:
@@ -276,6 +283,8 @@ class ThreadedGenerator:
         if frame != self._shown:
             self.texture.write(np.ascontiguousarray(image[::-1]))
             self._shown = frame
+            done, base = self.worker.result_base
+            self.dream = (frame, base if done == frame else frame)
         return self.texture
 
     def ready(self) -> None:
@@ -285,6 +294,11 @@ class ThreadedGenerator:
     def missing(self, frame: int) -> str | None:
         """Offline, once `latest` has answered for `frame`: why it has no dream of its own, or None."""
         return self.worker.missing(frame)
+
+    @property
+    def base_frame(self) -> int | None:
+        """The frame whose scene the texture `latest` returned is a dream of (None before any)."""
+        return self.dream[1] if self.dream[1] >= 0 else None
 
     @property
     def engine(self) -> Engine | None:

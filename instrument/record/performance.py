@@ -96,6 +96,13 @@ class Performance:
         return float(self.header["fps"])
 
     @property
+    def size(self) -> tuple[int, int] | None:
+        """The output size the performance was played at (a re-render's default; None in a file
+        written before headers said it)."""
+        size = self.header.get("size")
+        return (int(size[0]), int(size[1])) if size else None
+
+    @property
     def patch(self) -> Patch:
         return _patch(self.header["patch"])
 
@@ -250,3 +257,4 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
     if header is None:
         raise PerformanceError(path, 1, "empty file")
     return Performance(path, header, dict(events), frames or last + 1, complete)
+

@@ -1,8 +1,9 @@
 """The compositor: scene and generated frame in, the chain between, one scaled output frame out.
 
 It owns the master parameters a chain file can't be trusted to implement (`mix`, `fade`, `fit`),
-keeps the last good chain when a new one fails to build, and rebuilds whatever shader or chain file
-was edited while it plays (hot reload, polled from `render`).
+carries a late dream to the frame being shown (`reproject`, reproject.py), keeps the last good
+chain when a new one fails to build, and rebuilds whatever shader or chain file was edited while it
+plays (hot reload, polled from `render`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from ..report import Reporter
 from .chain import Chain, ChainSpec, load_chain_spec
 from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
 from .reload import FileWatcher
+from .reproject import Carry, Ring, SceneMotion, ring_grid
 
 # the compositor's own programs: attribute -> (fragment, vertex shader)
-PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert")}
+PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
+            "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT)}
 
 declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
         description="generated frame over the base scene (0 = scene only)")
+declare("reproject", "bool", True, origin=__name__,
+        description="carry a late dream along the scene's motion to the frame shown, so it moves "
+                    "with the camera (off: the newest dream as it is)")
 declare("fade", "float", 1.0, min=0.0, max=1.0, smooth=0.25, origin=__name__,
         description="master fade: 0 is black")
 declare("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name__,
@@ -45,6 +51,9 @@ class Compositor:
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
         self.mixer, self.out = self._program("mixer"), self._program("out")
+        self.pack, self.reproject = self._program("pack"), self._program("reproject")
+        self.ring: Ring | None = None  # the scene's recent motion and depth, made at its first frame
+        self.carry = Carry()  # how the last dream composited was carried (HUD, bench)
         self.core = {shader_path(f) for pair in PROGRAMS.values() for f in pair}
         self.own = self.core - {shader_path(QUAD_VERT)}  # quad.vert: the chain's passes use it too
         self.watcher = FileWatcher() if watch else None
@@ -113,8 +122,13 @@ class Compositor:
             self.load_chain(self.chain.spec.path)
 
     def render(self, scene: moderngl.Texture, generated: moderngl.Texture | None,
-               fp: FrameParams) -> moderngl.Framebuffer:
+               fp: FrameParams, motion: SceneMotion | None = None,
+               base: int | None = None) -> moderngl.Framebuffer:
+        """Frame `fp.frame`: the scene, the newest dream (of frame `base`, carried along `motion`
+        to this frame), the chain, the output pass."""
         self.poll()
+        if motion is not None:
+            generated = self._carried(scene, generated, fp, motion, base)
         source = scene
         if generated is not None and generated is not scene:
             self._pass(self.mixer, {"scene": scene, "generated": generated}, fp, self.mixed_fbo)
@@ -130,6 +144,26 @@ class Compositor:
         self.fbo.scissor = None
         return self.fbo
 
+    def _carried(self, scene: moderngl.Texture, generated: moderngl.Texture | None, fp: FrameParams,
+                 motion: SceneMotion, base: int | None) -> moderngl.Texture | None:
+        """Record this frame's motion, then the dream carried from its base frame to this one.
+        Switched off, nothing is recorded (turned back on, the gap reads as a cut)."""
+        if not fp["reproject"]:
+            self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
+            return generated
+        grid = ring_grid(motion.motion.size, generated.size if generated is not None else
+                         self.ring.grid if self.ring is not None else None)
+        if self.ring is None or self.ring.grid != grid:  # a new size: nothing before it is carried
+            if self.ring is not None:
+                self.ring.release()
+            self.ring = Ring(self.ctx, grid)
+        self.ring.record(self.pack, fp.frame, motion)
+        if generated is None or base is None:
+            self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
+            return generated
+        generated, self.carry = self.ring.carry(self.reproject, generated, base, fp.frame, scene)
+        return generated
+
     def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
         prog.bind_textures(textures)
         prog.set_params(fp)
@@ -140,7 +174,10 @@ class Compositor:
     def release(self) -> None:
         if self.chain:
             self.chain.release()
-        for obj in (self.mixer, self.out, self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
+        if self.ring is not None:
+            self.ring.release()
+        for obj in (self.mixer, self.out, self.pack, self.reproject, self.mixed, self.mixed_fbo,
+                    self.texture, self.fbo, self.quad):
             obj.release()
 
 

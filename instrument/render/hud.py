@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ class HudState:
     rate: float                      # the rate the show plays at
     rate_note: str = ""              # why that rate ("CPU generator", "--fps")
     dreams: float | None = None      # finished dreams a second; None without a generator
-    dream_age: float | None = None   # frames the shown dream was carried (reprojection), if known
+    dream: str = ""                  # the shown dream's age and carry (`dream_line`)
     recording: tuple[float, int] | None = None  # (seconds, frames dropped) of the running take
     clock: str = "internal"
     tempo: float = 120.0
@@ -70,8 +70,9 @@ def glance(s: HudState) -> list[tuple[str, tuple]]:
     lines.append((f"{s.fps:4.1f} / {s.rate:g} fps" + (f"  ({s.rate_note})" if s.rate_note else ""),
                   ALARM if late else TEXT))
     if s.dreams is not None:
-        age = f" · age {s.dream_age:.1f}" if s.dream_age is not None else ""
-        lines.append((f"{s.dreams:4.1f} dreams/s{age}", TEXT))
+        lines.append((f"{s.dreams:4.1f} dreams/s", TEXT))
+        if s.dream:
+            lines.append((s.dream, TEXT))
     if s.recording is not None:
         seconds, dropped = s.recording
         m, sec = divmod(int(seconds), 60)
@@ -204,3 +205,15 @@ class Hud:
         if self.texture is not None:
             self.texture.release()
         self.program.release()
+
+
+def dream_line(rows: Sequence[tuple[int, int, int, int, bool]]) -> str:
+    """The latency budget at a glance: how old the dream on screen is (frames since the scene it
+    was dreamed on), how far the compositor carried it, and the generator's own parts of that age
+    (`rows`: the show's recent (age, carried, batch lag, hop, cut), newest last)."""
+    if not rows:
+        return "dream: -"
+    age, carried, batch, hop, cut = rows[-1]
+    return (f"dream: age {age} carried {carried}{' (cut: scene)' if cut else ''}  "
+            f"lag: batch {batch} hop {hop}")
+

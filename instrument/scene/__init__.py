@@ -4,7 +4,8 @@ Every scene gives three textures per frame: colour (what `render` returns), `dep
 along the view axis; 0 where unknown) and `motion` (RG32F, screen-space motion in pixels of the
 working size, GL orientation +x right +y up, from frame n-1 to frame n: the surface seen at pixel
 p in frame n was at p - motion in frame n-1, which is the backward map a generator needs to warp
-its previous output onto the new frame). A scene may offer commands (`commands`: name → handler),
+its previous output onto the new frame). A scene whose motion and depth are blanks says so with
+`tracked = False` (nothing can be carried along them). A scene may offer commands (`commands`: name → handler),
 which the show adds to its own.
 """
 

@@ -87,6 +87,8 @@ def _pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
 
 
 class Source:
+    tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
+
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path) -> None:
         self.size, self.path = size, Path(path)
         self.texture = ctx.texture(size, 4)

@@ -12,6 +12,8 @@ from .source import blank_aux
 
 
 class TestCard:
+    tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
+
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
         self.size = size
         self.quad = quad_buffer(ctx)

@@ -1,0 +1,205 @@
+"""What carrying a dream costs and gives, apart from the machine's load: the pass timed by how far it
+carries, the loop with and without it, and the show rendered offline with its dreams shown a fixed
+number of frames late on purpose (`noclip bench --only reproject,late`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .lag import clean_tape, compare, sheet
+
+
+def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
+    """What the compositor pays a frame to carry a dream, on a Backrooms walk at `size` (the scene's
+    grid): recording the frame's motion and depth into the ring, and the carrying pass by how many
+    frames it carries, each finished before it is timed (llvmpipe draws lazily)."""
+
+    from ..params import REGISTRY, FrameParams
+    from ..render.compositor import PROGRAMS
+    from ..render.gl import load_program, quad_buffer
+    from ..render.reproject import CARRY, Ring, SceneMotion
+    from ..scene.backrooms import Backrooms
+    from .common import _summary
+
+    quad = quad_buffer(ctx)
+    pack, carry = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1]) for k in ("pack", "reproject"))
+    scene = Backrooms(ctx, size)
+    ring = Ring(ctx, size)
+    dream = ctx.texture(size, 3)
+    values = REGISTRY.defaults()
+    times: dict[str, list[float]] = {"record": [], **{f"carry {k}": [] for k in (1, 2, 4, CARRY)}}
+    try:
+        for n in range(frames):
+            fp = FrameParams(n, n / 30.0, 1 / 30.0, values)
+            tex = scene.render(fp)
+            ctx.finish()
+            t = time.perf_counter()
+            ring.record(pack, n, SceneMotion(scene.motion, scene.depth, scene.cut))
+            ctx.finish()
+            times["record"].append((time.perf_counter() - t) * 1000)
+            if n < CARRY + 1:
+                continue
+            for k in (1, 2, 4, CARRY):
+                t = time.perf_counter()
+                ring.carry(carry, dream, n - k, n, tex)
+                ctx.finish()
+                times[f"carry {k}"].append((time.perf_counter() - t) * 1000)
+    finally:
+        for obj in (ring, scene, pack, carry):
+            obj.release()
+        dream.release()
+        quad.release()
+    return {"size": f"{size[0]}x{size[1]}", **{k: _summary(v) for k, v in times.items()}}
+
+
+def print_reproject(r: dict[str, Any]) -> None:
+    print(f"reprojection at a {r['size']} scene grid, each pass finished, median ms: "
+          + "  ".join(f"{k} {v['p50']:.2f}" for k, v in r.items() if isinstance(v, dict) and v.get("n")))
+
+
+def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: int = 2,
+                         blocks: int = 6) -> dict[str, Any]:
+    """The show's loop, unpaced, with the dream carried and not, in alternating blocks of frames (a
+    busy machine drifts more over a run than the pass costs): the default show's scene and chain at
+    output `size`, its generator replaced by one that answers at once but `age` frames late, so the
+    pass always has that far to carry whatever the model and the machine would make of it."""
+    from dataclasses import replace
+
+    from ..generate.worker import ThreadedGenerator
+    from .common import _show
+
+    def engine(base, fp):
+        engine.stats["base_frame"] = max(fp.frame - age, 0)
+        return base.image
+
+    engine.stats = {"base_frame": -1}
+    show = _show(ctx, replace(patch, model="none"), size, 1000.0, False)
+    show.generator = ThreadedGenerator("lagging", engine, ctx, patch.size, show.reporter, live=False)
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        show.run(frames=10)
+        for b in range(blocks):
+            key = "on" if b % 2 == 0 else "off"
+            show.bank.set("reproject", key == "on", immediate=True)
+            show.run(frames=3)  # the switch settles (turned on, the ring refills)
+            ctx.finish()
+            t = time.perf_counter()
+            show.run(frames=frames)
+            ctx.finish()
+            rates[key].append(frames / (time.perf_counter() - t))
+    finally:
+        show.close()
+    on, off = float(np.median(rates["on"])), float(np.median(rates["off"]))
+    return {"size": f"{size[0]}x{size[1]}", "scene": f"{patch.size[0]}x{patch.size[1]}", "age": age,
+            "fps_on": on, "fps_off": off, "ratio": on / off if off else 0.0}
+
+
+class _Late:
+    """A generator shown `age` frames late: the real one dreams every frame (offline, exact), and
+    this hands the compositor the dream of `age` frames ago, as a live show whose generator lags by
+    that much would. The lag of the live path without the machine's load in the figures."""
+
+    def __init__(self, inner, ctx, age: int) -> None:
+        self.inner, self.age, self.name = inner, age, f"{inner.name} {age} frames late"
+        self.past: list[tuple[int, int, Any]] = []  # (frame handed in, its base frame, RGB of its dream)
+        self.texture = None
+        self.dream = (-1, -1)
+
+    def submit(self, scene, fp, motion=None, cut=False) -> None:
+        self.inner.submit(scene, fp, motion, cut)
+        self.frame = fp.frame
+
+    def latest(self):
+        tex = self.inner.latest()
+        if tex is None:
+            return None
+        base = getattr(self.inner, "base_frame", self.frame)
+        self.past.append((self.frame, base, np.frombuffer(tex.read(), np.uint8).copy()))
+        self.past = self.past[-(self.age + 1):]
+        handed, base, data = self.past[0]
+        if self.texture is None:
+            self.texture = tex.ctx.texture(tex.size, tex.components)
+        self.texture.write(data)
+        self.dream = (handed, base)
+        return self.texture
+
+    @property
+    def base_frame(self) -> int | None:
+        return self.dream[1] if self.dream[1] >= 0 else None
+
+    def release(self) -> None:
+        self.inner.release()
+        if self.texture is not None:
+            self.texture.release()
+
+
+def bench_late(patch_name: str, fps: float, size: tuple[int, int], seconds: float,
+               ages: tuple[int, ...] = (0, 1, 2, 3), keep: Path | None = None) -> dict[str, Any]:
+    """The lag behind the scene of a show whose dreams come `age` frames late, carried and not: the
+    default show rendered on the offline clock (every frame dreamed, by the real model), each frame
+    showing the dream of `age` frames before, against the same show with `--model none`."""
+    from dataclasses import replace
+
+    from ..clock import OfflineClock
+    from ..params import REGISTRY
+    from ..patch import load_patch
+    from ..render.gl import headless_context, read_rgb
+    from ..show import Show
+
+    patch = load_patch(patch_name)
+    sets = dict(s.split("=", 1) for s in clean_tape(patch.chain))
+    clean = {k: REGISTRY.get(k).coerce(v) for k, v in sets.items()}
+    frames = round(seconds * fps)
+    ctx = headless_context()
+
+    sheet_frames = range(frames // 2, frames // 2 + 6)
+    pictures: dict[str, list[np.ndarray]] = {}
+
+    def play(model: str, age: int | None, reproject: bool) -> dict[int, np.ndarray]:
+        show = Show(ctx, replace(patch, model=model), size, clock=OfflineClock(fps),
+                    overrides={**clean, "reproject": reproject})
+        if age is not None:
+            show.generator = _Late(show.generator, ctx, age)
+        out, kept = {}, []
+        try:
+            for n in range(frames):
+                show.step()
+                rgb = read_rgb(show.compositor.fbo)
+                out[n] = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+                if n in sheet_frames:
+                    kept.append(rgb.copy())
+        finally:
+            show.close()
+        pictures[f"{model} {age} {reproject}"] = kept
+        return out
+
+    try:
+        scene = play("none", None, False)
+        out: dict[str, Any] = {"fps": fps, "size": f"{size[0]}x{size[1]}", "seconds": seconds,
+                               "model": patch.model}
+        for age in ages:
+            for reproject in ((False, True) if age else (False,)):
+                r = compare(play(patch.model, age, reproject), scene)
+                out[f"age {age}" + (" carried" if reproject else "")] = r
+    finally:
+        ctx.release()
+    if keep is not None and max(ages) > 0:
+        age = max(ages)
+        rows = [("scene", pictures["none None False"]),
+                (f"dream {age} frames late, as it is", pictures[f"{patch.model} {age} False"]),
+                (f"dream {age} frames late, carried to the frame", pictures[f"{patch.model} {age} True"])]
+        out["contact_sheet"] = str(sheet(rows, list(sheet_frames), keep / f"late-{age}-{fps:g}.png"))
+    return out
+
+
+def print_late(r: dict[str, Any]) -> None:
+    print(f"\ndreams shown late on purpose ({r['model']}, offline, {r['fps']:g} fps, {r['size']}, "
+          f"{r['seconds']:g} s, clean tape), against the scene-only render:")
+    for key, x in r.items():
+        if isinstance(x, dict):
+            print(f"  {key:<16} mean lag {x['mean_lag']:.2f} frames, {100 * x['aligned']:.0f}% aligned, "
+                  f"flicker {x['flicker_ratio']:.2f}x the scene's")

@@ -1,0 +1,125 @@
+"""Reprojection: the newest dream carried to the frame being shown, along the scene's own motion.
+
+Live, the generator answers late: a dream of frame b arrives while the show is at frame n, and
+shown as it is the picture stands where the camera was at b (measured at 20 fps with the builtin
+model: 1.7 frames behind the scene on average). The scene knows exactly how every pixel moved
+from frame to frame (motion vectors and depth, written by the same rasterisation), so the
+compositor keeps the last few frames of both on the GPU, in a ring, and one pass walks each pixel
+of frame n back to where its surface was at frame b and reads the dream there. What the dream
+never saw (a surface hidden at b behind something that has since moved aside, or outside the
+screen at b) is filled from the scene of frame n. A cut (a new level) is not carried across:
+what a dream of the old place shows is not in the new one, so the scene plays until a new dream
+of the new place comes. A dream of the current frame (age 0) passes untouched, so an offline
+render whose generator answers on time is the same with or without the pass.
+
+The ring and the pass work at the dream's grid (or the scene's, if that is coarser): the dream has no
+finer detail to place, and on llvmpipe every pixel of a pass is paid for (a 1280x720 scene dreamed at
+256x192 carries 19 times fewer pixels). The fill is the current scene, softened to about that detail.
+
+Why composed in the pass, not accumulated: a dream may be of any of the last frames (the
+generator takes the newest frame when it is free), so the motion from its base frame is known
+only when it arrives; composing up to CARRY fetches per pixel then costs less than keeping a
+composed map for every frame that might become a base.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import moderngl
+import numpy as np
+
+from .gl import Program, draw, target
+
+# Frames a dream is carried at most. An older one is shown as it is, as before reprojection: a
+# generator that far behind the show is lost anyway, and carrying it would cost the pass's most every
+# frame, which a show that slow can least afford (the frame rate comes first).
+CARRY = 8
+
+
+@dataclass(frozen=True)
+class SceneMotion:
+    """What the scene tells the compositor about the frame it drew: its motion (RG32F, pixels of
+    its grid, GL orientation, n-1 -> n), its depth (R32F metres, or None when unknown) and whether
+    the frame continues the one before (`cut`: it does not)."""
+
+    motion: moderngl.Texture
+    depth: moderngl.Texture | None = None
+    cut: bool = False
+
+
+@dataclass(frozen=True)
+class Carry:
+    """How the last composited dream was carried: `age` frames old (this frame - its base
+    frame), `carried` frames along the motion (its age, or 0 when it was older than the ring and
+    shown as it is), `cut`: dropped, a cut lies between its base frame and this one (the scene was
+    shown)."""
+
+    age: int = 0
+    carried: int = 0
+    cut: bool = False
+
+
+def ring_grid(scene: tuple[int, int], dream: tuple[int, int] | None) -> tuple[int, int]:
+    """The grid the carry works at: the dream's, unless the scene's is coarser (per axis)."""
+    if dream is None:
+        return scene
+    return min(scene[0], dream[0]), min(scene[1], dream[1])
+
+
+class Ring:
+    """The last CARRY + 1 frames' motion and depth, side by side in one float texture (one sampler:
+    the pass picks a slot by index, which an array of samplers cannot do in GLSL 3.30)."""
+
+    def __init__(self, ctx: moderngl.Context, grid: tuple[int, int], slots: int = CARRY + 1) -> None:
+        self.ctx, self.grid, self.slots = ctx, grid, slots  # grid: (w, h) of the ring and the pass
+        self.atlas = ctx.texture((grid[0] * slots, grid[1]), 4, dtype="f4")
+        self.atlas.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.fbo = ctx.framebuffer(color_attachments=[self.atlas])
+        self.out, self.out_fbo = target(ctx, grid)  # the carried dream, at the scene's size
+        self.zero = ctx.texture(grid, 1, data=np.zeros(grid[::-1], "f4").tobytes(), dtype="f4")
+        self.frames: deque[int] = deque(maxlen=slots)  # frames in the ring, oldest first
+        self.written = 0       # frames ever written: the newest is in slot (written - 1) % slots
+        self.last_cut = -1     # the newest frame that did not continue the one before
+
+    def record(self, pack: Program, frame: int, scene: SceneMotion) -> None:
+        """Frame `frame`'s motion and depth into the next slot. A frame that does not follow the
+        last one recorded (a patch load, a stage that failed) counts as a cut."""
+        if scene.cut or not self.frames or frame != self.frames[-1] + 1:
+            self.last_cut = frame
+        slot = self.written % self.slots
+        w, h = self.grid
+        self.fbo.viewport = (slot * w, 0, w, h)
+        pack.bind_textures({"motion": scene.motion, "depth": scene.depth or self.zero})
+        pack.set("u_offset", slot * w)
+        sw, sh = scene.motion.size
+        pack.set("u_scale", (sw / w, sh / h))
+        draw(pack, self.fbo)
+        self.written += 1
+        self.frames.append(frame)
+
+    def carry(self, prog: Program, dream: moderngl.Texture, base: int, frame: int,
+              scene: moderngl.Texture) -> tuple[moderngl.Texture | None, Carry]:
+        """The dream of frame `base` carried to frame `frame` (the newest recorded): the dream itself
+        when it is current, older than the ring, or the ring does not know this frame; None across
+        a cut (show the scene); else the carried texture."""
+        age = frame - base
+        if age <= 0 or not self.frames or self.frames[-1] != frame:
+            return dream, Carry(max(age, 0))
+        if self.last_cut > base:
+            return None, Carry(age, 0, cut=True)
+        if age > len(self.frames) - 1:  # older than the ring: as it is, at no cost (see CARRY)
+            return dream, Carry(age)
+        steps = age
+        prog.bind_textures({"generated": dream, "scene": scene, "ring": self.atlas})
+        prog.set("u_grid", self.grid)
+        prog.set("u_newest", (self.written - 1) % self.slots)
+        prog.set("u_slots", self.slots)
+        prog.set("u_steps", steps)
+        draw(prog, self.out_fbo)
+        return self.out, Carry(age, steps)
+
+    def release(self) -> None:
+        for obj in (self.fbo, self.atlas, self.out_fbo, self.out, self.zero):
+            obj.release()

@@ -35,7 +35,7 @@ from .gl import Program, draw, target
 # Frames a dream is carried at most. An older one is shown as it is, as before reprojection: a
 # generator that far behind the show is lost anyway, and carrying it would cost the pass's most every
 # frame, which a show that slow can least afford (the frame rate comes first).
-CARRY = 8
+CARRY = 12
 
 
 @dataclass(frozen=True)

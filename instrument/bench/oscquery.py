@@ -1,0 +1,166 @@
+"""OSCQuery benches: what 20 LISTENing WebSocket clients cost the loop's rate, and the web remote's
+round trip in a real browser (input event → the show's echo of the value, at 60 fps).
+
+The clients live in a spawned process (`common._sender`), as VJ software on the machine would, so
+their reading does not count against the show's interpreter; the show plays modulators that move
+two parameters every frame, so every frame streams to every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..control import ControlQueue
+from ..control.oscquery import OscQueryServer
+from ..report import Reporter
+from .common import Readback, _sender, _show, _summary, alternate
+
+MODS = ({"target": "aberration", "shape": "sine", "every": 1, "depth": 1.0},
+        {"target": "bleed", "shape": "triangle", "every": 2, "depth": 0.5})
+
+
+def _readable(node: dict, out: list[str]) -> list[str]:
+    if "CONTENTS" in node:
+        for child in node["CONTENTS"].values():
+            _readable(child, out)
+    elif node.get("ACCESS", 0) & 1:
+        out.append(node["FULL_PATH"])
+    return out
+
+
+def listen_clients(port: int, clients: int, start: float, windows: int, window: float) -> None:
+    """`clients` WebSockets that LISTEN to every readable path in odd windows from wall-clock
+    `start` on and IGNORE them all in even ones, reading everything they are sent."""
+    from websockets.asyncio.client import connect
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        paths = _readable(json.load(r), [])
+
+    async def main() -> None:
+        conns = [await connect(f"ws://127.0.0.1:{port}/", max_size=None) for _ in range(clients)]
+
+        async def drain(ws) -> None:
+            try:
+                async for _ in ws:
+                    pass
+            except Exception:
+                pass
+
+        readers = [asyncio.create_task(drain(ws)) for ws in conns]
+        for k in range(windows):
+            await asyncio.sleep(max(0.0, start + k * window - time.time()))
+            command = "LISTEN" if k % 2 else "IGNORE"
+            for ws in conns:
+                for path in paths:
+                    await ws.send(json.dumps({"COMMAND": command, "DATA": path}))
+        await asyncio.sleep(max(0.0, start + windows * window - time.time()))
+        for ws in conns:
+            await ws.close()
+        for task in readers:
+            task.cancel()
+
+    asyncio.run(main())
+
+
+def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: int = 3) -> dict[str, Any]:
+    """The unpaced loop's rate in alternating windows: `clients` connected and listening to
+    everything (odd) or connected and listening to nothing (even), medians compared."""
+    queue, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
+    show = _show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue, reporter=reporter,
+                 feedback=[server], outputs=[Readback()])
+    show.run(frames=10)
+    window, windows = max(1.0, seconds / 2), 2 * pairs
+    start = time.time() + 3.0  # the spawned clients are up and connected by then
+    proc = _sender(listen_clients, server.address[1], clients, start, windows, window)
+    rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"])
+    proc.join(timeout=10)
+    connected = server.stats["websockets"]
+    show.close()
+    server.close()
+    idle, streaming = float(np.median(rates[0])), float(np.median(rates[1]))
+    return {"clients": clients, "connected": connected, "idle_fps": idle, "streaming_fps": streaming,
+            "cost": 1.0 - streaming / idle if idle else 0.0, "frames_sent": sent,
+            "windows": {"idle": rates[0], "streaming": rates[1]}}
+
+
+def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
+    """The web remote in headless Chromium at phone size, the show paced at `fps`: faders dragged
+    at random moments; each value's round trip timed by the page from the input event to the
+    show's echo of it (the value applied at a frame's start, then streamed back)."""
+    from .browser import Browser, find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        return {"skipped": "no chromium (apt-get install chromium)"}
+    queue, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
+    show.run(frames=10)
+    browser = Browser(exe)
+    done = threading.Event()
+    errors: list[str] = []
+
+    def drive() -> None:
+        try:
+            browser.goto(f"http://127.0.0.1:{server.address[1]}/remote")
+            browser.wait("window.remote && window.remote.ready")
+            browser.tap('.tab[data-group="generator"]')
+            rng, end = random.Random(3), time.monotonic() + seconds
+            while time.monotonic() < end:
+                a, b = rng.random(), rng.random()
+                browser.drag('[data-path="/noclip/prompt_fade"] .fader', a, b, steps=4)
+                time.sleep(rng.uniform(0.05, 0.2))
+            time.sleep(0.5)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            done.set()
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    show.stats.measure_latency = True
+    show.run(until=done.is_set)
+    driver.join(timeout=10)
+    rtts = browser.eval("remote.rtts") if not errors else []
+    browser.close()
+    applied = np.array(show.stats.latencies) * 1000.0
+    fps_seen = show.stats.fps()
+    show.close()
+    server.close()
+    rtt = _summary(rtts or [])
+    period = 1000.0 / fps
+    out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": _summary(applied),
+           "period_ms": period, "errors": errors}
+    if rtt.get("n"):
+        out["round_trip_p99_frames"] = rtt["p99"] / period
+    return out
+
+
+def print_oscquery(r: dict[str, Any]) -> None:
+    print(f"\nOSCQuery, {r['clients']} WebSocket clients LISTENing to every value (unpaced, alternating "
+          f"windows): {r['idle_fps']:.1f} fps connected and quiet, {r['streaming_fps']:.1f} fps streaming "
+          f"(cost {100 * r['cost']:.1f}%), {r['frames_sent']} packets sent")
+
+
+def print_remote(r: dict[str, Any]) -> None:
+    if "skipped" in r:
+        print(f"\nweb remote: skipped ({r['skipped']})")
+        return
+    t, a = r["round_trip_ms"], r["server_to_frame_ms"]
+    if not t.get("n"):
+        print(f"\nweb remote: no round trips measured {r['errors']}")
+        return
+    print(f"\nweb remote in headless Chromium, show at {r['fps']:g} fps ({r['fps_seen']:.1f} seen), {t['n']} "
+          f"values: input → applied → echoed back p50 {t['p50']:.1f} ms  p99 {t['p99']:.1f} ms "
+          f"({r['round_trip_p99_frames']:.2f} frames); server receipt → frame p50 {a.get('p50', 0):.1f} ms "
+          f"p99 {a.get('p99', 0):.1f} ms")

@@ -69,6 +69,7 @@ MAX_BUFFERED = 256 << 10  # bytes waiting to go to one client before it misses v
 STALL = 10.0              # s a client may keep that much waiting before it is closed
 BURST, SHARE = 0.003, 0.05  # s of parsing at once, and share of the wall clock: as the UDP port
 REQUESTS = (50.0, 100.0)  # HTTP requests a second per address, and the burst
+STREAM_GAP = 1 / 75       # s between two streamings at least: an unpaced loop's frames coalesce
 REMOTE = "/remote"
 
 
@@ -121,6 +122,7 @@ class OscQueryServer:
         self._open = 0                       # TCP connections open (counted on accept)
         self._connected = 0                  # WebSockets open: read by the loop's thread
         self._woken = False
+        self._last_flush = 0.0
         self._tokens, self._refilled = BURST, time.perf_counter()
         self._requests = Buckets(*REQUESTS)
         self._names = _own_names()
@@ -147,7 +149,7 @@ class OscQueryServer:
             try:
                 self._loop.call_soon_threadsafe(self._flush)
             except RuntimeError:  # the server's loop has closed
-                pass
+                self._woken = False
 
     def close(self) -> None:
         if self._thread.is_alive() and self._stop is not None:
@@ -176,7 +178,8 @@ class OscQueryServer:
         server = await serve(self._ws, sock=self.sock, process_request=self._http,
                              create_connection=self._connection_class(), open_timeout=OPEN_TIMEOUT,
                              ping_interval=5.0, ping_timeout=10.0, close_timeout=2.0, max_size=MAX_MESSAGE,
-                             max_queue=16, server_header="noclip", logger=quiet)
+                             max_queue=16, server_header="noclip", logger=quiet,
+                             compression=None)  # deflate per client per frame costs more than it saves
         self._ready.set()
         await self._stop.wait()
         server.close()
@@ -365,8 +368,15 @@ class OscQueryServer:
         return None
 
     def _flush(self) -> None:
-        """A frame was published: stream what changed to those who listen to it."""
+        """A frame was published: stream what changed since the last streaming to those who listen
+        to it, at most every STREAM_GAP seconds (later frames wait and coalesce: the newest wins)."""
+        now = time.monotonic()
+        wait = self._last_flush + STREAM_GAP - now
+        if wait > 0.0:
+            self._loop.call_later(wait, self._flush)
+            return
         self._woken = False
+        self._last_flush = now
         tree = self._current_tree()
         snap, before = self._snap, self._streamed
         self._streamed = snap
@@ -374,7 +384,7 @@ class OscQueryServer:
             return
         paths = changed_paths(before, snap, tree)
         built: dict[str, bytes | None] = {}
-        now = time.monotonic()
+        packed: dict[tuple[str, ...], bytes | None] = {}  # clients that listen alike share the bytes
         for client in list(self.clients.values()):
             if not client.listens:
                 continue
@@ -389,16 +399,20 @@ class OscQueryServer:
                     client.conn.transport.abort()
                 continue
             client.full_since = None
-            want = sorted(client.listens) if client.stale else [p for p in paths if p in client.listens]
+            want = tuple(sorted(client.listens) if client.stale else [p for p in paths if p in client.listens])
             client.stale = False
-            packets = []
-            for path in want:
-                if path not in built:
-                    built[path] = tree.message(path, snap)
-                if built[path] is not None:
-                    packets.append(built[path])
-            if packets:
-                self._send(client, packets[0] if len(packets) == 1 else bundle(packets))
+            if not want:
+                continue
+            if want not in packed:
+                packets = []
+                for path in want:
+                    if path not in built:
+                        built[path] = tree.message(path, snap)
+                    if built[path] is not None:
+                        packets.append(built[path])
+                packed[want] = (packets[0] if len(packets) == 1 else bundle(packets)) if packets else None
+            if packed[want] is not None:
+                self._send(client, packed[want])
 
     def _send(self, client: Client, data: bytes | str) -> None:
         broadcast([client.conn], data)

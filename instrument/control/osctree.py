@@ -116,15 +116,25 @@ class Tree:
     # -- building ------------------------------------------------------------------------------
 
     def _link(self, path: str) -> None:
+        """Hang a node under its parent (made as a container when needed); a node that would hang
+        under a method (a parameter named "cmd") is left out."""
         parent, _, name = path.rpartition("/")
         parent = parent or "/"
         if parent not in self.static:
             self._container(parent, "")
+        if parent not in self.children:
+            self.static.pop(path, None)
+            self.readers.pop(path, None)
+            self.children.pop(path, None)
+            return
         if name not in self.children[parent]:
             self.children[parent].append(name)
 
     def _container(self, path: str, description: str) -> None:
         if path in self.static:
+            return
+        parent = path.rpartition("/")[0]
+        if parent in self.static and parent not in self.children:  # under a method: not made
             return
         self.static[path] = {"FULL_PATH": path, "ACCESS": 0, "DESCRIPTION": description}
         self.children[path] = []
@@ -132,7 +142,9 @@ class Tree:
             self._link(path)
 
     def _method(self, path: str, attributes: dict[str, Any], reader: tuple[str, Any] | None) -> None:
-        if path in self.static:  # a parameter named like a container ("norm", "cmd", "state"): first wins
+        parent = path.rpartition("/")[0]
+        # a parameter named like a container ("norm", "cmd", "state"): the first declared wins
+        if path in self.static or (parent in self.static and parent not in self.children):
             return
         self.static[path] = {"FULL_PATH": path, **attributes}
         if reader is not None:

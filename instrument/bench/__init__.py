@@ -60,7 +60,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if "oscquery" in only:
         report["oscquery"] = bench_oscquery(ctx, patch, size, secs)
     if "remote" in only:
-        report["remote"] = bench_remote(ctx, patch, size, secs)
+        report["remote"] = bench_remote(ctx, load_patch("testcard"), (640, 360), secs)
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:

@@ -134,7 +134,7 @@ class Browser:
         cy = y + h / 2
         self.call("Input.dispatchMouseEvent", type="mousePressed", x=x + start * w, y=cy, button="left",
                   clickCount=1)
-        for i in range(1, steps + 1):
+        for i in range(1, steps + 1):  # steps=0: a press and a release in one place
             u = start + (end - start) * i / steps
             self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x + u * w, y=cy, button="left")
         self.call("Input.dispatchMouseEvent", type="mouseReleased", x=x + end * w, y=cy, button="left",

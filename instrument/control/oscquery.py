@@ -69,7 +69,7 @@ MAX_BUFFERED = 256 << 10  # bytes waiting to go to one client before it misses v
 STALL = 10.0              # s a client may keep that much waiting before it is closed
 BURST, SHARE = 0.003, 0.05  # s of parsing at once, and share of the wall clock: as the UDP port
 REQUESTS = (50.0, 100.0)  # HTTP requests a second per address, and the burst
-STREAM_GAP = 1 / 75       # s between two streamings at least: an unpaced loop's frames coalesce
+STREAM_GAP = 1 / 120      # s between two streamings at least: an unpaced loop's frames coalesce
 REMOTE = "/remote"
 
 

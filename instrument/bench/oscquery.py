@@ -10,6 +10,7 @@ two parameters every frame, so every frame streams to every client.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import threading
@@ -38,9 +39,9 @@ def _readable(node: dict, out: list[str]) -> list[str]:
     return out
 
 
-def listen_clients(port: int, clients: int, start: float, windows: int, window: float) -> None:
-    """`clients` WebSockets that LISTEN to every readable path in odd windows from wall-clock
-    `start` on and IGNORE them all in even ones, reading everything they are sent."""
+def listen_clients(port: int, clients: int, end: float) -> None:
+    """`clients` WebSockets that LISTEN to every readable path and read everything they are sent
+    until wall-clock `end`."""
     from websockets.asyncio.client import connect
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
@@ -48,6 +49,9 @@ def listen_clients(port: int, clients: int, start: float, windows: int, window: 
 
     async def main() -> None:
         conns = [await connect(f"ws://127.0.0.1:{port}/", max_size=None) for _ in range(clients)]
+        for ws in conns:
+            for path in paths:
+                await ws.send(json.dumps({"COMMAND": "LISTEN", "DATA": path}))
 
         async def drain(ws) -> None:
             try:
@@ -57,13 +61,7 @@ def listen_clients(port: int, clients: int, start: float, windows: int, window: 
                 pass
 
         readers = [asyncio.create_task(drain(ws)) for ws in conns]
-        for k in range(windows):
-            await asyncio.sleep(max(0.0, start + k * window - time.time()))
-            command = "LISTEN" if k % 2 else "IGNORE"
-            for ws in conns:
-                for path in paths:
-                    await ws.send(json.dumps({"COMMAND": command, "DATA": path}))
-        await asyncio.sleep(max(0.0, start + windows * window - time.time()))
+        await asyncio.sleep(max(0.0, end - time.time()))
         for ws in conns:
             await ws.close()
         for task in readers:
@@ -73,24 +71,47 @@ def listen_clients(port: int, clients: int, start: float, windows: int, window: 
 
 
 def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: int = 5) -> dict[str, Any]:
-    """The unpaced loop's rate in alternating windows: `clients` connected and listening to
-    everything (odd) or connected and listening to nothing (even), medians compared."""
+    """The unpaced loop's rate in alternating windows, `clients` connected and LISTENing to every
+    value throughout: the server published to and streaming (odd windows) or left out of the
+    show's feedback (even ones), medians compared."""
     queue, reporter = ControlQueue(), Reporter()
     server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
     show = _show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue, reporter=reporter,
                  feedback=[server], outputs=[Readback()])
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2), 2 * pairs
-    start = time.time() + 3.0  # the spawned clients are up and connected by then
-    proc = _sender(listen_clients, server.address[1], clients, start, windows, window)
-    rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"])
+    start = time.time() + 6.0  # the spawned clients are up, connected and listening by then
+    proc = _sender(listen_clients, server.address[1], clients, start + windows * window)
+
+    listening: list[int] = []
+    clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
+    marks: list[tuple[float, float, bool]] = []
+
+    def switch(on: bool) -> None:
+        marks.append((time.perf_counter(), time.clock_gettime(clock), on))
+        show.feedback = [server] if on else []
+        try:  # how many paths are listened to, in all (read across threads: a glance, not a lock)
+            listening.append(sum(len(c.listens) for c in list(server.clients.values())))
+        except RuntimeError:
+            pass
+
+    rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"], switch)
+    marks.append((time.perf_counter(), time.clock_gettime(clock), False))
+    cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}  # on -> [cpu seconds, wall seconds]
+    for (t0, c0, on), (t1, c1, _) in itertools.pairwise(marks):
+        cpu[on][0] += c1 - c0
+        cpu[on][1] += t1 - t0
     proc.join(timeout=10)
     connected = server.stats["websockets"]
     show.close()
     server.close()
     idle, streaming = float(np.median(rates[0])), float(np.median(rates[1]))
-    return {"clients": clients, "connected": connected, "idle_fps": idle, "streaming_fps": streaming,
-            "cost": 1.0 - streaming / idle if idle else 0.0, "frames_sent": sent,
+    paired = float(np.median([s / i for s, i in zip(rates[1], rates[0], strict=False) if i]))
+    return {"clients": clients, "connected": connected, "listening": min(listening, default=0),
+            "idle_fps": idle, "streaming_fps": streaming, "cost": 1.0 - streaming / idle if idle else 0.0,
+            "paired_cost": 1.0 - paired, "packets_sent": sent,
+            "server_cpu_share": {"streaming": cpu[True][0] / max(cpu[True][1], 1e-9),
+                                 "idle": cpu[False][0] / max(cpu[False][1], 1e-9)},
             "windows": {"idle": rates[0], "streaming": rates[1]}}
 
 
@@ -189,8 +210,10 @@ class Applied:
 
 def print_oscquery(r: dict[str, Any]) -> None:
     print(f"\nOSCQuery, {r['clients']} WebSocket clients LISTENing to every value (unpaced, alternating "
-          f"windows): {r['idle_fps']:.1f} fps connected and quiet, {r['streaming_fps']:.1f} fps streaming "
-          f"(cost {100 * r['cost']:.1f}%), {r['frames_sent']} packets sent")
+          f"windows): {r['idle_fps']:.1f} fps not served, {r['streaming_fps']:.1f} fps served and streaming "
+          f"(cost {100 * r['cost']:.1f}% by the medians, {100 * r['paired_cost']:.1f}% by the pairs' median); "
+          f"the server's thread used {100 * r['server_cpu_share']['streaming']:.2f}% of a core streaming "
+          f"({100 * r['server_cpu_share']['idle']:.2f}% not served), {r['packets_sent']} packets sent")
 
 
 def print_remote(r: dict[str, Any]) -> None:

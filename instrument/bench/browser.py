@@ -7,6 +7,7 @@ so a test moves a fader the way a finger does, through the page's pointer handle
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -43,9 +44,10 @@ class Browser:
                 f"--user-data-dir={self._dir.name}", f"--window-size={size[0]},{size[1]}", "about:blank"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self._id = 0
+        self._stack = contextlib.ExitStack()
         try:
             port = self._port()
-            self.ws = connect(self._page(port), max_size=None, open_timeout=10)
+            self.ws = self._stack.enter_context(connect(self._page(port), max_size=None, open_timeout=10))
             self.call("Page.enable")
             self.call("Runtime.enable")
             self.call("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1],
@@ -145,8 +147,7 @@ class Browser:
 
     def close(self) -> None:
         try:
-            if hasattr(self, "ws"):
-                self.ws.close()
+            self._stack.close()
         except Exception:
             pass
         if self.proc.poll() is None:

@@ -107,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
                         "--record writes one beside the video anyway")
     p.add_argument("--osc", default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="OSC listen address; 'off' disables")
+    p.add_argument("--oscquery", default="auto", metavar="HOST:PORT",
+                   help="OSCQuery (HTTP + WebSocket) and the web remote at /remote; default: loopback, "
+                        "the OSC port + 1; 'off' disables. Beyond loopback it needs --osc-allow too")
     p.add_argument("--osc-allow", action="append", default=[], metavar="CIDR",
                    help="accept OSC only from these networks; needed to listen beyond loopback "
                         "(0.0.0.0/0: anyone who can reach the port, a deliberate choice)")
@@ -181,7 +184,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,hostile,midi,recording,generator,"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
-                        "reproject,lag,late")
+                        "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
+                        "remote's round trip in headless Chromium)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     _accel(b)

@@ -13,7 +13,7 @@ def test_wheel_carries_data_and_plays_from_it(tmp_path):
     wheel = next(tmp_path.glob("noclip-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("instrument/shaders/vhs.toml", "instrument/shaders/core/quad.vert",
-                     "instrument/patches/default.toml", "instrument/cli.py"):
+                     "instrument/patches/default.toml", "instrument/cli.py", "instrument/web/remote.html"):
         assert required in names
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",

@@ -20,12 +20,13 @@ from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .generator import bench_generator, print_generator
 from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
+from .oscquery import bench_oscquery, bench_remote, print_oscquery, print_remote
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_late, print_reproject
 from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
-            "generator", "music", "audio", "take", "reproject", "lag", "late")
+            "generator", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -56,6 +57,10 @@ def run_bench(args: argparse.Namespace) -> int:
         report["flood_unpaced"] = bench_flood(ctx, patch, size, 0.0, secs, 10_000)
     if "hostile" in only:
         report["hostile_60fps"] = bench_hostile(ctx, patch, size, 60.0, secs, 10_000)
+    if "oscquery" in only:
+        report["oscquery"] = bench_oscquery(ctx, patch, size, secs)
+    if "remote" in only:
+        report["remote"] = bench_remote(ctx, load_patch("testcard"), (640, 360), secs)
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:
@@ -145,6 +150,10 @@ def print_report(r: dict[str, Any]) -> None:
               f"{h['flood_fps']:.1f} fps ({100 * h['ratio']:.0f}% of idle), {h['packets_parsed']} parsed "
               f"({o.get('malformed', 0)} malformed, {o.get('deferred', 0)} deferred, {o.get('dropped', 0)} "
               f"dropped), still running: {h['running']}, values in range: {h['values_in_range']}")
+    if "oscquery" in r:
+        print_oscquery(r["oscquery"])
+    if "remote" in r:
+        print_remote(r["remote"])
     if "recording_30fps" in r:
         rec = r["recording_30fps"]
         print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "

@@ -42,17 +42,21 @@ def _show(ctx, patch, size, fps: float, paced: bool, **kw) -> Show:
     return Show(ctx, patch, size, clock=RealtimeClock(fps, paced=paced), **kw)
 
 
-def alternate(show: Show, start: float, windows: int, window: float,
-              count: Callable[[], int]) -> tuple[list[list[float]], int]:
+def alternate(show: Show, start: float, windows: int, window: float, count: Callable[[], int],
+              switch: Callable[[bool], None] | None = None) -> tuple[list[list[float]], int]:
     """The loop's rate in each `window`-second window from wall-clock `start` on, quiet (even) and
     flooded (odd) apart, and `count()`'s growth over the flooded ones. On a shared machine the rate
     drifts by more than a flood costs over a few seconds, so one idle phase then one flooded phase
-    would measure the drift; alternating windows compared by their medians do not."""
+    would measure the drift; alternating windows compared by their medians do not. `switch(on)`, when
+given, is called as each window starts (for what the show itself turns on and off)."""
     rates: list[list[float]] = [[], []]
     received = 0
     for k in range(windows):
         # each window's middle: 0.2 s margins keep the sender's start and stop out of it
         t0, t1 = start + k * window + 0.2, start + (k + 1) * window - 0.2
+        if switch is not None:
+            show.run(until=lambda k=k: time.time() > start + k * window)
+            switch(bool(k % 2))
         show.run(until=lambda t0=t0: time.time() > t0)
         n0, c0, m0 = show.clock.frame, time.perf_counter(), count()
         show.run(until=lambda t1=t1: time.time() > t1)

@@ -78,26 +78,75 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
     return closers
 
 
+def oscquery_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """Where OSCQuery listens: --oscquery, else ("auto") loopback at the OSC port + 1 (any free
+    port when OSC's is chosen by the system, none when OSC is off); ValueError for an address
+    that is not HOST:PORT."""
+    from ..control.osc import parse_hostport
+
+    choice = getattr(args, "oscquery", "off")
+    if choice == "off" or (choice == "auto" and args.osc == "off"):
+        return None
+    if choice == "auto":
+        port = parse_hostport(args.osc)[1]
+        return "127.0.0.1", port + 1 if port else 0
+    return parse_hostport(choice, 9001)
+
+
 def _exposure(args: argparse.Namespace) -> str | None:
-    """Open by choice (DESIGN, principle 4): an OSC port beyond loopback must name who may talk."""
+    """Open by choice (DESIGN, principle 4): an OSC or OSCQuery port beyond loopback must name who
+    may talk (the same --osc-allow for both: the web remote can do what OSC can)."""
     from ..control.osc import is_loopback, parse_hostport
 
-    if args.osc == "off":
-        return None
-    try:
-        host, _port = parse_hostport(args.osc)
-    except ValueError:
-        return f"--osc {args.osc}: HOST:PORT, e.g. 127.0.0.1:9000"
     for cidr in args.osc_allow:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             return f"--osc-allow {cidr}: not a network (e.g. 192.168.1.0/24, 10.0.0.5, 0.0.0.0/0)"
-    if is_loopback(host) or args.osc_allow:
-        return None
-    return (f"--osc {args.osc} listens beyond this machine, so it needs --osc-allow naming who may "
-            f"talk to it: e.g. --osc-allow 192.168.1.0/24 for a local network, or --osc-allow "
-            f"0.0.0.0/0 to accept anyone who can reach the port (a deliberate choice; see README, Security)")
+    try:
+        host = None if args.osc == "off" else parse_hostport(args.osc)[0]
+    except ValueError:
+        return f"--osc {args.osc}: HOST:PORT, e.g. 127.0.0.1:9000"
+    try:
+        query = oscquery_address(args)
+    except ValueError:
+        return f"--oscquery {args.oscquery}: HOST:PORT, e.g. 127.0.0.1:9001, or off"
+    for flag, value, bound in (("--osc", args.osc, host), ("--oscquery", getattr(args, "oscquery", ""),
+                                                           query[0] if query else None)):
+        if bound is None or is_loopback(bound) or args.osc_allow:
+            continue
+        return (f"{flag} {value} listens beyond this machine, so it needs --osc-allow naming who may "
+                f"talk to it: e.g. --osc-allow 192.168.1.0/24 for a local network, or --osc-allow "
+                f"0.0.0.0/0 to accept anyone who can reach the port (a deliberate choice; "
+                f"see README, Security)")
+    return None
+
+
+def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter, osc) -> tuple:
+    """The OSCQuery server and its mDNS advert (each None when off or when it cannot start: a
+    port that is taken is logged and the show plays without it)."""
+    from ..control.osc import is_loopback
+
+    where = oscquery_address(args)
+    if where is None:
+        return None, None
+    try:
+        from ..control.oscquery import OscQueryServer
+
+        server = OscQueryServer(queue, reporter, *where, osc=osc.address if osc else None,
+                                allow=args.osc_allow, allow_quit=getattr(args, "osc_allow_quit", False)).start()
+    except (OSError, ImportError) as exc:
+        log.error("OSCQuery on %s:%d cannot start (%s); the show plays without it", *where, exc)
+        return None, None
+    host, port = server.address
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    log.info("OSCQuery on %s:%d, web remote at http://%s:%d/remote", host, port, shown, port)
+    advert = None
+    if not is_loopback(host):
+        from ..control.mdns import Advert
+
+        advert = Advert("noclip", host, port, osc.address if osc else None).start()
+    return server, advert
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -140,6 +189,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
                          allow_quit=getattr(args, "osc_allow_quit", False))
         log.info("OSC on %s:%d", *osc.address)
+    oscquery, advert = _oscquery(args, queue, reporter, osc)
     wanted = record
     if record:
         record = free_take(record)  # the deck's first take: an earlier one is never overwritten
@@ -170,7 +220,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     if record:
         queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
-                outputs=outputs, feedback=[osc] if osc else [], sources=([osc] if osc else []) + heard,
+                outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
+                sources=([osc] if osc else []) + heard,
                 overrides=overrides)
     show.rate_note = why
     if args.log:
@@ -200,6 +251,9 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.close()
         if osc:
             osc.close()
+        for server in (advert, oscquery):
+            if server:
+                server.close()
         if midi:
             midi.close()
         for c in clocks:

@@ -16,121 +16,54 @@ Nothing from outside can stop the show (DESIGN, principle 3):
   after they arrived (but for the last `TAKE` read), the oldest are dropped (counted "dropped":
   a stale value is not worth a frame, the newest wins); with the budget spent the rest waits in
   the kernel's buffer (4 MB; past it, the kernel drops);
-- NaN and infinities are dropped wherever they appear in a message (counted "non-finite");
-- senders beyond this machine (not in `local`) may load patches by name only, never a path, and
-  may not end the show unless `allow_quit`; `patch/load` and `chain/reload` are rate-limited per
-  sender (two at once, then one a second);
+- what a message may do (allow-list, senders beyond this machine, NaN, rate limits on heavy
+  commands) is the router's (`oscroute`), shared with the OSCQuery WebSocket;
 - replies go only where the handshake of `oscreply` says they may.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
 import socket
 import struct
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from ..commands import COMMANDS, declare_command
-from ..params import REGISTRY, FrameParams, ParamError, Registry
+from ..commands import declare_command
+from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
-from .events import ControlEvent, ControlQueue
-from .oscreply import Buckets, Replies, Subscriber
-from .oscwire import OscError, parse
+from .events import ControlQueue
+from .oscreply import Replies, Subscriber
+from .oscroute import (  # noqa: F401  (re-exported: the names were here first)
+    CMD,
+    HEAVY,
+    LOCAL,
+    MAX_DELAY,
+    NORM,
+    PATCH_NAME,
+    PREFIX,
+    REPLIES,
+    OscRouter,
+    _finite,
+    _ip,
+    is_loopback,
+    parse_hostport,
+    parse_plain,
+)
 
-PREFIX = "/noclip/"
-NORM = "/noclip/norm/"
-CMD = "/noclip/cmd/"
-MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
 TAKE = 64         # datagrams read per poll at most (the idle wait polls every ms): reading is on the budget
 BURST = 0.003     # s of parsing at once at most ...
 SHARE = 0.05      # ... and this share of the wall clock over time (the rest of a frame is the show's)
 MARGIN = 0.0005   # s: parsing in the frame's slack stops this long before the slack ends
 PENDING_BYTES = 8 << 20  # read but not yet parsed: past this the oldest are dropped ...
 MAX_WAIT = 0.25   # ... and so are those that arrived this many seconds ago and are still not parsed
-LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
-HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
-PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
-REPLIES = ("subscribe", "unsubscribe", "dump", "confirm")
 # Linux's SO_TIMESTAMPNS (not in the socket module): the kernel stamps each datagram on arrival, so
 # the latency we report starts when the packet reached the machine, not when this thread woke up.
 SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
 _TIMESPEC = struct.Struct("@qq")
-_ARG = {ord("f"): struct.Struct(">f"), ord("i"): struct.Struct(">i"), ord("d"): struct.Struct(">d")}
-_FLAG = {ord("T"): True, ord("F"): False}
-
-
-def parse_plain(data: bytes) -> tuple[str, list[Any]] | None:
-    """The common datagram, one message of f/i/d/s/T/F arguments, parsed in a few microseconds;
-    None for anything else (bundles, blobs, odd types, damage), which python-osc then parses."""
-    end = data.find(0)
-    if end <= 0 or data[0] != 0x2F:  # "/"
-        return None
-    pos = (end + 4) & ~3
-    tend = data.find(0, pos)
-    if tend < 0 or data[pos:pos + 1] != b",":
-        return None
-    try:
-        address = data[:end].decode()
-    except UnicodeDecodeError:
-        return None
-    tags, pos, args = data[pos + 1:tend], (tend + 4) & ~3, []
-    for tag in tags:
-        if (fmt := _ARG.get(tag)) is not None:
-            if pos + fmt.size > len(data):
-                return None
-            args.append(fmt.unpack_from(data, pos)[0])
-            pos += fmt.size
-        elif tag in _FLAG:
-            args.append(_FLAG[tag])
-        elif tag == 0x73:  # "s"
-            send = data.find(0, pos)
-            if send < 0:
-                return None
-            try:
-                args.append(data[pos:send].decode())
-            except UnicodeDecodeError:
-                return None
-            pos = (send + 4) & ~3
-        else:
-            return None
-    return (address, args) if pos == len(data) else None
-
-
-def _finite(args: list[Any]) -> bool:
-    """No NaN or infinity anywhere in the arguments (arrays included)."""
-    for a in args:
-        if type(a) is float:
-            if not math.isfinite(a):
-                return False
-        elif type(a) is list and not _finite(a):
-            return False
-    return True
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a listen address or host name stays on this machine."""
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return _ip(host).is_loopback
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, None)
-        except OSError:
-            return False
-        return bool(infos) and all(_ip(i[4][0]).is_loopback for i in infos)
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(host.split("%")[0])
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return mapped or ip
 
 
 declare_command("subscribe", "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
@@ -140,34 +73,18 @@ declare_command("dump", "[port] [norm]: send all current values back (to the sen
 declare_command("confirm", "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)")
 
 
-def parse_hostport(text: str, default_port: int = 9000) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host:
-        host, port = text, str(default_port)
-    return host or "127.0.0.1", int(port)
-
-
-class OscControl:
+class OscControl(OscRouter):
     """UDP server on 127.0.0.1:9000 by default; every message takes effect on the next frame."""
 
     def __init__(self, queue: ControlQueue, reporter: Reporter, host: str = "127.0.0.1",
                  port: int = 9000, allow: Iterable[str] = (), registry: Registry = REGISTRY, *,
                  allow_quit: bool = False, local: Iterable[str] = LOCAL, max_subs: int = 8,
                  ttl: float = 60.0) -> None:
-        self.queue = queue
-        self.reporter = reporter
-        self.registry = registry
-        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
-        self.local = [ipaddress.ip_network(a, strict=False) for a in local]
-        self.allow_quit = allow_quit
-        self.stats: Counter[str] = Counter()
-        self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
-        self._senders: dict[str, tuple[bool, bool]] = {}  # host -> (allowed, local), a bounded cache
+        super().__init__(queue, reporter, allow, registry, allow_quit=allow_quit, local=local)
         self._pending: deque[tuple[bytes, Any, float]] = deque()  # datagram, sender, kernel arrival
         self._pending_bytes = 0
         self._known = 0  # pending datagrams already counted as deferred
         self._tokens, self._refilled = BURST, time.perf_counter()
-        self._heavy = Buckets(1.0, 2.0)
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.kernel_stamps = False
@@ -192,6 +109,9 @@ class OscControl:
 
     def close(self) -> None:
         self.sock.close()
+
+    def _reply(self, name: str, args: list[Any], sender: tuple[str, int], local: bool) -> None:
+        self.replies.command(name, args, sender, local)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -267,108 +187,6 @@ class OscControl:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
                 return now - max(0.0, wall - (sec + nsec * 1e-9))
         return now
-
-    def _sender(self, host: str) -> tuple[bool, bool]:
-        """(allowed, on this machine) for a sender's address, cached (at most 4096 addresses)."""
-        known = self._senders.get(host)
-        if known is None:
-            try:
-                ip = _ip(host)
-            except ValueError:
-                return False, False
-            local = any(ip in n for n in self.local if n.version == ip.version)
-            allowed = not self.allow or any(ip in n for n in self.allow if n.version == ip.version)
-            if len(self._senders) >= 4096:
-                self._senders.clear()
-            known = self._senders[host] = (allowed, local)
-        return known
-
-    def handle(self, data: bytes, sender: tuple[str, int], arrival: float) -> None:
-        """One datagram: never raises, never loops, whatever it holds."""
-        self.stats["packets"] += 1
-        allowed, local = self._sender(sender[0])
-        if not allowed:
-            self.stats["denied"] += 1
-            self.reporter.problem("osc denied", sender[0], f"packet from {sender[0]} not in --osc-allow")
-            return
-        plain = parse_plain(data)
-        if plain is not None:
-            return self._safe_route(plain[0], plain[1], sender, arrival, None, local)
-        try:
-            messages = parse(data)
-        except OscError as exc:
-            self.stats["malformed"] += 1
-            self.reporter.problem("osc malformed", sender[0], f"malformed packet from {sender[0]}: {exc}")
-            return
-        wall = time.time()
-        for address, args, when in messages:
-            delay = when - wall if when is not None else 0.0
-            at = arrival + delay if 0.0 < delay <= MAX_DELAY else None
-            self._safe_route(address, args, sender, arrival, at, local)
-
-    def _safe_route(self, address: str, args: list[Any], sender: tuple[str, int], arrival: float,
-                    at: float | None, local: bool) -> None:
-        try:
-            self._route(address, args, sender, arrival, at, local)
-        except Exception as exc:  # a routing bug must not kill the loop
-            self.stats["errors"] += 1
-            self.reporter.problem("osc error", address, f"{address}: {exc}")
-
-    def _route(self, address: str, args: list[Any], sender: tuple[str, int], arrival: float,
-               at: float | None, local: bool) -> None:
-        self.stats["messages"] += 1
-        if not _finite(args):
-            return self._bad("osc non-finite", address, f"{address}: NaN or infinity dropped")
-        if address.startswith(CMD):
-            name = address[len(CMD):]
-            if name not in COMMANDS:
-                return self._bad("osc unknown", address, f"unknown command {address}")
-            if name in REPLIES:
-                self._last = (address, args)
-                return self.replies.command(name, args, sender, local)
-            if not local and not self._remote_may(name, args, sender):
-                return None
-            if name in HEAVY and not self._heavy.take(sender[0], time.perf_counter()):
-                return self._bad("osc throttled", sender[0], f"{address} from {sender[0]}: 1 a second at most")
-            self._last = (address, args)
-            self.queue.put(ControlEvent("osc", "cmd/" + name, tuple(args), time=arrival, at=at,
-                                        origin=sender[0], remote=not local))
-            return None
-        norm = address.startswith(NORM)
-        name = address[len(NORM):] if norm else address[len(PREFIX):] if address.startswith(PREFIX) else ""
-        spec = self.registry.get(name)
-        if spec is None:
-            return self._bad("osc unknown", address, f"unknown address {address}")
-        if len(args) != 1:
-            return self._bad("osc bad value", address, f"{address} takes one value, got {len(args)}")
-        try:
-            value = spec.from_norm(args[0]) if norm else spec.coerce(args[0])
-        except ParamError as exc:
-            return self._bad("osc bad value", address, str(exc))
-        self._last = (address, args)
-        self.queue.put(ControlEvent("osc", name, value, time=arrival, at=at, origin=sender[0],
-                                    remote=not local))
-        return None
-
-    def _remote_may(self, name: str, args: list[Any], sender: tuple[str, int]) -> bool:
-        """What a sender beyond this machine may not do: end the show (unless allowed), name a path."""
-        if name == "quit" and not self.allow_quit:
-            self._bad("osc refused", sender[0], f"quit from {sender[0]} refused (--osc-allow-quit allows it)")
-            return False
-        if name == "patch/load" and not (args and isinstance(args[0], str) and PATCH_NAME.match(args[0])):
-            self._bad("osc refused", sender[0], f"patch/load from {sender[0]}: a patch name only, never a path")
-            return False
-        return True
-
-    @property
-    def last_message(self) -> str:
-        address, args = self._last
-        text = " ".join([address, *(f"{a:.4g}" if isinstance(a, float) else str(a) for a in args[:8])])
-        return text.strip()[:120]
-
-    def _bad(self, kind: str, address: str, message: str) -> None:
-        self.stats[kind.removeprefix("osc ")] += 1
-        self.reporter.problem(kind, address, message)
 
     # -- output --------------------------------------------------------------------------------
 

@@ -1,0 +1,231 @@
+"""OSCQuery benches: what 20 LISTENing WebSocket clients cost the loop's rate, and the web remote's
+latency in a real browser: from the input's dispatch to the frame that applied its value, and the
+whole round trip the page sees (input → applied → echoed back).
+
+The clients live in a spawned process (`common._sender`), as VJ software on the machine would, so
+their reading does not count against the show's interpreter; the show plays modulators that move
+two parameters every frame, so every frame streams to every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..control import ControlQueue
+from ..control.oscquery import OscQueryServer
+from ..report import Reporter
+from .common import Readback, _sender, _show, _summary, alternate
+
+MODS = ({"target": "aberration", "shape": "sine", "every": 1, "depth": 1.0},
+        {"target": "bleed", "shape": "triangle", "every": 2, "depth": 0.5})
+
+
+def _readable(node: dict, out: list[str]) -> list[str]:
+    if "CONTENTS" in node:
+        for child in node["CONTENTS"].values():
+            _readable(child, out)
+    elif node.get("ACCESS", 0) & 1:
+        out.append(node["FULL_PATH"])
+    return out
+
+
+def listen_clients(port: int, clients: int, end: float) -> None:
+    """`clients` WebSockets that LISTEN to every readable path and read everything they are sent
+    until wall-clock `end`."""
+    from websockets.asyncio.client import connect
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        paths = _readable(json.load(r), [])
+
+    async def main() -> None:
+        conns = [await connect(f"ws://127.0.0.1:{port}/", max_size=None) for _ in range(clients)]
+        for ws in conns:
+            for path in paths:
+                await ws.send(json.dumps({"COMMAND": "LISTEN", "DATA": path}))
+
+        async def drain(ws) -> None:
+            try:
+                async for _ in ws:
+                    pass
+            except Exception:
+                pass
+
+        readers = [asyncio.create_task(drain(ws)) for ws in conns]
+        await asyncio.sleep(max(0.0, end - time.time()))
+        for ws in conns:
+            await ws.close()
+        for task in readers:
+            task.cancel()
+
+    asyncio.run(main())
+
+
+def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: int = 5) -> dict[str, Any]:
+    """The unpaced loop's rate in alternating windows, `clients` connected and LISTENing to every
+    value throughout: the server published to and streaming (odd windows) or left out of the
+    show's feedback (even ones), medians compared."""
+    queue, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
+    show = _show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue, reporter=reporter,
+                 feedback=[server], outputs=[Readback()])
+    show.run(frames=10)
+    window, windows = max(1.0, seconds / 2), 2 * pairs
+    start = time.time() + 6.0  # the spawned clients are up, connected and listening by then
+    proc = _sender(listen_clients, server.address[1], clients, start + windows * window)
+
+    listening: list[int] = []
+    clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
+    marks: list[tuple[float, float, bool]] = []
+
+    def switch(on: bool) -> None:
+        marks.append((time.perf_counter(), time.clock_gettime(clock), on))
+        show.feedback = [server] if on else []
+        try:  # how many paths are listened to, in all (read across threads: a glance, not a lock)
+            listening.append(sum(len(c.listens) for c in list(server.clients.values())))
+        except RuntimeError:
+            pass
+
+    rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"], switch)
+    marks.append((time.perf_counter(), time.clock_gettime(clock), False))
+    cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}  # on -> [cpu seconds, wall seconds]
+    for (t0, c0, on), (t1, c1, _) in itertools.pairwise(marks):
+        cpu[on][0] += c1 - c0
+        cpu[on][1] += t1 - t0
+    proc.join(timeout=10)
+    connected = server.stats["websockets"]
+    show.close()
+    server.close()
+    idle, streaming = float(np.median(rates[0])), float(np.median(rates[1]))
+    paired = float(np.median([s / i for s, i in zip(rates[1], rates[0], strict=False) if i]))
+    return {"clients": clients, "connected": connected, "listening": min(listening, default=0),
+            "idle_fps": idle, "streaming_fps": streaming, "cost": 1.0 - streaming / idle if idle else 0.0,
+            "paired_cost": 1.0 - paired, "packets_sent": sent,
+            "server_cpu_share": {"streaming": cpu[True][0] / max(cpu[True][1], 1e-9),
+                                 "idle": cpu[False][0] / max(cpu[False][1], 1e-9)},
+            "windows": {"idle": rates[0], "streaming": rates[1]}}
+
+
+def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
+    """The web remote in headless Chromium at phone size, the show paced at `fps` (the test card
+    at 640x360 from `run_bench`: what is measured is the remote's path, and a two-core machine
+    holds 60 fps there beside the browser): a fader touched at random places and moments; each
+    value's round trip timed by the page from the input event to the show's echo of it (the
+    value applied at a frame's start, then streamed back); and, in the show, each event's wait
+    from the server's receipt to the frame that applied it."""
+    from .browser import Browser, find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        return {"skipped": "no chromium (apt-get install chromium)"}
+    queue, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
+    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
+    show.run(frames=10)
+    browser = Browser(exe)
+    done = threading.Event()
+    errors: list[str] = []
+    marks: list[tuple[float, float]] = []  # (perf_counter before the input was dispatched, its value)
+    applied = Applied("prompt_fade")
+    show.sinks.append(applied)
+
+    def drive() -> None:
+        try:
+            browser.goto(f"http://127.0.0.1:{server.address[1]}/remote")
+            browser.wait("window.remote && window.remote.ready")
+            browser.tap('.tab[data-group="generator"]')
+            rng, end = random.Random(3), time.monotonic() + seconds
+            x, y, w, h = browser.rect('[data-path="/noclip/prompt_fade"] .fader')
+            while time.monotonic() < end:  # a click at a random place: one value, timed alone
+                at = {"x": x + rng.random() * w, "y": y + h / 2, "button": "left", "clickCount": 1}
+                t0 = time.perf_counter()
+                browser.call("Input.dispatchMouseEvent", type="mousePressed", **at)
+                browser.call("Input.dispatchMouseEvent", type="mouseReleased", **at)
+                marks.append((t0, browser.eval("remote.controls.get('/noclip/prompt_fade').value")))
+                time.sleep(rng.uniform(0.03, 0.12))
+            time.sleep(0.5)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            done.set()
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    show.stats.measure_latency = True
+    show.run(until=done.is_set)
+    driver.join(timeout=10)
+    rtts = browser.eval("remote.rtts") if not errors else []
+    browser.close()
+    received = np.array(show.stats.latencies) * 1000.0
+    fps_seen = show.stats.fps()
+    show.close()
+    server.close()
+    rtt = _summary(rtts or [])
+    period = 1000.0 / fps_seen if fps_seen else 1000.0 / fps  # frames of the rate the show held
+    lat = applied.latencies(marks)
+    to_applied = _summary(lat)
+    to_applied["worst"] = sorted(lat)[-5:]
+    out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": _summary(received),
+           "input_to_applied_ms": to_applied, "inputs": len(marks), "period_ms": period, "errors": errors}
+    if rtt.get("n"):
+        out["round_trip_p99_frames"] = rtt["p99"] / period
+    if to_applied.get("n"):
+        out["input_to_applied_p99_frames"] = to_applied["p99"] / period
+    return out
+
+
+class Applied:
+    """An event sink: when the show applied each value of one parameter (perf_counter, value)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.rows = name, []
+
+    def applied(self, event, frame: int, value: Any) -> None:
+        if event.target == self.name:
+            self.rows.append((time.perf_counter(), value))
+
+    def close(self, frames: int) -> None:
+        pass
+
+    def latencies(self, marks: list[tuple[float, float]]) -> list[float]:
+        """ms from each input's dispatch to the first application of its value after it (the value
+        travels as a 32-bit float); inputs whose value never applied are left out."""
+        out = []
+        for t0, value in marks:
+            for t, v in self.rows:
+                if t >= t0 and abs(v - value) <= 1e-4 * max(1.0, abs(value)):
+                    out.append((t - t0) * 1000.0)
+                    break
+        return out
+
+
+def print_oscquery(r: dict[str, Any]) -> None:
+    print(f"\nOSCQuery, {r['clients']} WebSocket clients LISTENing to every value (unpaced, alternating "
+          f"windows): {r['idle_fps']:.1f} fps not served, {r['streaming_fps']:.1f} fps served and streaming "
+          f"(cost {100 * r['cost']:.1f}% by the medians, {100 * r['paired_cost']:.1f}% by the pairs' median); "
+          f"the server's thread used {100 * r['server_cpu_share']['streaming']:.2f}% of a core streaming "
+          f"({100 * r['server_cpu_share']['idle']:.2f}% not served), {r['packets_sent']} packets sent")
+
+
+def print_remote(r: dict[str, Any]) -> None:
+    if "skipped" in r:
+        print(f"\nweb remote: skipped ({r['skipped']})")
+        return
+    t, a, i = r["round_trip_ms"], r["server_to_frame_ms"], r["input_to_applied_ms"]
+    if not t.get("n"):
+        print(f"\nweb remote: no round trips measured {r['errors']}")
+        return
+    print(f"\nweb remote in headless Chromium, show at {r['fps']:g} fps ({r['fps_seen']:.1f} seen), {t['n']} "
+          f"values: input → applied → echoed back p50 {t['p50']:.1f} ms  p99 {t['p99']:.1f} ms "
+          f"({r['round_trip_p99_frames']:.2f} frames); input → applied p50 {i.get('p50', 0):.1f} ms "
+          f"p99 {i.get('p99', 0):.1f} ms ({r.get('input_to_applied_p99_frames', 0):.2f} frames, {i['n']} of "
+          f"{r['inputs']}); server receipt → frame p50 {a.get('p50', 0):.1f} ms p99 {a.get('p99', 0):.1f} ms")

@@ -210,13 +210,16 @@ def test_fuzz_100k_through_the_router_then_20k_through_a_running_show(ctx):
         assert taken + len(osc._pending) >= 0.9 * sent  # read, each parsed or counted as dropped
         assert show.running
         _in_range(show)
-        # still listening and answering a plain message the next frame
+        # still listening and answering a plain message (sent again every 0.1 s: on a loaded
+        # machine the kernel's buffer may still be full of the flood, and UDP drops what does not fit)
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tx.sendto(build("/noclip/seed", 4242), ("127.0.0.1", osc.address[1]))
-        tx.close()
-        end = time.monotonic() + 5
+        end, resend = time.monotonic() + 5, 0.0
         while show.fp["seed"] != 4242 and time.monotonic() < end:
+            if time.monotonic() > resend:
+                tx.sendto(build("/noclip/seed", 4242), ("127.0.0.1", osc.address[1]))
+                resend = time.monotonic() + 0.1
             show.step()
+        tx.close()
         assert show.fp["seed"] == 4242
     finally:
         show.close()

@@ -130,7 +130,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             record = free_take(record) if record else Path(DEMO_FILE)  # a demo file is remade each time
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
             return render_offline(patch, overrides, record, seconds, fps, args.size, codec=args.codec,
-                                  audio=_audio_factory(args))
+                                  audio=audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
@@ -156,7 +156,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
     spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
     deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,
-                      audio=_audio_factory(args), quality=args.record_quality,
+                      audio=audio_factory(args), quality=args.record_quality,
                       cores=max(0.25, 0.5 * spare), performance=perf_path)
     outputs: list = [window, deck] if window else [deck]
     midi = None
@@ -184,7 +184,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if window:
         learn = None
         if midi and patch.path:
-            from ..control.learn import Learn
+            from ..learn import Learn
 
             learn = Learn(midi, patch.path)
         window.attach(show, lambda: show.hud_state({"learn": learn.status} if learn and learn.active else None),
@@ -234,7 +234,7 @@ def _open_sink(show, make, path: Path) -> bool:
         return False
 
 
-def _audio_factory(args: argparse.Namespace):
+def audio_factory(args: argparse.Namespace):
     """What each take records as sound: the input device, else the given file, else nothing."""
     from ..record.audio import FileAudio, InputAudio
 

@@ -36,10 +36,10 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
-from ..commands import COMMANDS, declare_command
+from .. import commands
+from ..events import ControlEvent, ControlQueue
 from ..params import REGISTRY, FrameParams, ParamError, Registry
 from ..report import Reporter
-from .events import ControlEvent, ControlQueue
 from .oscreply import Buckets, Replies, Subscriber
 from .oscwire import OscError, parse
 
@@ -56,7 +56,15 @@ MAX_WAIT = 0.25   # ... and so are those that arrived this many seconds ago and 
 LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
 HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
 PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # what a remote sender may load
-REPLIES = ("subscribe", "unsubscribe", "dump", "confirm")
+# The replies' commands (handled by oscreply.Replies), exported for the command table
+COMMANDS = {
+    "subscribe": "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
+                 "echo the /noclip/confirm <nonce> you are sent; renew within a minute)",
+    "unsubscribe": "<port>: stop sending changes to this host at <port>",
+    "dump": "[port] [norm]: send all current values back (to the sender, or to [port])",
+    "confirm": "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)",
+}
+REPLIES = tuple(COMMANDS)
 # Linux's SO_TIMESTAMPNS (not in the socket module): the kernel stamps each datagram on arrival, so
 # the latency we report starts when the packet reached the machine, not when this thread woke up.
 SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
@@ -131,14 +139,6 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(host.split("%")[0])
     mapped = getattr(ip, "ipv4_mapped", None)
     return mapped or ip
-
-
-declare_command("subscribe", "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
-                             "echo the /noclip/confirm <nonce> you are sent; renew within a minute)")
-declare_command("unsubscribe", "<port>: stop sending changes to this host at <port>")
-declare_command("dump", "[port] [norm]: send all current values back (to the sender, or to [port])")
-declare_command("confirm", "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)")
-
 
 def parse_hostport(text: str, default_port: int = 9000) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
@@ -321,7 +321,7 @@ class OscControl:
             return self._bad("osc non-finite", address, f"{address}: NaN or infinity dropped")
         if address.startswith(CMD):
             name = address[len(CMD):]
-            if name not in COMMANDS:
+            if name not in commands.COMMANDS:
                 return self._bad("osc unknown", address, f"unknown command {address}")
             if name in REPLIES:
                 self._last = (address, args)

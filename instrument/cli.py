@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .catalogue import assemble
 from .cmd import resolve_patch
 from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_learn, cmd_params, cmd_train
 from .cmd.play import cmd_play
-from .cmd.render import _range, cmd_render
+from .cmd.render import cmd_render, time_range
 from .patch import ConfigError
 from .record.render import render_offline
 from .record.video import CODECS, QUALITIES
@@ -130,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--fps", type=FPS, help="frames a second (default: a performance's own, else 60)")
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--seconds", type=SECONDS, help="length (default: the whole performance)")
-    r.add_argument("--range", type=_range, metavar="START:END", help="seconds of the performance to keep")
+    r.add_argument("--range", type=time_range, metavar="START:END", help="seconds of the performance to keep")
     r.add_argument("--resume", action="store_true",
                    help="continue a render that was cut short: keep what OUT holds, render the rest")
     r.add_argument("--salvage", action="store_true",
@@ -215,8 +216,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    assemble()  # every parameter and command, before anything runs (catalogue.py)
     if argv[:1] == ["quality"]:
-        from .generate.builtin.quality import main as quality
+        from .tools.quality import main as quality
 
         return quality(argv[1:])
     args = parser().parse_args(argv)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .params import declare
+from .params import ParamSpec
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,14 @@ SOURCES = ("link", "ableton", "midi", "tap", "internal")  # priority: the first 
 SYNC = "clock/sync"  # the command an outside clock reports with (see BeatClock.sync)
 MAX_BEAT = 1e9  # beats: 15 years at 120 bpm; an outside clock's report beyond this is refused
 
-declare("tempo", "float", 120.0, min=20.0, max=300.0, unit="bpm", group="clock", origin=__name__,
-        description="the internal clock's tempo (tap sets it); outside clocks override it while they run")
-declare("clock_source", "enum", "auto", choices=("auto", *SOURCES), group="clock", origin=__name__,
-        description="which clock the beat follows: auto takes the first running of "
-                    "link > ableton > midi > tap > internal")
+PARAMS = (
+    ParamSpec("tempo", "float", 120.0, min=20.0, max=300.0, unit="bpm", group="clock", origin=__name__,
+              description="the internal clock's tempo (tap sets it); "
+                          "outside clocks override it while they run"),
+    ParamSpec("clock_source", "enum", "auto", choices=("auto", *SOURCES), group="clock", origin=__name__,
+              description="which clock the beat follows: auto takes the first running of "
+                          "link > ableton > midi > tap > internal"),
+)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The one registry of playable parameters, the bank that plays them, and the per-frame snapshot.
 
-Every parameter is declared once, where it is consumed (`declare` in Python, `[[param]]` in a chain
-file); the OSC address space, patches, MIDI targets, shader uniforms and `noclip params` are all
-derived from the registry, so there is no second list of names anywhere.
+Every parameter is declared once, where it is consumed: in a `PARAMS` tuple that its module exports
+(the catalogue, catalogue.py, puts them all into REGISTRY before anything runs), or as a `[[param]]`
+in a chain file (declared when the chain loads). The OSC address space, patches, MIDI targets,
+shader uniforms and `noclip params` are all derived from the registry, so there is no second list
+of names anywhere.
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ class Registry:
         self._specs: dict[str, ParamSpec] = {}
         self._lock = threading.Lock()
         self.version = 0
+        self.assembled = False  # the catalogue's parameters are in (catalogue.assemble)
 
     def declare(self, spec: ParamSpec) -> ParamSpec:
         with self._lock:
@@ -212,7 +215,8 @@ REGISTRY = Registry()
 
 def declare(name: str, type: str = "float", default: Any = 0.0, *, origin: str = "",
             registry: Registry = REGISTRY, **kw: Any) -> ParamSpec:
-    """Declare a parameter in the registry (call at import time, beside the code that reads it)."""
+    """Declare a parameter in `registry` (a test's own registry, say); the code's parameters are
+    exported as PARAMS and declared by the catalogue, never at import time."""
     return registry.declare(ParamSpec(name, type, default, origin=origin, **kw))
 
 

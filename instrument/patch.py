@@ -18,7 +18,6 @@ from . import generate, scene
 from .control import modulators
 from .control.midimap import load_bindings
 from .params import REGISTRY, ParamError, Registry
-from .render import compositor  # noqa: F401  (declares mix, fade, fit)
 from .render.chain import load_chain_spec
 from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
@@ -48,6 +47,8 @@ class Patch:
 
 def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     """Load and validate; raises ConfigError naming file, line and key."""
+    if registry is REGISTRY and not registry.assembled:  # a new entry point that forgot the catalogue
+        raise RuntimeError("the parameter registry is empty: call instrument.catalogue.assemble() first")
     path = find("patches", name, ".toml")
     _check_size(path)
     tf = TomlFile(path)

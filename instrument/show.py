@@ -23,11 +23,10 @@ from typing import Any, Protocol
 import moderngl
 
 from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock, settle_memory
-from .commands import declare_command
 from .control import ControlEvent, ControlQueue
-from .control.events import CMD
 from .control.modulators import Modulators, build
-from .control.osc import PATCH_NAME
+from .control.oscroute import PATCH_NAME
+from .events import CMD
 from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
@@ -40,18 +39,21 @@ from .scene import Scene, make_scene
 
 log = logging.getLogger("noclip")
 
-declare_command("seed/next", "next noise seed")
-declare_command("seed/prev", "previous noise seed")
-declare_command("patch/load", "<name or path>: load a patch (a bad one is reported, the show goes on)")
-declare_command("chain/reload", "rebuild the shader chain from its files")
-declare_command("tracking/jump", "[strength 0..1]: jolt the tape's tracking; it settles by itself")
-declare_command("quit", "end the show")
-declare_command("record/start", "start a new take (the output, as the audience sees it)")
-declare_command("record/stop", "finish the current take")
-declare_command("record/toggle", "start or stop a take")
-declare_command("tap", "tap the tempo: two taps or more set it, and the beat lands on the tap")
-declare_command("audio", "(from the audio input) {level, low, mid, high, onset}: what the sound is doing")
-declare_command(SYNC, "(from outside clocks) {source, tempo, beat, playing, numerator}: where the music is")
+# The show's commands (the catalogue puts them into the command table): handled in `self.commands`.
+COMMANDS = {
+    "seed/next": "next noise seed",
+    "seed/prev": "previous noise seed",
+    "patch/load": "<name or path>: load a patch (a bad one is reported, the show goes on)",
+    "chain/reload": "rebuild the shader chain from its files",
+    "tracking/jump": "[strength 0..1]: jolt the tape's tracking; it settles by itself",
+    "quit": "end the show",
+    "record/start": "start a new take (the output, as the audience sees it)",
+    "record/stop": "finish the current take",
+    "record/toggle": "start or stop a take",
+    "tap": "tap the tempo: two taps or more set it, and the beat lands on the tap",
+    "audio": "(from the audio input) {level, low, mid, high, onset}: what the sound is doing",
+    SYNC: "(from outside clocks) {source, tempo, beat, playing, numerator}: where the music is",
+}
 
 
 class Output(Protocol):

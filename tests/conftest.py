@@ -15,6 +15,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """The registries as every entry point has them (catalogue.assemble), before any test module is
+    imported, plus the bundled vhs chain's parameters (every bundled patch plays it): each test sees
+    the same registry whatever ran before it, in any order."""
+    from instrument.catalogue import assemble
+    from instrument.render.chain import load_chain_spec
+
+    assemble()
+    load_chain_spec("vhs")
+
+
 @pytest.fixture(scope="session")
 def ctx():
     from instrument.render.gl import headless_context

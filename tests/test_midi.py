@@ -17,7 +17,6 @@ from instrument.patch import ConfigError, load_patch
 from instrument.report import Reporter
 from instrument.tomlfile import TomlFile
 
-load_patch("testcard")  # declares the vhs chain's parameters
 DEV = "nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0"
 
 

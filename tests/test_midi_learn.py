@@ -3,9 +3,9 @@
 import mido
 
 from instrument.control import ControlQueue
-from instrument.control.learn import Learn, device_name, infer
 from instrument.control.midi import MidiControl
 from instrument.control.midiports import FakeBackend
+from instrument.learn import Learn, device_name, infer
 from instrument.patch import load_patch
 from instrument.report import Reporter
 

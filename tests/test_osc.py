@@ -15,7 +15,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.clock import OfflineClock
 from instrument.control import ControlQueue
-from instrument.control.osc import OscControl, parse_plain
+from instrument.control.osc import OscControl
+from instrument.control.oscroute import parse_plain
 from instrument.patch import load_patch
 from instrument.report import Reporter
 from instrument.show import Show

@@ -18,8 +18,8 @@ def test_wheel_carries_data_and_plays_from_it(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",
                     str(site), str(wheel)], check=True, capture_output=True)
-    probe = ("import instrument.resources as r, instrument.patch as p; "
-             "print(r.data_dir('shaders')); print(p.load_patch('default').path)")
+    probe = ("import instrument.resources as r, instrument.patch as p, instrument.catalogue as c; "
+             "c.assemble(); print(r.data_dir('shaders')); print(p.load_patch('default').path)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
     assert out.splitlines()[0] == str(site / "instrument" / "shaders")

@@ -103,7 +103,7 @@ def test_replacement_follows_links_keeps_modes_and_fsyncs(tmp_path, monkeypatch)
 
 
 def test_learn_writes_through_a_symlinked_patch(tmp_path, monkeypatch):
-    from instrument.control.learn import write_binding
+    from instrument.learn import write_binding
 
     real = tmp_path / "sets" / "friday.toml"
     real.parent.mkdir()
@@ -150,7 +150,7 @@ def test_an_export_that_fails_keeps_the_old_weights(tmp_path, monkeypatch):
     import torch
 
     from instrument.generate.builtin.model import Config, Decoder, Encoder, UNet
-    from instrument.generate.builtin.train import Trainer, small_plan
+    from instrument.tools.train import Trainer, small_plan
 
     out = tmp_path / "out"
     out.mkdir()

@@ -18,7 +18,7 @@ import numpy as np
 from ..control import ControlQueue
 from ..control.audio import HOP, AudioInput
 from ..report import Reporter
-from .common import Readback, _show, _summary
+from .common import Readback, realtime_show, summary
 
 RATE = 48_000
 
@@ -70,8 +70,8 @@ def bench_audio(ctx, patch, size, device: Any, seconds: float, fps: float = 60.0
     queue, reporter = ControlQueue(), Reporter()
     timed = Timed()
     audio = AudioInput(queue, device, RATE, stream_factory=timed)
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, outputs=[Readback()],
-                 sources=[audio])
+    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, outputs=[Readback()],
+                         sources=[audio])
     load_end = time.perf_counter() + 300.0  # the model loads in its process before we measure
     while show.generator.stats().get("loading", False) and time.perf_counter() < load_end:
         show.run(frames=10)
@@ -107,10 +107,10 @@ def bench_audio(ctx, patch, size, device: Any, seconds: float, fps: float = 60.0
         "blocks": len(calls), "overflow_flags": audio.overflows - overflows0,
         "overflow_blocks": sum(c[4] for c in calls),
         "delivered": frames / expected if expected else 0.0,
-        "callback_ms": _summary([c[1] * 1000.0 for c in calls]),
-        "block_age_ms": _summary([c[2] * 1000.0 for c in calls]),
-        "gap_ms": _summary(np.diff(arrive) * 1000.0),
-        "lag_ms": _summary(lag), "show_fps": (show.clock.frame - n0) / (t1 - t0),
+        "callback_ms": summary([c[1] * 1000.0 for c in calls]),
+        "block_age_ms": summary([c[2] * 1000.0 for c in calls]),
+        "gap_ms": summary(np.diff(arrive) * 1000.0),
+        "lag_ms": summary(lag), "show_fps": (show.clock.frame - n0) / (t1 - t0),
         "generated_fps": (show.generator.stats().get("done", 0) - done0) / (t1 - t0),
         "generator": patch.model,
     }

@@ -24,13 +24,13 @@ class Readback:
         pass
 
 
-def _sender(target, *args) -> multiprocessing.Process:
+def spawn(target, *args) -> multiprocessing.Process:
     proc = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     proc.start()
     return proc
 
 
-def _summary(values: list[float] | np.ndarray) -> dict[str, float]:
+def summary(values: list[float] | np.ndarray) -> dict[str, float]:
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return {"n": 0}
@@ -38,7 +38,7 @@ def _summary(values: list[float] | np.ndarray) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
 
 
-def _show(ctx, patch, size, fps: float, paced: bool, **kw) -> Show:
+def realtime_show(ctx, patch, size, fps: float, paced: bool, **kw) -> Show:
     return Show(ctx, patch, size, clock=RealtimeClock(fps, paced=paced), **kw)
 
 

@@ -1,6 +1,6 @@
 """Control benches: OSC latency and floods, the beat clock and modulators (MIDI: see midi.py).
 
-OSC traffic comes from a separate process over real UDP (see `common._sender`); its targets live here,
+OSC traffic comes from a separate process over real UDP (see `common.spawn`); its targets live here,
 found by module path by the spawned interpreter.
 """
 
@@ -17,7 +17,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from ..control import ControlQueue
 from ..control.osc import OscControl
 from ..report import Reporter
-from .common import Readback, _sender, _show, _summary, alternate
+from .common import Readback, alternate, realtime_show, spawn, summary
 
 
 def _msg(address: str, value: Any) -> bytes:
@@ -58,9 +58,9 @@ def send_flood(port: int, start: float, windows: int, window: float, rate: int) 
 def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0)
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
-                 sources=[osc])
-    proc = _sender(send_random, osc.address[1], seconds + 1.5, 0.008, 1)
+    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
+                         sources=[osc])
+    proc = spawn(send_random, osc.address[1], seconds + 1.5, 0.008, 1)
     warm = time.perf_counter() + 1.0  # the spawned sender starts up while the show already plays
     show.run(until=lambda: time.perf_counter() > warm)
     show.stats.measure_latency = True
@@ -71,7 +71,7 @@ def bench_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any
     proc.join(timeout=5)
     show.close()
     osc.close()
-    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": _summary(lat),
+    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": summary(lat),
             "received": osc.stats["messages"]}
 
 
@@ -80,12 +80,12 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
     long), medians compared (see `common.alternate`)."""
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0)
-    show = _show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter, feedback=[osc],
-                 sources=[osc], outputs=[Readback()])
+    show = realtime_show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter,
+                         feedback=[osc], sources=[osc], outputs=[Readback()])
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2), 2 * pairs
     start = time.time() + 1.5  # the spawned sender is up by then
-    proc = _sender(send_flood, osc.address[1], start, windows, window, rate)
+    proc = spawn(send_flood, osc.address[1], start, windows, window, rate)
     rates, received = alternate(show, start, windows, window, lambda: osc.stats["messages"])
     proc.join(timeout=5)
     values_ok = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))
@@ -100,8 +100,10 @@ def bench_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: 
 def send_hostile(port: int, start: float, windows: int, window: float, rate: int, seed: int) -> None:
     """`rate` datagrams a second of the hostile corpus (bench/hostile.py), in 1 ms batches, in
     every odd window from `start` on, as `send_flood` does."""
+    from ..catalogue import assemble
     from .hostile import corpus
 
+    assemble()  # a spawned process: the corpus is drawn from the registry's parameters
     grams = corpus(seed, 20_000, now=start)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -127,12 +129,12 @@ def bench_hostile(ctx, patch, size, fps: float, seconds: float, rate: int, pairs
     on this machine): remote rules apply (no quit, patch names only, heavy commands throttled)."""
     queue, reporter = ControlQueue(), Reporter()
     osc = OscControl(queue, reporter, "127.0.0.1", 0, local=())
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
-                 sources=[osc], outputs=[Readback()])
+    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[osc],
+                         sources=[osc], outputs=[Readback()])
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2), 2 * pairs
     start = time.time() + 4.0  # the spawned sender builds its corpus by then
-    proc = _sender(send_hostile, osc.address[1], start, windows, window, rate, 15)
+    proc = spawn(send_hostile, osc.address[1], start, windows, window, rate, 15)
     rates, received = alternate(show, start, windows, window, lambda: osc.stats["packets"])
     proc.join(timeout=5)
     values_ok = all(spec.min <= show.fp[spec.name] <= spec.max for spec in show.bank.registry
@@ -173,7 +175,7 @@ def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
         mods.due(beat, n / 60.0)
         mods.offsets(beat, n / 60.0)
         times.append(time.perf_counter() - t0)
-    out: dict[str, Any] = {"modulation_ms": _summary(np.array(times) * 1000)}
+    out: dict[str, Any] = {"modulation_ms": summary(np.array(times) * 1000)}
     if ctx is not None and patch is not None:
         show = Show(ctx, replace(patch, model="none", modulators=tuple(MUSIC_MODS)), (64, 36),
                     clock=OfflineClock(60))
@@ -188,7 +190,7 @@ def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
                 step[on].append(time.perf_counter() - t0)
                 n += 1
         show.close()
-        with_, without = _summary(np.array(step[True]) * 1000), _summary(np.array(step[False]) * 1000)
+        with_, without = summary(np.array(step[True]) * 1000), summary(np.array(step[False]) * 1000)
         out["show_step_ms"] = {"with": with_, "without": without, "added_p50": with_["p50"] - without["p50"],
                                "added_mean": with_["mean"] - without["mean"]}
     rng = np.random.default_rng(0)
@@ -198,7 +200,7 @@ def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
         t0 = time.perf_counter()
         a.feed(sound[i:i + HOP])
         blocks.append(time.perf_counter() - t0)
-    out.update({"audio_block_ms": _summary(np.array(blocks) * 1000),
+    out.update({"audio_block_ms": summary(np.array(blocks) * 1000),
                 "audio_realtime_share": float(np.mean(blocks) / (HOP / 48_000))})
     return out
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..params import REGISTRY, FrameParams
-from .common import _show
+from .common import realtime_show
 
 GENERATOR_SIZES = ((256, 192), (512, 384))  # 4:3, multiples of 64 (latents of 8-cell UNets at ÷8)
 
@@ -66,7 +66,7 @@ def bench_loop_busy(ctx, patch, backend, size, seconds: float, fps: float = 60.0
     out: dict[str, Any] = {}
     walk = replace(patch, scene="backrooms", model="none", size=backend.size)
     for key in ("none", "busy"):
-        show = _show(ctx, walk, size, fps, True)
+        show = realtime_show(ctx, walk, size, fps, True)
         if key == "busy":
             show.generator.release()
             show.generator = ThreadedGenerator(backend.name, StreamEngine(backend), ctx, backend.size,

@@ -25,7 +25,7 @@ from ..control.midimap import parse_bindings
 from ..control.midiports import FakeBackend, PipeBackend, PipeIn, pack
 from ..control.stamps import ArrivalClock
 from ..report import Reporter
-from .common import Readback, _sender, _show, _summary, alternate
+from .common import Readback, alternate, realtime_show, spawn, summary
 
 MIDI_BENCH = """
 [[midi]]
@@ -147,12 +147,12 @@ def bench_midi_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str
     queue, reporter = ControlQueue(), Reporter()
     backend = PipeBackend(MIDI_DEV, path)
     midi = _midi(queue, reporter, backend)
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
+    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
     midi.attach(show)
     truth = _Truth(backend.port)
     show.feedback.append(truth)
     show.sinks.append(truth)
-    proc = _sender(play_random, path, seconds + 2.0, 0.008, 1)
+    proc = spawn(play_random, path, seconds + 2.0, 0.008, 1)
     warm = time.perf_counter() + 1.5  # the sender starts up, the stamps converge
     show.run(until=lambda: time.perf_counter() > warm)
     truth.on = show.stats.measure_latency = True
@@ -166,11 +166,11 @@ def bench_midi_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str
     midi.close()
     shutil.rmtree(folder, ignore_errors=True)
     err = np.array(truth.errors) * 1000.0
-    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": _summary(np.array(truth.latency) * 1000.0),
-            "stamped_latency_ms": _summary(np.array(show.stats.latencies) * 1000.0),
-            "stamp_error_ms": _summary(np.abs(err)),
+    return {"fps": fps, "period_ms": 1000.0 / fps, "latency_ms": summary(np.array(truth.latency) * 1000.0),
+            "stamped_latency_ms": summary(np.array(show.stats.latencies) * 1000.0),
+            "stamp_error_ms": summary(np.abs(err)),
             "stamp_bias_ms": float(np.median(err)) if err.size else 0.0,
-            "unpaired": truth.unpaired, "resets": resets, "frame_interval_ms": _summary(gaps)}
+            "unpaired": truth.unpaired, "resets": resets, "frame_interval_ms": summary(gaps)}
 
 
 def bench_midi_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pairs: int = 3) -> dict[str, Any]:
@@ -178,13 +178,13 @@ def bench_midi_flood(ctx, patch, size, fps: float, seconds: float, rate: int, pa
     folder, path = _fifo()
     queue, reporter = ControlQueue(), Reporter()
     midi = _midi(queue, reporter, PipeBackend(MIDI_DEV, path))
-    show = _show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter,
-                 outputs=[Readback()])
+    show = realtime_show(ctx, patch, size, fps or 1000.0, fps > 0, queue=queue, reporter=reporter,
+                         outputs=[Readback()])
     midi.attach(show)
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2.5), 2 * pairs
     start = time.time() + 1.5  # the spawned sender is up by then
-    proc = _sender(play_flood, path, start, windows, window, rate)
+    proc = spawn(play_flood, path, start, windows, window, rate)
     rates, received = alternate(show, start, windows, window, lambda: midi.stats["messages"])
     proc.join(timeout=5)
     values_ok = all(0.0 <= show.fp[k] <= 1.0 for k in ("bleed", "tracking"))

@@ -24,7 +24,7 @@ import numpy as np
 from ..control import ControlQueue
 from ..control.oscquery import OscQueryServer
 from ..report import Reporter
-from .common import Readback, _sender, _show, _summary, alternate
+from .common import Readback, alternate, realtime_show, spawn, summary
 
 MODS = ({"target": "aberration", "shape": "sine", "every": 1, "depth": 1.0},
         {"target": "bleed", "shape": "triangle", "every": 2, "depth": 0.5})
@@ -76,12 +76,12 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
     show's feedback (even ones), medians compared."""
     queue, reporter = ControlQueue(), Reporter()
     server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
-    show = _show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue, reporter=reporter,
-                 feedback=[server], outputs=[Readback()])
+    show = realtime_show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue,
+                         reporter=reporter, feedback=[server], outputs=[Readback()])
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2), 2 * pairs
     start = time.time() + 6.0  # the spawned clients are up, connected and listening by then
-    proc = _sender(listen_clients, server.address[1], clients, start + windows * window)
+    proc = spawn(listen_clients, server.address[1], clients, start + windows * window)
 
     listening: list[int] = []
     clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
@@ -129,7 +129,7 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
         return {"skipped": "no chromium (apt-get install chromium)"}
     queue, reporter = ControlQueue(), Reporter()
     server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
-    show = _show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
+    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
     show.run(frames=10)
     browser = Browser(exe)
     done = threading.Event()
@@ -169,12 +169,12 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
     fps_seen = show.stats.fps()
     show.close()
     server.close()
-    rtt = _summary(rtts or [])
+    rtt = summary(rtts or [])
     period = 1000.0 / fps_seen if fps_seen else 1000.0 / fps  # frames of the rate the show held
     lat = applied.latencies(marks)
-    to_applied = _summary(lat)
+    to_applied = summary(lat)
     to_applied["worst"] = sorted(lat)[-5:]
-    out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": _summary(received),
+    out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": summary(received),
            "input_to_applied_ms": to_applied, "inputs": len(marks), "period_ms": period, "errors": errors}
     if rtt.get("n"):
         out["round_trip_p99_frames"] = rtt["p99"] / period

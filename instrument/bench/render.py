@@ -11,13 +11,13 @@ from ..render.compositor import Compositor
 from ..report import Reporter
 from ..scene import make_scene
 from ..show import STAGES, Show
-from .common import Readback, _show, _summary
+from .common import Readback, realtime_show, summary
 
 
 def bench_stages(ctx, patch, size, frames: int, readback: bool) -> dict[str, Any]:
     """Unpaced, each stage finished before the next is timed (llvmpipe runs GL lazily)."""
-    show = _show(ctx, patch, size, 1000.0, False, outputs=[Readback()] if readback else [],
-                 sync_stages=True)
+    show = realtime_show(ctx, patch, size, 1000.0, False, outputs=[Readback()] if readback else [],
+                         sync_stages=True)
     show.run(frames=10)
     for d in show.stats.stages.values():
         d.clear()
@@ -26,7 +26,7 @@ def bench_stages(ctx, patch, size, frames: int, readback: bool) -> dict[str, Any
     ctx.finish()
     elapsed = time.perf_counter() - t
     out = {"fps": frames / elapsed,
-           "stages_ms": {k: _summary(show.stats.stages.get(k, [])) for k in STAGES}}
+           "stages_ms": {k: summary(show.stats.stages.get(k, [])) for k in STAGES}}
     show.close()
     return out
 
@@ -34,7 +34,7 @@ def bench_stages(ctx, patch, size, frames: int, readback: bool) -> dict[str, Any
 def bench_scaling(ctx, patch, size, big, frames: int) -> dict[str, Any]:
     """The composite at two output sizes, in alternating blocks of frames, so that a noisy machine's
     drift lands on both sides of the ratio alike."""
-    shows = {s: _show(ctx, patch, s, 1000.0, False, sync_stages=True) for s in (size, big)}
+    shows = {s: realtime_show(ctx, patch, s, 1000.0, False, sync_stages=True) for s in (size, big)}
     times: dict[tuple[int, int], list[float]] = {s: [] for s in shows}
     for show in shows.values():
         show.run(frames=10)
@@ -45,7 +45,7 @@ def bench_scaling(ctx, patch, size, big, frames: int) -> dict[str, Any]:
             times[s].extend(show.stats.stages["composite"])
     for show in shows.values():
         show.close()
-    small, large = _summary(times[size]), _summary(times[big])
+    small, large = summary(times[size]), summary(times[big])
     return {"size": f"{big[0]}x{big[1]}", "composite_ms": large, "base_composite_ms": small,
             "ratio": large["p50"] / small["p50"]}
 
@@ -76,7 +76,7 @@ def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
             times.append((time.perf_counter() - t) * 1000.0)
             n += 1
         elapsed = time.perf_counter() - start
-        out["levels"][spec.index] = {"fps": frames / elapsed, "frame_ms": _summary(times[10:]),
+        out["levels"][spec.index] = {"fps": frames / elapsed, "frame_ms": summary(times[10:]),
                                      "cpu_ms": (time.process_time() - cpu) * 1000.0 / frames}
         scene.release()
     return out
@@ -96,7 +96,7 @@ def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
         comp.chain.render({"source": src, "scene": src, "original": src}, fp, timings)
     comp.release()
     scene.release()
-    return {name: _summary(ms[5:]) for name, ms in timings.items()}
+    return {name: summary(ms[5:]) for name, ms in timings.items()}
 
 
 def bench_recording(ctx, patch, size, fps: float, seconds: float) -> dict[str, Any]:

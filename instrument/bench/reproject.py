@@ -23,7 +23,7 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     from ..render.gl import load_program, quad_buffer
     from ..render.reproject import CARRY, Ring, SceneMotion
     from ..scene.backrooms import Backrooms
-    from .common import _summary
+    from .common import summary
 
     quad = quad_buffer(ctx)
     pack, carry = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1]) for k in ("pack", "reproject"))
@@ -53,7 +53,7 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
             obj.release()
         dream.release()
         quad.release()
-    return {"size": f"{size[0]}x{size[1]}", **{k: _summary(v) for k, v in times.items()}}
+    return {"size": f"{size[0]}x{size[1]}", **{k: summary(v) for k, v in times.items()}}
 
 
 def print_reproject(r: dict[str, Any]) -> None:
@@ -70,14 +70,14 @@ def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: in
     from dataclasses import replace
 
     from ..generate.worker import ThreadedGenerator
-    from .common import _show
+    from .common import realtime_show
 
     def engine(base, fp):
         engine.stats["base_frame"] = max(fp.frame - age, 0)
         return base.image
 
     engine.stats = {"base_frame": -1}
-    show = _show(ctx, replace(patch, model="none"), size, 1000.0, False)
+    show = realtime_show(ctx, replace(patch, model="none"), size, 1000.0, False)
     show.generator = ThreadedGenerator("lagging", engine, ctx, patch.size, show.reporter, live=False)
     rates: dict[str, list[float]] = {"on": [], "off": []}
     try:

@@ -17,9 +17,6 @@ from ..patch import load_patch
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from .. import show  # noqa: F401  (declares the show's commands)
-    from ..control import osc  # noqa: F401  (declares the OSC reply commands)
-
     load_patch(args.patch)  # declares the chain's parameters
     specs = [s.describe() for s in REGISTRY]
     if args.json:
@@ -135,7 +132,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from ..control.learn import run_learn
+    from ..learn import run_learn
 
     return run_learn(args)
 
@@ -145,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..generate.builtin.train import CheckpointError, Plan, Trainer
+    from ..tools.train import CheckpointError, Plan, Trainer
 
     old = [args.work / name for name in ("ae.pt", "unet.pt") if (args.work / name).is_file()]
     if old and args.fresh:

@@ -58,7 +58,7 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
         except LinkUnavailable as exc:
             log.error("%s", exc)
     if getattr(args, "ableton", None):
-        from ..control.osc import parse_hostport
+        from ..control.oscroute import parse_hostport
         from ..control.tempo import AbletonOSC
 
         host, port = parse_hostport(args.ableton if ":" in args.ableton else f"{args.ableton}:11000")
@@ -82,7 +82,7 @@ def oscquery_address(args: argparse.Namespace) -> tuple[str, int] | None:
     """Where OSCQuery listens: --oscquery, else ("auto") loopback at the OSC port + 1 (any free
     port when OSC's is chosen by the system, none when OSC is off); ValueError for an address
     that is not HOST:PORT."""
-    from ..control.osc import parse_hostport
+    from ..control.oscroute import parse_hostport
 
     choice = getattr(args, "oscquery", "off")
     if choice == "off" or (choice == "auto" and args.osc == "off"):
@@ -96,7 +96,7 @@ def oscquery_address(args: argparse.Namespace) -> tuple[str, int] | None:
 def _exposure(args: argparse.Namespace) -> str | None:
     """Open by choice (DESIGN, principle 4): an OSC or OSCQuery port beyond loopback must name who
     may talk (the same --osc-allow for both: the web remote can do what OSC can)."""
-    from ..control.osc import is_loopback, parse_hostport
+    from ..control.oscroute import is_loopback, parse_hostport
 
     for cidr in args.osc_allow:
         try:
@@ -125,7 +125,7 @@ def _exposure(args: argparse.Namespace) -> str | None:
 def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter, osc) -> tuple:
     """The OSCQuery server and its mDNS advert (each None when off or when it cannot start: a
     port that is taken is logged and the show plays without it)."""
-    from ..control.osc import is_loopback
+    from ..control.oscroute import is_loopback
 
     where = oscquery_address(args)
     if where is None:
@@ -151,7 +151,8 @@ def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter,
 
 def cmd_play(args: argparse.Namespace) -> int:
     from ..control.audio import AudioInput
-    from ..control.osc import OscControl, parse_hostport
+    from ..control.osc import OscControl
+    from ..control.oscroute import parse_hostport
     from ..render.gl import headless_context
     from ..render.window import Window, WindowError
     from ..show import Show
@@ -179,7 +180,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             record = free_take(record) if record else Path(DEMO_FILE)  # a demo file is remade each time
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
             return render_offline(patch, overrides, record, seconds, fps, args.size, codec=args.codec,
-                                  audio=_audio_factory(args))
+                                  audio=audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
@@ -206,7 +207,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
     spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
     deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,
-                      audio=_audio_factory(args), quality=args.record_quality,
+                      audio=audio_factory(args), quality=args.record_quality,
                       cores=max(0.25, 0.5 * spare), performance=perf_path)
     outputs: list = [window, deck] if window else [deck]
     midi = None
@@ -235,7 +236,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if window:
         learn = None
         if midi and patch.path:
-            from ..control.learn import Learn
+            from ..learn import Learn
 
             learn = Learn(midi, patch.path)
         window.attach(show, lambda: show.hud_state({"learn": learn.status} if learn and learn.active else None),
@@ -288,7 +289,7 @@ def _open_sink(show, make, path: Path) -> bool:
         return False
 
 
-def _audio_factory(args: argparse.Namespace):
+def audio_factory(args: argparse.Namespace):
     """What each take records as sound: the input device, else the given file, else nothing."""
     from ..record.audio import FileAudio, InputAudio
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from ..record.render import render_offline
 from ..report import Reporter
 from . import resolve_patch
-from .play import _audio_factory
+from .play import audio_factory
 
 log = logging.getLogger("noclip")
 DEFAULT_FPS, DEFAULT_SIZE = 60.0, (1280, 720)  # a render of a patch, not of a performance
@@ -61,11 +61,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 2
     start, end = args.range or (0.0, seconds)
     return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec, audio=_audio_factory(args),
+                          performance=perf, start=start, codec=args.codec, audio=audio_factory(args),
                           midi=player, resume=args.resume, allow_missing=args.allow_missing_dreams)
 
 
-def _range(text: str) -> tuple[float, float]:
+def time_range(text: str) -> tuple[float, float]:
     a, sep, b = text.partition(":")
     try:
         start, end = float(a or 0), float(b)

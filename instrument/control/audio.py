@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .events import CMD, ControlEvent, ControlQueue
+from ..events import CMD, ControlEvent, ControlQueue
 
 FEATURES = ("level", "low", "mid", "high", "onset")
 BANDS = {"low": (20.0, 250.0), "mid": (250.0, 4000.0), "high": (4000.0, 16000.0)}

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..events import ControlEvent
 from ..params import REGISTRY, Registry
-from .events import ControlEvent
 from .midimap import POLY, Binding, Scale
 
 TOL = 1.5 / 127  # a control within this of its parameter's position has met it

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..clock import ClockFollower
+from ..events import ControlEvent, ControlQueue
 from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
-from .events import ControlEvent, ControlQueue
 from .mapper import Control, Mapper
 from .midimap import Binding, controller_files, device_matches, load_controller, patch_bindings
 from .midiports import CLIENT, Backend, PortError, RtMidiBackend

@@ -13,8 +13,8 @@ from typing import Any
 
 import mido
 
+from ..events import ControlEvent
 from ..params import REGISTRY, Registry
-from .events import ControlEvent
 from .mapper import Mapper
 from .midimap import Binding
 

@@ -31,7 +31,7 @@ STATUS = {"cc": 0xB0, "note": 0x90, "pitchbend": 0xE0, "aftertouch": 0xD0, "prog
 POLY = 0xA0
 CURVE_K = 4.0  # steepness of exp/log: exp puts a quarter of the travel into the bottom 5% of values
 _EXPK = math.expm1(CURVE_K)
-_ALSA_SUFFIX = re.compile(r"\s+\d+:\d+$")
+ALSA_SUFFIX = re.compile(r"\s+\d+:\d+$")  # ALSA's client:port tail ("… 20:0"); learn.py strips it too
 _COMMAND = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
 
 ErrorFn = Callable[[tuple[str | int, ...], str], Exception]
@@ -77,7 +77,7 @@ def device_matches(pattern: str, port: str) -> bool:
     (which change between boots)."""
     if not pattern:
         return True
-    name, pattern = _ALSA_SUFFIX.sub("", port).lower(), pattern.lower()
+    name, pattern = ALSA_SUFFIX.sub("", port).lower(), pattern.lower()
     if any(c in pattern for c in "*?["):
         return fnmatch.fnmatchcase(name, pattern)
     return pattern in name

@@ -133,8 +133,6 @@ def parse(tables: Any, error: Callable[[tuple[str | int, ...], str], Exception],
           registry: Registry = REGISTRY) -> list[Modulator]:
     """`[[modulator]]` tables → Modulators; `error(path, message)` makes the exception to raise
     (TomlFile.error in a patch, so the performer gets file, line and key)."""
-    from .. import show  # noqa: F401  (declares the show's commands, which triggers may name)
-
     if not isinstance(tables, list):
         raise error(("modulator",), "modulators are [[modulator]] tables")
     return [_one(i, d, error, registry) for i, d in enumerate(tables)]

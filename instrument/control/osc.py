@@ -32,27 +32,11 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from ..commands import declare_command
+from ..events import ControlQueue
 from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
-from .events import ControlQueue
 from .oscreply import Replies, Subscriber
-from .oscroute import (  # noqa: F401  (re-exported: the names were here first)
-    CMD,
-    HEAVY,
-    LOCAL,
-    MAX_DELAY,
-    NORM,
-    PATCH_NAME,
-    PREFIX,
-    REPLIES,
-    OscRouter,
-    _finite,
-    _ip,
-    is_loopback,
-    parse_hostport,
-    parse_plain,
-)
+from .oscroute import LOCAL, OscRouter
 
 TAKE = 64         # datagrams read per poll at most (the idle wait polls every ms): reading is on the budget
 BURST = 0.003     # s of parsing at once at most ...
@@ -66,11 +50,14 @@ SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
 _TIMESPEC = struct.Struct("@qq")
 
 
-declare_command("subscribe", "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
-                             "echo the /noclip/confirm <nonce> you are sent; renew within a minute)")
-declare_command("unsubscribe", "<port>: stop sending changes to this host at <port>")
-declare_command("dump", "[port] [norm]: send all current values back (to the sender, or to [port])")
-declare_command("confirm", "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)")
+# The replies' commands (handled by oscreply.Replies), exported for the command table
+COMMANDS = {
+    "subscribe": "<port> [norm]: ask to be sent every parameter change at <port> (handshake: "
+                 "echo the /noclip/confirm <nonce> you are sent; renew within a minute)",
+    "unsubscribe": "<port>: stop sending changes to this host at <port>",
+    "dump": "[port] [norm]: send all current values back (to the sender, or to [port])",
+    "confirm": "<nonce>: echo a handshake's nonce (starts a subscription, allows dumps)",
+}
 
 
 class OscControl(OscRouter):

@@ -19,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..resources import data_dir
-from .oscroute import _ip
+from .oscroute import ip_of
 from .osctree import EXTENSIONS, Snapshot, Tree
 
 REMOTE = "/remote"
@@ -71,7 +71,7 @@ class QueryHttp:
         if not name:
             return False
         try:
-            _ip(name)
+            ip_of(name)
             return True
         except ValueError:
             return name.lower().rstrip(".") in self._names
@@ -108,7 +108,7 @@ class QueryHttp:
         return _response(200, headers, self._page)
 
 
-def _own_names() -> set[str]:
+def own_names() -> set[str]:
     """The names a Host header may carry here (anything else is a rebinding attempt)."""
     names = {"localhost", "localhost.localdomain", "ip6-localhost"}
     for name in (socket.gethostname(), socket.getfqdn()):

@@ -50,10 +50,10 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from ..commands import COMMANDS
+from ..events import ControlQueue
 from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
-from .events import ControlQueue
-from .oschttp import QueryHttp, _own_names
+from .oschttp import QueryHttp, own_names
 from .oscreply import Buckets
 from .oscroute import LOCAL, OscRouter
 from .osctree import Snapshot, Tree, changed_paths, diff, snapshot
@@ -124,7 +124,7 @@ class OscQueryServer(QueryHttp):
         self._last_flush = 0.0
         self._tokens, self._refilled = BURST, time.perf_counter()
         self._requests = Buckets(*REQUESTS)
-        self._names = _own_names()
+        self._names = own_names()
         self._page: bytes | None = None
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -198,7 +198,7 @@ class OscQueryServer(QueryHttp):
                 outer._open += 1
                 peer = transport.get_extra_info("peername")
                 host = peer[0] if peer else ""
-                if not outer.router._sender(host)[0]:
+                if not outer.router.admit(host)[0]:
                     outer._refuse("denied", host, f"connection from {host} not in --osc-allow")
                     transport.abort()
                 elif outer._open > outer.max_clients:
@@ -236,7 +236,7 @@ class OscQueryServer(QueryHttp):
     # -- WebSockets ----------------------------------------------------------------------------
 
     async def _ws(self, conn: ServerConnection) -> None:
-        client = Client(conn, self.router._sender(conn.remote_address[0])[1])
+        client = Client(conn, self.router.admit(conn.remote_address[0])[1])
         self.clients[conn] = client
         self._connected += 1
         self.stats["websockets"] += 1

@@ -24,10 +24,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from ..commands import COMMANDS
+from .. import commands
+from ..events import ControlEvent, ControlQueue
 from ..params import REGISTRY, ParamError, Registry
 from ..report import Reporter
-from .events import ControlEvent, ControlQueue
 from .oscreply import Buckets
 from .oscwire import OscError, parse
 
@@ -80,13 +80,13 @@ def parse_plain(data: bytes) -> tuple[str, list[Any]] | None:
     return (address, args) if pos == len(data) else None
 
 
-def _finite(args: list[Any]) -> bool:
+def finite(args: list[Any]) -> bool:
     """No NaN or infinity anywhere in the arguments (arrays included)."""
     for a in args:
         if type(a) is float:
             if not math.isfinite(a):
                 return False
-        elif type(a) is list and not _finite(a):
+        elif type(a) is list and not finite(a):
             return False
     return True
 
@@ -96,16 +96,16 @@ def is_loopback(host: str) -> bool:
     if host in ("localhost", "ip6-localhost"):
         return True
     try:
-        return _ip(host).is_loopback
+        return ip_of(host).is_loopback
     except ValueError:
         try:
             infos = socket.getaddrinfo(host, None)
         except OSError:
             return False
-        return bool(infos) and all(_ip(i[4][0]).is_loopback for i in infos)
+        return bool(infos) and all(ip_of(i[4][0]).is_loopback for i in infos)
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(host.split("%")[0])
     mapped = getattr(ip, "ipv4_mapped", None)
     return mapped or ip
@@ -140,12 +140,12 @@ class OscRouter:
         """subscribe, dump and their handshake: only the UDP port answers them (OscControl)."""
         self._bad("osc unknown", CMD + name, f"{CMD}{name} is answered on the UDP OSC port only")
 
-    def _sender(self, host: str) -> tuple[bool, bool]:
+    def admit(self, host: str) -> tuple[bool, bool]:
         """(allowed, on this machine) for a sender's address, cached (at most 4096 addresses)."""
         known = self._senders.get(host)
         if known is None:
             try:
-                ip = _ip(host)
+                ip = ip_of(host)
             except ValueError:
                 return False, False
             local = any(ip in n for n in self.local if n.version == ip.version)
@@ -158,7 +158,7 @@ class OscRouter:
     def handle(self, data: bytes, sender: tuple[str, int], arrival: float) -> None:
         """One datagram: never raises, never loops, whatever it holds."""
         self.stats["packets"] += 1
-        allowed, local = self._sender(sender[0])
+        allowed, local = self.admit(sender[0])
         if not allowed:
             self.stats["denied"] += 1
             self.reporter.problem("osc denied", sender[0], f"packet from {sender[0]} not in --osc-allow")
@@ -189,11 +189,11 @@ class OscRouter:
     def _route(self, address: str, args: list[Any], sender: tuple[str, int], arrival: float,
                at: float | None, local: bool) -> None:
         self.stats["messages"] += 1
-        if not _finite(args):
+        if not finite(args):
             return self._bad("osc non-finite", address, f"{address}: NaN or infinity dropped")
         if address.startswith(CMD):
             name = address[len(CMD):]
-            if name not in COMMANDS:
+            if name not in commands.COMMANDS:
                 return self._bad("osc unknown", address, f"unknown command {address}")
             if name in REPLIES:
                 self._last = (address, args)

@@ -21,8 +21,8 @@ from collections import Counter, deque
 from typing import Any, Protocol
 
 from ..clock import MAX_BEAT, SYNC
-from .events import CMD, ControlEvent, ControlQueue
-from .osc import is_loopback
+from ..events import CMD, ControlEvent, ControlQueue
+from .oscroute import is_loopback
 from .oscwire import OscError, build, parse
 
 log = logging.getLogger("noclip")

@@ -11,31 +11,37 @@ from typing import Protocol
 
 import moderngl
 
-from ..params import FrameParams, declare
+from ..params import FrameParams, ParamSpec
 from ..report import Reporter
-from .catalog import BACKENDS, check_model  # noqa: F401  (named backends; paths and hub ids pass too)
+from .catalog import BACKENDS as BACKENDS  # re-exported: the named backends, and the check a patch's
+from .catalog import check_model as check_model  # model passes (paths and hub ids pass too)
 
-declare("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
-        description="noise seed of the generator and the tape")
-# The stream engine's parameters (read in stream.py), declared here so that the registry, `noclip
+# The stream engine's parameters (read in stream.py) live here, so that the registry, `noclip
 # params` and the none model never have to import torch.
 _P = {"origin": __name__, "group": "generator"}
-declare("strength", "float", 0.5, min=0.0, max=1.0, smooth=0.15, **_P,
-        description="how far the generator may stray from the scene: 0 keeps it, 1 dreams freely")
-declare("steps", "int", 2, min=1, max=4, **_P,
-        description="denoising steps per frame: more is finer and slower (Stream Batch lags steps-1 frames)")
-declare("feedback", "float", 0.3, min=0.0, max=1.0, smooth=0.15, **_P,
-        description="previous output, moved along the motion, mixed into the next frame: less flicker")
-declare("seed_morph", "float", 0.0, min=0.0, max=1.0, smooth=0.3, **_P,
-        description="travel from the noise of `seed` (0) to that of `seed + 1` (1), smoothly")
-declare("prompt", "str", "an empty office hallway, yellow wallpaper, fluorescent lights, liminal space",
-        length=1000, **_P, description="what the generator dreams the scene as (1,000 characters at most)")
-declare("prompt_fade", "float", 2.0, min=0.0, max=30.0, unit="s", **_P,
-        description="seconds over which a new prompt cross-fades in")
-declare("similarity_skip", "float", 0.005, min=0.0, max=0.1, **_P,
-        description="reuse the last result while the scene changed less than this (mean difference, 0 off)")
-declare("stream_batch", "bool", True, **_P,
-        description="denoise the frames in flight as one batch: faster, output lags steps-1 frames")
+PARAMS = (
+    ParamSpec("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
+              description="noise seed of the generator and the tape"),
+    ParamSpec("strength", "float", 0.5, min=0.0, max=1.0, smooth=0.15, **_P,
+              description="how far the generator may stray from the scene: 0 keeps it, 1 dreams freely"),
+    ParamSpec("steps", "int", 2, min=1, max=4, **_P,
+              description="denoising steps per frame: more is finer and slower "
+                          "(Stream Batch lags steps-1 frames)"),
+    ParamSpec("feedback", "float", 0.3, min=0.0, max=1.0, smooth=0.15, **_P,
+              description="previous output, moved along the motion, mixed into the next frame: less flicker"),
+    ParamSpec("seed_morph", "float", 0.0, min=0.0, max=1.0, smooth=0.3, **_P,
+              description="travel from the noise of `seed` (0) to that of `seed + 1` (1), smoothly"),
+    ParamSpec("prompt", "str", "an empty office hallway, yellow wallpaper, fluorescent lights, liminal space",
+              length=1000, **_P,
+              description="what the generator dreams the scene as (1,000 characters at most)"),
+    ParamSpec("prompt_fade", "float", 2.0, min=0.0, max=30.0, unit="s", **_P,
+              description="seconds over which a new prompt cross-fades in"),
+    ParamSpec("similarity_skip", "float", 0.005, min=0.0, max=0.1, **_P,
+              description="reuse the last result while the scene changed less than this "
+                          "(mean difference, 0 off)"),
+    ParamSpec("stream_batch", "bool", True, **_P,
+              description="denoise the frames in flight as one batch: faster, output lags steps-1 frames"),
+)
 
 
 class Generator(Protocol):

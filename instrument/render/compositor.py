@@ -12,7 +12,7 @@ from pathlib import Path
 
 import moderngl
 
-from ..params import FrameParams, declare
+from ..params import FrameParams, ParamSpec
 from ..report import Reporter
 from .chain import Chain, ChainSpec, load_chain_spec
 from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
@@ -23,25 +23,27 @@ from .reproject import Carry, Ring, SceneMotion, ring_grid
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
             "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT)}
 
-declare("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
-        description="generated frame over the base scene (0 = scene only)")
-declare("reproject", "bool", True, origin=__name__,
-        description="carry a late dream along the scene's motion to the frame shown, so it moves "
-                    "with the camera (off: the newest dream as it is)")
-declare("fade", "float", 1.0, min=0.0, max=1.0, smooth=0.25, origin=__name__,
-        description="master fade: 0 is black")
-declare("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name__,
-        description="how the 4:3 tape frame meets the output: pillarbox, crop or stretch")
-# The screen the tape is watched on, drawn by the output pass at output resolution: one pass fewer
-# than a CRT stage of its own, and its scanlines are as sharp as the output allows.
-declare("crt", "bool", True, origin=__name__,
-        description="show the tape on a CRT (scanlines, curvature, vignette); off is a flat panel")
-declare("scanlines", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
-        description="dark gaps between the CRT's 240 field lines")
-declare("curvature", "float", 0.3, min=0.0, max=1.0, smooth=0.1, origin=__name__,
-        description="bulge of the CRT glass")
-declare("vignette", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
-        description="darkening towards the CRT's corners")
+PARAMS = (
+    ParamSpec("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+              description="generated frame over the base scene (0 = scene only)"),
+    ParamSpec("reproject", "bool", True, origin=__name__,
+              description="carry a late dream along the scene's motion to the frame shown, so it moves "
+                          "with the camera (off: the newest dream as it is)"),
+    ParamSpec("fade", "float", 1.0, min=0.0, max=1.0, smooth=0.25, origin=__name__,
+              description="master fade: 0 is black"),
+    ParamSpec("fit", "enum", "fit", choices=("fit", "fill", "stretch"), origin=__name__,
+              description="how the 4:3 tape frame meets the output: pillarbox, crop or stretch"),
+    # The screen the tape is watched on, drawn by the output pass at output resolution: one pass fewer
+    # than a CRT stage of its own, and its scanlines are as sharp as the output allows.
+    ParamSpec("crt", "bool", True, origin=__name__,
+              description="show the tape on a CRT (scanlines, curvature, vignette); off is a flat panel"),
+    ParamSpec("scanlines", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+              description="dark gaps between the CRT's 240 field lines"),
+    ParamSpec("curvature", "float", 0.3, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+              description="bulge of the CRT glass"),
+    ParamSpec("vignette", "float", 0.35, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+              description="darkening towards the CRT's corners"),
+)
 
 
 class Compositor:

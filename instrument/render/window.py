@@ -9,7 +9,7 @@ from collections.abc import Callable
 import glfw
 import moderngl
 
-from ..control import ControlEvent, ControlQueue
+from ..events import ControlEvent, ControlQueue
 from ..params import FrameParams
 from .hud import Hud, HudState
 
@@ -71,7 +71,7 @@ class Window:
         self.hud: Hud | None = None
         self.hud_state: Callable[[], HudState | None] = lambda: None
         self.show = None
-        self.learn = None  # a control.learn.Learn when MIDI is on and the patch is a file
+        self.learn = None  # a learn.Learn when MIDI is on and the patch is a file
         self._esc = -10.0
         glfw.set_key_callback(self.handle, self._key)
 

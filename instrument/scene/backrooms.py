@@ -17,8 +17,7 @@ from collections.abc import Callable
 import moderngl
 import numpy as np
 
-from ..commands import declare_command
-from ..params import FrameParams, declare
+from ..params import FrameParams, ParamSpec
 from ..render.gl import ShaderError, shader_path
 from .camera import Pose, Walker, projection, view_matrix
 from .layout import LEVELS, World
@@ -26,19 +25,22 @@ from .lights import WINDOW, tubes, window_origin
 from .mesh import ATTRIBUTES, VERTEX, chunk_mesh, count_occluders
 
 _P = {"origin": __name__, "group": "scene"}
-declare("level", "enum", "0", choices=tuple(str(s.index) for s in LEVELS), **_P,
-        description="which level: 0 the yellow Lobby, 1 the concrete Habitable Zone (lights out between)")
-declare("level_seed", "int", 0, min=0, max=2**31 - 1, **_P,
-        description="the building you are lost in: seed of the layout, the walk and the lights")
-declare("speed", "float", 1.2, min=0.0, max=4.0, smooth=0.6, unit="m/s", **_P,
-        description="walking speed of the camera")
-declare("wander", "float", 0.5, min=0.0, max=1.0, smooth=0.5, **_P,
-        description="how much the walk turns, hesitates and looks around")
-declare("flicker", "float", 0.3, min=0.0, max=1.0, smooth=0.2, **_P,
-        description="how many fluorescent tubes stutter, and how hard the rest hum")
-declare("fog", "float", 0.25, min=0.0, max=1.0, smooth=0.5, **_P,
-        description="haze: 0 clear to the end of sight, 1 thick")
-declare_command("noclip", "phase the camera through the nearest wall into the space behind it")
+PARAMS = (
+    ParamSpec("level", "enum", "0", choices=tuple(str(s.index) for s in LEVELS), **_P,
+              description="which level: 0 the yellow Lobby, 1 the concrete Habitable Zone "
+                          "(lights out between)"),
+    ParamSpec("level_seed", "int", 0, min=0, max=2**31 - 1, **_P,
+              description="the building you are lost in: seed of the layout, the walk and the lights"),
+    ParamSpec("speed", "float", 1.2, min=0.0, max=4.0, smooth=0.6, unit="m/s", **_P,
+              description="walking speed of the camera"),
+    ParamSpec("wander", "float", 0.5, min=0.0, max=1.0, smooth=0.5, **_P,
+              description="how much the walk turns, hesitates and looks around"),
+    ParamSpec("flicker", "float", 0.3, min=0.0, max=1.0, smooth=0.2, **_P,
+              description="how many fluorescent tubes stutter, and how hard the rest hum"),
+    ParamSpec("fog", "float", 0.25, min=0.0, max=1.0, smooth=0.5, **_P,
+              description="haze: 0 clear to the end of sight, 1 thick"),
+)
+COMMANDS = {"noclip": "phase the camera through the nearest wall into the space behind it"}
 
 FOV_Y = math.radians(70.0)
 NEAR = 0.05

@@ -1,6 +1,6 @@
 """A contact sheet of the levels: frames along each level's walk, one row per level.
 
-    python -m instrument.scene.contact docs/scene-contact-sheet.png
+    python -m instrument.tools.contact docs/scene-contact-sheet.png
 
 Looking is the test no number replaces: would someone who knows the Backrooms know the place?
 """
@@ -15,8 +15,8 @@ from PIL import Image
 
 from ..params import REGISTRY, FrameParams
 from ..render.gl import headless_context
-from .backrooms import Backrooms
-from .layout import LEVELS
+from ..scene.backrooms import Backrooms
+from ..scene.layout import LEVELS
 
 
 def contact_sheet(path: Path, size: tuple[int, int] = (512, 384), per_level: int = 4,
@@ -45,4 +45,7 @@ def contact_sheet(path: Path, size: tuple[int, int] = (512, 384), per_level: int
 
 
 if __name__ == "__main__":
+    from ..catalogue import assemble
+
+    assemble()  # the scene's defaults
     print(contact_sheet(Path(sys.argv[1] if len(sys.argv) > 1 else "scene-contact-sheet.png")))

@@ -25,9 +25,9 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ...files import replace_atomically, write_atomically
-from ..model import Schedule
-from .model import Config, Decoder, Encoder, UNet, cosine_alphas
+from ..files import replace_atomically, write_atomically
+from ..generate.builtin.model import Config, Decoder, Encoder, UNet, cosine_alphas
+from ..generate.model import Schedule
 
 
 class CheckpointError(RuntimeError):
@@ -80,7 +80,7 @@ class Trainer:
         p = self.plan
         path = self.work / f"data-{p.seed}-{p.clips}x{p.per_clip}-{self.config.width}x{self.config.height}.npz"
         if not path.is_file():
-            from ...render.gl import headless_context
+            from ..render.gl import headless_context
             from .data import render_set
 
             ctx = headless_context()

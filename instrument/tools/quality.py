@@ -8,7 +8,7 @@ never trained on):
   0 (the issue's bar); the flicker the generator adds (output minus base) is reported beside it;
 - the generator alone (encode + denoise + decode) plays ≥ 30 fps on the CPU.
 
-    python -m instrument.generate.builtin.quality [--frames N] [--out DIR]   (or `noclip quality`)
+    python -m instrument.tools.quality [--frames N] [--out DIR]   (or `noclip quality`)
 
 writes quality.json, contact-sheet.png and losses.png into DIR (models/builtin by default). Still
 frames use the engine's recipe in its plainest form (one image, the seed's noise); walks go through
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from ..model import Backend
-from . import WEIGHTS, load
+from ..generate.builtin import WEIGHTS, load
+from ..generate.model import Backend
 from .data import HELD_OUT, render_set, walk
 
 STRENGTH, STEPS = 0.5, 2       # the stream engine's defaults (generate/__init__.py)
@@ -123,9 +123,9 @@ def warp(x: torch.Tensor, motion: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 def stream(backend: Backend, frames: np.ndarray, motions: np.ndarray, prompt: str, feedback: float,
            seed: int = 0) -> torch.Tensor:
     """A walk through the stream engine itself (plain mode, nothing skipped): what a show plays."""
-    from ...params import REGISTRY, FrameParams
-    from ..stream import StreamEngine
-    from ..worker import BaseFrame
+    from ..generate.stream import StreamEngine
+    from ..generate.worker import BaseFrame
+    from ..params import REGISTRY, FrameParams
 
     engine = StreamEngine(backend, backend.size)
     values = {**REGISTRY.defaults(), "prompt": prompt, "feedback": feedback, "seed": seed,
@@ -285,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--walk", type=int, default=32, help="frames of each held-out walk (flicker)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    from ...render.gl import headless_context
+    from ..catalogue import assemble
+    from ..render.gl import headless_context
 
+    assemble()  # the defaults the walks are rendered with
     torch.set_num_threads(args.threads)
     out = args.out or args.weights
     out.mkdir(parents=True, exist_ok=True)

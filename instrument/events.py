@@ -1,4 +1,7 @@
-"""ControlEvent and the queue between control threads and the frame loop."""
+"""ControlEvent and the queue between the sources (control/, the window's keys) and the frame loop.
+
+Ground, beside params.py: the event is the data control hands the show, and the window (render/)
+puts its keys on the same queue, so neither part has to import the other."""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ they were, a binding already made for the same control is replaced in place, a n
 appended. The result is validated as a patch before it replaces the file: written beside the
 file, fsynced, given the file's permission bits and renamed over it (files.py), so a crash or a
 full disk leaves the old patch whole; a patch that is a symlink stays one (its target is written).
+
+It sits beside patch.py, above the parts, because it writes patch files and validates them as
+patches; control/ only hands it MIDI.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..commands import COMMANDS
-from ..files import replace_atomically
-from ..params import REGISTRY, Registry
-from ..tomlfile import line_of
-from .midimap import _ALSA_SUFFIX
+from .commands import COMMANDS
+from .control.midi import MidiControl, default_tiers
+from .control.midimap import ALSA_SUFFIX
+from .events import ControlQueue
+from .files import replace_atomically
+from .params import REGISTRY, Registry
+from .patch import load_patch
+from .report import Reporter
+from .tomlfile import line_of
 
 WAIT = 0.4  # seconds of a control's messages looked at before deciding what kind of control it is
 _REL_2C = set(range(1, 8)) | set(range(121, 128))
@@ -31,7 +38,7 @@ Message = tuple[str, int, int, int]  # port, status, data1, data2
 
 def device_name(port: str) -> str:
     """The stable part of a port name: 'nanoKONTROL2:nanoKONTROL2 MIDI 1 20:0' → 'nanoKONTROL2'."""
-    return _ALSA_SUFFIX.sub("", port).split(":")[0].strip()
+    return ALSA_SUFFIX.sub("", port).split(":")[0].strip()
 
 
 def infer(messages: list[Message], target: str, registry: Registry = REGISTRY) -> dict[str, Any]:
@@ -88,8 +95,6 @@ def write_binding(path: Path, table: dict[str, Any], registry: Registry = REGIST
     """Put the binding into the patch file at `path`, preserving everything else; returns the new
     text. A binding of the same control to the same target is replaced where it stands."""
     import tomllib
-
-    from ..patch import load_patch
 
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -183,9 +188,6 @@ class Learn:
         except Exception as exc:  # ConfigError, OSError: learning must never break the show
             self.status = f"learn failed: {exc}"
             return None
-        from ..patch import load_patch
-        from .midi import default_tiers
-
         patch = load_patch(self.path, self.registry)
         self.midi.set_tiers(default_tiers(patch.midi, str(self.path), self.midi.reporter, self.registry))
         self.status = f"learnt {target} ← {' '.join(f'{k}={v}' for k, v in table.items() if k != 'param')}"
@@ -197,12 +199,6 @@ class Learn:
 def run_learn(args: Any) -> int:
     """Interactive: for each parameter (asked for, or --param), wait for a control and bind it."""
     import sys
-
-    from .. import show  # noqa: F401  (declares the show's commands)
-    from ..patch import load_patch
-    from ..report import Reporter
-    from .events import ControlQueue
-    from .midi import MidiControl, default_tiers
 
     patch = load_patch(args.patch)
     reporter = Reporter()

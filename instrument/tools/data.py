@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ...params import REGISTRY, FrameParams
-from ...scene.backrooms import Backrooms
-from ...scene.layout import LEVELS
+from ..params import REGISTRY, FrameParams
+from ..scene.backrooms import Backrooms
+from ..scene.layout import LEVELS
 
 HELD_OUT = 1_000_000   # level seeds at and above this are never trained on
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from instrument.render.chain import chain_names, load_chain_spec
-from instrument.render.gl import QUAD_VERT, load_program, quad_buffer, shader_path
+from instrument.render.gl import QUAD_VERT, load_program, quad_buffer, shader_path, shader_source
 from instrument.resources import data_dir
 
 ALL = sorted(p for p in data_dir("shaders").rglob("*") if p.suffix in (".frag", ".vert", ".glsl"))
@@ -68,12 +68,55 @@ def test_a_pass_vertex_shader_error_names_its_file(gl, tmp_path):
     quad.release()
 
 
+def test_an_error_in_an_included_file_names_that_file_and_line(gl, tmp_path):
+    from instrument.render.gl import ShaderError
+
+    tape = tmp_path / "tape.glsl"
+    lines = shader_path("vhs/tape.glsl").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("const float ACTIVE_US"))
+    lines[at] = lines[at].replace("52.6", "fifty")
+    tape.write_text("\n".join(lines) + "\n")
+    deck = tmp_path / "deck.frag"
+    deck.write_text(shader_path("vhs/deck.frag").read_text().replace('"vhs/tape.glsl"', f'"{tape}"'))
+    quad = quad_buffer(gl)
+    with pytest.raises(ShaderError) as err:
+        load_program(gl, deck, quad, shader_path("vhs/deck.vert"))
+    assert err.value.path == tape and err.value.line == at + 1, err.value
+    # and a line of the including file after the include keeps its own number
+    deck.write_text(shader_path("vhs/deck.frag").read_text().replace("void main() {", "void main() { oops;"))
+    with pytest.raises(ShaderError) as err:
+        load_program(gl, deck, quad, shader_path("vhs/deck.vert"))
+    main = shader_path("vhs/deck.frag").read_text().splitlines().index("void main() {") + 1
+    assert err.value.path == deck and err.value.line == main, err.value
+    deck.write_text('#version 330\n#include "no/such.glsl"\nvoid main() {}\n')
+    with pytest.raises(ShaderError, match="cannot read") as err:
+        load_program(gl, deck, quad)
+    assert err.value.path == shader_path("no/such.glsl")
+    quad.release()
+
+
+def test_the_tapes_figures_are_written_once():
+    """LUMA_MHZ, CHROMA_MHZ, DELAY_SAMPLES, FSC4_MHZ, ACTIVE_US: defined in vhs/tape.glsl alone, and
+    every pass that uses one includes it."""
+    tape = shader_path("vhs/tape.glsl")
+    names = ("LUMA_MHZ", "CHROMA_MHZ", "DELAY_SAMPLES", "FSC4_MHZ", "ACTIVE_US")
+    for name in names:
+        defined = [p for p in ALL if f"const float {name}" in p.read_text()]
+        assert defined == [tape], (name, defined)
+    users = [p for p in SHADERS if any(n in p.read_text() for n in names)]
+    assert len(users) >= 3
+    for path in users:
+        assert tape in shader_source(path)[1], path
+
+
 @pytest.mark.parametrize("path", SHADERS, ids=IDS)
-def test_compiles_in_glslang(path):
+def test_compiles_in_glslang(path, tmp_path):
     exe = shutil.which("glslangValidator")
     if exe is None:
         pytest.skip("glslangValidator not installed (Debian: apt-get install glslang-tools)")
-    run = subprocess.run([exe, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    joined = tmp_path / path.name  # as load_program hands it to the driver: its includes expanded
+    joined.write_text(shader_source(path)[0])
+    run = subprocess.run([exe, str(joined)], check=False, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
 
 

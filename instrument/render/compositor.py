@@ -15,7 +15,7 @@ import moderngl
 from ..params import FrameParams, ParamSpec
 from ..report import Reporter
 from .chain import Chain, ChainSpec, load_chain_spec
-from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_path, target
+from .gl import QUAD_VERT, Program, draw, load_program, quad_buffer, shader_files, shader_path, target
 from .reload import FileWatcher
 from .reproject import Carry, Ring, SceneMotion, ring_grid
 
@@ -195,4 +195,6 @@ def picture_box(output: tuple[int, int], frame: tuple[int, int], fit: str) -> tu
 
 
 def _files(spec: ChainSpec) -> list[Path]:
-    return [spec.path, *(p.shader for p in spec.passes), *(p.vertex for p in spec.passes if p.vertex)]
+    """The chain file and every shader its passes are built from, those they include too."""
+    shaders = [*(p.shader for p in spec.passes), *(p.vertex for p in spec.passes if p.vertex)]
+    return [spec.path, *dict.fromkeys(f for s in shaders for f in shader_files(s))]

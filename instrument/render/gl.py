@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,68 @@ def headless_context() -> moderngl.Context:
 
 
 _LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.MULTILINE)
+_INCLUDE = re.compile(r'^[ \t]*#include[ \t]+"([^"\n]*)"[ \t]*$', re.MULTILINE)
+# Lines set aside for each file of a joined source: `#line` numbers line n of its file k as
+# k * FILE_LINES + n, so a compile log's line names the file and its line. (Mesa logs every error
+# as source string 0, whatever `#line` says, so the line number has to carry the file.)
+FILE_LINES = 10000
 
 
-def _shader_error(path: Path, exc: Exception) -> ShaderError:
+def line_directive(index: int, line: int = 1) -> str:
+    """The `#line` that makes the next line line `line` of file `index` of a joined source."""
+    return f"#line {index * FILE_LINES + line}\n"
+
+
+def shader_error(exc: Exception, vertex: Sequence[Path], fragment: Sequence[Path]) -> ShaderError:
+    """The ShaderError for a failed compile or link: moderngl heads the log with the failing stage,
+    Mesa writes `0:LINE(COL): msg`, other drivers `ERROR: 0:LINE: msg`; LINE is split by FILE_LINES
+    into the stage's file (its index in `vertex` or `fragment`, as joined) and that file's line. A
+    log with no line names the stage's first file."""
     text = str(exc)
+    files = vertex if "vertex_shader" in text else fragment
     for m in _LINE.finditer(text):
-        line = int(m.group(1) or m.group(3))
-        return ShaderError(path, line, (m.group(2) or m.group(4)).strip())
-    return ShaderError(path, None, text.strip().splitlines()[-1] if text.strip() else "compile failed")
+        index, line = divmod(int(m.group(1) or m.group(3)), FILE_LINES)
+        if index >= len(files):
+            index, line = 0, int(m.group(1) or m.group(3))
+        return ShaderError(files[index], line, (m.group(2) or m.group(4)).strip())
+    return ShaderError(files[0], None, text.strip().splitlines()[-1] if text.strip() else "compile failed")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ShaderError(path, None, f"cannot read: {exc.strerror}") from None
+
+
+def shader_source(name: str | Path) -> tuple[str, list[Path]]:
+    """A shader's text with each `#include "name"` line (a name under shaders/, like a chain's) replaced
+    by that file, so a fact several passes share (the tape's figures in vhs/tape.glsl) is written
+    once; and the files it was joined from, in the order `shader_error` counts them. Included files
+    include nothing themselves: one level keeps the numbering and the watch list simple."""
+    path = shader_path(name)
+    text = _read(path)
+    files = [path]
+
+    def expand(m: re.Match) -> str:
+        piece = shader_path(m.group(1))
+        body = _read(piece)
+        if _INCLUDE.search(body):
+            raise ShaderError(piece, None, "an included file may not include another")
+        files.append(piece)
+        after = text.count("\n", 0, m.start()) + 2  # the including file's line after the #include
+        return line_directive(len(files) - 1) + body + "\n" + line_directive(0, after).rstrip("\n")
+
+    return _INCLUDE.sub(expand, text), files
+
+
+def shader_files(name: str | Path) -> list[Path]:
+    """The files a shader is built from (itself and what it includes): what a live reload watches."""
+    path = shader_path(name)
+    try:
+        return shader_source(path)[1]
+    except ShaderError:
+        return [path]  # unreadable now: watch the file itself, whose fix is the edit to see
 
 
 def shader_path(name: str | Path) -> Path:
@@ -89,18 +143,11 @@ def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
     (which computes the pass's per-frame constants: four runs, not one a pixel). ShaderError names
     the file that failed and its line."""
     fpath, vpath = shader_path(frag), shader_path(vertex)
-    sources = {}
-    for path in (vpath, fpath):
-        try:
-            sources[path] = path.read_text()
-        except OSError as exc:
-            raise ShaderError(path, None, f"cannot read: {exc.strerror}") from None
+    (vsource, vfiles), (fsource, ffiles) = shader_source(vpath), shader_source(fpath)
     try:
-        prog = ctx.program(vertex_shader=sources[vpath], fragment_shader=sources[fpath])
+        prog = ctx.program(vertex_shader=vsource, fragment_shader=fsource)
     except moderngl.Error as exc:
-        # moderngl heads a compile log with the stage; a link error belongs to the pass's program
-        failed = vpath if "vertex_shader" in str(exc) else fpath
-        raise _shader_error(failed, exc) from None
+        raise shader_error(exc, vfiles, ffiles) from None  # a link error: the pass's fragment shader
     uniforms = {k: v for k, v in ((k, prog[k]) for k in prog) if isinstance(v, moderngl.Uniform)}
     samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)
     vao = ctx.vertex_array(prog, [(quad, "2f", "in_pos")])

@@ -10,7 +10,6 @@ the walk advances by the frame's dt, flicker reads the frame's time, nothing rea
 from __future__ import annotations
 
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ import moderngl
 import numpy as np
 
 from ..params import FrameParams, ParamSpec
-from ..render.gl import ShaderError, shader_path
+from ..render.gl import line_directive, shader_error, shader_path
 from .camera import Pose, Walker, projection, view_matrix
 from .layout import LEVELS, World
 from .lights import WINDOW, tubes, window_origin
@@ -48,30 +47,16 @@ TRANSITION = 1.6             # seconds of lights-out between levels
 MESH_CACHE = 96              # chunk meshes kept on the GPU
 
 
-LEVEL_LINE = 10001  # the level file's first line number in the joined source (common.glsl's is 1)
-_ERROR = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$", re.MULTILINE)
-
-
 def _compile(ctx: moderngl.Context, level: int) -> moderngl.Program:
     """world.vert + common.glsl + level<N>.frag; errors name the file and line they are in."""
-    files = [shader_path("scene/world.vert"), shader_path("scene/common.glsl"),
-             shader_path(f"scene/level{level}.frag")]
-    vert, common, frag = (f.read_text() for f in files)
-    source = (f"#version 330\n#define WINDOW {WINDOW}\n#line 1\n{common}\n"
-              f"#line {LEVEL_LINE}\n{frag}")
+    vpath, common, frag = (shader_path("scene/world.vert"), shader_path("scene/common.glsl"),
+                           shader_path(f"scene/level{level}.frag"))
+    source = (f"#version 330\n#define WINDOW {WINDOW}\n{line_directive(0)}{common.read_text()}\n"
+              f"{line_directive(1)}{frag.read_text()}")
     try:
-        return ctx.program(vertex_shader=vert, fragment_shader=source)
+        return ctx.program(vertex_shader=vpath.read_text(), fragment_shader=source)
     except moderngl.Error as exc:
-        text = str(exc)
-        m = _ERROR.search(text)
-        if m is None:
-            raise ShaderError(files[2], None, text.strip().splitlines()[-1] if text.strip() else
-                              "compile failed") from None
-        line = int(m.group(1))
-        if "fragment_shader" not in text:  # moderngl heads its message with the failing stage
-            raise ShaderError(files[0], line, m.group(2)) from None
-        where = (files[2], line - LEVEL_LINE + 1) if line >= LEVEL_LINE else (files[1], line)
-        raise ShaderError(*where, m.group(2)) from None
+        raise shader_error(exc, [vpath], [common, frag]) from None
 
 
 def _mat(m: np.ndarray) -> bytes:

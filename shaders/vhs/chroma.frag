@@ -1,6 +1,6 @@
 #version 330
 // Colour-under: VHS records chroma as a narrow band around 629 kHz, so only a few hundred kHz of it
-// survive (VHS.md: SP 320 kHz, LP 300, EP 280). A Gaussian FIR puts its -3 dB point there, counting
+// survive (CHROMA_MHZ, vhs/tape.glsl). A Gaussian FIR puts its -3 dB point there, counting
 // the linear upsampling back to 640 px in the deck pass, and decimates to 160 samples per line,
 // which carry 0.3 MHz with room to spare. FIR, not the row IIR of ntsc-rs: rows are not sequential
 // in a fragment shader.
@@ -9,8 +9,7 @@ uniform int tape_speed;         // 0 SP, 1 LP, 2 EP
 in vec2 uv;
 out vec4 color;
 
-const float CHROMA_MHZ[3] = float[3](0.32, 0.30, 0.28);
-const float ACTIVE_US = 52.6;   // active line time of NTSC
+#include "vhs/tape.glsl"
 const float PI = 3.14159265;
 const int HALF = 16;            // 32 taps, +-16 px: 2.9 sigma at EP
 

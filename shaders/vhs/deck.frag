@@ -12,9 +12,7 @@ flat in vec3 taps1;
 out vec4 color;
 
 const mat3 YIQ2RGB = mat3(1.0, 1.0, 1.0, 0.956, -0.272, -1.106, 0.621, -0.647, 1.703);
-const float DELAY_SAMPLES[3] = float[3](4.0, 5.0, 6.0);  // at 4 fsc, ntsc-rs
-const float FSC4_MHZ = 4.0 * 3.579545;
-const float ACTIVE_US = 52.6;
+#include "vhs/tape.glsl"
 
 void main() {
     int last = int(u_resolution.x) - 1;

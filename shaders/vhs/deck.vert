@@ -2,7 +2,7 @@
 // The deck's luma filter, designed once a frame: its taps depend only on the tape speed and the
 // `ringing` and `sharpen` knobs, so they are worked out here, four times, and handed to every
 // pixel as constants (flat), instead of once a pixel. Three kernels over the same 13 taps: a
-// Gaussian g at the tape speed's -3 dB point (VHS.md: SP 2.4 MHz, LP 1.9, EP 1.4), a sinc s cut
+// Gaussian g at the tape speed's -3 dB point (LUMA_MHZ, vhs/tape.glsl), a sinc s cut
 // at 1.1 f, which truncated to +-6 taps puts its -3 dB point on f too but rings, and a Gaussian v
 // twice as wide, whose difference from g is the deck's peaking (sharpness) control.
 in vec2 in_pos;
@@ -13,8 +13,7 @@ uniform float ringing;
 flat out vec4 taps0;            // the weights of taps 0..3 (tap k serves the pixels k left and right)
 flat out vec3 taps1;            // taps 4..6
 
-const float LUMA_MHZ[3] = float[3](2.4, 1.9, 1.4);
-const float ACTIVE_US = 52.6;   // active line time of NTSC
+#include "vhs/tape.glsl"
 const float PI = 3.14159265;
 
 void main() {

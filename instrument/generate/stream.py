@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..params import FrameParams
+from . import PARAMS
 from .model import Backend
 from .motion import compose, to_grid, warp
 from .noise import WarpedNoise, slerp
@@ -50,7 +51,9 @@ def share_cpu(backend: Backend) -> int:
     return torch.get_num_threads()
 
 
-MAX_STEPS = 4  # the `steps` parameter's maximum (generate/__init__.py declares the parameters)
+# the `steps` parameter's maximum, from its spec (generate/__init__.py): the noise and the engine's
+# batch are sized for it
+MAX_STEPS = int(next(spec.max for spec in PARAMS if spec.name == "steps"))
 # How much of `feedback` also holds the finished latent to the last one shown (moved along the
 # motion): the start-latent blend alone cannot hold details the model re-dreams from fresh noise
 # each frame (cells revealed as the camera walks in), and below 1 a fresh dream always shows through.

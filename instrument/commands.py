@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 COMMANDS: dict[str, str] = {}  # every command: name -> description
+CMD_ADDRESS = "/noclip/cmd/"  # a command's OSC address is this and its name
 
 
 def add(commands: Mapping[str, str], table: dict[str, str] = COMMANDS) -> None:

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-CMD = "cmd/"
+CMD_TARGET = "cmd/"  # a command's event targets this and its name (a parameter's, its name)
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,11 @@ class ControlEvent:
 
     @property
     def is_command(self) -> bool:
-        return self.target.startswith(CMD)
+        return self.target.startswith(CMD_TARGET)
 
     @property
     def command(self) -> str:
-        return self.target[len(CMD):]
+        return self.target[len(CMD_TARGET):]
 
 
 class ControlQueue:

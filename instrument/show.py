@@ -26,7 +26,7 @@ from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock, settle_memory
 from .control import ControlEvent, ControlQueue
 from .control.modulators import Modulators, build
 from .control.oscroute import PATCH_NAME
-from .events import CMD
+from .events import CMD_TARGET
 from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
@@ -220,7 +220,7 @@ class Show:
         if self.recording and self._takes_stopped():
             # a take that ended by itself (disk nearly full): REC goes off on the next frame, through
             # an event, so the performance file and its re-render show the same
-            self.queue.put(ControlEvent("recorder", CMD + "record/stop"))
+            self.queue.put(ControlEvent("recorder", CMD_TARGET + "record/stop"))
         self.stats.add("output", time.perf_counter() - t)
         if self.clock.realtime:
             # the frame's GL work ends inside the frame: left to drain while the clock spins and
@@ -263,7 +263,7 @@ class Show:
         handler = self._command(command)
         try:
             if handler is not None:
-                handler(ControlEvent("beat", CMD + command, args))
+                handler(ControlEvent("beat", CMD_TARGET + command, args))
         except Exception as exc:
             self.reporter.error(f"command {command}", str(exc))
 

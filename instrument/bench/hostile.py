@@ -19,6 +19,7 @@ import random
 import struct
 import time
 
+from ..commands import CMD_ADDRESS
 from ..control.oscwire import BUNDLE, build, bundle, unix_to_timetag
 from ..params import REGISTRY
 
@@ -55,7 +56,7 @@ def _message(rng: random.Random, names: list) -> bytes:
         name = rng.choice(COMMANDS)
         args = rng.choice([[], [rng.randrange(65536)], ["level9"], ["../../etc/passwd"], [0.5],
                            [rng.random(), "norm"]])
-        return build("/noclip/cmd/" + name, *args)
+        return build(CMD_ADDRESS + name, *args)
     spec = rng.choice(names)
     prefix = "/noclip/norm/" if rng.random() < 0.3 and spec.type != "str" else "/noclip/"
     args = [_value(rng, spec) for _ in range(1 if rng.random() < 0.9 else rng.randrange(0, 4))]

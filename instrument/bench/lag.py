@@ -112,6 +112,7 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
     that the clock starts once the model has loaded: a take spent waiting for it measures nothing."""
     from ..clock import RealtimeClock
     from ..control import ControlEvent, ControlQueue
+    from ..events import CMD_TARGET
     from ..params import REGISTRY
     from ..patch import load_patch
     from ..record.deck import RecordDeck
@@ -127,7 +128,7 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
     perf = video.with_suffix(".performance.jsonl")
     ctx, reporter, queue = headless_context(), Reporter(), ControlQueue()
     deck = RecordDeck(size, fps, reporter, first=video, folder=folder, codec="ffv1")
-    queue.put(ControlEvent("cli", "cmd/record/start"))
+    queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))
     show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
                 outputs=[deck], overrides=overrides)
     show.sinks.append(PerformanceWriter(perf, patch, dict(show.bank.targets), fps, size))

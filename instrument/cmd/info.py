@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from ..commands import COMMANDS
+from ..commands import CMD_ADDRESS, COMMANDS
 from ..params import REGISTRY
 from ..patch import load_patch
 
@@ -20,7 +20,7 @@ def cmd_params(args: argparse.Namespace) -> int:
     load_patch(args.patch)  # declares the chain's parameters
     specs = [s.describe() for s in REGISTRY]
     if args.json:
-        print(json.dumps({"params": specs, "commands": {f"/noclip/cmd/{k}": v
+        print(json.dumps({"params": specs, "commands": {f"{CMD_ADDRESS}{k}": v
                                                         for k, v in sorted(COMMANDS.items())}}, indent=2))
         return 0
     if args.markdown:
@@ -33,7 +33,7 @@ def cmd_params(args: argparse.Namespace) -> int:
               f"{d['group']:<26} {d['description']}")
     print("\nOSC: /noclip/<name> takes natural units, /noclip/norm/<name> takes 0..1. Commands:")
     for name, desc in sorted(COMMANDS.items()):
-        print(f"  /noclip/cmd/{name:<14} {desc}")
+        print(f"  {CMD_ADDRESS}{name:<14} {desc}")
     return 0
 
 
@@ -49,7 +49,7 @@ def params_markdown(specs: list[dict[str, Any]]) -> str:
         rows.append(f"| `{d['name']}` | {d['type']} | {rng} | {d['default']} | {d['unit'] or '-'} "
                     f"| {d['smooth']} | {d['group']} | {d['description']} |")
     rows += ["", "## Commands", "", "| address | what it does |", "|---|---|"]
-    rows += [f"| `/noclip/cmd/{k}` | {v} |" for k, v in sorted(COMMANDS.items())]
+    rows += [f"| `{CMD_ADDRESS}{k}` | {v} |" for k, v in sorted(COMMANDS.items())]
     return "\n".join(rows) + "\n"
 
 

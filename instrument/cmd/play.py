@@ -20,6 +20,7 @@ import av
 
 from ..clock import RealtimeClock
 from ..control import ControlEvent, ControlQueue
+from ..events import CMD_TARGET
 from ..files import free_name
 from ..generate import generator_device, live_rate
 from ..patch import ConfigError
@@ -38,7 +39,7 @@ DEMO_SECONDS = 10.0
 @contextlib.contextmanager
 def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
     """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
-    old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", "cmd/quit")))
+    old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", CMD_TARGET + "quit")))
     try:
         yield
     finally:
@@ -219,7 +220,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     clocks = _clock_feed(args, queue, midi.clock if midi else None)
     heard = [c for c in clocks if isinstance(c, AudioInput)]  # analysed by the show's loop, each frame
     if record:
-        queue.put(ControlEvent("cli", "cmd/record/start"))  # frame 0, and in the performance file
+        queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
                 outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
                 sources=([osc] if osc else []) + heard,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..events import CMD, ControlEvent, ControlQueue
+from ..events import CMD_TARGET, ControlEvent, ControlQueue
 
 FEATURES = ("level", "low", "mid", "high", "onset")
 BANDS = {"low": (20.0, 250.0), "mid": (250.0, 4000.0), "high": (4000.0, 16000.0)}
@@ -147,7 +147,7 @@ class AudioInput:
             heard += 1
         self.analysed += heard
         if features is not None:
-            self.queue.put(ControlEvent("audio", CMD + "audio", features, time=arrived))
+            self.queue.put(ControlEvent("audio", CMD_TARGET + "audio", features, time=arrived))
         return heard
 
     def start(self) -> AudioInput:

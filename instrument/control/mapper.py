@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..events import ControlEvent
+from ..events import CMD_TARGET, ControlEvent
 from ..params import REGISTRY, Registry
 from .midimap import POLY, Binding, Scale
 
@@ -151,7 +151,7 @@ class Mapper:
         if mode == "toggle":
             self._send(c, 0.0 if self._position(c) >= 0.5 else 1.0, t)
         elif b.command is not None:
-            self.emit(ControlEvent(self.source, "cmd/" + b.command, b.args, time=t))
+            self.emit(ControlEvent(self.source, CMD_TARGET + b.command, b.args, time=t))
             self.stats["events"] += 1
         else:  # trigger on a parameter: set it to `value` (the top of the range by default)
             self._send(c, c.scale.position(b.value) if b.value is not None else 1.0, t)

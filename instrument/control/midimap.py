@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..events import CMD_TARGET
 from ..params import REGISTRY, Registry
 from ..resources import data_dir
 from ..tomlfile import ConfigError, TomlFile
@@ -61,7 +62,7 @@ class Binding:
 
     @property
     def target(self) -> str:
-        return self.param if self.param is not None else "cmd/" + str(self.command)
+        return self.param if self.param is not None else CMD_TARGET + str(self.command)
 
     @property
     def status(self) -> int:

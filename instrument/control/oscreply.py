@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..commands import CMD_ADDRESS
 from ..params import Registry
 from ..report import Reporter
 from .oscwire import build
@@ -134,7 +135,7 @@ class Replies:
                 return self.send_all((host, port or sender[1]), norm)
             return self._challenge(sender, None, norm, now)
         if port is None:
-            return self._refuse("bad value", "/noclip/cmd/" + name, f"/noclip/cmd/{name} needs a port number")
+            return self._refuse("bad value", CMD_ADDRESS + name, f"{CMD_ADDRESS}{name} needs a port number")
         key = (host, port)
         if name == "unsubscribe":
             self._drop(key)

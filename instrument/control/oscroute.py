@@ -25,7 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import commands
-from ..events import ControlEvent, ControlQueue
+from ..commands import CMD_ADDRESS
+from ..events import CMD_TARGET, ControlEvent, ControlQueue
 from ..params import REGISTRY, ParamError, Registry
 from ..report import Reporter
 from .oscreply import Buckets
@@ -33,7 +34,6 @@ from .oscwire import OscError, parse
 
 PREFIX = "/noclip/"
 NORM = "/noclip/norm/"
-CMD = "/noclip/cmd/"
 MAX_DELAY = 60.0  # a bundle timed further ahead than this is treated as "now", not held for hours
 LOCAL = ("127.0.0.0/8", "::1/128")  # senders on this machine (the kernel drops forged loopback sources)
 HEAVY = ("patch/load", "chain/reload")  # commands that read files or rebuild: rate-limited per sender
@@ -138,7 +138,8 @@ class OscRouter:
 
     def _reply(self, name: str, args: list[Any], sender: tuple[str, int], local: bool) -> None:
         """subscribe, dump and their handshake: only the UDP port answers them (OscControl)."""
-        self._bad("osc unknown", CMD + name, f"{CMD}{name} is answered on the UDP OSC port only")
+        address = CMD_ADDRESS + name
+        self._bad("osc unknown", address, f"{address} is answered on the UDP OSC port only")
 
     def admit(self, host: str) -> tuple[bool, bool]:
         """(allowed, on this machine) for a sender's address, cached (at most 4096 addresses)."""
@@ -191,8 +192,8 @@ class OscRouter:
         self.stats["messages"] += 1
         if not finite(args):
             return self._bad("osc non-finite", address, f"{address}: NaN or infinity dropped")
-        if address.startswith(CMD):
-            name = address[len(CMD):]
+        if address.startswith(CMD_ADDRESS):
+            name = address[len(CMD_ADDRESS):]
             if name not in commands.COMMANDS:
                 return self._bad("osc unknown", address, f"unknown command {address}")
             if name in REPLIES:
@@ -203,7 +204,7 @@ class OscRouter:
             if name in HEAVY and not self._heavy.take(sender[0], time.perf_counter()):
                 return self._bad("osc throttled", sender[0], f"{address} from {sender[0]}: 1 a second at most")
             self._last = (address, args)
-            self.queue.put(ControlEvent(self.source, "cmd/" + name, tuple(args), time=arrival, at=at,
+            self.queue.put(ControlEvent(self.source, CMD_TARGET + name, tuple(args), time=arrival, at=at,
                                         origin=sender[0], remote=not local))
             return None
         norm = address.startswith(NORM)

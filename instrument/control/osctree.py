@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..clock import SYNC
+from ..commands import CMD_ADDRESS
 from ..params import FrameParams, ParamSpec, Registry
-from .oscroute import CMD, NORM, PREFIX, REPLIES
+from .oscroute import NORM, PREFIX, REPLIES
 from .oscwire import build
 
 # OSCQueryProposal's unit names where it has one for ours (units.md), else ours as it is
@@ -103,7 +104,7 @@ class Tree:
         for spec in snap.specs:
             if spec.type != "str":
                 self._norm(spec)
-        self._container(CMD[:-1], "momentary actions")
+        self._container(CMD_ADDRESS[:-1], "momentary actions")
         for name, description in snap.commands:
             self._command(name, description)
         self._container(STATE[:-1], "where the show is (read only)")
@@ -177,7 +178,7 @@ class Tree:
         node: dict[str, Any] = {"TYPE": tag, "ACCESS": 2, "DESCRIPTION": description, "TAGS": ["command"]}
         if rng is not None:
             node["RANGE"] = [rng]
-        self._method(CMD + name, node, None)
+        self._method(CMD_ADDRESS + name, node, None)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections import Counter, deque
 from typing import Any, Protocol
 
 from ..clock import MAX_BEAT, SYNC
-from ..events import CMD, ControlEvent, ControlQueue
+from ..events import CMD_TARGET, ControlEvent, ControlQueue
 from .oscroute import is_loopback
 from .oscwire import OscError, build, parse
 
@@ -259,7 +259,7 @@ class ClockFeed:
             if tempo is None:
                 if last is not None:
                     del self._last[name]
-                    out.append(ControlEvent(name, CMD + SYNC, {"source": name, "gone": True}, time=now))
+                    out.append(ControlEvent(name, CMD_TARGET + SYNC, {"source": name, "gone": True}, time=now))
                 continue
             changed = last is None or f.running != last[2] or abs(tempo - last[1]) > 0.002 * tempo
             if changed or now - last[0] >= self.every:
@@ -270,7 +270,7 @@ class ClockFeed:
                 self._last[name] = (now, tempo, f.running)
                 report = {"source": name, "tempo": tempo, "beat": beat, "playing": f.running,
                           "numerator": getattr(f, "numerator", 4)}
-                out.append(ControlEvent(name, CMD + SYNC, report, time=now))
+                out.append(ControlEvent(name, CMD_TARGET + SYNC, report, time=now))
         for e in out:
             self.queue.put(e)
         return out

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..control import ControlEvent
+from ..events import CMD_TARGET
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch
 from ..scene import SCENES
@@ -243,7 +244,7 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
                 last = frame
                 if not isinstance(row["t"], str) or not isinstance(row["src"], str):
                     raise ValueError("an event's source (src) and target (t) are strings")
-                if row["t"].removeprefix("cmd/") in NOT_REPLAYED:
+                if row["t"].removeprefix(CMD_TARGET) in NOT_REPLAYED:
                     continue
                 value = tuple(row["v"]) if isinstance(row["v"], list) else row["v"]
                 events[frame].append(ControlEvent(row["src"], row["t"], value))

@@ -29,6 +29,7 @@ import av
 
 from ..clock import OfflineClock
 from ..control import ControlEvent
+from ..events import CMD_TARGET
 from ..patch import Patch
 from .audio import AudioSource, samples_before
 from .performance import PerformanceWriter
@@ -81,7 +82,7 @@ def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None)
     kept what the live show heard: that rules, as it did on stage."""
     from ..control.audio import frame_features
 
-    if performance is not None and any(e.target == "cmd/audio"
+    if performance is not None and any(e.target == CMD_TARGET + "audio"
                                        for events in performance.events.values() for e in events):
         return []
     sound = audio() if audio else None
@@ -146,7 +147,7 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
                 for e in midi.events(i):
                     show.queue.put(e)
             if i < len(features):
-                show.queue.put(ControlEvent("audio", "cmd/audio", features[i]))
+                show.queue.put(ControlEvent("audio", CMD_TARGET + "audio", features[i]))
             show.step()
             why = show.generator.missing(i)
             if why is not None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import glfw
 import moderngl
 
-from ..events import ControlEvent, ControlQueue
+from ..events import CMD_TARGET, ControlEvent, ControlQueue
 from ..params import FrameParams
 from .hud import Hud, HudState
 
@@ -97,14 +97,14 @@ class Window:
         if key == glfw.KEY_ESCAPE:
             now = time.monotonic()
             if now - self._esc < ESC_WINDOW:
-                self.queue.put(ControlEvent("key", "cmd/quit"))
+                self.queue.put(ControlEvent("key", CMD_TARGET + "quit"))
             self._esc = now
         elif key == glfw.KEY_SPACE:
-            self.queue.put(ControlEvent("key", "cmd/seed/next"))
+            self.queue.put(ControlEvent("key", CMD_TARGET + "seed/next"))
         elif key == glfw.KEY_R:
-            self.queue.put(ControlEvent("key", "cmd/record/toggle"))
+            self.queue.put(ControlEvent("key", CMD_TARGET + "record/toggle"))
         elif key == glfw.KEY_T:
-            self.queue.put(ControlEvent("key", "cmd/tap"))
+            self.queue.put(ControlEvent("key", CMD_TARGET + "tap"))
         elif key == glfw.KEY_H and self.hud:
             self.hud.visible = not self.hud.visible
         elif key == glfw.KEY_P and self.hud:  # the HUD's pages: the glance, then every parameter
@@ -142,7 +142,7 @@ class Window:
         glfw.swap_buffers(self.handle)
         glfw.poll_events()
         if glfw.window_should_close(self.handle):
-            self.queue.put(ControlEvent("window", "cmd/quit"))
+            self.queue.put(ControlEvent("window", CMD_TARGET + "quit"))
 
     def close(self) -> None:
         if self.hud:

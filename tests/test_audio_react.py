@@ -8,7 +8,7 @@ import pytest
 
 from instrument.clock import OfflineClock
 from instrument.control import ControlEvent, ControlQueue
-from instrument.control.audio import HOP, AudioAnalyser, AudioInput, frame_features
+from instrument.control.audio import HOP, AudioAnalyser, AudioControl, frame_features
 from instrument.patch import load_patch
 from instrument.show import Show
 
@@ -90,7 +90,7 @@ class FakeStream:
 
 def test_live_input_posts_features_and_counts_overflows():
     q = ControlQueue()
-    inp = AudioInput(q, stream_factory=FakeStream).start()
+    inp = AudioControl(q, stream_factory=FakeStream).start()
     x = tone(60, 0.2)[:, None]
     for i in range(0, len(x) - HOP + 1, HOP):
         status = SimpleNamespace(input_overflow=(i == 0))
@@ -110,7 +110,7 @@ def test_the_callback_only_copies_and_the_frame_hears_it():
     buffer is PortAudio's again once it returns); the show's next frame analyses it, stamped with
     the block's arrival."""
     q = ControlQueue()
-    inp = AudioInput(q, stream_factory=FakeStream, backlog=0.1)
+    inp = AudioControl(q, stream_factory=FakeStream, backlog=0.1)
     buf = tone(60, HOP / RATE)[:, None].copy()
     inp.stream.callback(buf, HOP, None, None)
     buf[:] = 0.0  # PortAudio reuses its buffer
@@ -128,7 +128,7 @@ def test_the_show_hears_its_audio_input_in_the_frame_it_builds(ctx, tmp_path):
     """As a source of the show, the input is polled before the queue is drained: blocks that
     arrived before a frame modulate that frame."""
     q = ControlQueue()
-    inp = AudioInput(q, stream_factory=FakeStream)
+    inp = AudioControl(q, stream_factory=FakeStream)
     p = tmp_path / "a.toml"
     p.write_text("version = 1\n")
     show = Show(ctx, load_patch(p), (64, 36), clock=OfflineClock(60), queue=q, sources=[inp])
@@ -168,7 +168,7 @@ def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
     """`noclip render --audio song.wav`: the file's features, frame by frame, as the show would."""
     import wave
 
-    from instrument.record.audio import FileAudio
+    from instrument.record.audio import FileSoundtrack
     from instrument.record.performance import Performance
     from instrument.record.render import heard
 
@@ -180,7 +180,7 @@ def test_render_with_a_sound_file_hears_it_frame_by_frame(tmp_path):
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes((x * 32767).astype("<i2").tobytes())
-    sound = FileAudio(path)
+    sound = FileSoundtrack(path)
     feats = heard(lambda: sound, 30)
     assert len(feats) == 30 and feats[10]["low"] == 0.0 and feats[25]["low"] > 0.8
     assert max(range(30), key=lambda n: feats[n]["onset"]) == 15  # the bass comes in at 0.5 s
@@ -201,7 +201,7 @@ def test_a_real_capture_device_keeps_pace():
     except LookupError as exc:
         pytest.skip(f"no capture device: {exc}")
     q = ControlQueue()
-    inp = AudioInput(q, device).start()
+    inp = AudioControl(q, device).start()
     try:
         end = time.perf_counter() + 5.0  # PulseAudio's first block can take a second or two
         while not inp.blocks and time.perf_counter() < end:

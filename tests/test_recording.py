@@ -15,7 +15,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.clock import RealtimeClock
 from instrument.patch import load_patch
-from instrument.record.audio import RATE, FileAudio, InputAudio
+from instrument.record.audio import RATE, FileSoundtrack, LiveSoundtrack
 from instrument.record.deck import RecordDeck
 from instrument.record.video import VideoRecorder
 from instrument.report import Reporter
@@ -72,7 +72,7 @@ def test_picture_and_sound_in_sync(ctx, tmp_path, suffix):
     tex = ctx.texture(SIZE, 3)
     fbo = ctx.framebuffer([tex])
     rec = VideoRecorder(tmp_path / f"sync{suffix}", SIZE, 30, live=False,
-                        audio=FileAudio(click_file(tmp_path / "click.wav")))
+                        audio=FileSoundtrack(click_file(tmp_path / "click.wav")))
     for i in range(60):
         fbo.use()
         ctx.clear(1.0 if i == 30 else 0.0, 0.0, 0.0)
@@ -89,7 +89,7 @@ def test_picture_and_sound_in_sync(ctx, tmp_path, suffix):
 def test_sound_does_not_drift_over_a_long_take(ctx, tmp_path):
     """Frame-exact placement: a click 59.5 s into a minute-long take lands on its frame."""
     rec = VideoRecorder(tmp_path / "long.mkv", (32, 32), 30, live=False,
-                        audio=FileAudio(click_file(tmp_path / "c.wav", 60.0, 59.5)))
+                        audio=FileSoundtrack(click_file(tmp_path / "c.wav", 60.0, 59.5)))
     blank = np.zeros((32, 32, 3), np.uint8)
     for _ in range(1800):
         rec.push(blank)
@@ -109,7 +109,7 @@ def test_live_input_keeps_within_a_frame_of_the_picture():
         def stop(self): ...
         def close(self): ...
 
-    src = InputAudio(stream_factory=FakeStream)
+    src = LiveSoundtrack(stream_factory=FakeStream)
     per_frame, block = RATE // 30, 256
     produced = 0.0
     worst = 0

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..control import ControlQueue
-from ..control.audio import HOP, AudioInput
+from ..control.audio import HOP, AudioControl
 from ..report import Reporter
 from .common import Readback, realtime_show, summary
 
@@ -69,7 +69,7 @@ def bench_audio(ctx, patch, size, device: Any, seconds: float, fps: float = 60.0
         return {"device": None, "why": str(exc)}
     queue, reporter = ControlQueue(), Reporter()
     timed = Timed()
-    audio = AudioInput(queue, device, RATE, stream_factory=timed)
+    audio = AudioControl(queue, device, RATE, stream_factory=timed)
     show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, outputs=[Readback()],
                          sources=[audio])
     load_end = time.perf_counter() + 300.0  # the model loads in its process before we measure

@@ -69,11 +69,11 @@ def _clock_feed(args: argparse.Namespace, queue: ControlQueue, midi_clock=None) 
             log.error("AbletonOSC: cannot listen for Live's replies: %s", exc)
     closers: list = [ClockFeed(queue, sources).start(), *sources.values()] if sources else []
     if getattr(args, "audio_in", None):  # the input recorded is the input listened to (the show polls it)
-        from ..control.audio import AudioInput
+        from ..control.audio import AudioControl
 
         device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
         try:
-            closers.append(AudioInput(queue, device).start())
+            closers.append(AudioControl(queue, device).start())
         except Exception as exc:  # no PortAudio, no such device: play on without reacting
             log.error("audio input %s: %s", args.audio_in, exc)
     return closers
@@ -151,7 +151,7 @@ def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter,
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from ..control.audio import AudioInput
+    from ..control.audio import AudioControl
     from ..control.osc import OscControl
     from ..control.oscroute import parse_hostport
     from ..render.gl import headless_context
@@ -218,7 +218,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
                            patterns=args.midi or [""]).start()
     clocks = _clock_feed(args, queue, midi.clock if midi else None)
-    heard = [c for c in clocks if isinstance(c, AudioInput)]  # analysed by the show's loop, each frame
+    heard = [c for c in clocks if isinstance(c, AudioControl)]  # analysed by the show's loop, each frame
     if record:
         queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
     show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
@@ -292,19 +292,19 @@ def _open_sink(show, make, path: Path) -> bool:
 
 def audio_factory(args: argparse.Namespace):
     """What each take records as sound: the input device, else the given file, else nothing."""
-    from ..record.audio import FileAudio, InputAudio
+    from ..record.audio import FileSoundtrack, LiveSoundtrack
 
     if getattr(args, "audio_in", None):
         device = int(args.audio_in) if args.audio_in.isdigit() else args.audio_in
 
-        def live_input() -> InputAudio:
-            source = InputAudio(device)
+        def live_input() -> LiveSoundtrack:
+            source = LiveSoundtrack(device)
             source.start()
             return source
         return live_input
     if getattr(args, "audio", None):
         try:
-            sound = FileAudio(args.audio)  # decoded once, cut per take
+            sound = FileSoundtrack(args.audio)  # decoded once, cut per take
         except (ValueError, OSError, av.FFmpegError) as exc:  # junk, truncated, no audio stream
             why = getattr(exc, "strerror", None) or str(exc).removeprefix(f"{args.audio}: ")
             raise ConfigError(args.audio, None, "", f"not a sound file that can be decoded ({why})") from None

@@ -99,8 +99,10 @@ class AudioAnalyser:
         self.hops += 1
 
 
-class AudioInput:
-    """A live input device (sounddevice), and a source the show polls each frame (show.Source).
+class AudioControl:
+    """A live input device (sounddevice) heard as control: its sound analysed into `audio` events,
+    a control source the show polls each frame (show.ControlSource), as MidiControl and OscControl.
+    (Recording a device's sound into a take is record.audio.LiveSoundtrack.)
 
     PortAudio's callback only copies the block: analysing there kept PortAudio's thread waiting on
     Python's lock, which numpy hands back to the render loop mid-block and moderngl holds while
@@ -150,7 +152,7 @@ class AudioInput:
             self.queue.put(ControlEvent("audio", CMD_TARGET + "audio", features, time=arrived))
         return heard
 
-    def start(self) -> AudioInput:
+    def start(self) -> AudioControl:
         self.stream.start()
         return self
 

@@ -22,7 +22,9 @@ RATE = 48_000
 CHANNELS = 2
 
 
-class AudioSource(Protocol):
+class Soundtrack(Protocol):
+    """The sound a recording carries, cut by frame: a take or a render asks for each frame's samples."""
+
     rate: int
 
     def take(self, start: int, count: int) -> np.ndarray:
@@ -31,7 +33,7 @@ class AudioSource(Protocol):
     def close(self) -> None: ...
 
 
-class FileAudio:
+class FileSoundtrack:
     """A sound file (anything FFmpeg decodes), resampled to 48 kHz stereo; silence past its end."""
 
     rate = RATE
@@ -58,8 +60,9 @@ class FileAudio:
         pass
 
 
-class InputAudio:
-    """A live input device through sounddevice; blocks arrive on PortAudio's thread."""
+class LiveSoundtrack:
+    """A live input device through sounddevice, recorded into takes; blocks arrive on PortAudio's
+    thread. (Hearing a device as control is control.audio.AudioControl.)"""
 
     rate = RATE
 

@@ -22,7 +22,7 @@ import moderngl
 from ..files import free_name
 from ..params import FrameParams
 from ..report import Reporter
-from .audio import AudioSource
+from .audio import Soundtrack
 from .video import QUALITIES, TakeStopped, VideoRecorder, choose_quality, lower_priority
 
 PERFORMANCE_SUFFIX = ".performance.jsonl"
@@ -40,7 +40,7 @@ def free_take(path: Path, skip: tuple[Path, ...] = ()) -> Path:
 
 class RecordDeck:
     def __init__(self, size: tuple[int, int], fps: float, reporter: Reporter, *, first: Path | None = None,
-                 folder: Path = Path(), codec: str = "h264", audio: Callable[[], AudioSource] | None = None,
+                 folder: Path = Path(), codec: str = "h264", audio: Callable[[], Soundtrack] | None = None,
                  suffix: str = ".mp4", reserve: int | None = None, base: Path | None = None,
                  quality: str = "best", cores: float = 1.0, performance: Path | None = None) -> None:
         """`first`: the first take's file, already chosen free (its performance file may be

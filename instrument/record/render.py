@@ -31,7 +31,7 @@ from ..clock import OfflineClock
 from ..control import ControlEvent
 from ..events import CMD_TARGET
 from ..patch import Patch
-from .audio import AudioSource, samples_before
+from .audio import Soundtrack, samples_before
 from .performance import PerformanceWriter
 from .progress import Progress
 from .video import NoRoom, TakeStopped
@@ -76,7 +76,7 @@ def kept_frames(path: Path, fps: float) -> tuple[int, int]:
     return frames, last_key
 
 
-def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None) -> list[dict[str, float]]:
+def heard(audio: Callable[[], Soundtrack] | None, fps: float, performance=None) -> list[dict[str, float]]:
     """Audio features per frame of the sound file a render is made with (control/audio.py), so
     `render --audio song.wav` reacts to the song as a live input would; none when the performance
     kept what the live show heard: that rules, as it did on stage."""
@@ -93,7 +93,7 @@ def heard(audio: Callable[[], AudioSource] | None, fps: float, performance=None)
 
 def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
                    size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio: Callable[[], AudioSource] | None = None, midi=None, resume: bool = False,
+                   audio: Callable[[], Soundtrack] | None = None, midi=None, resume: bool = False,
                    allow_missing: bool = False) -> int:
     """Render `seconds` of the show to `output`. A performance replays its events at their frames;
     frames before `start` are played but not kept. A MIDI file (`midi`, a MidiFilePlayer) plays
@@ -226,7 +226,7 @@ def _restore_sigterm(previous) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def join(head: Path, tail: Path, keep: int, fps: float, audio: AudioSource | None, first: int) -> None:
+def join(head: Path, tail: Path, keep: int, fps: float, audio: Soundtrack | None, first: int) -> None:
     """`head`'s first `keep` frames, then all of `tail`, by packet copy, into `head`; sound encoded
     afresh alongside, a packet's worth ahead of the picture so the file stays interleaved."""
     from .video import CONTAINER_OPTIONS, add_sound_stream, mux_sound

@@ -33,7 +33,7 @@ import numpy as np
 from ..files import free_bytes
 from ..params import FrameParams
 from ..report import Reporter
-from .audio import CHANNELS, AudioSource, samples_before
+from .audio import CHANNELS, Soundtrack, samples_before
 
 # name → (encoder, pixel format, options). HAP is decode-only in PyAV's FFmpeg build.
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -195,7 +195,7 @@ def mux_sound(container: av.container.OutputContainer, stream: av.AudioStream, s
 class VideoRecorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, *, live: bool,
                  reporter: Reporter | None = None, codec: str = "h264", depth: int = 8,
-                 audio: AudioSource | None = None, first_frame: int = 0, reserve: int | None = None,
+                 audio: Soundtrack | None = None, first_frame: int = 0, reserve: int | None = None,
                  quality: str = "best") -> None:
         """`first_frame`: the show frame this file starts at, so its sound is cut from there.
         `reserve`: bytes to leave free on the disk (default: `disk_reserve()`); the take stops

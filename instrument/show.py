@@ -62,7 +62,7 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Source(Protocol):
+class ControlSource(Protocol):
     """A control source the loop asks for what has arrived, at the start of every frame. One with a
     `fileno()` (a socket) is also read while the loop waits for the next frame, then with
     `poll(until=...)`: the end of the slack, which its reading may fill but never pass."""
@@ -136,14 +136,14 @@ class Show:
                  clock: RealtimeClock | OfflineClock, queue: ControlQueue | None = None,
                  reporter: Reporter | None = None, outputs: list[Output] | None = None,
                  feedback: list[Feedback] | None = None, sinks: list[EventSink] | None = None,
-                 sources: list[Source] | None = None,
+                 sources: list[ControlSource] | None = None,
                  overrides: dict[str, Any] | None = None, sync_stages: bool = False) -> None:
         self.ctx, self.clock = ctx, clock
         self.queue = ControlQueue() if queue is None else queue
         self.reporter = Reporter() if reporter is None else reporter
         self.outputs: list[Output] = [] if outputs is None else outputs
         self.feedback: list[Feedback] = [] if feedback is None else feedback
-        self.sources: list[Source] = [] if sources is None else sources
+        self.sources: list[ControlSource] = [] if sources is None else sources
         self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
         self.stats = Stats()

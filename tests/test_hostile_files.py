@@ -15,7 +15,7 @@ from instrument.control import ControlEvent
 from instrument.patch import ConfigError, load_patch
 from instrument.record.performance import PerformanceError, PerformanceWriter, load_performance
 from instrument.report import Reporter
-from instrument.scene.source import Source, SourceError
+from instrument.scene.source import Footage, SourceError
 from instrument.show import Show
 
 SIZE = (64, 48)
@@ -93,7 +93,7 @@ def test_a_corrupt_source_is_named_by_render_and_the_scene(ctx, tmp_path, name, 
     r = render("--source", str(path), "-o", str(tmp_path / "x.mp4"))
     assert r.returncode == 2 and f"noclip: {path}: {words}" in r.stderr, r.stderr
     with pytest.raises(SourceError, match=words):
-        Source(ctx, SIZE, path)
+        Footage(ctx, SIZE, path)
 
 
 def _png_bytes(path):

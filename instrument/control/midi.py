@@ -1,6 +1,6 @@
 """MIDI in (and out, for LEDs and motor faders): ports by name pattern, hot-plug, clock, bad bytes.
 
-The frame loop polls (a Source of the Show): each input port's queue, filled by rtmidi's own
+The frame loop polls (a ControlSource of the Show): each input port's queue, filled by rtmidi's own
 thread, is read in one go; every message is stamped with its arrival time (rtmidi's deltas put on
 our clock by `stamps.ArrivalClock`), parsed here (running status, SysEx, realtime bytes inside
 messages, damage) and handed to the Mapper, whose ControlEvents reach FrameParams in that very

@@ -18,7 +18,7 @@ import moderngl
 
 from ..params import FrameParams
 from .backrooms import Backrooms
-from .source import SOURCE_SUFFIXES, Source
+from .source import SOURCE_SUFFIXES, Footage
 from .testcard import TestCard
 
 
@@ -42,7 +42,7 @@ def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene
     if name == "backrooms":
         return Backrooms(ctx, size)
     if Path(name).suffix.lower() in SOURCE_SUFFIXES and Path(name).is_file():
-        return Source(ctx, size, Path(name))
+        return Footage(ctx, size, Path(name))
     raise ValueError(f"unknown scene '{name}' (have: {', '.join(SCENES)}, or a video or image file)")
 
 

@@ -86,7 +86,9 @@ def _pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
     return fitted.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes()
 
 
-class Source:
+class Footage:
+    """The scene made of a `--source` file: a video looped at show time, or a still."""
+
     tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path) -> None:

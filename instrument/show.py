@@ -15,10 +15,9 @@ import select
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import moderngl
 
@@ -30,6 +29,7 @@ from .events import CMD_TARGET
 from .generate import Generator, make_generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
+from .ports import ControlSource, EventSink, Feedback, Output, Stats
 from .render.compositor import Compositor
 from .render.hud import HudState, dream_line
 from .render.reproject import SceneMotion
@@ -56,79 +56,12 @@ COMMANDS = {
 }
 
 
-class Output(Protocol):
-    def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class ControlSource(Protocol):
-    """A control source the loop asks for what has arrived, at the start of every frame. One with a
-    `fileno()` (a socket) is also read while the loop waits for the next frame, then with
-    `poll(until=...)`: the end of the slack, which its reading may fill but never pass."""
-
-    def poll(self) -> None: ...
-
-
-class Feedback(Protocol):
-    def publish(self, fp: FrameParams) -> None: ...
-
-
-class EventSink(Protocol):
-    """Told of every control event the moment it is applied (event logs, performance files).
-    A sink may also have `abandon()`: close without writing more, after one of its writes failed."""
-
-    def applied(self, event: ControlEvent, frame: int, value: Any) -> None: ...
-
-    def close(self, frames: int) -> None:
-        """The show ended after `frames` frames."""
-
-
 STAGES = ("control", "scene", "generate", "composite", "output")
 MOVED_SECONDS = 4.0  # a parameter set by a control stays on the HUD's glance this long
 # commands that read files or rebuild GL: when a frame holds several, only the last of each runs
 # (one patch/load replaces the next; 100 of them stalled the loop 0.18 s)
 HEAVY = ("patch/load", "chain/reload")
 IDLE_BATCH = 0.001  # s: packets wait at most this long in the socket while the loop is idle
-
-
-@dataclass
-class Stats:
-    """Per-stage wall times (ms) of recent frames and control latencies (s), for HUD and bench."""
-
-    keep: int = 600
-    stages: dict[str, deque] = field(default_factory=dict)
-    frame_times: deque = field(default_factory=lambda: deque(maxlen=600))
-    latencies: list[float] = field(default_factory=list)
-    measure_latency: bool = False
-    # recent dreams composited: (age, carried, batch lag, hop, cut), see `dreamed`
-    dream: deque = field(default_factory=lambda: deque(maxlen=600))
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.stages.setdefault(stage, deque(maxlen=self.keep)).append(seconds * 1000.0)
-
-    def dreamed(self, frame: int, carry: Any, dream: tuple[int, int] | None) -> None:
-        """The latency of the dream composited at `frame`: its age (frames since its base frame),
-        how far it was carried, and the two parts of the age: the generator's own lag (Stream
-        Batch answers k-1 frames after the frame it was handed) and the hop (frames between
-        handing that frame over and compositing the answer: the process, the queue)."""
-        handed, base = dream if dream is not None else (frame, frame)
-        self.dream.append((carry.age, carry.carried, handed - base, frame - handed, carry.cut))
-
-    def dream_summary(self) -> dict[str, float]:
-        """Means over the recent frames that showed a dream (empty when none did)."""
-        if not self.dream:
-            return {}
-        rows = list(self.dream)
-        keys = ("age", "carried", "batch_lag", "hop")
-        out = {k: sum(r[i] for r in rows) / len(rows) for i, k in enumerate(keys)}
-        out["cut_share"] = sum(1 for r in rows if r[4]) / len(rows)
-        out["frames"] = len(rows)
-        return out
-
-    def fps(self) -> float:
-        ft = self.frame_times
-        return (len(ft) - 1) / (ft[-1] - ft[0]) if len(ft) > 1 and ft[-1] > ft[0] else 0.0
 
 
 class Show:

@@ -101,7 +101,7 @@ class AudioAnalyser:
 
 class AudioControl:
     """A live input device (sounddevice) heard as control: its sound analysed into `audio` events,
-    a control source the show polls each frame (show.ControlSource), as MidiControl and OscControl.
+    a control source the show polls each frame (ports.ControlSource), as MidiControl and OscControl.
     (Recording a device's sound into a take is record.audio.LiveSoundtrack.)
 
     PortAudio's callback only copies the block: analysing there kept PortAudio's thread waiting on

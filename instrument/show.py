@@ -10,6 +10,7 @@ Nothing on the output side ends the show.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import time
@@ -281,11 +282,9 @@ class Show:
         where = getattr(sink, "path", None) or type(sink).__name__
         why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
         self.reporter.error(f"writer {type(sink).__name__}", f"{where}: {why}; stopped, the show goes on")
-        try:
+        with contextlib.suppress(Exception):  # it failed once already: its first error is the one reported
             abandon = getattr(sink, "abandon", None)
             abandon() if abandon else sink.close(self.fp.frame + 1)
-        except Exception:
-            pass  # it failed once already; its first error is the one reported
 
     def _command(self, name: str) -> Callable[[ControlEvent], None] | None:
         """The show's own commands, then those its current stages offer (the scene's `noclip`)."""

@@ -19,6 +19,7 @@ releases everything it opened: the encoder thread, the codec's threads, the file
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -354,11 +355,9 @@ class VideoRecorder:
             return
         self.closed = True
         try:
-            for buf in self._pending:
-                if self.error is None and self.full is None:
+            with contextlib.suppress(TakeStopped):  # the encoder stopped meanwhile: `why` says which
+                for buf in self._pending:
                     self._hand_on(buf)
-        except TakeStopped:
-            pass  # the encoder stopped meanwhile (reserve or error): it says which
         except Exception as exc:  # the last frames could not be queued: the file ends before them
             self.error = self.error or exc.with_traceback(None)
         finally:

@@ -24,8 +24,8 @@ from .tomlfile import ConfigError, TomlFile
 
 VERSION = 1
 MAX_BYTES = 1 << 20  # a patch file's size at most
-KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "params", "midi",
-        "modulator"}
+KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "dream_size", "params",
+        "midi", "modulator"}
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,19 @@ class Patch:
     scene: str = "testcard"
     model: str = "builtin"
     chain: str = "vhs"
-    size: tuple[int, int] = (512, 384)  # the scene's and generator's working resolution
+    size: tuple[int, int] = (512, 384)  # the scene's working resolution
+    # the generator's, when smaller: it dreams on the scene shrunk to this and the compositor carries
+    # the scene's finer detail over the dream (render/shrink.py); None: the scene's own size
+    dream_size: tuple[int, int] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     midi: tuple[dict[str, Any], ...] = ()  # the [[midi]] binding tables, validated (control/midimap.py)
     modulators: tuple[dict[str, Any], ...] = ()  # the validated [[modulator]] tables
+
+    @property
+    def dream(self) -> tuple[int, int]:
+        """The size the generator works at."""
+        return self.dream_size or self.size
 
     def with_params(self, **values: Any) -> Patch:
         return replace(self, params={**self.params, **values})
@@ -75,9 +83,12 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     except FileNotFoundError as exc:
         raise tf.error(("chain",), str(exc)) from None
     size = d.get("size", list(Patch.size))
-    if not (isinstance(size, list) and len(size) == 2
-            and all(isinstance(v, int) and 16 <= v <= 4096 for v in size)):
+    if not _is_size(size):
         raise tf.error(("size",), "size = [width, height] in pixels, 16..4096")
+    dream = d.get("dream_size")
+    if dream is not None and not (_is_size(dream) and dream[0] <= size[0] and dream[1] <= size[1]):
+        raise tf.error(("dream_size",), f"dream_size = [width, height] in pixels, 16..4096 and at most "
+                                        f"size ({size[0]}x{size[1]})")
     params = d.get("params", {})
     if not isinstance(params, dict):
         raise tf.error(("params",), "params is a table of name = value")
@@ -95,8 +106,14 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     modulators.parse(mods, tf.error, registry)
     return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), params=values, path=tf.path, midi=tuple(d.get("midi", ())),
+                 size=(size[0], size[1]), dream_size=None if dream is None else (dream[0], dream[1]),
+                 params=values, path=tf.path, midi=tuple(d.get("midi", ())),
                  modulators=tuple(mods))
+
+
+def _is_size(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in value))
 
 
 def _check_size(path: Path) -> None:
@@ -116,6 +133,8 @@ def save_patch(patch: Patch, path: Path) -> None:
     data = {"version": VERSION, "name": patch.name, "description": patch.description,
             "scene": patch.scene, "model": patch.model, "chain": patch.chain,
             "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
+    if patch.dream_size:
+        data["dream_size"] = list(patch.dream_size)
     if patch.midi:
         data["midi"] = [dict(t) for t in patch.midi]
     if patch.modulators:

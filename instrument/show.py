@@ -34,6 +34,7 @@ from .ports import ControlSource, EventSink, Feedback, Output, Stats
 from .render.compositor import Compositor
 from .render.hud import HudState, dream_line
 from .render.reproject import SceneMotion
+from .render.shrink import Shrink
 from .report import Reporter
 from .resources import data_dir
 from .scene import Scene, make_scene
@@ -86,8 +87,9 @@ class Show:
         self.running = True
         self.patch = patch
         self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
-        self.generator: Generator = make_generator(patch.model, ctx, patch.size, self.reporter,
+        self.generator: Generator = make_generator(patch.model, ctx, patch.dream, self.reporter,
                                                    live=clock.realtime)
+        self.shrink = self._shrink(patch)
         self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, self.reporter)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
@@ -141,7 +143,9 @@ class Show:
         generated = self._stage("generate", self._generate, scene_tex, fp)
         motion, base = self._motion(generated)
         carry = () if motion is None else (motion, base)  # nothing to carry: today's call
-        fbo = self._stage("composite", self.compositor.render, scene_tex, generated, fp, *carry)
+        low = None if self.shrink is None else self.shrink.image
+        fbo = self._stage("composite", partial(self.compositor.render, low=low), scene_tex, generated, fp,
+                          *carry)
         if base is not None:
             self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
         t = time.perf_counter()
@@ -208,8 +212,18 @@ class Show:
             self.reporter.error("modulators", str(exc))
             return Modulators()
 
+    def _shrink(self, patch: Patch) -> Shrink | None:
+        """The pass that hands a generator working smaller than the scene its base (None: none needed)."""
+        if patch.model == "none" or patch.dream == patch.size:
+            return None
+        return Shrink(self.ctx, patch.size, patch.dream)
+
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
+        if self.generator.name == "none":
+            return None
         motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
+        if self.shrink is not None:
+            scene, motion = self.shrink(scene, motion)
         self.generator.submit(scene, fp, motion, cut)
         return self.generator.latest()
 
@@ -313,11 +327,15 @@ class Show:
             old = self.scene
             self.scene = make_scene(patch.scene, self.ctx, patch.size)
             old.release()
-        if patch.model != self.patch.model:
+        if patch.model != self.patch.model or patch.dream != self.patch.dream:
             old_gen = self.generator
-            self.generator = make_generator(patch.model, self.ctx, patch.size, self.reporter,
+            self.generator = make_generator(patch.model, self.ctx, patch.dream, self.reporter,
                                             live=self.clock.realtime)
             old_gen.release()
+        if (patch.model, patch.size, patch.dream) != (self.patch.model, self.patch.size, self.patch.dream):
+            if self.shrink is not None:
+                self.shrink.release()
+            self.shrink = self._shrink(patch)
         for spec in REGISTRY:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
         self.modulators = self._modulators(patch)
@@ -436,6 +454,8 @@ class Show:
             except Exception as exc:
                 self.reporter.error(f"closing {type(obj).__name__}", str(exc))
         self.generator.release()
+        if self.shrink is not None:
+            self.shrink.release()
         self.scene.release()
         self.compositor.release()
 

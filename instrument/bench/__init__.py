@@ -17,6 +17,7 @@ from ..patch import load_patch
 from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_hostile, bench_latency, bench_music
+from .dream import bench_dream, print_dream
 from .generator import bench_generator, print_generator
 from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
@@ -26,7 +27,7 @@ from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_
 from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
-            "generator", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote")
+            "generator", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote", "dream")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -92,6 +93,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if "late" in only:
         report["late"] = bench_late(args.patch, args.fps, args.size or (640, 480), args.seconds * 2,
                                     keep=args.keep)
+    if "dream" in only:
+        # the walk: 4 s at 15 fps, 640x480, clean tape; the renders are offline, so exact
+        report["dream"] = bench_dream(args.patch, keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -190,6 +194,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_lag(r["lag"])
     if "late" in r:
         print_late(r["late"])
+    if "dream" in r:
+        print_dream(r["dream"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

@@ -26,6 +26,9 @@ PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "
 PARAMS = (
     ParamSpec("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
               description="generated frame over the base scene (0 = scene only)"),
+    ParamSpec("detail", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
+              description="the scene's fine detail carried over a dream made smaller than the scene "
+                          "(a patch's dream_size): 0 is the dream alone"),
     ParamSpec("reproject", "bool", True, origin=__name__,
               description="carry a late dream along the scene's motion to the frame shown, so it moves "
                           "with the camera (off: the newest dream as it is)"),
@@ -125,15 +128,17 @@ class Compositor:
 
     def render(self, scene: moderngl.Texture, generated: moderngl.Texture | None,
                fp: FrameParams, motion: SceneMotion | None = None,
-               base: int | None = None) -> moderngl.Framebuffer:
+               base: int | None = None, low: moderngl.Texture | None = None) -> moderngl.Framebuffer:
         """Frame `fp.frame`: the scene, the newest dream (of frame `base`, carried along `motion`
-        to this frame), the chain, the output pass."""
+        to this frame) with the scene's detail finer than `low` (the scene at the dream's size)
+        over it, the chain, the output pass."""
         self.poll()
         if motion is not None:
             generated = self._carried(scene, generated, fp, motion, base)
         source = scene
         if generated is not None and generated is not scene:
-            self._pass(self.mixer, {"scene": scene, "generated": generated}, fp, self.mixed_fbo)
+            textures = {"scene": scene, "generated": generated, "low": scene if low is None else low}
+            self._pass(self.mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None
         taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)

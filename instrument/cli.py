@@ -179,8 +179,8 @@ def parser() -> argparse.ArgumentParser:
                    help="length of each timed phase (the lag section's takes are twice this)")
     b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag section")
     b.add_argument("--keep", type=Path, metavar="DIR",
-                   help="lag and dream sections: keep the takes and renders there, with a contact sheet of them "
-                        "(lag-FPS.png, dream-walk.png)")
+                   help="lag and dream sections: keep the takes and renders there, with a contact sheet "
+                        "of them (lag-FPS.png, dream-walk.png)")
     b.add_argument("--patch", default="default")
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",

@@ -27,17 +27,16 @@ from .control import ControlEvent, ControlQueue
 from .control.modulators import Modulators, build
 from .control.oscroute import PATCH_NAME
 from .events import CMD_TARGET
-from .generate import Generator, make_generator
+from .generate import Generator
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
+from .picture import Picture
 from .ports import ControlSource, EventSink, Feedback, Output, Stats
 from .render.compositor import Compositor
 from .render.hud import HudState, dream_line
-from .render.reproject import SceneMotion
-from .render.shrink import Shrink
 from .report import Reporter
 from .resources import data_dir
-from .scene import Scene, make_scene
+from .scene import Scene
 
 log = logging.getLogger("noclip")
 
@@ -86,11 +85,7 @@ class Show:
         self._settled = False
         self.running = True
         self.patch = patch
-        self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
-        self.generator: Generator = make_generator(patch.model, ctx, patch.dream, self.reporter,
-                                                   live=clock.realtime)
-        self.shrink = self._shrink(patch)
-        self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, self.reporter)
+        self.picture = Picture(ctx, patch, output_size, self.reporter, live=clock.realtime)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
             self.bank.set(name, value, immediate=True)
@@ -121,6 +116,23 @@ class Show:
         self._moved: dict[str, float] = {}
         self._dreams: deque[tuple[float, int]] = deque(maxlen=12)
 
+    # the parts that make the picture (picture.py), by the names the HUD, the window and benches use
+    @property
+    def scene(self) -> Scene:
+        return self.picture.scene
+
+    @property
+    def generator(self) -> Generator:
+        return self.picture.generator
+
+    @generator.setter
+    def generator(self, generator: Generator) -> None:  # a bench's or a test's own in place of the patch's
+        self.picture.generator = generator
+
+    @property
+    def compositor(self) -> Compositor:
+        return self.picture.compositor
+
     # -- one frame -----------------------------------------------------------------------------
 
     def step(self) -> FrameParams:
@@ -139,13 +151,7 @@ class Show:
             f.publish(fp)
         self.stats.add("control", time.perf_counter() - t)
 
-        scene_tex = self._stage("scene", self.scene.render, fp)
-        generated = self._stage("generate", self._generate, scene_tex, fp)
-        motion, base = self._motion(generated)
-        carry = () if motion is None else (motion, base)  # nothing to carry: today's call
-        low = None if self.shrink is None else self.shrink.image
-        fbo = self._stage("composite", partial(self.compositor.render, low=low), scene_tex, generated, fp,
-                          *carry)
+        fbo, base = self.picture.make(fp, self._stage)
         if base is not None:
             self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
         t = time.perf_counter()
@@ -211,33 +217,6 @@ class Show:
         except ValueError as exc:
             self.reporter.error("modulators", str(exc))
             return Modulators()
-
-    def _shrink(self, patch: Patch) -> Shrink | None:
-        """The pass that hands a generator working smaller than the scene its base (None: none needed)."""
-        if patch.model == "none" or patch.dream == patch.size:
-            return None
-        return Shrink(self.ctx, patch.size, patch.dream)
-
-    def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        if self.generator.name == "none":
-            return None
-        motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
-        if self.shrink is not None:
-            scene, motion = self.shrink(scene, motion)
-        self.generator.submit(scene, fp, motion, cut)
-        return self.generator.latest()
-
-    def _motion(self, generated: moderngl.Texture | None) -> tuple[SceneMotion | None, int | None]:
-        """What the compositor needs to carry the dream to this frame: the scene's motion and depth
-        (none while no generator plays, or the scene does not track its motion: nothing to carry)
-        and the dream's base frame."""
-        motion = getattr(self.scene, "motion", None)
-        if self.generator.name == "none" or motion is None or not getattr(self.scene, "tracked", True):
-            return None, None
-        scene_motion = SceneMotion(motion, getattr(self.scene, "depth", None),
-                                   bool(getattr(self.scene, "cut", False)))
-        base = getattr(self.generator, "base_frame", None) if generated is not None else None
-        return scene_motion, base
 
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
         """Run a stage; if it throws, report it (once per distinct error) and play on with its last
@@ -321,21 +300,8 @@ class Show:
         except (ConfigError, FileNotFoundError) as exc:
             self.reporter.error("patch", str(exc))
             return
-        if patch.chain != self.patch.chain and not self.compositor.load_chain(patch.chain):
+        if not self.picture.load(patch):
             return
-        if patch.scene != self.patch.scene or patch.size != self.patch.size:
-            old = self.scene
-            self.scene = make_scene(patch.scene, self.ctx, patch.size)
-            old.release()
-        if patch.model != self.patch.model or patch.dream != self.patch.dream:
-            old_gen = self.generator
-            self.generator = make_generator(patch.model, self.ctx, patch.dream, self.reporter,
-                                            live=self.clock.realtime)
-            old_gen.release()
-        if (patch.model, patch.size, patch.dream) != (self.patch.model, self.patch.size, self.patch.dream):
-            if self.shrink is not None:
-                self.shrink.release()
-            self.shrink = self._shrink(patch)
         for spec in REGISTRY:
             self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
         self.modulators = self._modulators(patch)
@@ -453,9 +419,5 @@ class Show:
                 close()
             except Exception as exc:
                 self.reporter.error(f"closing {type(obj).__name__}", str(exc))
-        self.generator.release()
-        if self.shrink is not None:
-            self.shrink.release()
-        self.scene.release()
-        self.compositor.release()
+        self.picture.release()
 

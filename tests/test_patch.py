@@ -52,6 +52,23 @@ def test_errors_name_file_line_and_key(tmp_path, text, line, key, words):
     assert str(e).startswith(f"{path}:{line}:")
 
 
+@pytest.mark.parametrize("dream", ["[320, 480]", "[640, 240, 1]", "[8, 8]", '"small"'])
+def test_dream_size_fits_inside_the_scene(tmp_path, dream):
+    text = GOOD.replace('chain = "vhs"', f'chain = "vhs"\nsize = [256, 192]\ndream_size = {dream}')
+    with pytest.raises(ConfigError) as err:
+        load_patch(write(tmp_path, text))
+    assert err.value.key == "dream_size" and err.value.line == 5
+
+
+def test_dream_size_round_trips(tmp_path):
+    text = GOOD.replace('chain = "vhs"', 'chain = "vhs"\nsize = [640, 480]\ndream_size = [256, 192]')
+    patch = load_patch(write(tmp_path, text))
+    assert patch.size == (640, 480) and patch.dream == (256, 192)
+    save_patch(patch, tmp_path / "saved.toml")
+    assert load_patch(tmp_path / "saved.toml").dream_size == (256, 192)
+    assert load_patch(write(tmp_path, GOOD)).dream == load_patch(write(tmp_path, GOOD)).size
+
+
 def test_out_of_range_values_clamp(tmp_path):
     assert load_patch(write(tmp_path, GOOD.replace("bleed = 0.5", "bleed = 9"))).params["bleed"] == 1.0
 

@@ -126,7 +126,7 @@ def test_a_new_prompt_is_encoded_once_and_cross_fades_over_prompt_fade(walk):
     engine = StreamEngine(tiny_backend(SIZE))
     seen = []
     den = engine.den
-    engine.den = lambda x, t, cond: seen.append(cond.clone()) or den(x, t, cond)
+    engine.den = lambda x, t, cond, base=None: seen.append(cond.clone()) or den(x, t, cond, base)
     engine.den.prediction, engine.den.schedule = den.prediction, den.schedule
     prompts = ["hallway"] * 3 + ["pool rooms"] * 14 + ["hallway"] * 3
     for n, prompt in enumerate(prompts):

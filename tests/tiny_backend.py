@@ -79,7 +79,8 @@ class TinyDenoiser(nn.Module):
         self.fail = False
         self.batches: list[int] = []
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         if self.fail:
             raise RuntimeError("CUDA out of memory (injected)")
         if self.delay:
@@ -106,7 +107,8 @@ class _Counted(TinyDenoiser):
 
     slow_from, fail_at, die_at, pause = 0, -1, -1, 0.0
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         calls = getattr(self, "calls", 0)
         self.calls = calls + 1
         if calls == self.fail_at:

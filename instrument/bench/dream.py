@@ -18,6 +18,7 @@ And the tape detail the show carries: a luma sweep chart played as `--source` th
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def half(y: np.ndarray) -> np.ndarray:
 
 def flicker(frames: list[np.ndarray]) -> float:
     """Mean absolute frame-to-frame luma change (0..1)."""
-    return float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:], strict=False)])) / 255
+    return float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(frames)])) / 255
 
 
 def compare(scene: dict[int, np.ndarray], dream: dict[int, np.ndarray],
@@ -170,7 +171,8 @@ def print_dream(r: dict[str, Any]) -> None:
           f"target <= 1.2)")
     if "sweep_mhz" in r:
         s = r["sweep_mhz"]
-        print(f"  the show without a dream, luma -3 dB: SP {s['SP']:.2f}, LP {s['LP']:.2f}, EP {s['EP']:.2f} MHz "
+        print(f"  the show without a dream, luma -3 dB: SP {s['SP']:.2f}, LP {s['LP']:.2f}, "
+              f"EP {s['EP']:.2f} MHz "
               f"(SP/EP {s['SP'] / s['EP']:.2f}; targets SP >= 2.0, SP/EP >= 1.3)")
     if "contact_sheet" in r:
         print(f"  contact sheet: {r['contact_sheet']}")

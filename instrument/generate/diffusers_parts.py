@@ -104,7 +104,8 @@ class UNetDenoiser:
         self.w_embedding = guidance_embedding(guidance - 1, dim).to(self.device, self.dtype) if dim else None
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
         cond = cond.to(self.device, self.dtype)
         kwargs = {}
         if self.w_embedding is not None:

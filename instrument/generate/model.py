@@ -39,8 +39,11 @@ class Denoiser(Protocol):
     prediction: str   # one of PREDICTIONS: what the network outputs
     schedule: Schedule
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, h, w) noisy latents; t: (B,) integer timesteps; cond: (B, ...) → (B, C, h, w)."""
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, h, w) noisy latents; t: (B,) integer timesteps; cond: (B, ...) → (B, C, h, w).
+        base: the clean latents of the frames dreamed on; a denoiser trained to read them (the
+        builtin one) keeps the scene's geometry from them, the others ignore them."""
 
 
 @dataclass(frozen=True)

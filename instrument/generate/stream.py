@@ -107,6 +107,7 @@ class InFlight:
     timesteps: list[int]
     noise: torch.Tensor            # (MAX_STEPS, C, h, w): step i re-noises with noise[i]
     cond: torch.Tensor
+    base: torch.Tensor             # the clean latent of its base image (a denoiser may read it)
     motion: np.ndarray | None      # its motion on the latent grid, to carry older results forward
     size: tuple[int, int]          # (width, height) of the base image, to answer at
     step: int = 0
@@ -177,7 +178,7 @@ class StreamEngine:
         shape = (MAX_STEPS, self.ae.channels, self.grid[1], self.grid[0])
         fields = self.noise.advance(fp.frame, (seed, seed + 1), shape, motion, cut)
         eps = slerp(fields[seed], fields[seed + 1], morph).to(b.device, b.dtype)
-        z = self.ae.encode(image)
+        z = base_latent = self.ae.encode(image)
         amount = float(fp["feedback"])
         if cut:  # nothing from before a cut may leak into what follows: not feedback, not the pipe
             self.previous, self.pipe, self.last, self.shown = None, [], None, None
@@ -187,8 +188,8 @@ class StreamEngine:
             if amount > 0:
                 z = z + (amount * valid) * (latent - z)
         t0 = torch.tensor([timesteps[0]], device=b.device)
-        frame = InFlight(fp.frame, self.schedule.noise(z, eps[:1], t0), timesteps, eps, cond, motion,
-                         (base.image.shape[1], base.image.shape[0]))
+        frame = InFlight(fp.frame, self.schedule.noise(z, eps[:1], t0), timesteps, eps, cond, base_latent,
+                         motion, (base.image.shape[1], base.image.shape[0]))
 
         if fp["stream_batch"]:
             self.pipe.append(frame)
@@ -227,7 +228,7 @@ class StreamEngine:
         dev = self.backend.device
         x = torch.cat([f.x for f in frames])
         t = torch.tensor([f.timesteps[f.step] for f in frames], device=dev)
-        out = self.den(x, t, torch.cat([f.cond for f in frames]))
+        out = self.den(x, t, torch.cat([f.cond for f in frames]), base=torch.cat([f.base for f in frames]))
         x0 = self.schedule.x0(x, out, t, self.den.prediction)
         for i, f in enumerate(frames):
             f.step += 1

@@ -93,7 +93,7 @@ def denoise(backend: Backend, z: torch.Tensor, prompt: list[str], seed: int, str
     x = sched.noise(z, eps[0], torch.full((len(z),), ts[0]))
     for i, t in enumerate(ts):
         tt = torch.full((len(z),), t)
-        x0 = sched.x0(x, den(x, tt, cond), tt, den.prediction)
+        x0 = sched.x0(x, den(x, tt, cond, base=z), tt, den.prediction)
         if i + 1 < len(ts):
             x = sched.noise(x0, eps[i + 1], torch.full((len(z),), ts[i + 1]))
     return x0
@@ -163,9 +163,9 @@ def generator_fps(backend: Backend, seconds: float = 3.0, steps: int = 1) -> flo
     ae, den = backend.autoencoder, backend.denoiser
 
     def frame() -> None:
-        z = ae.encode(x)
+        z = base = ae.encode(x)
         for _ in range(steps):
-            z = den(z, t, cond)
+            z = den(z, t, cond, base=base)
         ae.decode(z)
 
     for _ in range(5):

@@ -2,9 +2,10 @@
 
 Three stages, each resumable from its checkpoint: render the data set (cached as .npz), train the
 autoencoder on random crops (it is fully convolutional, so crops teach it what full frames would,
-five times cheaper), then freeze it, encode the set once and train the denoiser on the latents
-with v-prediction on a cosine schedule. Every batch is drawn from a generator seeded by (seed,
-stage, step), so a resumed run sees the same batches as an unbroken one.
+five times cheaper), then freeze it, encode the set once and train the denoiser: given a frame's
+clean latent (its base) and a noisy latent, it learns to answer the frame richened by fields of that
+very noise (tools/rich.py), in one step, on a cosine schedule. Every batch is drawn from a generator
+seeded by (seed, stage, step), so a resumed run sees the same batches as an unbroken one.
 
 Nothing written here is ever half a file: the data set, each checkpoint and the exported weights
 are written beside their place, fsynced and renamed over it (files.py), so a crash, a kill or a
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from ..files import replace_atomically, write_atomically
 from ..generate.builtin.model import Config, Decoder, Encoder, UNet, cosine_alphas
 from ..generate.model import Schedule
+from .rich import richen
 
 
 class CheckpointError(RuntimeError):
@@ -46,7 +48,8 @@ class Plan:
     unet_steps: int = 2500
     unet_batch: int = 16
     unet_lr: float = 1e-3
-    img2img_bias: float = 0.5   # share of denoiser timesteps drawn from the img2img range
+    img2img_bias: float = 0.7   # share of denoiser timesteps drawn from the range img2img plays
+    play_like: float = 0.5      # share of noisy inputs made from the base latent, as the engine does
     checkpoint_every: int = 200
     threads: int = 2            # torch threads (0: torch's default)
 
@@ -170,7 +173,12 @@ class Trainer:
 
     # -- stage 2: denoiser ---------------------------------------------------------------------
 
-    def train_unet(self, latents: torch.Tensor, levels: np.ndarray) -> tuple[UNet, UNet]:
+    def train_unet(self, latents: torch.Tensor, levels: np.ndarray, images: np.ndarray, enc: Encoder,
+                   shift: torch.Tensor, scale: torch.Tensor) -> tuple[UNet, UNet]:
+        """The denoiser. Each sample: a frame's base latent z_b, noise eps, the frame richened by eps
+        and encoded (z_r, the answer), a timestep; the noisy input is made from z_b as the stream
+        engine makes it (`play_like` of the time) or from z_r as plain diffusion does, and the loss is
+        the squared error of the clean latent the output implies (one step plays exactly that)."""
         p, c = self.plan, self.config
         torch.manual_seed(p.seed + 1)
         unet = UNet(c).to(self.device, memory_format=CL)
@@ -183,29 +191,34 @@ class Trainer:
         schedule = Schedule(cosine_alphas(c.T))
         n = len(latents)
         labels = torch.from_numpy(levels)
+        norm = (shift.view(1, -1, 1, 1).to(self.device), scale.view(1, -1, 1, 1).to(self.device))
         bar = tqdm(range(start, p.unet_steps), desc="denoiser", disable=not self.progress,
                    initial=start, total=p.unet_steps)
         for step in bar:
             rng = np.random.default_rng([p.seed, 2, step])
-            idx = torch.from_numpy(rng.integers(0, n, p.unet_batch))
-            z0 = latents[idx].float().to(self.device)
-            flip = torch.from_numpy(rng.random(p.unet_batch) < 0.5)
-            z0[flip] = z0[flip].flip(-1)
-            z0 = z0.contiguous(memory_format=CL)
-            # timesteps: uniform, plus extra weight where img2img plays (strength 0.2-0.8)
+            idx_np = rng.integers(0, n, p.unet_batch)
+            idx = torch.from_numpy(idx_np)
+            flip = rng.random(p.unet_batch) < 0.5
+            zb = latents[idx].float().to(self.device)
+            zb[torch.from_numpy(flip)] = zb[torch.from_numpy(flip)].flip(-1)
+            frames = images[idx_np].copy()
+            frames[flip] = frames[flip, :, ::-1]
+            g = torch.Generator().manual_seed(p.seed * 1_000_033 + step)
+            eps = torch.randn(zb.shape, generator=g).to(self.device)
+            with torch.no_grad():
+                zr = (enc(richen(_to_tensor(frames).to(self.device), eps).contiguous(memory_format=CL))
+                      - norm[0]) * norm[1]
+            # timesteps: where img2img plays (strength 0.15-0.85 of the shifted schedule), and some anywhere
+            played = rng.integers(int(0.5 * c.T), int(0.97 * c.T), p.unet_batch)
             uniform = rng.integers(0, c.T, p.unet_batch)
-            played = rng.integers(int(0.2 * c.T), int(0.8 * c.T), p.unet_batch)
             t = torch.from_numpy(np.where(rng.random(p.unet_batch) < p.img2img_bias, played, uniform))
             cls = labels[idx].clone()
             cls[torch.from_numpy(rng.random(p.unet_batch) < 0.1)] = c.classes   # unconditional
-            g = torch.Generator().manual_seed(p.seed * 1_000_033 + step)
-            eps = torch.randn(z0.shape, generator=g).to(self.device)
             t = t.to(self.device)
-            xt = schedule.noise(z0, eps, t)
-            a, s = schedule.ab(t, z0)
-            target = a * eps - s * z0      # v
-            out = unet(xt, t, unet.classes(cls.to(self.device)))
-            loss = F.mse_loss(out, target)
+            like = torch.from_numpy(rng.random(p.unet_batch) < p.play_like).to(self.device).view(-1, 1, 1, 1)
+            xt = schedule.noise(torch.where(like, zb, zr), eps, t).contiguous(memory_format=CL)
+            out = unet(xt, t, unet.classes(cls.to(self.device)), zb.contiguous(memory_format=CL))
+            loss = F.mse_loss(schedule.x0(xt, out, t, c.prediction), zr)
             for group in opt.param_groups:
                 group["lr"] = _lr(p.unet_lr, step, p.unet_steps)
             opt.zero_grad(set_to_none=True)
@@ -233,7 +246,7 @@ class Trainer:
         shift = raw.mean(dim=(0, 2, 3))
         scale = 1.0 / raw.std(dim=(0, 2, 3))
         latents = ((raw - shift[None, :, None, None]) * scale[None, :, None, None]).half()
-        _, ema = self.train_unet(latents, levels)
+        _, ema = self.train_unet(latents, levels, images, enc, shift, scale)
         return self.export(enc, dec, ema, shift, scale)
 
     def export(self, enc: Encoder, dec: Decoder, unet: UNet, shift: torch.Tensor, scale: torch.Tensor) -> Path:

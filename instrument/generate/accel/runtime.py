@@ -23,7 +23,8 @@ class EngineDenoiser:
         self.prediction, self.schedule = torch_part.prediction, torch_part.schedule
         self._fits = _Fits(part)
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
         if not self._fits(x=x, cond=cond):
             return self.torch_part(x, t, cond)
         out = self.runner(x=x, t=t.float(), cond=cond)

@@ -62,23 +62,33 @@ class Conditioner:
 
 
 class Denoiser:
-    """The UNet on the playing schedule: timestep t means training timestep `where[t]`."""
+    """The UNet on the playing schedule: timestep t means training timestep `where[t]`. It reads the
+    clean latent of the frame (`base`) when its config says so (model.py)."""
 
     def __init__(self, unet: UNet, schedule: Schedule, prediction: str, where: torch.Tensor) -> None:
         self.unet, self.schedule, self.prediction, self.where = unet, schedule, prediction, where
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
         t = self.where.to(t.device)[t.long()]
-        return self.unet(x.contiguous(memory_format=torch.channels_last), t, cond)
+        cl = torch.channels_last
+        return self.unet(x.contiguous(memory_format=cl), t, cond,
+                         None if base is None else base.contiguous(memory_format=cl))
 
 
 def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
+def config_of(meta: dict) -> Config:
+    """The architecture a config.json describes; weights from before version 2 (no `base` key) have
+    a denoiser that does not read the base latent."""
+    return Config(**{"base": False, **meta["config"]})
+
+
 def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> Backend:
     """A Backend from a config dict and a flat state dict (enc.*, dec.*, unet.*, latent_*)."""
-    config = Config(**meta["config"])
+    config = config_of(meta)
     device = torch.device(device)
     enc, dec, unet = Encoder(config), Decoder(config), UNet(config)
     for prefix, module in (("enc.", enc), ("dec.", dec), ("unet.", unet)):
@@ -107,7 +117,7 @@ def describe(device: str | torch.device | None = None, folder: Path = WEIGHTS) -
     weights = Path(folder) / "model.safetensors"
     if not weights.is_file():
         return f"builtin: weights missing ({weights}); run `noclip train`"
-    c = Config(**read_config(Path(folder))["config"])
+    c = config_of(read_config(Path(folder)))
     return (f"builtin: bundled model ({weights.stat().st_size / 2**20:.1f} MB, no download) at "
             f"{c.width}x{c.height}, latents {c.latent}x{c.height // c.factor}x{c.width // c.factor}, "
             f"on {where.type} ({why})")

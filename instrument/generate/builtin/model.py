@@ -5,6 +5,12 @@ before its first conv and the decoder unfolds them after its last, so no conv ev
 resolution. That is what buys ≥ 30 fps on a laptop CPU, and VHS keeps little more detail than
 that anyway (≈ 333 luma lines across). The denoiser is a two-level UNet on the latents,
 conditioned on the timestep (sinusoidal) and the level (a learned class embedding) by FiLM.
+
+Since version 2 the denoiser also sees the clean latent of the frame it dreams on (`base`, stacked
+with its input): the geometry is given, never guessed from a noisy latent, so one step keeps the
+scene's edges where they are, and the noise only has to choose what the dream adds (stains, light,
+grime: see tools/rich.py). A denoiser that guessed the geometry back from noise regressed to its
+mean, which is blur: that is what smeared walls into each other.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ class Config:
     T: int = 1000             # training timesteps
     prediction: str = "v_prediction"
     shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
-    version: int = 1
+    base: bool = True         # the denoiser sees the clean base latent beside its noisy input
+    version: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +125,8 @@ class UNet(nn.Module):
         self.emb_dim = e
         self.t_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
         self.classes = nn.Embedding(c.classes + 1, e)  # the last row: unconditional
-        self.inp = nn.Conv2d(c.latent, ch, 3, padding=1)
+        self.base = c.base
+        self.inp = nn.Conv2d(c.latent * (2 if c.base else 1), ch, 3, padding=1)
         self.d1 = Res(ch, e)
         self.down = nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1)
         self.m1 = Res(2 * ch, e)
@@ -135,8 +143,11 @@ class UNet(nn.Module):
         a = t.float()[:, None] * freqs[None]
         return torch.cat([a.sin(), a.cos()], 1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         e = F.silu(self.t_mlp(self.timestep_embedding(t)) + cond)
+        if self.base:
+            x = torch.cat([x, x if base is None else base], 1)   # no base: the input stands in for it
         h1 = self.d1(self.inp(x), e)
         h = self.m2(self.m1(self.down(F.silu(h1)), e), e)
         h = F.pixel_shuffle(self.up(F.silu(h)), 2) + h1

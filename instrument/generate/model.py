@@ -55,6 +55,11 @@ class Backend:
     device: torch.device
     dtype: torch.dtype
     size: tuple[int, int]   # the working size (width, height) the models play at
+    # The denoiser keeps the base's geometry (it reads `base`), so the engine may answer the base image
+    # plus what the dream changed (decoded dream less the decoded base): the decoder's own softness
+    # cancels instead of blurring the picture (the builtin autoencoder keeps a tenth of a frame's
+    # Laplacian energy at 256x192). A model that moves the geometry would leave ghosts this way.
+    edits: bool = False
 
 
 class Schedule:

@@ -108,6 +108,7 @@ class InFlight:
     noise: torch.Tensor            # (MAX_STEPS, C, h, w): step i re-noises with noise[i]
     cond: torch.Tensor
     base: torch.Tensor             # the clean latent of its base image (a denoiser may read it)
+    image: torch.Tensor            # its base image at the working size (an editing backend adds to it)
     motion: np.ndarray | None      # its motion on the latent grid, to carry older results forward
     size: tuple[int, int]          # (width, height) of the base image, to answer at
     step: int = 0
@@ -189,7 +190,7 @@ class StreamEngine:
                 z = z + (amount * valid) * (latent - z)
         t0 = torch.tensor([timesteps[0]], device=b.device)
         frame = InFlight(fp.frame, self.schedule.noise(z, eps[:1], t0), timesteps, eps, cond, base_latent,
-                         motion, (base.image.shape[1], base.image.shape[0]))
+                         image, motion, (base.image.shape[1], base.image.shape[0]))
 
         if fp["stream_batch"]:
             self.pipe.append(frame)
@@ -211,7 +212,7 @@ class StreamEngine:
             for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
                 latent, valid = self._carry((latent, valid), later.motion)
             self.previous = (latent, valid)
-            out = self._image(newest.x0, newest.size)
+            out = self._image(newest, newest.size)
             self.last = out
             self.stats["generated"] += 1
             self.stats["base_frame"] = newest.frame
@@ -265,9 +266,14 @@ class StreamEngine:
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         return x.to(b.dtype)
 
-    def _image(self, latent: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-        """Decoded latent → uint8 (H, W, 3) at the base image's size."""
-        x = self.ae.decode(latent).float()
+    def _image(self, frame: InFlight, size: tuple[int, int]) -> np.ndarray:
+        """A finished frame → uint8 (H, W, 3) at the base image's size: its decoded latent, or for a
+        backend that edits (model.py) its base image plus the decoded change."""
+        if self.backend.edits:
+            both = self.ae.decode(torch.cat([frame.x0, frame.base])).float()
+            x = frame.image.float() + both[:1] - both[1:]
+        else:
+            x = self.ae.decode(frame.x0).float()
         if x.shape[-2:] != (size[1], size[0]):
             x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)
         x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -256,6 +256,7 @@ class ThreadedGenerator:
         self.worker = GeneratorWorker(engine, reporter, live=live, name=f"generator {name}", load=load,
                                       interrupt=interrupt)
         self.texture = ctx.texture(size, 3)
+        self.texture.repeat_x = self.texture.repeat_y = False  # scaled up, its edges must not wrap round
         self._readback = np.empty((size[1], size[0], 4), dtype=np.uint8)  # reused every frame
         self._shown = -1
         self._frame = -1

@@ -98,7 +98,7 @@ def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device
     played, where = shifted(cosine_alphas(config.T), config.shift)
     return Backend("builtin", ae, Conditioner(unet, config.classes),
                    Denoiser(unet, Schedule(played), config.prediction, where), device, torch.float32,
-                   (config.width, config.height))
+                   (config.width, config.height), edits=config.base)
 
 
 def choose_device(device: str | torch.device | None = None) -> tuple[torch.device, str]:

@@ -44,8 +44,10 @@ class Picture:
         generated = stage("generate", self._generate, scene, fp)
         motion, base = self._motion(generated)
         carry = () if motion is None else (motion, base)  # nothing to carry: today's call
-        low = None if self.shrink is None else self.shrink.image
-        fbo = stage("composite", partial(self.compositor.render, low=low), scene, generated, fp, *carry)
+        render = self.compositor.render
+        if self.shrink is not None:  # the scene at the dream's size: what of the scene the dream lacks
+            render = partial(render, low=self.shrink.image)
+        fbo = stage("composite", render, scene, generated, fp, *carry)
         return fbo, base
 
     def load(self, patch: Patch) -> bool:

@@ -64,7 +64,8 @@ def test_a_gradient_keeps_its_place(ctx, shrink):
 
 
 def test_motion_is_measured_in_the_dreams_pixels(ctx, shrink):
-    motion = ctx.texture(SCENE, 2, np.tile(np.float32([5.0, -2.5]), (SCENE[1], SCENE[0], 1)).tobytes(), dtype="f4")
+    flow = np.tile(np.float32([5.0, -2.5]), (SCENE[1], SCENE[0], 1))
+    motion = ctx.texture(SCENE, 2, flow.tobytes(), dtype="f4")
     image = ctx.texture(SCENE, 4)
     _, small = shrink(image, motion)
     m = read(small, 2, np.float32)

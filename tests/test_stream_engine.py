@@ -6,10 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from tiny_backend import load_named, tiny_backend
+from tiny_backend import PoolAutoencoder, load_named, tiny_backend
 
 from instrument import generate
 from instrument.clock import OfflineClock, RealtimeClock
+from instrument.generate.model import Schedule
 from instrument.generate.motion import warp
 from instrument.generate.stream import StreamEngine
 from instrument.generate.worker import BaseFrame, ThreadedGenerator
@@ -235,3 +236,25 @@ def test_offline_renders_with_the_generator_are_identical(ctx, monkeypatch):
         show.close()
         runs.append(frames)
     assert runs[0] == runs[1] and len(set(runs[0])) == 6
+
+
+class _Keeper:
+    """A denoiser that answers the base latent itself: the dream changes nothing."""
+
+    prediction = "sample"
+    schedule = Schedule.scaled_linear()
+
+    def __call__(self, x, t, cond, base=None):
+        return base
+
+
+def test_an_editing_backend_answers_its_base_plus_the_change(walk):
+    """A lossy autoencoder (8x8 block means) and a dream that changes nothing: an editing backend
+    answers the base image itself, detail and all; a plain one, the blocks its decoder makes."""
+    plain = replace(tiny_backend(SIZE), autoencoder=PoolAutoencoder(8), denoiser=_Keeper())
+    edits = replace(plain, edits=True)
+    frame = walk[5]
+    a = StreamEngine(plain)(frame, params(0)).astype(int)
+    b = StreamEngine(edits)(frame, params(0)).astype(int)
+    assert np.abs(b - frame.image).max() <= 1
+    assert np.abs(a - frame.image).mean() > 3

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .lag import _noclip, _rgb, block_ssim, clean_tape, sheet
+from .lag import block_ssim, clean_tape, rgb_frames, run_noclip, sheet
 
 FPS, SECONDS, SIZE = 15.0, 4.0, (640, 480)
 ACTIVE_US = 52.6          # the active line the tape stages spread over 640 px (shaders/vhs/tape.glsl)
@@ -40,11 +40,11 @@ def render(folder: Path, name: str, patch: str, *extra: str, seconds: float = SE
     """`noclip render` of the patch through a clean tape; the frames as RGB uint8."""
     out = folder / f"{name}.mkv"
     sets = [a for s in clean_tape() for a in ("--set", s)]
-    run = _noclip("render", "--patch", patch, "-o", str(out), "--codec", "ffv1", "--fps", f"{fps:g}",
+    run = run_noclip("render", "--patch", patch, "-o", str(out), "--codec", "ffv1", "--fps", f"{fps:g}",
                   "--seconds", f"{seconds:g}", "--size", f"{size[0]}x{size[1]}", *sets, *extra)
     if run.returncode != 0:
         raise RuntimeError(f"noclip render {name} failed ({run.returncode}): {run.stderr[-2000:]}")
-    return _rgb(out, fps)
+    return rgb_frames(out, fps)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ def compare(live: dict[int, np.ndarray], scene: dict[int, np.ndarray]) -> dict[s
             "flicker_ratio": flicker / scene_flicker if scene_flicker else 0.0}
 
 
-def _noclip(*args: str) -> subprocess.CompletedProcess:
+def run_noclip(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "instrument.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
 
@@ -160,7 +160,7 @@ def bench_lag(patch: str, fps: float, size: tuple[int, int], seconds: float,
         for reproject in (False, True):
             video, perf, info = live_take(folder, patch, fps, size, seconds, reproject)
             scene = video.with_name(video.stem + "-scene.mkv")
-            run = _noclip("render", str(perf), "-o", str(scene), "--model", "none", "--codec", "ffv1",
+            run = run_noclip("render", str(perf), "-o", str(scene), "--model", "none", "--codec", "ffv1",
                           "--fps", f"{fps:g}", "--size", f"{size[0]}x{size[1]}")
             if run.returncode != 0:
                 raise RuntimeError(f"noclip render failed ({run.returncode}): {run.stderr[-2000:]}")
@@ -198,7 +198,7 @@ def contact_sheet(folder: Path, fps: float, out: Path, start: int | None = None,
     rows = [("scene (re-render of the performance)", f"live-reproject-{fps:g}-scene.mkv"),
             ("live, the newest dream as it is", f"live-plain-{fps:g}.mkv"),
             ("live, the dream carried to the frame", f"live-reproject-{fps:g}.mkv")]
-    frames = [_rgb(folder / name, fps) for _, name in rows]
+    frames = [rgb_frames(folder / name, fps) for _, name in rows]
     common = sorted(set.intersection(*(set(f) for f in frames)))
     first = start if start is not None else common[len(common) // 2]
     picks = [n for n in common if n >= first][:count]
@@ -206,7 +206,7 @@ def contact_sheet(folder: Path, fps: float, out: Path, start: int | None = None,
                   picks, out, width)
 
 
-def _rgb(path: Path, fps: float) -> dict[int, np.ndarray]:
+def rgb_frames(path: Path, fps: float) -> dict[int, np.ndarray]:
     frames: dict[int, np.ndarray] = {}
     with av.open(str(path)) as c:
         v = c.streams.video[0]

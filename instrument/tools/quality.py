@@ -162,7 +162,8 @@ def image_motion(motions: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def generator_fps(backend: Backend, seconds: float = 3.0, steps: int = 1) -> float:
-    """Frames per second of encode + `steps` denoiser calls + decode at batch 1, the working size."""
+    """Frames per second of encode + `steps` denoiser calls + decode (of the base too, for an
+    editing backend: stream.py) at batch 1, the working size."""
     w, h = backend.size
     x = torch.rand(1, 3, h, w) * 2 - 1
     cond = backend.conditioner("level 0")
@@ -173,7 +174,7 @@ def generator_fps(backend: Backend, seconds: float = 3.0, steps: int = 1) -> flo
         z = base = ae.encode(x)
         for _ in range(steps):
             z = den(z, t, cond, base=base)
-        ae.decode(z)
+        ae.decode(torch.cat([z, base]) if backend.edits else z)  # an edit decodes its base too
 
     for _ in range(5):
         frame()
@@ -255,7 +256,7 @@ def loss_plot(losses: dict, path: Path, size: tuple[int, int] = (900, 320)) -> P
     draw = ImageDraw.Draw(img)
     panels = [("autoencoder: train PSNR on crops (dB)", [r[0] for r in losses["ae"]],
                [r[2] for r in losses["ae"]], False),
-              ("denoiser: v-prediction MSE (log)", [r[0] for r in losses["unet"]],
+              ("denoiser: clean-latent MSE (log)", [r[0] for r in losses["unet"]],
                [r[1] for r in losses["unet"]], True)]
     for k, (title, xs, ys, log) in enumerate(panels):
         x0, y0, pw, ph = k * W // 2 + 50, 30, W // 2 - 70, H - 70

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import select
 import time
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -28,12 +27,13 @@ from .control.modulators import Modulators, build
 from .control.oscroute import PATCH_NAME
 from .events import CMD_TARGET
 from .generate import Generator
+from .glance import Glance
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
 from .picture import Picture
 from .ports import ControlSource, EventSink, Feedback, Output, Stats
 from .render.compositor import Compositor
-from .render.hud import HudState, dream_line
+from .render.hud import HudState
 from .report import Reporter
 from .resources import data_dir
 from .scene import Scene
@@ -58,7 +58,6 @@ COMMANDS = {
 
 
 STAGES = ("control", "scene", "generate", "composite", "output")
-MOVED_SECONDS = 4.0  # a parameter set by a control stays on the HUD's glance this long
 # commands that read files or rebuild GL: when a frame holds several, only the last of each runs
 # (one patch/load replaces the next; 100 of them stalled the loop 0.18 s)
 HEAVY = ("patch/load", "chain/reload")
@@ -110,11 +109,7 @@ class Show:
                                                                 "audio": self._audio}
         self.audio: dict[str, float] = {}  # the latest audio features (modulation sources)
         self.rate_note = ""  # why the show plays at its rate (play says: the machine, or --fps)
-        # what the HUD shows: the last applied events and when each parameter was last set (by
-        # name, so bounded by the registry); formatted only when the HUD asks, never per event
-        self._recent: deque[tuple[str, str, Any]] = deque(maxlen=4)
-        self._moved: dict[str, float] = {}
-        self._dreams: deque[tuple[float, int]] = deque(maxlen=12)
+        self.glance = Glance()  # what the HUD shows, noted as events apply
 
     # the parts that make the picture (picture.py), by the names the HUD, the window and benches use
     @property
@@ -259,9 +254,7 @@ class Show:
             except Exception as exc:  # a command that fails must not end the show
                 self.reporter.error(f"command {e.target}", str(exc))
                 continue
-            self._recent.append((e.source, e.target, value))
-            if not e.is_command:
-                self._moved[e.target] = self._wall
+            self.glance.applied(e.source, e.target, value, e.is_command, self._wall)
             for sink in list(self.sinks):
                 try:
                     sink.applied(e, frame, value)
@@ -372,31 +365,8 @@ class Show:
         self.running = False
 
     def hud_state(self, extra: dict[str, str] | None = None) -> HudState:
-        """The show at a glance, for the HUD (a few times a second, never per frame)."""
-        now, fp = time.perf_counter(), self.fp
-        stats = getattr(self.generator, "stats", None)
-        dreams = None
-        if stats is not None:
-            gen = stats()
-            self._dreams.append((now, int(gen.get("done", 0))))
-            (t0, d0), (t1, d1) = self._dreams[0], self._dreams[-1]
-            dreams = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
-        takes = [out.status() for out in self.outputs if hasattr(out, "status")]
-        beat = fp.beat
-        recent = tuple(f"{src} {target} {value:.3g}" if isinstance(value, float) else f"{src} {target} {value}"
-                       for src, target, value in self._recent)
-        moved = tuple((name, fp[name]) for name, t in sorted(self._moved.items(), key=lambda kv: -kv[1])
-                      if now - t < MOVED_SECONDS and name in fp)[:8]
-        errors = tuple(msg[:80] for t, msg in list(self.reporter.recent) if time.monotonic() - t < 10.0)
-        return HudState(
-            patch=self.patch.name, frame=fp.frame, fps=self.stats.fps(),
-            rate=getattr(self.clock, "fps", 0.0), rate_note=self.rate_note, dreams=dreams,
-            dream=dream_line(self.stats.dream) if stats is not None else "",
-            recording=next((t for t in takes if t is not None), None),
-            clock=getattr(beat, "source", "internal"), tempo=getattr(beat, "tempo", fp.get("tempo", 120.0)),
-            beat=getattr(beat, "beat", 0.0), numerator=getattr(beat, "numerator", 4), recent=recent,
-            moved=moved, params=tuple((name, fp[name]) for name in sorted(fp)), errors=errors,
-            extra=extra or {})
+        """The show at a glance, for the HUD (glance.py)."""
+        return self.glance.state(self, extra)
 
     # -- running -------------------------------------------------------------------------------
 

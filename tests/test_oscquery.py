@@ -185,7 +185,7 @@ def test_a_websocket_sets_values_like_osc_and_listens_to_changes(live):
         assert until(lambda: show.fp["prompt_fade"] == 1.0, step=show.step)
         with pytest.raises(TimeoutError):
             messages(ws, timeout=0.3)
-    rows = [r for r in show._recent if r[1] == "prompt_fade"]
+    rows = [r for r in show.glance.recent if r[1] == "prompt_fade"]
     assert rows and rows[-1][0] in ("oscquery", "osc")
 
 

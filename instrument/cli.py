@@ -16,8 +16,9 @@ from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_
 from .cmd.play import cmd_play
 from .cmd.render import cmd_render, time_range
 from .patch import ConfigError
+from .record.encoding import QUALITIES
 from .record.render import render_offline
-from .record.video import CODECS, QUALITIES
+from .record.video import CODECS
 
 __all__ = ["main", "parser", "render_offline", "resolve_patch"]  # the last two: importable here, as before
 

@@ -18,7 +18,7 @@ from instrument.control import ControlEvent
 from instrument.generate import live_rate
 from instrument.patch import load_patch
 from instrument.record.deck import RecordDeck
-from instrument.record.video import QUALITIES, choose_quality, encode_size
+from instrument.record.encoding import QUALITIES, choose_quality, encode_size
 from instrument.render.gl import quad_buffer
 from instrument.render.hud import Hud, HudState, glance, pages
 from instrument.report import Reporter

@@ -23,7 +23,8 @@ from ..files import free_name
 from ..params import FrameParams
 from ..report import Reporter
 from .audio import Soundtrack
-from .video import QUALITIES, TakeStopped, VideoRecorder, choose_quality, lower_priority
+from .encoding import QUALITIES, choose_quality
+from .video import TakeStopped, VideoRecorder, lower_priority
 
 PERFORMANCE_SUFFIX = ".performance.jsonl"
 

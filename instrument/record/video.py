@@ -35,6 +35,7 @@ from ..files import free_bytes
 from ..params import FrameParams
 from ..report import Reporter
 from .audio import CHANNELS, Soundtrack, samples_before
+from .encoding import QUALITIES, encode_size, h264_encoder
 
 # name → (encoder, pixel format, options). HAP is decode-only in PyAV's FFmpeg build.
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -42,21 +43,10 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "ffv1": ("ffv1", "bgr0", {}),  # lossless RGB: re-renders compare bit for bit
     "prores": ("prores_ks", "yuv422p10le", {"profile": "3"}),  # ProRes 422 HQ
 }
-# What a live take costs, cheapest last: (name, lines, x264 options). `best` keeps the output's size;
-# the others encode at tape resolution (480 lines, what a VHS capture holds). Measured on frames of
-# the default show, 2-core build machine, CPU per frame: best at 1280x720 31-33 ms (a core at 30
-# fps: the core the generator needs), tape 11-12 ms, fast 7.7 ms. A take at reduced size
-# re-renders full size from its performance file, exactly.
-QUALITIES: dict[str, tuple[int | None, dict[str, str]]] = {
-    "best": (None, {"crf": "18", "preset": "veryfast"}),
-    "tape": (480, {"crf": "20", "preset": "superfast"}),
-    "fast": (480, {"crf": "20", "preset": "ultrafast"}),
-}
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
                      ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
 RING = 3
-_NVENC: bool | None = None
 
 
 def lower_priority(nice: int) -> None:
@@ -85,88 +75,6 @@ class TakeStopped(RuntimeError):
 
 class NoRoom(OSError):
     """Not enough free disk to start a take."""
-
-
-def h264_encoder() -> str:
-    """h264_nvenc where this FFmpeg has it and a GPU opens it (checked once), else libx264."""
-    global _NVENC
-    if _NVENC is None:
-        _NVENC = False
-        if "h264_nvenc" in av.codecs_available:
-            try:
-                cc = av.CodecContext.create("h264_nvenc", "w")
-                cc.width, cc.height, cc.pix_fmt, cc.time_base = 256, 256, "yuv420p", Fraction(1, 30)
-                cc.open()
-                _NVENC = True
-            except Exception:
-                pass
-    return "h264_nvenc" if _NVENC else "libx264"
-
-
-def encode_size(size: tuple[int, int], quality: str) -> tuple[int, int]:
-    """The size a take of `size` is encoded at: its own, or scaled to the quality's lines (even)."""
-    lines = QUALITIES[quality][0]
-    if lines is None or size[1] <= lines:
-        return size
-    return max(2, round(size[0] * lines / size[1] / 2) * 2), lines
-
-
-_MEASURED: dict[tuple, float] = {}
-
-
-def encode_cost(size: tuple[int, int], quality: str, frames: int = 10) -> float:
-    """CPU seconds libx264 spends on one frame of `size` at `quality`, measured once per process on
-    frames like the tape's (smooth light, edges, grain, moving). One encoder thread, timed on this
-    thread only, so the show starting beside it is not counted; the flush is timed too (x264's
-    lookahead holds the first frames back: without it the figure came out ten times too low)."""
-    key = (size, quality)
-    if key not in _MEASURED:
-        import io
-        import resource
-
-        w, h = encode_size(size, quality)
-        yy, xx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
-        rng = np.random.default_rng(0)
-        pictures = []
-        for i in range(frames):
-            light = 120 + 60 * np.sin((xx + 9 * i) / 37.0) * np.cos(yy / 23.0) + 40 * ((xx + 9 * i) % 160 < 4)
-            grain = rng.normal(0.0, 6.0, (size[1], size[0], 1)).astype(np.float32)
-            pictures.append(np.clip(light[..., None] * np.float32([1.0, 0.9, 0.45]) + grain, 0, 255
-                                    ).astype(np.uint8))
-        out = av.open(io.BytesIO(), "w", format="mp4")
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {**QUALITIES[quality][1], "g": "30", "threads": "1"}
-        who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
-        t = resource.getrusage(who)
-        for i, rgb in enumerate(pictures):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            if (w, h) != size:
-                frame = frame.reformat(w, h, format="yuv420p", interpolation="AREA")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-        u = resource.getrusage(who)
-        out.close()
-        _MEASURED[key] = ((u.ru_utime - t.ru_utime) + (u.ru_stime - t.ru_stime)) / frames
-    return _MEASURED[key]
-
-
-def choose_quality(size: tuple[int, int], fps: float, cores: float) -> tuple[str, str]:
-    """The best quality whose measured encode fits in `cores` of CPU at `fps` (the cheapest when
-    none does), and why, in words for the log. A GPU encoder (NVENC) costs the CPU nothing."""
-    if h264_encoder() == "h264_nvenc":
-        return "best", "NVENC encodes on the GPU"
-    said = []
-    for quality in QUALITIES:
-        need = encode_cost(size, quality) * fps
-        w, h = encode_size(size, quality)
-        said.append(f"{quality} {w}x{h} {need:.2f}")
-        if need <= cores:
-            break
-    return quality, f"encoder measured, cores needed at {fps:g} fps: {', '.join(said)}; {cores:.2f} to spare"
 
 
 def add_sound_stream(container: av.container.OutputContainer, path: Path, rate: int) -> av.AudioStream:
@@ -398,5 +306,4 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
-__all__ = ["CHANNELS", "CODECS", "QUALITIES", "NoRoom", "TakeStopped", "VideoRecorder", "choose_quality",
-           "disk_reserve"]
+__all__ = ["CHANNELS", "CODECS", "NoRoom", "TakeStopped", "VideoRecorder", "disk_reserve"]

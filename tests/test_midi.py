@@ -11,7 +11,8 @@ from instrument.clock import ClockFollower
 from instrument.control import ControlEvent, ControlQueue
 from instrument.control.midi import MidiControl
 from instrument.control.midimap import device_matches, parse_bindings
-from instrument.control.midiports import CLIENT, FakeBackend
+from instrument.control.midiports import CLIENT
+from instrument.control.midisim import FakeBackend
 from instrument.params import REGISTRY
 from instrument.patch import ConfigError, load_patch
 from instrument.report import Reporter

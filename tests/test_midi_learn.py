@@ -4,7 +4,7 @@ import mido
 
 from instrument.control import ControlQueue
 from instrument.control.midi import MidiControl
-from instrument.control.midiports import FakeBackend
+from instrument.control.midisim import FakeBackend
 from instrument.learn import Learn, device_name, infer
 from instrument.patch import load_patch
 from instrument.report import Reporter

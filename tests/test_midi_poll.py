@@ -11,7 +11,7 @@ from instrument.clock import OfflineClock
 from instrument.control import ControlQueue
 from instrument.control.midi import MidiControl
 from instrument.control.midimap import parse_bindings
-from instrument.control.midiports import FakeBackend, PipeBackend, pack
+from instrument.control.midisim import FakeBackend, PipeBackend, pack
 from instrument.patch import load_patch
 from instrument.report import Reporter
 from instrument.show import Show

@@ -22,7 +22,7 @@ import numpy as np
 from ..control import ControlQueue
 from ..control.midi import MidiControl
 from ..control.midimap import parse_bindings
-from ..control.midiports import FakeBackend, PipeBackend, PipeIn, pack
+from ..control.midisim import FakeBackend, PipeBackend, PipeIn, pack
 from ..control.stamps import ArrivalClock
 from ..report import Reporter
 from .common import Readback, alternate, realtime_show, spawn, summary

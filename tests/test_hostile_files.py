@@ -190,6 +190,7 @@ def _start(name, value):
     (dict(header=_start("bleed", "lots")), 1, "header: start.bleed"),
     (dict(header=lambda h: h["patch"].__setitem__("colour", 1)), 1, "patch has an unknown key 'colour'"),
     (dict(header=lambda h: h["patch"].__setitem__("scene", "gone.mp4")), 1, "patch.scene: 'gone.mp4'"),
+    (dict(header=lambda h: h["patch"].__setitem__("dream_size", [9999, 8])), 1, "patch.dream_size must be"),
     (dict(lines=_head('"fps": 10', '"fps": Infinity')), 1, "Infinity is not a number"),
     (dict(lines=_head('"fps": 10', '"fps": 1e999')), 1, "not a finite number"),
     (dict(lines=_event('{"f": 2, "src": "osc", "t": "bleed", "v": NaN}')), 2, "NaN is not a number"),

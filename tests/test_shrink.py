@@ -94,3 +94,30 @@ def test_the_scenes_fine_band_rides_on_the_dream(ctx, shrink, detail):
     comp.release()
     for t in (scene, dream):
         t.release()
+
+
+def test_tape480_renders_exactly(tmp_path):
+    """Two renders of tape480 are the same frames (the shrink, the dream and the detail band are
+    functions of the frame)."""
+    from instrument.bench.lag import rgb_frames, run_noclip
+
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.mkv"
+        run = run_noclip("render", "--patch", "tape480", "-o", str(out), "--codec", "ffv1", "--fps", "10",
+                         "--seconds", "0.5", "--size", "320x240")
+        assert run.returncode == 0, run.stderr[-2000:]
+        outs.append(rgb_frames(out, 10.0))
+    assert sorted(outs[0]) == sorted(outs[1]) == list(range(5))
+    assert all(np.array_equal(outs[0][i], outs[1][i]) for i in outs[0])
+
+
+def test_a_performance_file_keeps_the_dream_size(tmp_path):
+    from instrument.patch import load_patch
+    from instrument.record.performance import PerformanceWriter, load_performance
+
+    patch = load_patch("tape480")
+    writer = PerformanceWriter(tmp_path / "p.jsonl", patch, REGISTRY.defaults(), 30.0, (640, 480))
+    writer.close(1)
+    got = load_performance(tmp_path / "p.jsonl").patch
+    assert got.size == (640, 480) and got.dream_size == (256, 192) and got.dream == patch.dream

@@ -179,6 +179,12 @@ def _patch(d: dict[str, Any]) -> Patch:
     if not (isinstance(size, list) and len(size) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in size)):
         raise ValueError(f"header: patch.size must be [width, height], 16..4096, not {size!r}")
+    dream = d.get("dream_size")  # absent before files knew it: the scene's size
+    if dream is not None and not (isinstance(dream, list) and len(dream) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= w
+            for v, w in zip(dream, size, strict=True))):
+        raise ValueError(f"header: patch.dream_size must be null or [width, height] within size, "
+                         f"not {dream!r}")
     if not isinstance(d.get("params", {}), dict):
         raise ValueError("header: patch.params must be a table")
     for key in ("midi", "modulators"):
@@ -192,7 +198,8 @@ def _patch(d: dict[str, Any]) -> Patch:
             raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
                              "nor a video or image file on this machine")
         probe(Path(scene))  # SourceError (a ValueError): `file: what is wrong`
-    return Patch(**{**d, "size": tuple(size), "path": Path(d["path"]) if d.get("path") else None,
+    return Patch(**{**d, "size": tuple(size), "dream_size": tuple(dream) if dream else None,
+                    "path": Path(d["path"]) if d.get("path") else None,
                     "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ()))})
 
 

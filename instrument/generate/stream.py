@@ -4,7 +4,8 @@ Per frame: base image → [-1, 1] at the working size → encode → z0 = lerp(e
 latent warped onto this frame, `feedback`) → noised to the first timestep with the warped, seed-
 morphed noise (generate/noise.py) → k LCM-style steps (predict x0, re-noise it to the next timestep
 with that step's own warped noise) → held towards the last output moved along the motion
-(`HOLD`·`feedback`) → decode → uint8 at the scene's size.
+(`HOLD`·`feedback`) → decode (a backend that edits: its base image plus the decoded change, the
+decoder's softness cancelling out) → uint8 at the scene's size.
 
 Stream Batch (`stream_batch`): the k frames in flight each take one step per frame, all k in one
 batched denoiser call (frame n at its first timestep, frame n-1 at its second, …), so a frame costs

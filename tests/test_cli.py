@@ -115,3 +115,30 @@ def test_params_doc_is_generated_from_the_registry():
     assert r.returncode == 0, r.stderr
     doc = (ROOT / "docs" / "PARAMS.md").read_text()
     assert doc == r.stdout, "docs/PARAMS.md is stale: run `noclip params --markdown > docs/PARAMS.md`"
+
+
+def test_a_show_that_cannot_be_built_leaves_no_socket_behind(tmp_path, monkeypatch):
+    """Sources open before the show; when building the show fails, play closes them and the error
+    is the show's."""
+    import pytest
+
+    import instrument.control.osc
+    import instrument.show
+    from instrument.cli import main
+
+    opened = []
+
+    class Recorded(instrument.control.osc.OscControl):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no show tonight (injected)")
+
+    monkeypatch.setattr(instrument.control.osc, "OscControl", Recorded)
+    monkeypatch.setattr(instrument.show, "Show", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        main(["play", "--headless", "--patch", "testcard", "--midi", "off", "--seconds", "0.1",
+              "--osc", f"127.0.0.1:{free_udp_port()}", "--takes", str(tmp_path)])
+    assert len(opened) == 1 and opened[0].sock.fileno() == -1   # closed, not left to the collector

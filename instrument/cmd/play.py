@@ -185,81 +185,82 @@ def cmd_play(args: argparse.Namespace) -> int:
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size
 
-    osc = None
-    if args.osc != "off":
-        host, port = parse_hostport(args.osc)
-        osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
-                         allow_quit=getattr(args, "osc_allow_quit", False))
-        log.info("OSC on %s:%d", *osc.address)
-    oscquery, advert = _oscquery(args, queue, reporter, osc)
-    wanted = record
-    if record:
-        record = free_take(record)  # the deck's first take: an earlier one is never overwritten
-        if record != wanted:
-            log.info("%s is taken: recording to %s", wanted, record)
-    # the show's performance is always written, so any take re-renders exactly (full size too);
-    # without --record or --performance it goes beside the takes and is kept only if one was made
-    perf_path = args.performance or (performance_path(record) if record else None)
-    if args.performance and free_name(args.performance) != args.performance:
-        perf_path = free_name(args.performance)
-        log.info("%s is taken: writing the performance to %s", args.performance, perf_path)
-    provisional = perf_path is None
-    if provisional:
-        perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
-    spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
-    deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,
-                      audio=audio_factory(args), quality=args.record_quality,
-                      cores=max(0.25, 0.5 * spare), performance=perf_path)
-    outputs: list = [window, deck] if window else [deck]
-    midi = None
-    if "off" not in args.midi:
-        from ..control.midi import MidiControl, default_tiers
-
-        midi = MidiControl(queue, reporter, default_tiers(patch.midi, str(patch.path or patch.name), reporter),
-                           patterns=args.midi or [""]).start()
-    clocks = _clock_feed(args, queue, midi.clock if midi else None)
-    heard = [c for c in clocks if isinstance(c, AudioControl)]  # analysed by the show's loop, each frame
-    if record:
-        queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
-    show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
-                outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
-                sources=([osc] if osc else []) + heard,
-                overrides=overrides)
-    show.rate_note = why
-    if args.log:
-        _open_sink(show, lambda: EventLog(args.log), args.log)
-    if not _open_sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size),
-                      perf_path):
-        deck.performance = None
-        perf_path = None
-    if midi:
-        midi.attach(show)
-    if window:
-        learn = None
-        if midi and patch.path:
-            from ..learn import Learn
-
-            learn = Learn(midi, patch.path)
-        window.attach(show, lambda: show.hud_state({"learn": learn.status} if learn and learn.active else None),
-                      learn=learn)
-    frames = round(seconds * fps) if seconds else None
-    try:
-        started = time.perf_counter()
-        with _sigint_quits(queue):
-            n = show.run(frames=frames)
-    finally:
-        elapsed = time.perf_counter() - started
-        dreamed = getattr(show.generator, "stats", dict)().get("done")
-        show.close()
-        if osc:
-            osc.close()
+    # whatever opens is closed, the show first, even when a later step fails (a Show that cannot be
+    # built leaves no socket, port or stream behind)
+    with contextlib.ExitStack() as opened:
+        osc = None
+        if args.osc != "off":
+            host, port = parse_hostport(args.osc)
+            osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
+                             allow_quit=getattr(args, "osc_allow_quit", False))
+            opened.callback(osc.close)
+            log.info("OSC on %s:%d", *osc.address)
+        oscquery, advert = _oscquery(args, queue, reporter, osc)
         for server in (advert, oscquery):
             if server:
-                server.close()
-        if midi:
-            midi.close()
+                opened.callback(server.close)
+        wanted = record
+        if record:
+            record = free_take(record)  # the deck's first take: an earlier one is never overwritten
+            if record != wanted:
+                log.info("%s is taken: recording to %s", wanted, record)
+        # the show's performance is always written, so any take re-renders exactly (full size too);
+        # without --record or --performance it goes beside the takes and is kept only if one was made
+        perf_path = args.performance or (performance_path(record) if record else None)
+        if args.performance and free_name(args.performance) != args.performance:
+            perf_path = free_name(args.performance)
+            log.info("%s is taken: writing the performance to %s", args.performance, perf_path)
+        provisional = perf_path is None
+        if provisional:
+            perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
+        spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
+        deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,
+                          audio=audio_factory(args), quality=args.record_quality,
+                          cores=max(0.25, 0.5 * spare), performance=perf_path)
+        outputs: list = [window, deck] if window else [deck]
+        midi = None
+        if "off" not in args.midi:
+            from ..control.midi import MidiControl, default_tiers
+
+            tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
+            midi = MidiControl(queue, reporter, tiers, patterns=args.midi or [""]).start()
+            opened.callback(midi.close)
+        clocks = _clock_feed(args, queue, midi.clock if midi else None)
         for c in clocks:
-            c.close()
+            opened.callback(c.close)
+        heard = [c for c in clocks if isinstance(c, AudioControl)]  # analysed by the show's loop, each frame
+        if record:
+            queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
+        show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+                    outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
+                    sources=([osc] if osc else []) + heard,
+                    overrides=overrides)
+        opened.callback(show.close)  # first of all to close: the show, then its sources (last opened first)
+        show.rate_note = why
+        if args.log:
+            _open_sink(show, lambda: EventLog(args.log), args.log)
+        if not _open_sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size),
+                          perf_path):
+            deck.performance = None
+            perf_path = None
+        if midi:
+            midi.attach(show)
+        if window:
+            learn = None
+            if midi and patch.path:
+                from ..learn import Learn
+
+                learn = Learn(midi, patch.path)
+            window.attach(show, lambda: show.hud_state({"learn": learn.status} if learn and learn.active
+                                                       else None), learn=learn)
+        frames = round(seconds * fps) if seconds else None
+        try:
+            started = time.perf_counter()
+            with _sigint_quits(queue):
+                n = show.run(frames=frames)
+        finally:
+            elapsed = time.perf_counter() - started
+            dreamed = getattr(show.generator, "stats", dict)().get("done")
     if dreamed is not None:
         log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
                  dreamed / max(1e-9, elapsed))

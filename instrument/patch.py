@@ -83,10 +83,10 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     except FileNotFoundError as exc:
         raise tf.error(("chain",), str(exc)) from None
     size = d.get("size", list(Patch.size))
-    if not _is_size(size):
+    if not is_size(size):
         raise tf.error(("size",), "size = [width, height] in pixels, 16..4096")
     dream = d.get("dream_size")
-    if dream is not None and not (_is_size(dream) and dream[0] <= size[0] and dream[1] <= size[1]):
+    if dream is not None and not is_size(dream, tuple(size)):
         raise tf.error(("dream_size",), f"dream_size = [width, height] in pixels, 16..4096 and at most "
                                         f"size ({size[0]}x{size[1]})")
     params = d.get("params", {})
@@ -111,9 +111,11 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
                  modulators=tuple(mods))
 
 
-def _is_size(value: Any) -> bool:
+def is_size(value: Any, most: tuple[int, int] = (4096, 4096)) -> bool:
+    """[width, height] in whole pixels, each from 16 to `most` (patches and performance headers)."""
     return (isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in value))
+            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= m
+                    for v, m in zip(value, most, strict=True)))
 
 
 def _check_size(path: Path) -> None:
@@ -151,4 +153,4 @@ def _hint(key: str, names: Any) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-__all__ = ["ConfigError", "Patch", "load_patch", "patch_names", "save_patch"]
+__all__ = ["ConfigError", "Patch", "is_size", "load_patch", "patch_names", "save_patch"]

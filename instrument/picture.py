@@ -77,8 +77,6 @@ class Picture:
         return Shrink(self.ctx, patch.size, patch.dream)
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        if self.generator.name == "none":
-            return None
         motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
         if self.shrink is not None:
             scene, motion = self.shrink(scene, motion)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from instrument.bench.dream import cycles_per_px
 from instrument.params import REGISTRY, FrameParams
 from instrument.render.chain import Chain, load_chain_spec
 from instrument.render.gl import quad_buffer
 
 TAPE = (640, 480)
-ACTIVE_US = 52.6
 RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
 YIQ2RGB = np.linalg.inv(RGB2YIQ)
 
@@ -39,8 +39,8 @@ QUIET = {
 
 
 def mhz_to_cycles_per_px(mhz: float | np.ndarray, width: int = TAPE[0]) -> float | np.ndarray:
-    """52.6 us of active line spread over `width` px."""
-    return mhz * ACTIVE_US / width
+    """The tape's active line (shaders/vhs/tape.glsl) spread over `width` px."""
+    return cycles_per_px(mhz, width)
 
 
 class Rig:
@@ -89,15 +89,3 @@ def read(tex) -> np.ndarray:
     return data[::-1, :, :3]
 
 
-def amplitude(signal: np.ndarray, cycles_per_px: float, x: np.ndarray) -> float:
-    """Least-squares amplitude of one frequency in a row segment (any phase, any DC)."""
-    a = np.stack(
-        [
-            np.sin(2 * np.pi * cycles_per_px * x),
-            np.cos(2 * np.pi * cycles_per_px * x),
-            np.ones_like(x),
-        ],
-        axis=1,
-    )
-    coef = np.linalg.lstsq(a, signal, rcond=None)[0]
-    return float(np.hypot(coef[0], coef[1]))

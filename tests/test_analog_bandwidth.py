@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analog_rig import QUIET, RGB2YIQ, TAPE, YIQ2RGB, Rig, amplitude, mhz_to_cycles_per_px
+from analog_rig import QUIET, RGB2YIQ, TAPE, YIQ2RGB, Rig, mhz_to_cycles_per_px
+
+from instrument.bench.dream import amplitude, crossing
 
 TARGET = {"SP": (2.4, 0.32), "LP": (1.9, 0.30), "EP": (1.4, 0.28)}  # MHz: luma, chroma (VHS.md)
 BAND = 20  # rows per test frequency: 24 frequencies a frame
@@ -48,13 +50,10 @@ def response(rig: Rig, channel: int, **params) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cutoff(freqs: np.ndarray, gains: np.ndarray) -> float:
-    """The first -3 dB crossing, interpolated on a log-frequency axis."""
-    db = 20 * np.log10(np.maximum(gains, 1e-6))
-    below = np.nonzero(db < -3.0103)[0]
-    assert below.size and below[0] > 0, f"no -3 dB crossing inside the sweep: {np.round(db, 2)}"
-    i = below[0]
-    t = (db[i - 1] + 3.0103) / (db[i - 1] - db[i])
-    return float(np.exp(np.log(freqs[i - 1]) + t * (np.log(freqs[i]) - np.log(freqs[i - 1]))))
+    """The first -3 dB crossing, interpolated on a log-frequency axis (the bench's measure)."""
+    found = crossing(freqs, gains)
+    assert found is not None, f"no -3 dB crossing inside the sweep: {np.round(20 * np.log10(gains), 2)}"
+    return found
 
 
 def measure(rig: Rig) -> dict[str, tuple[float, float]]:

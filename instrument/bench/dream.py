@@ -13,26 +13,43 @@ generator's:
   here and in detail together).
 
 And the tape detail the show carries: a luma sweep chart played as `--source` through the patch with
-`--model none`, its -3 dB point in MHz (52.6 us active line over 640 px) at SP, LP and EP.
+`--model none`, its -3 dB point in MHz (the tape's active line over 640 px) at SP, LP and EP.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..render.gl import shader_path
 from .lag import block_ssim, clean_tape, rgb_frames, run_noclip, sheet
 
 FPS, SECONDS, SIZE = 15.0, 4.0, (640, 480)
-ACTIVE_US = 52.6          # the active line the tape stages spread over 640 px (shaders/vhs/tape.glsl)
 LUMA = np.float32([0.299, 0.587, 0.114])
 SWEEP_MHZ = np.geomspace(0.3, 4.5, 24)
 BAND = 20                 # rows per sweep frequency: 24 bands fill 480 lines
 SWEEP_AMP = 0.25
+
+
+@cache
+def active_us() -> float:
+    """The active line (µs) the tape stages spread over 640 px: read from shaders/vhs/tape.glsl,
+    where the chain's figures are written once."""
+    m = re.search(r"const float ACTIVE_US\s*=\s*([0-9.]+)", shader_path("vhs/tape.glsl").read_text())
+    if m is None:
+        raise RuntimeError("shaders/vhs/tape.glsl: no `const float ACTIVE_US`")
+    return float(m.group(1))
+
+
+def cycles_per_px(mhz: float | np.ndarray, width: int = SIZE[0]) -> float | np.ndarray:
+    """A luma frequency (MHz) as cycles per pixel of a `width`-pixel active line."""
+    return mhz * active_us() / width
 
 
 def render(folder: Path, name: str, patch: str, *extra: str, seconds: float = SECONDS,
@@ -90,7 +107,7 @@ def sweep_chart(path: Path, size: tuple[int, int] = SIZE) -> Path:
     x = np.arange(size[0])
     img = np.full((size[1], size[0]), 0.5, np.float32)
     for b, f in enumerate(SWEEP_MHZ):
-        img[b * BAND:(b + 1) * BAND] += SWEEP_AMP * np.sin(2 * np.pi * f * ACTIVE_US / size[0] * x)
+        img[b * BAND:(b + 1) * BAND] += SWEEP_AMP * np.sin(2 * np.pi * cycles_per_px(f, size[0]) * x)
     Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).convert("RGB").save(path)
     return path
 
@@ -103,22 +120,29 @@ def amplitude(row: np.ndarray, cycles_per_px: float, x: np.ndarray) -> float:
     return float(np.hypot(c[0], c[1]))
 
 
+def crossing(freqs: np.ndarray, gains: np.ndarray) -> float | None:
+    """The first -3 dB point of a response (gains relative to the passband), interpolated on a
+    log-frequency axis; None when it never falls that far."""
+    db = 20 * np.log10(np.maximum(np.asarray(gains), 1e-6))
+    below = np.nonzero(db < -3.0103)[0]
+    if not below.size or below[0] == 0:
+        return None
+    i = below[0]
+    t = (db[i - 1] + 3.0103) / (db[i - 1] - db[i])
+    return float(np.exp(np.log(freqs[i - 1]) + t * (np.log(freqs[i]) - np.log(freqs[i - 1]))))
+
+
 def cutoff(rgb: np.ndarray) -> float:
-    """The first -3 dB point of the luma sweep in a rendered chart, in MHz (log-interpolated); the
-    gains are relative to the lowest band's."""
+    """The -3 dB point of the luma sweep in a rendered chart, in MHz, gains relative to the lowest
+    band's (the top of the sweep when it never falls that far)."""
     y = luma(rgb) / 255
     cols = np.arange(48, y.shape[1] - 48)
     gains = []
     for b, f in enumerate(SWEEP_MHZ):
         rows = y[b * BAND + 5:(b + 1) * BAND - 3, cols]
-        gains.append(np.mean([amplitude(r, f * ACTIVE_US / y.shape[1], cols.astype(float)) for r in rows]))
-    db = 20 * np.log10(np.maximum(np.array(gains) / gains[0], 1e-6))
-    below = np.nonzero(db < -3.0103)[0]
-    if not below.size:
-        return float(SWEEP_MHZ[-1])
-    i = below[0]
-    t = (db[i - 1] + 3.0103) / (db[i - 1] - db[i])
-    return float(np.exp(np.log(SWEEP_MHZ[i - 1]) + t * (np.log(SWEEP_MHZ[i]) - np.log(SWEEP_MHZ[i - 1]))))
+        gains.append(np.mean([amplitude(r, cycles_per_px(f, y.shape[1]), cols.astype(float)) for r in rows]))
+    found = crossing(SWEEP_MHZ, np.array(gains) / gains[0])
+    return float(SWEEP_MHZ[-1]) if found is None else found
 
 
 def bench_sweep(folder: Path, patch: str) -> dict[str, float]:

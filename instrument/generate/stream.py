@@ -61,6 +61,17 @@ MAX_STEPS = int(next(spec.max for spec in PARAMS if spec.name == "steps"))
 HOLD = 0.75
 
 
+def dreamed(backend: Backend, x0: torch.Tensor, base: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The picture finished latents `x0` give, (B, 3, H, W) in [-1, 1], not clamped: decoded, or for
+    a backend that edits (model.py) its base `image` plus the decoded change from the `base` latent,
+    both decoded in one call."""
+    ae = backend.autoencoder
+    if not backend.edits:
+        return ae.decode(x0)
+    both = ae.decode(torch.cat([x0, base]))
+    return image + both[:len(x0)] - both[len(x0):]
+
+
 class Conditioning:
     """Prompt → conditioning tensor, encoded once per prompt; a new prompt cross-fades in."""
 
@@ -270,11 +281,7 @@ class StreamEngine:
     def _image(self, frame: InFlight, size: tuple[int, int]) -> np.ndarray:
         """A finished frame → uint8 (H, W, 3) at the base image's size: its decoded latent, or for a
         backend that edits (model.py) its base image plus the decoded change."""
-        if self.backend.edits:
-            both = self.ae.decode(torch.cat([frame.x0, frame.base])).float()
-            x = frame.image.float() + both[:1] - both[1:]
-        else:
-            x = self.ae.decode(frame.x0).float()
+        x = dreamed(self.backend, frame.x0, frame.base, frame.image).float()
         if x.shape[-2:] != (size[1], size[0]):
             x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)
         x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -26,7 +26,7 @@ from .. import __version__
 from ..control import ControlEvent
 from ..events import CMD_TARGET
 from ..params import REGISTRY, ParamError
-from ..patch import ConfigError, Patch
+from ..patch import ConfigError, Patch, is_size
 from ..scene import SCENES
 from ..scene.source import SOURCE_SUFFIXES, probe
 from .eventlog import close_quietly, jsonable
@@ -176,13 +176,10 @@ def _patch(d: dict[str, Any]) -> Patch:
         if key in d and not isinstance(d[key], str):
             raise ValueError(f"header: patch.{key} must be a string, not {d[key]!r}")
     size = d.get("size", list(Patch.size))
-    if not (isinstance(size, list) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in size)):
+    if not is_size(size):
         raise ValueError(f"header: patch.size must be [width, height], 16..4096, not {size!r}")
     dream = d.get("dream_size")  # absent before files knew it: the scene's size
-    if dream is not None and not (isinstance(dream, list) and len(dream) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= w
-            for v, w in zip(dream, size, strict=True))):
+    if dream is not None and not is_size(dream, tuple(size)):
         raise ValueError(f"header: patch.dream_size must be null or [width, height] within size, "
                          f"not {dream!r}")
     if not isinstance(d.get("params", {}), dict):

@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw
 
 from ..generate.builtin import WEIGHTS, load
 from ..generate.model import Backend
+from ..generate.stream import dreamed
 from .data import HELD_OUT, render_set, walk
 
 STRENGTH, STEPS = 0.5, 2       # the stream engine's defaults (generate/__init__.py)
@@ -106,12 +107,8 @@ def img2img(backend: Backend, images: torch.Tensor, prompt: list[str], seed: int
             steps: int = STEPS) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] → dreamed images, in [-1, 1] (not clamped), as the stream
     engine answers them (an editing backend: the image plus the decoded change)."""
-    ae = backend.autoencoder
-    z = ae.encode(images)
-    x0 = denoise(backend, z, prompt, seed, strength, steps)
-    if backend.edits:
-        return images + ae.decode(x0) - ae.decode(z)
-    return ae.decode(x0)
+    z = backend.autoencoder.encode(images)
+    return dreamed(backend, denoise(backend, z, prompt, seed, strength, steps), z, images)
 
 
 def warp(x: torch.Tensor, motion: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +171,7 @@ def generator_fps(backend: Backend, seconds: float = 3.0, steps: int = 1) -> flo
         z = base = ae.encode(x)
         for _ in range(steps):
             z = den(z, t, cond, base=base)
-        ae.decode(torch.cat([z, base]) if backend.edits else z)  # an edit decodes its base too
+        dreamed(backend, z, base, x)
 
     for _ in range(5):
         frame()

@@ -13,7 +13,7 @@ from instrument.patch import load_patch
 from instrument.render.compositor import PROGRAMS, Compositor
 from instrument.render.gl import load_program, quad_buffer, read_rgb
 from instrument.render.hud import dream_line
-from instrument.render.reproject import CARRY, Ring, SceneMotion
+from instrument.render.reproject import CARRY, Ring, SceneMotion, tiling
 from instrument.report import Reporter
 from instrument.show import Show
 
@@ -62,9 +62,11 @@ def filled(got: np.ndarray, scene: np.ndarray, wrong=None) -> bool:
     return bool(np.abs(got - scene.astype(int)).mean() < 25 and np.abs(got - wrong).mean() > 60)
 
 
-def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs):
+@pytest.mark.parametrize("most", [None, 4 * W], ids=["one row", "tiled in rows"])
+def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs, most):
     pack, carry = progs
-    ring = Ring(ctx, (W, H))
+    ring = Ring(ctx, (W, H), most=most)
+    assert ring.cols == (CARRY + 1 if most is None else 4)
     motion = field(ctx, np.tile(np.float32([3, 0]), (H, W, 1)))
     depth = field(ctx, np.full((H, W), 2.0))
     for n in range(5):
@@ -83,6 +85,16 @@ def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs):
     ring.release()
     for t in (motion, depth, dream, scene):
         t.release()
+
+
+def test_a_ring_at_a_big_grid_fits_the_texture_limit(ctx):
+    """13 slots of 1280x720 side by side are 16640 pixels wide, past llvmpipe's 16384: the ring
+    tiles them in rows (this once failed to build, and the show with it)."""
+    assert tiling((1280, 720), CARRY + 1, 16384) == (12, 2, CARRY + 1)
+    assert tiling((1280, 720), CARRY + 1, 2048) == (1, 2, 2)  # a tiny limit: a shorter carry
+    ring = Ring(ctx, (1280, 720))
+    assert ring.slots == CARRY + 1 and max(ring.atlas.size) <= ctx.info["GL_MAX_TEXTURE_SIZE"]
+    ring.release()
 
 
 def test_depth_tells_what_the_dream_never_saw(ctx, progs):

@@ -68,13 +68,25 @@ def ring_grid(scene: tuple[int, int], dream: tuple[int, int] | None) -> tuple[in
     return min(scene[0], dream[0]), min(scene[1], dream[1])
 
 
-class Ring:
-    """The last CARRY + 1 frames' motion and depth, side by side in one float texture (one sampler:
-    the pass picks a slot by index, which an array of samplers cannot do in GLSL 3.30)."""
+def tiling(grid: tuple[int, int], slots: int, most: int) -> tuple[int, int, int]:
+    """(columns, rows, slots) of an atlas of `slots` tiles of `grid` that fits `most` pixels a side:
+    side by side while they fit, then in rows; fewer slots (a shorter carry) where even that does
+    not fit (a 1280x720 grid keeps 12 columns of 22 rows on a 16384 limit: all of them)."""
+    cols = max(1, min(slots, most // grid[0]))
+    rows = max(1, min(-(-slots // cols), most // grid[1]))
+    return cols, rows, min(slots, cols * rows)
 
-    def __init__(self, ctx: moderngl.Context, grid: tuple[int, int], slots: int = CARRY + 1) -> None:
+
+class Ring:
+    """The last CARRY + 1 frames' motion and depth, tiled in one float texture (one sampler: the
+    pass picks a slot by index, which an array of samplers cannot do in GLSL 3.30)."""
+
+    def __init__(self, ctx: moderngl.Context, grid: tuple[int, int], slots: int = CARRY + 1,
+                 most: int | None = None) -> None:
+        # most: the atlas's longest side (default: the context's texture limit)
+        self.cols, rows, slots = tiling(grid, slots, most or ctx.info["GL_MAX_TEXTURE_SIZE"])
         self.ctx, self.grid, self.slots = ctx, grid, slots  # grid: (w, h) of the ring and the pass
-        self.atlas = ctx.texture((grid[0] * slots, grid[1]), 4, dtype="f4")
+        self.atlas = ctx.texture((grid[0] * self.cols, grid[1] * rows), 4, dtype="f4")
         self.atlas.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.fbo = ctx.framebuffer(color_attachments=[self.atlas])
         self.out, self.out_fbo = target(ctx, grid)  # the carried dream, at the scene's size
@@ -90,9 +102,10 @@ class Ring:
             self.last_cut = frame
         slot = self.written % self.slots
         w, h = self.grid
-        self.fbo.viewport = (slot * w, 0, w, h)
+        x, y = slot % self.cols * w, slot // self.cols * h
+        self.fbo.viewport = (x, y, w, h)
         pack.bind_textures({"motion": scene.motion, "depth": scene.depth or self.zero})
-        pack.set("u_offset", slot * w)
+        pack.set("u_offset", (x, y))
         sw, sh = scene.motion.size
         pack.set("u_scale", (sw / w, sh / h))
         draw(pack, self.fbo)
@@ -116,6 +129,7 @@ class Ring:
         prog.set("u_grid", self.grid)
         prog.set("u_newest", (self.written - 1) % self.slots)
         prog.set("u_slots", self.slots)
+        prog.set("u_cols", self.cols)
         prog.set("u_steps", steps)
         draw(prog, self.out_fbo)
         return self.out, Carry(age, steps)

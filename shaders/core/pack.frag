@@ -5,11 +5,11 @@
 // gives the motion (rescaled to ring pixels) and the depth.
 uniform sampler2D motion;  // RG32F, scene pixels, GL orientation, n-1 -> n
 uniform sampler2D depth;   // R32F, metres along the view axis (0: unknown)
-uniform int u_offset;      // the slot's first column
+uniform ivec2 u_offset;    // the slot's lower left corner in the atlas
 uniform vec2 u_scale;      // scene pixels per ring pixel
 out vec4 color;
 void main() {
-    vec2 p = gl_FragCoord.xy - vec2(float(u_offset), 0.0);
+    vec2 p = gl_FragCoord.xy - vec2(u_offset);
     ivec2 s = ivec2(p * u_scale);
     color = vec4(texelFetch(motion, s, 0).xy / u_scale, texelFetch(depth, s, 0).x, 0.0);
 }

@@ -8,17 +8,19 @@
 // current scene fills it, weighted softly so the join does not show as an edge.
 uniform sampler2D generated;  // the dream of the base frame (any size: read by uv)
 uniform sampler2D scene;      // this frame's scene colour: the fill
-uniform sampler2D ring;       // slots side by side, each u_grid wide: (motion.xy, depth, 0)
+uniform sampler2D ring;       // slots tiled u_cols to a row, each u_grid: (motion.xy, depth, 0)
 uniform ivec2 u_grid;         // the scene's size in pixels
 uniform int u_newest;         // the slot of this frame
 uniform int u_slots;          // slots in the ring
+uniform int u_cols;           // slots to a row of the atlas
 uniform int u_steps;          // frames to carry back (the dream's age, capped)
 in vec2 uv;
 out vec4 color;
 
 vec4 at(int slot, vec2 q) {  // nearest (the ring's filter), clamped into the slot
     vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
-    return texture(ring, vec2((float(slot) + c.x / float(u_grid.x)) / float(u_slots), c.y / float(u_grid.y)));
+    vec2 tile = vec2(float(slot % u_cols), float(slot / u_cols));
+    return texture(ring, (tile * vec2(u_grid) + c) / vec2(textureSize(ring, 0)));
 }
 
 void main() {

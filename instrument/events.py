@@ -1,7 +1,8 @@
-"""ControlEvent and the queue between the sources (control/, the window's keys) and the frame loop.
+"""ControlEvent and the queue between the sources (control/, the window's keys) and the frame loop,
+and `Host`: the show as a part handed to it sees it.
 
 Ground, beside params.py: the event is the data control hands the show, and the window (render/)
-puts its keys on the same queue, so neither part has to import the other."""
+puts its keys on the same queue, so neither part has to import the other (nor the show)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import heapq
 import itertools
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 CMD_TARGET = "cmd/"  # a command's event targets this and its name (a parameter's, its name)
 
@@ -94,3 +96,27 @@ class ControlQueue:
 
     def __len__(self) -> int:
         return len(self._q) + len(self._later)
+
+
+class Host(Protocol):
+    """The show's narrow entry points, all a part attached to it may use (MIDI, a MIDI file, the
+    window): it hands itself in and hears of patch loads; it never reaches into the show."""
+
+    @property
+    def targets(self) -> dict[str, Any]:
+        """Where each parameter is heading (read-only)."""
+
+    def add_source(self, source: Any) -> None: ...
+
+    def add_feedback(self, feedback: Any) -> None: ...
+
+    def add_sink(self, sink: Any) -> None: ...
+
+    def on_patch(self, listener: Callable[[Any], None]) -> None:
+        """`listener(patch)` after each patch loaded mid-show."""
+
+    def resize(self, size: tuple[int, int]) -> None: ...
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        """Where the picture sits in the output (x, y, w, h)."""

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .ports import Deck
 from .render.hud import HudState, dream_line
 
 MOVED_SECONDS = 4.0  # a parameter set by a control stays on the HUD's glance this long
@@ -31,14 +32,14 @@ class Glance:
     def state(self, show, extra: dict[str, str] | None = None) -> HudState:
         """One look at `show` (a Show: its frame, generator, outputs, clock, reporter, stats)."""
         now, fp = time.perf_counter(), show.fp
-        stats = getattr(show.generator, "stats", None)
+        dreaming = show.generator.name != "none"
         dreams = None
-        if stats is not None:
-            gen = stats()
+        if dreaming:
+            gen = show.generator.stats()
             self.dreams.append((now, int(gen.get("done", 0))))
             (t0, d0), (t1, d1) = self.dreams[0], self.dreams[-1]
             dreams = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
-        takes = [out.status() for out in show.outputs if hasattr(out, "status")]
+        takes = [out.status() for out in show.outputs if isinstance(out, Deck)]
         beat = fp.beat
         recent = tuple(f"{src} {target} {value:.3g}" if isinstance(value, float) else f"{src} {target} {value}"
                        for src, target, value in self.recent)
@@ -48,7 +49,7 @@ class Glance:
         return HudState(
             patch=show.patch.name, frame=fp.frame, fps=show.stats.fps(),
             rate=getattr(show.clock, "fps", 0.0), rate_note=show.rate_note, dreams=dreams,
-            dream=dream_line(show.stats.dream) if stats is not None else "",
+            dream=dream_line(show.stats.dream) if dreaming else "",
             recording=next((t for t in takes if t is not None), None),
             clock=getattr(beat, "source", "internal"), tempo=getattr(beat, "tempo", fp.get("tempo", 120.0)),
             beat=getattr(beat, "beat", 0.0), numerator=getattr(beat, "numerator", 4), recent=recent,

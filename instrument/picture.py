@@ -77,7 +77,7 @@ class Picture:
         return Shrink(self.ctx, patch.size, patch.dream)
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        motion, cut = getattr(self.scene, "motion", None), bool(getattr(self.scene, "cut", False))
+        motion, cut = self.scene.motion, self.scene.cut
         if self.shrink is not None:
             scene, motion = self.shrink(scene, motion)
         self.generator.submit(scene, fp, motion, cut)
@@ -87,13 +87,10 @@ class Picture:
         """What the compositor needs to carry the dream to this frame: the scene's motion and depth
         (none while no generator plays, or the scene does not track its motion: nothing to carry)
         and the dream's base frame."""
-        motion = getattr(self.scene, "motion", None)
-        if self.generator.name == "none" or motion is None or not getattr(self.scene, "tracked", True):
+        if self.generator.name == "none" or not self.scene.tracked:
             return None, None
-        scene_motion = SceneMotion(motion, getattr(self.scene, "depth", None),
-                                   bool(getattr(self.scene, "cut", False)))
-        base = getattr(self.generator, "base_frame", None) if generated is not None else None
-        return scene_motion, base
+        base = self.generator.base_frame if generated is not None else None
+        return SceneMotion(self.scene.motion, self.scene.depth, self.scene.cut), base
 
     def release(self) -> None:
         self.generator.release()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import moderngl
 
@@ -24,12 +24,35 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Deck(Protocol):
+    """An output that records takes (record/deck.py): `record/start` and `stop` go to it, the HUD
+    shows its status, and the show notices when a take stopped by itself (a full disk)."""
+
+    @property
+    def recording(self) -> bool: ...
+
+    def record(self, on: bool) -> bool:
+        """Start (True) or stop a take; whether one is running now."""
+
+    def status(self) -> tuple[float, int] | None:
+        """(seconds, frames dropped) of the take running, None when none is."""
+
+
 class ControlSource(Protocol):
-    """A control source the loop asks for what has arrived, at the start of every frame. One with a
-    `fileno()` (a socket) is also read while the loop waits for the next frame, then with
-    `poll(until=...)`: the end of the slack, which its reading may fill but never pass."""
+    """A control source the loop asks for what has arrived, at the start of every frame."""
 
     def poll(self) -> None: ...
+
+
+@runtime_checkable
+class SocketSource(Protocol):
+    """A source with a socket: also read while the loop waits for the next frame, then with
+    `poll(until=...)`: the end of the slack, which its reading may fill but never pass."""
+
+    def fileno(self) -> int: ...
+
+    def poll(self, until: float | None = None) -> None: ...
 
 
 class Feedback(Protocol):
@@ -37,13 +60,22 @@ class Feedback(Protocol):
 
 
 class EventSink(Protocol):
-    """Told of every control event the moment it is applied (event logs, performance files).
-    A sink may also have `abandon()`: close without writing more, after one of its writes failed."""
+    """Told of every control event the moment it is applied (event logs, performance files)."""
 
     def applied(self, event: ControlEvent, frame: int, value: Any) -> None: ...
 
     def close(self, frames: int) -> None:
         """The show ended after `frames` frames."""
+
+
+@runtime_checkable
+class FileSink(EventSink, Protocol):
+    """A sink that writes a file: named in the report when a write fails, and then closed with
+    `abandon()`, without another write."""
+
+    path: Any
+
+    def abandon(self) -> None: ...
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .glance import Glance
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import ConfigError, Patch, load_patch
 from .picture import Picture
-from .ports import ControlSource, EventSink, Feedback, Output, Stats
+from .ports import ControlSource, Deck, EventSink, Feedback, FileSink, Output, SocketSource, Stats
 from .render.compositor import Compositor
 from .render.hud import HudState
 from .report import Reporter
@@ -110,6 +110,48 @@ class Show:
         self.audio: dict[str, float] = {}  # the latest audio features (modulation sources)
         self.rate_note = ""  # why the show plays at its rate (play says: the machine, or --fps)
         self.glance = Glance()  # what the HUD shows, noted as events apply
+        self._on_patch: list[Callable[[Patch], None]] = []  # told of each patch loaded mid-show
+
+    # -- the entry points its parts are handed in through (nothing below the show reaches further) --
+
+    def add_source(self, source: ControlSource) -> None:
+        """A control source, polled at the start of every frame (and in the slack, if a socket)."""
+        self.sources.append(source)
+
+    def add_feedback(self, feedback: Feedback) -> None:
+        """Told each frame's parameters (OSC feedback, LEDs and motor faders)."""
+        self.feedback.append(feedback)
+
+    def add_sink(self, sink: EventSink) -> None:
+        """Told every event as it applies (event logs, performance files, a MIDI mapper's takeover)."""
+        self.sinks.append(sink)
+
+    def add_output(self, output: Output) -> None:
+        """Given every finished frame (a window, a deck of takes, an offline file)."""
+        self.outputs.append(output)
+
+    def on_patch(self, listener: Callable[[Patch], None]) -> None:
+        """Called with each patch loaded mid-show, once it plays (MIDI brings the patch's bindings)."""
+        self._on_patch.append(listener)
+
+    @property
+    def targets(self) -> dict[str, Any]:
+        """Where each parameter is heading (soft takeover compares a knob with these; read-only)."""
+        return self.bank.targets
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """The output changes size (a window resized): from the next frame on."""
+        self.compositor.resize(size)
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        """Where the picture sits in the output (x, y, w, h; None before the first frame)."""
+        return self.compositor.box
+
+    @property
+    def picture_fbo(self) -> moderngl.Framebuffer:
+        """The frame just made, as the outputs were given it."""
+        return self.compositor.fbo
 
     # the parts that make the picture (picture.py), by the names the HUD, the window and benches use
     @property
@@ -148,7 +190,7 @@ class Show:
 
         fbo, base = self.picture.make(fp, self._stage)
         if base is not None:
-            self.stats.dreamed(fp.frame, self.compositor.carry, getattr(self.generator, "dream", None))
+            self.stats.dreamed(fp.frame, self.compositor.carry, self.generator.dream)
         t = time.perf_counter()
         for out in self.outputs:
             try:
@@ -176,7 +218,7 @@ class Show:
         has only the last moment's arrivals left and runs warm (straight after a sleep, the same
         poll took ten times as long on this VM)."""
         end = time.perf_counter() + seconds
-        ready = [s for s in self.sources if hasattr(s, "fileno")]
+        ready = [s for s in self.sources if isinstance(s, SocketSource)]
         if not ready:
             time.sleep(seconds)
         while (left := end - time.perf_counter()) > 0:
@@ -265,19 +307,18 @@ class Show:
         """A writer that failed (disk full, file too large, device gone) is reported once, closed
         without another write, and left out from now on: the show goes on without it."""
         self.sinks.remove(sink)
-        where = getattr(sink, "path", None) or type(sink).__name__
+        where = sink.path if isinstance(sink, FileSink) else type(sink).__name__
         why = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
         self.reporter.error(f"writer {type(sink).__name__}", f"{where}: {why}; stopped, the show goes on")
         with contextlib.suppress(Exception):  # it failed once already: its first error is the one reported
-            abandon = getattr(sink, "abandon", None)
-            abandon() if abandon else sink.close(self.fp.frame + 1)
+            sink.abandon() if isinstance(sink, FileSink) else sink.close(self.fp.frame + 1)
 
     def _command(self, name: str) -> Callable[[ControlEvent], None] | None:
         """The show's own commands, then those its current stages offer (the scene's `noclip`)."""
         handler = self.commands.get(name)
         for stage in (self.scene, self.generator):
             if handler is None:
-                handler = getattr(stage, "commands", {}).get(name)
+                handler = stage.commands.get(name)
         return handler
 
     # -- commands ------------------------------------------------------------------------------
@@ -300,6 +341,8 @@ class Show:
         self.modulators = self._modulators(patch)
         self.patch = patch
         log.info("patch %s loaded", patch.name)
+        for listener in self._on_patch:
+            listener(patch)
 
     @staticmethod
     def _patch_by_name(name: str) -> Path:
@@ -349,14 +392,14 @@ class Show:
 
     def _takes_stopped(self) -> bool:
         """Outputs that record are there and none of them has a take running any more."""
-        decks = [out for out in self.outputs if hasattr(out, "record") and hasattr(out, "recording")]
+        decks = [out for out in self.outputs if isinstance(out, Deck)]
         return bool(decks) and not any(out.recording for out in decks)
 
     def _record(self, on: bool) -> None:
         """Start or stop the takes of every output that records (a re-render has none: it only
         shows REC on the tape's display, as the live show did)."""
         for out in self.outputs:
-            if hasattr(out, "record"):
+            if isinstance(out, Deck):
                 on = out.record(on)
         if "recording" in self.bank.registry:
             self.bank.set("recording", on, immediate=True)

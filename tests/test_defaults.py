@@ -19,7 +19,6 @@ from instrument.generate import live_rate
 from instrument.patch import load_patch
 from instrument.record.deck import RecordDeck
 from instrument.record.encoding import QUALITIES, choose_quality, encode_size
-from instrument.render.gl import quad_buffer
 from instrument.render.hud import Hud, HudState, glance, pages
 from instrument.report import Reporter
 from instrument.show import Show
@@ -115,7 +114,7 @@ def test_hud_glance_and_pages_are_legible_and_never_cut_off(ctx):
     text = [line for line, _ in glance(state)]
     assert any("fps" in t for t in text) and any("BPM" in t for t in text) and any("bar" in t for t in text)
 
-    hud = Hud(ctx, quad_buffer(ctx))
+    hud = Hud(ctx)
     pixels = hud_screen(ctx, hud, state)
     x, y, w, h = hud.rect
     assert x >= 0 and y >= 0 and x + w <= 1280 and y + h <= 720
@@ -149,7 +148,7 @@ def test_hud_glance_and_pages_are_legible_and_never_cut_off(ctx):
 
 def test_hud_state_counts_dreams_and_the_take(ctx, tmp_path):
     class Dreamer:
-        name, done = "fake", 0
+        name, done, dream, base_frame, commands = "fake", 0, None, None, {}
 
         def submit(self, *a, **k):
             self.done += 1

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from instrument.clock import OfflineClock
-from instrument.control import ControlQueue
+from instrument.control import ControlEvent, ControlQueue
 from instrument.control.midi import MidiControl
 from instrument.control.midimap import parse_bindings
 from instrument.control.midisim import FakeBackend, PipeBackend, pack
@@ -162,3 +162,21 @@ def test_rtmidi_inputs_are_polled_queues_with_nothing_filtered(monkeypatch):
     port.close()
     assert midi.calls[-2:] == [("close_port",), ("delete",)]
     assert port.get_message() is None  # a closed port is never read (rtmidi would crash after delete)
+
+
+def test_a_patch_loaded_mid_show_brings_its_own_bindings(show_midi, tmp_path):
+    """MIDI hears of the load through the show's `on_patch`, not by watching the show's patch."""
+    show, _midi, dev, *_ = show_midi
+    path = tmp_path / "knobs.toml"
+    path.write_text((load_patch("testcard").path.read_text(encoding="utf-8")
+                     + '\n[[midi]]\ncc = 7\nparam = "bleed"\ntakeover = "none"\n'), encoding="utf-8")
+    dev.send([0xB0, 7, 127])
+    show.step()
+    assert show.fp["bleed"] < 1.0  # cc 7 is bound to nothing yet
+    show.queue.put(ControlEvent("test", "cmd/patch/load", str(path)))
+    show.step()
+    assert show.patch.path == path
+    dev.send([0xB0, 7, 127])
+    for _ in range(30):  # the parameter's smoothing takes it there over a few frames
+        show.step()
+    assert show.targets["bleed"] == pytest.approx(1.0)

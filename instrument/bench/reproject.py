@@ -108,6 +108,7 @@ class _Late:
         self.past: list[tuple[int, int, Any]] = []  # (frame handed in, its base frame, RGB of its dream)
         self.texture = None
         self.dream = (-1, -1)
+        self.commands = inner.commands
 
     def submit(self, scene, fp, motion=None, cut=False) -> None:
         self.inner.submit(scene, fp, motion, cut)
@@ -117,7 +118,7 @@ class _Late:
         tex = self.inner.latest()
         if tex is None:
             return None
-        base = getattr(self.inner, "base_frame", self.frame)
+        base = self.inner.base_frame
         self.past.append((self.frame, base, np.frombuffer(tex.read(), np.uint8).copy()))
         self.past = self.past[-(self.age + 1):]
         handed, base, data = self.past[0]
@@ -130,6 +131,15 @@ class _Late:
     @property
     def base_frame(self) -> int | None:
         return self.dream[1] if self.dream[1] >= 0 else None
+
+    def stats(self) -> dict[str, Any]:
+        return self.inner.stats()
+
+    def ready(self) -> None:
+        self.inner.ready()
+
+    def missing(self, frame: int) -> str | None:
+        return self.inner.missing(frame)
 
     def release(self) -> None:
         self.inner.release()

@@ -260,7 +260,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                 n = show.run(frames=frames)
         finally:
             elapsed = time.perf_counter() - started
-            dreamed = getattr(show.generator, "stats", dict)().get("done")
+            dreamed = show.generator.stats().get("done")
     if dreamed is not None:
         log.info("generator %s dreamed %d frames (%.1f a second)", show.patch.model, dreamed,
                  dreamed / max(1e-9, elapsed))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..clock import ClockFollower
-from ..events import ControlEvent, ControlQueue
+from ..events import ControlEvent, ControlQueue, Host
 from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
 from .mapper import Control, Mapper
@@ -82,8 +82,6 @@ class MidiControl:
         self.ports: dict[str, _Port] = {}
         self.learner: Learner | None = None
         self._last: tuple[str, int, int, int] | None = None
-        self._show: Any = None
-        self._patch: Any = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._scanning, name="midi-scan", daemon=True)
@@ -96,15 +94,19 @@ class MidiControl:
 
     # -- wiring --------------------------------------------------------------------------------
 
-    def attach(self, show: Any) -> MidiControl:
-        """Play into `show`: it polls the ports each frame, soft takeover reads its bank, feedback and
-        event records come from it, and a patch loaded mid-show brings its own bindings."""
-        self._show, self._patch = show, show.patch
-        self.mapper.targets = show.bank.targets
-        show.sources.append(self)
-        show.feedback.append(self)
-        show.sinks.append(self)
+    def attach(self, show: Host) -> MidiControl:
+        """Play into `show`: it polls the ports each frame, soft takeover reads its targets, feedback
+        and event records come from it, and a patch loaded mid-show brings its own bindings."""
+        self.mapper.targets = show.targets
+        show.add_source(self)
+        show.add_feedback(self)
+        show.add_sink(self)
+        show.on_patch(self.patch_loaded)
         return self
+
+    def patch_loaded(self, patch: Any) -> None:
+        """A new patch plays: its bindings first, then the controller files, as at the start."""
+        self.set_tiers(default_tiers(patch.midi, str(patch.path or patch.name), self.reporter, self.registry))
 
     def set_tiers(self, tiers: list[list[Binding]]) -> None:
         """New bindings (a patch loaded, a binding learnt): every port's table is rebuilt."""
@@ -332,11 +334,6 @@ class MidiControl:
 
     def publish(self, fp: FrameParams) -> None:
         """Each frame: LEDs and motor faders follow their parameters (only what changed is sent)."""
-        show = self._show
-        if show is not None and show.patch is not self._patch:
-            self._patch = show.patch
-            self.set_tiers(default_tiers(show.patch.midi, str(show.patch.path or show.patch.name),
-                                         self.reporter, self.registry))
         for p in list(self.ports.values()):
             if p.output is None or not p.feedback:
                 continue

@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import mido
 
-from ..events import ControlEvent
+from ..events import ControlEvent, Host
 from ..params import REGISTRY, Registry
 from .mapper import Mapper
 from .midimap import Binding
@@ -53,9 +52,10 @@ class MidiFilePlayer:
     def frames(self) -> int:
         return math.ceil(self.length * self.fps) + 1
 
-    def attach(self, show: Any) -> None:
-        self.mapper.targets = show.bank.targets
-        show.sinks.append(self.mapper)
+    def attach(self, show: Host) -> None:
+        """Soft takeover and the mapper's record of what applied come from the show."""
+        self.mapper.targets = show.targets
+        show.add_sink(self.mapper)
 
     def events(self, frame: int) -> list[ControlEvent]:
         """The control events of `frame`, in file order."""

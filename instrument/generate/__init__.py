@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import moderngl
 
@@ -46,6 +47,10 @@ PARAMS = (
 
 class Generator(Protocol):
     name: str
+    # (frame handed over, frame whose scene it dreamed) of the texture `latest` last returned, or
+    # None before any: the show keeps the dream's age (the HUD, the bench)
+    dream: tuple[int, int] | None
+    commands: dict[str, Callable]  # commands the generator offers the show (name -> handler)
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
                cut: bool = False) -> None:
@@ -57,6 +62,13 @@ class Generator(Protocol):
         submitted, waited for as long as it takes. A generator that answers late says which frame's
         scene it dreamed in `base_frame` (worker.py), so the compositor can carry the dream from
         there to the frame being shown."""
+
+    @property
+    def base_frame(self) -> int | None:
+        """The frame whose scene the texture `latest` returned is a dream of (None before any)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for the HUD and the logs (`done`: dreams finished so far)."""
 
     def ready(self) -> None:
         """Block until the model has loaded or failed to (an offline render times frames after it)."""
@@ -73,6 +85,12 @@ class PassThrough:
     """No dream by choice: nothing is ever missing."""
 
     name = "none"
+    dream = None
+    base_frame = None
+    commands: dict[str, Callable] = {}
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
                cut: bool = False) -> None:

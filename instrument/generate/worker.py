@@ -262,6 +262,7 @@ class ThreadedGenerator:
         self._frame = -1
         # the texture `latest` returned: (frame handed in, base frame it is a dream of), -1 for none
         self.dream: tuple[int, int] = (-1, -1)
+        self.commands: dict[str, Callable] = {}  # none of its own (the protocol's)
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
                cut: bool = False) -> None:

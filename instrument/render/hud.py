@@ -21,7 +21,7 @@ import moderngl
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .gl import Program, load_program
+from .gl import Program, load_program, quad_buffer
 
 REFRESH = 0.25  # seconds between redraws of the text
 ERROR_SECONDS = 10.0
@@ -103,9 +103,10 @@ def pages(s: HudState, per_page: int) -> list[list[tuple[str, tuple]]]:
 
 
 class Hud:
-    def __init__(self, ctx: moderngl.Context, quad: moderngl.Buffer) -> None:
+    def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
-        self.program: Program = load_program(ctx, "core/hud.frag", quad)
+        self.quad = quad_buffer(ctx)  # its own: the HUD draws over any output, with or without a show
+        self.program: Program = load_program(ctx, "core/hud.frag", self.quad)
         self.visible = True
         self.page = 0  # 0 the glance, 1.. the parameter pages
         self.texture: moderngl.Texture | None = None
@@ -205,6 +206,7 @@ class Hud:
         if self.texture is not None:
             self.texture.release()
         self.program.release()
+        self.quad.release()
 
 
 def dream_line(rows: Sequence[tuple[int, int, int, int, bool]]) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import glfw
 import moderngl
 
-from ..events import CMD_TARGET, ControlEvent, ControlQueue
+from ..events import CMD_TARGET, ControlEvent, ControlQueue, Host
 from ..params import FrameParams
 from .hud import Hud, HudState
 
@@ -70,7 +70,7 @@ class Window:
         self.ctx = moderngl.create_context(require=330)
         self.hud: Hud | None = None
         self.hud_state: Callable[[], HudState | None] = lambda: None
-        self.show = None
+        self.show: Host | None = None  # its narrow entry points: resize, where the picture sits
         self.learn = None  # a learn.Learn when MIDI is on and the patch is a file
         self._esc = -10.0
         glfw.set_key_callback(self.handle, self._key)
@@ -79,13 +79,14 @@ class Window:
     def framebuffer_size(self) -> tuple[int, int]:
         return tuple(glfw.get_framebuffer_size(self.handle))  # type: ignore[return-value]
 
-    def attach(self, show, hud_state: Callable[[], HudState | None] = lambda: None, learn=None) -> None:
+    def attach(self, show: Host, hud_state: Callable[[], HudState | None] = lambda: None,
+               learn=None) -> None:
         """Give the window its show (created after the window, since the show needs the context) and
         the HUD what it shows: `hud_state()`, asked only when the HUD redraws."""
         self.show = show
         self.learn = learn
         self.hud_state = hud_state
-        self.hud = Hud(self.ctx, show.compositor.quad)
+        self.hud = Hud(self.ctx)
 
     def _cursor(self) -> None:
         mode = glfw.CURSOR_HIDDEN if self.fullscreen else glfw.CURSOR_NORMAL
@@ -133,12 +134,12 @@ class Window:
         screen = self.ctx.screen
         size = self.framebuffer_size
         if size != fbo.size and self.show is not None:
-            self.show.compositor.resize(size)  # takes effect next frame
+            self.show.resize(size)  # takes effect next frame
         self.ctx.copy_framebuffer(screen, fbo)
         if self.learn is not None and self.learn.active:
             self.learn.poll()
         if self.hud and self.show:
-            self.hud.draw(self.hud_state, screen, self.show.compositor.box)
+            self.hud.draw(self.hud_state, screen, self.show.box)
         glfw.swap_buffers(self.handle)
         glfw.poll_events()
         if glfw.window_should_close(self.handle):

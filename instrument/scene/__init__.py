@@ -11,6 +11,7 @@ which the show adds to its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +27,9 @@ class Scene(Protocol):
     size: tuple[int, int]
     depth: moderngl.Texture
     motion: moderngl.Texture
+    tracked: bool  # depth and motion are the picture's own (False: blanks, nothing can be carried)
+    cut: bool      # the frame just rendered does not continue the one before
+    commands: dict[str, Callable]  # commands the scene offers the show (name -> handler)
 
     def render(self, fp: FrameParams) -> moderngl.Texture: ...
 

@@ -66,6 +66,8 @@ def _mat(m: np.ndarray) -> bytes:
 class Backrooms:
     """A Scene: `render` returns colour; `depth` (R32F) and `motion` (RG32F) are filled alongside."""
 
+    tracked = True  # motion and depth are the rasterisation's own: a late dream is carried along them
+
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
         self.ctx, self.size = ctx, size
         self.texture = ctx.texture(size, 4)

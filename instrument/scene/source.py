@@ -90,6 +90,8 @@ class Footage:
     """The scene made of a `--source` file: a video looped at show time, or a still."""
 
     tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
+    cut = False      # (never tracked: nothing to cut)
+    commands: dict = {}  # none of its own
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path) -> None:
         self.size, self.path = size, Path(path)

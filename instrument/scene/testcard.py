@@ -13,6 +13,8 @@ from .source import blank_aux
 
 class TestCard:
     tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
+    cut = False      # (never tracked: nothing to cut)
+    commands: dict = {}  # none of its own
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
         self.size = size

@@ -84,10 +84,10 @@ class Show:
         self._settled = False
         self.running = True
         self.patch = patch
-        self.picture = Picture(ctx, patch, output_size, self.reporter, live=clock.realtime)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
-            self.bank.set(name, value, immediate=True)
+            self.bank.set(name, value, immediate=True)  # (before the picture: a bad one leaves nothing open)
+        self.picture = Picture(ctx, patch, output_size, self.reporter, live=clock.realtime)
         self.beat = BeatClock(self.bank.targets["tempo"])
         self.modulators: Modulators = self._modulators(patch)
         self._wall, self._show_time = 0.0, 0.0  # the frame being built: drain stamp, show time

@@ -123,7 +123,7 @@ def test_a_show_that_cannot_be_built_leaves_no_socket_behind(tmp_path, monkeypat
     import pytest
 
     import instrument.control.osc
-    import instrument.show
+    import instrument.record.session
     from instrument.cli import main
 
     opened = []
@@ -137,7 +137,7 @@ def test_a_show_that_cannot_be_built_leaves_no_socket_behind(tmp_path, monkeypat
         raise RuntimeError("no show tonight (injected)")
 
     monkeypatch.setattr(instrument.control.osc, "OscControl", Recorded)
-    monkeypatch.setattr(instrument.show, "Show", broken)
+    monkeypatch.setattr(instrument.record.session, "Show", broken)
     with pytest.raises(RuntimeError, match="injected"):
         main(["play", "--headless", "--patch", "testcard", "--midi", "off", "--seconds", "0.1",
               "--osc", f"127.0.0.1:{free_udp_port()}", "--takes", str(tmp_path)])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..clock import RealtimeClock
+from ..record.session import make_show
 from ..render.gl import read_rgb
 from ..show import Show
 
@@ -39,7 +40,7 @@ def summary(values: list[float] | np.ndarray) -> dict[str, float]:
 
 
 def realtime_show(ctx, patch, size, fps: float, paced: bool, **kw) -> Show:
-    return Show(ctx, patch, size, clock=RealtimeClock(fps, paced=paced), **kw)
+    return make_show(ctx, patch, size, clock=RealtimeClock(fps, paced=paced), **kw)
 
 
 def alternate(show: Show, start: float, windows: int, window: float, count: Callable[[], int],

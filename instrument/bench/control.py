@@ -165,7 +165,7 @@ def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
     from ..clock import BeatClock, OfflineClock
     from ..control.audio import HOP, AudioAnalyser
     from ..control.modulators import Modulators, build
-    from ..show import Show
+    from ..record.session import make_show
 
     mods = build(MUSIC_MODS)
     clock, times = BeatClock(), []
@@ -177,8 +177,8 @@ def bench_music(ctx=None, patch=None, frames: int = 6000) -> dict[str, Any]:
         times.append(time.perf_counter() - t0)
     out: dict[str, Any] = {"modulation_ms": summary(np.array(times) * 1000)}
     if ctx is not None and patch is not None:
-        show = Show(ctx, replace(patch, model="none", modulators=tuple(MUSIC_MODS)), (64, 36),
-                    clock=OfflineClock(60))
+        show = make_show(ctx, replace(patch, model="none", modulators=tuple(MUSIC_MODS)), (64, 36),
+                         clock=OfflineClock(60))
         step: dict[bool, list[float]] = {True: [], False: []}
         n = 0
         for block in range(2 * (frames // 500)):

@@ -117,9 +117,9 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
     from ..patch import load_patch
     from ..record.deck import RecordDeck
     from ..record.performance import PerformanceWriter
+    from ..record.session import make_show
     from ..render.gl import headless_context
     from ..report import Reporter
-    from ..show import Show
 
     patch = load_patch(patch_name)
     sets = dict(s.split("=", 1) for s in [*clean_tape(patch.chain), f"reproject={str(reproject).lower()}"])
@@ -129,9 +129,9 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
     ctx, reporter, queue = headless_context(), Reporter(), ControlQueue()
     deck = RecordDeck(size, fps, reporter, first=video, folder=folder, codec="ffv1")
     queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))
-    show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
-                outputs=[deck], overrides=overrides)
-    show.sinks.append(PerformanceWriter(perf, patch, dict(show.bank.targets), fps, size))
+    show = make_show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+                     outputs=[deck], overrides=overrides)
+    show.add_sink(PerformanceWriter(perf, patch, dict(show.targets), fps, size))
     worker = getattr(show.generator, "worker", None)
     deadline = time.monotonic() + 600
     while worker is not None and worker.loading and time.monotonic() < deadline:

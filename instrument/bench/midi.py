@@ -150,8 +150,8 @@ def bench_midi_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str
     show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
     midi.attach(show)
     truth = _Truth(backend.port)
-    show.feedback.append(truth)
-    show.sinks.append(truth)
+    show.add_feedback(truth)
+    show.add_sink(truth)
     proc = spawn(play_random, path, seconds + 2.0, 0.008, 1)
     warm = time.perf_counter() + 1.5  # the sender starts up, the stamps converge
     show.run(until=lambda: time.perf_counter() > warm)

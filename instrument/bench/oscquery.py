@@ -136,7 +136,7 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
     errors: list[str] = []
     marks: list[tuple[float, float]] = []  # (perf_counter before the input was dispatched, its value)
     applied = Applied("prompt_fade")
-    show.sinks.append(applied)
+    show.add_sink(applied)
 
     def drive() -> None:
         try:

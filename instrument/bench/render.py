@@ -7,10 +7,11 @@ from typing import Any
 
 from ..clock import RealtimeClock
 from ..params import REGISTRY, FrameParams, ParamBank
+from ..record.session import make_show
 from ..render.compositor import Compositor
 from ..report import Reporter
 from ..scene import make_scene
-from ..show import STAGES, Show
+from ..show import STAGES
 from .common import Readback, realtime_show, summary
 
 
@@ -111,8 +112,8 @@ def bench_recording(ctx, patch, size, fps: float, seconds: float) -> dict[str, A
     def run(paced: bool, record: bool, clock=None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             deck = RecordDeck(size, fps, Reporter(), first=Path(tmp) / "take.mp4")
-            show = Show(ctx, patch, size, clock=clock or RealtimeClock(fps if paced else 1000.0, paced=paced),
-                        outputs=[deck])
+            show = make_show(ctx, patch, size, outputs=[deck],
+                             clock=clock or RealtimeClock(fps if paced else 1000.0, paced=paced))
             show.run(frames=10)
             if record:
                 show._record(True)

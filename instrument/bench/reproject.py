@@ -157,8 +157,8 @@ def bench_late(patch_name: str, fps: float, size: tuple[int, int], seconds: floa
     from ..clock import OfflineClock
     from ..params import REGISTRY
     from ..patch import load_patch
+    from ..record.session import make_show
     from ..render.gl import headless_context, read_rgb
-    from ..show import Show
 
     patch = load_patch(patch_name)
     sets = dict(s.split("=", 1) for s in clean_tape(patch.chain))
@@ -170,8 +170,8 @@ def bench_late(patch_name: str, fps: float, size: tuple[int, int], seconds: floa
     pictures: dict[str, list[np.ndarray]] = {}
 
     def play(model: str, age: int | None, reproject: bool) -> dict[int, np.ndarray]:
-        show = Show(ctx, replace(patch, model=model), size, clock=OfflineClock(fps),
-                    overrides={**clean, "reproject": reproject})
+        show = make_show(ctx, replace(patch, model=model), size, clock=OfflineClock(fps),
+                         overrides={**clean, "reproject": reproject})
         if age is not None:
             show.generator = _Late(show.generator, ctx, age)
         out, kept = {}, []

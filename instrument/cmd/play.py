@@ -28,6 +28,7 @@ from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
 from ..record.render import render_offline
+from ..record.session import Session
 from ..report import Reporter
 from . import resolve_patch
 
@@ -156,7 +157,6 @@ def cmd_play(args: argparse.Namespace) -> int:
     from ..control.oscroute import parse_hostport
     from ..render.gl import headless_context
     from ..render.window import Window, WindowError
-    from ..show import Show
 
     refused = _exposure(args)
     if refused:
@@ -187,7 +187,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     # whatever opens is closed, the show first, even when a later step fails (a Show that cannot be
     # built leaves no socket, port or stream behind)
-    with contextlib.ExitStack() as opened:
+    with Session() as opened:
         osc = None
         if args.osc != "off":
             host, port = parse_hostport(args.osc)
@@ -231,16 +231,15 @@ def cmd_play(args: argparse.Namespace) -> int:
         heard = [c for c in clocks if isinstance(c, AudioControl)]  # analysed by the show's loop, each frame
         if record:
             queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
-        show = Show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
-                    outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
-                    sources=([osc] if osc else []) + heard,
-                    overrides=overrides)
-        opened.callback(show.close)  # first of all to close: the show, then its sources (last opened first)
+        # first of all to close: the show, then its sources (last opened first)
+        show = opened.show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+                           outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
+                           sources=([osc] if osc else []) + heard, overrides=overrides)
         show.rate_note = why
         if args.log:
-            _open_sink(show, lambda: EventLog(args.log), args.log)
-        if not _open_sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.bank.targets), fps, size),
-                          perf_path):
+            opened.sink(show, lambda: EventLog(args.log), args.log)
+        if not opened.sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.targets), fps, size),
+                           perf_path):
             deck.performance = None
             perf_path = None
         if midi:
@@ -278,17 +277,6 @@ def cmd_play(args: argparse.Namespace) -> int:
     for command in deck.reduced:
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
-
-
-def _open_sink(show, make, path: Path) -> bool:
-    """Add an event sink (log, performance file) to the show; one that cannot be opened or
-    written (no such folder, a full disk) is reported, and the show plays without it."""
-    try:
-        show.sinks.append(make())
-        return True
-    except OSError as exc:
-        show.reporter.error("writer", f"{path}: {exc.strerror or exc}; the show plays without it")
-        return False
 
 
 def audio_factory(args: argparse.Namespace):

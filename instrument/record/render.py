@@ -28,12 +28,13 @@ from typing import Any
 import av
 
 from ..clock import OfflineClock
-from ..control import ControlEvent
+from ..control import ControlEvent, ControlQueue
 from ..events import CMD_TARGET
 from ..patch import Patch
 from .audio import Soundtrack, samples_before
 from .performance import PerformanceWriter
 from .progress import Progress
+from .session import Scheduled, Session
 from .video import NoRoom, TakeStopped
 
 log = logging.getLogger("noclip")
@@ -103,7 +104,6 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     STOPPED (or 143 on SIGTERM) when interrupted. Either way the file written so far is closed
     and `resume` continues it."""
     from ..render.gl import headless_context
-    from ..show import Show
     from .video import VideoRecorder
 
     frames, first = round(seconds * fps), round(start * fps)
@@ -123,62 +123,59 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
     except (NoRoom, OSError, av.FFmpegError) as exc:
         log.error("cannot write %s: %s", target, getattr(exc, "strerror", None) or exc)
         return 1
-    show = Show(ctx, patch, size, clock=OfflineClock(fps), overrides=overrides)
-    if midi is not None:
-        midi.attach(show)
-        try:
-            show.sinks.append(PerformanceWriter(output.with_suffix(".performance.jsonl"), patch,
-                                                dict(show.bank.targets), fps, size))
-        except OSError as exc:
-            show.reporter.error("performance", f"{output.with_suffix('.performance.jsonl')}: {exc.strerror}")
-    features = heard(audio, fps, performance)
     missed: list[int] = []  # frames rendered without their dream (allow_missing)
     status, i = 0, 0
     sigterm = _catch_sigterm()
     progress = None
-    try:
-        _await_model(show)
-        progress = Progress(frames)  # its clock starts with the dreaming, not the loading
-        for i in range(frames):
-            if performance is not None:
-                for e in performance.events_at(i, fps):
-                    show.queue.put(e)
-            if midi is not None:
-                for e in midi.events(i):
-                    show.queue.put(e)
-            if i < len(features):
-                show.queue.put(ControlEvent("audio", CMD_TARGET + "audio", features[i]))
-            show.step()
-            why = show.generator.missing(i)
-            if why is not None:
-                if not allow_missing:
-                    raise MissingDream(i, why)
-                missed.append(i)
-                log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
-            if i >= first + keep:
-                recorder.write(show.compositor.fbo, show.fp)
-            progress.update()
-    except MissingDream as exc:
-        status = FAILED
-        log.error("render failed: %s", exc)
-    except TakeStopped as exc:  # a full disk, a file-size limit: the file holds what was written
-        status = 1
-        log.error("render stopped: %s", exc)
-    except (KeyboardInterrupt, _Terminated) as exc:
-        status = STOPPED if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
-        log.error("render %s at frame %d", "interrupted" if status == STOPPED else "terminated", i)
-    finally:
-        _ignore_sigterm(sigterm)  # the clean-up below is short and must not itself be cut short
-        if progress is not None:
-            progress.close()
-        show.close()  # stops and joins the generator (its process too): nothing left running at exit
+
+    def close_recorder() -> None:
+        nonlocal status
         try:
             recorder.close()
         except TakeStopped as exc:  # said once, whichever noticed first
             if not status:
                 status = 1
                 log.error("render stopped: %s", exc)
-        _restore_sigterm(sigterm)
+
+    with Session() as session:
+        session.callback(close_recorder)  # after the show (closed first: it stops the generator)
+        clock, queue = OfflineClock(fps), ControlQueue()
+        sources = [Scheduled(events, clock, queue) for events in replayed(fps, performance, midi, audio)]
+        show = session.show(ctx, patch, size, clock=clock, queue=queue, overrides=overrides,
+                            sources=sources)
+        if midi is not None:
+            midi.attach(show)
+            perf = output.with_suffix(".performance.jsonl")
+            session.sink(show, lambda: PerformanceWriter(perf, patch, dict(show.targets), fps, size), perf)
+        try:
+            _await_model(show)
+            progress = Progress(frames)  # its clock starts with the dreaming, not the loading
+            for i in range(frames):
+                show.step()
+                why = show.generator.missing(i)
+                if why is not None:
+                    if not allow_missing:
+                        raise MissingDream(i, why)
+                    missed.append(i)
+                    log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
+                if i >= first + keep:
+                    recorder.write(show.picture_fbo, show.fp)
+                progress.update()
+        except MissingDream as exc:
+            status = FAILED
+            log.error("render failed: %s", exc)
+        except TakeStopped as exc:  # a full disk, a file-size limit: the file holds what was written
+            status = 1
+            log.error("render stopped: %s", exc)
+        except (KeyboardInterrupt, _Terminated) as exc:
+            status = STOPPED if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
+            log.error("render %s at frame %d", "interrupted" if status == STOPPED else "terminated", i)
+        finally:
+            _ignore_sigterm(sigterm)  # the clean-up below is short and must not itself be cut short
+            if progress is not None:
+                progress.close()
+    # (the session closed the show, which stopped and joined the generator, then the file)
+    _restore_sigterm(sigterm)
     if keep and recorder.frames:
         join(output, target, keep, fps, audio() if audio else None, first)
     if keep or (status and not recorder.frames):
@@ -197,6 +194,23 @@ def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, second
         return status
     log.info("rendered %d frames to %s", held, output)
     return 0
+
+
+def replayed(fps: float, performance=None, midi=None,
+             audio: Callable[[], Soundtrack] | None = None) -> list[Callable[[int], list[ControlEvent]]]:
+    """What an offline render replays, each as the events of a frame: the performance's own, the
+    MIDI file's through the bindings, and the sound file's features (unless the performance kept
+    what the live show heard)."""
+    out: list[Callable[[int], list[ControlEvent]]] = []
+    if performance is not None:
+        out.append(lambda i: performance.events_at(i, fps))
+    if midi is not None:
+        out.append(midi.events)
+    features = heard(audio, fps, performance)
+    if features:
+        out.append(lambda i: [ControlEvent("audio", CMD_TARGET + "audio", features[i])]
+                   if i < len(features) else [])
+    return out
 
 
 def _await_model(show) -> None:

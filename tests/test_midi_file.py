@@ -5,11 +5,11 @@ import json
 import mido
 import pytest
 
-from instrument.cli import render_offline
 from instrument.control.midi import default_tiers
 from instrument.control.midifile import MidiFilePlayer
 from instrument.patch import load_patch
 from instrument.record.performance import load_performance
+from instrument.record.render import Job, render_offline
 from instrument.report import Reporter
 
 PATCH = """version = 1
@@ -78,7 +78,7 @@ def test_render_records_midi_events_in_the_performance(files, tmp_path):
     patch, mid = files
     out = tmp_path / "video.mp4"
     player = MidiFilePlayer(mid, default_tiers(patch.midi, "t", Reporter()), fps=10)
-    render_offline(patch, {}, out, player.frames / 10, 10, (64, 48), midi=player)
+    render_offline(patch, {}, Job(out, player.frames / 10, 10, (64, 48)), midi=player)
     perf = load_performance(out.with_suffix(".performance.jsonl"))
     rows = [json.loads(line) for line in out.with_suffix(".performance.jsonl").read_text().splitlines()[1:-1]]
     assert [(r["f"], r["src"], r["t"]) for r in rows] == [

@@ -27,7 +27,7 @@ from ..patch import ConfigError
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.performance import PerformanceWriter
-from ..record.render import render_offline
+from ..record.render import Job, render_offline
 from ..record.session import Session
 from ..report import Reporter
 from . import resolve_patch
@@ -180,7 +180,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             seconds = seconds or DEMO_SECONDS
             record = free_take(record) if record else Path(DEMO_FILE)  # a demo file is remade each time
             print(f"noclip: {exc}; rendering a {seconds:g} s headless demo to {record}", file=sys.stderr)
-            return render_offline(patch, overrides, record, seconds, fps, args.size, codec=args.codec,
+            return render_offline(patch, overrides, Job(record, seconds, fps, args.size, codec=args.codec),
                                   audio=audio_factory(args))
     ctx = window.ctx if window else headless_context()
     size = window.framebuffer_size if window else args.size

@@ -8,7 +8,7 @@ import math
 import sys
 from dataclasses import replace
 
-from ..record.render import render_offline
+from ..record.render import Job, render_offline
 from ..report import Reporter
 from . import resolve_patch
 from .play import audio_factory
@@ -60,9 +60,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         print("noclip: render needs --seconds, a performance file or --midi FILE", file=sys.stderr)
         return 2
     start, end = args.range or (0.0, seconds)
-    return render_offline(patch, overrides, args.output, min(end, seconds), args.fps, args.size,
-                          performance=perf, start=start, codec=args.codec, audio=audio_factory(args),
-                          midi=player, resume=args.resume, allow_missing=args.allow_missing_dreams)
+    job = Job(args.output, min(end, seconds), args.fps, args.size, start=start, codec=args.codec,
+              resume=args.resume, allow_missing=args.allow_missing_dreams)
+    return render_offline(patch, overrides, job, performance=perf, audio=audio_factory(args), midi=player)
 
 
 def time_range(text: str) -> tuple[float, float]:

@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -92,19 +93,37 @@ def heard(audio: Callable[[], Soundtrack] | None, fps: float, performance=None) 
     return frame_features(sound.samples, sound.rate, fps)
 
 
-def render_offline(patch: Patch, overrides: dict[str, Any], output: Path, seconds: float, fps: float,
-                   size: tuple[int, int], performance=None, start: float = 0.0, codec: str = "h264",
-                   audio: Callable[[], Soundtrack] | None = None, midi=None, resume: bool = False,
-                   allow_missing: bool = False) -> int:
-    """Render `seconds` of the show to `output`. A performance replays its events at their frames;
-    frames before `start` are played but not kept. A MIDI file (`midi`, a MidiFilePlayer) plays
-    through the bindings and its events go to a performance file beside the output.
+@dataclass(frozen=True)
+class Job:
+    """What an offline render makes: `output`, the show up to `seconds` at `fps` and `size`, the
+    frames before `start` played but not kept; `resume` continues a file cut short; `allow_missing`
+    renders on past a frame whose dream failed."""
+
+    output: Path
+    seconds: float
+    fps: float
+    size: tuple[int, int]
+    start: float = 0.0
+    codec: str = "h264"
+    resume: bool = False
+    allow_missing: bool = False
+
+
+def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, performance=None,
+                   audio: Callable[[], Soundtrack] | None = None, midi=None) -> int:
+    """Render `job` of the show `patch` plays (with `overrides`). A performance replays its events
+    at their frames; a MIDI file (`midi`, a MidiFilePlayer) plays through the bindings and its
+    events go to a performance file beside the output; `audio` is the sound the file carries (and
+    the show hears, unless the performance kept what it heard live).
 
     Returns 0 when done; FAILED when a frame's dream is missing and `allow_missing` is off;
     STOPPED (or 143 on SIGTERM) when interrupted. Either way the file written so far is closed
     and `resume` continues it."""
     from ..render.gl import headless_context
     from .video import VideoRecorder
+
+    output, fps, size, codec, allow_missing = job.output, job.fps, job.size, job.codec, job.allow_missing
+    seconds, start, resume = job.seconds, job.start, job.resume
 
     frames, first = round(seconds * fps), round(start * fps)
     have = keep = 0

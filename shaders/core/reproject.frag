@@ -12,15 +12,16 @@ uniform sampler2D ring;       // slots tiled u_cols to a row, each u_grid: (moti
 uniform ivec2 u_grid;         // the scene's size in pixels
 uniform int u_newest;         // the slot of this frame
 uniform int u_slots;          // slots in the ring
-uniform int u_cols;           // slots to a row of the atlas
+uniform vec2 u_texel;         // one ring pixel in atlas uv
 uniform int u_steps;          // frames to carry back (the dream's age, capped)
 in vec2 uv;
 out vec4 color;
 
+uniform vec2 u_tiles[16];      // each slot's lower left corner in the atlas, in atlas uv
+
 vec4 at(int slot, vec2 q) {  // nearest (the ring's filter), clamped into the slot
     vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
-    vec2 tile = vec2(float(slot % u_cols), float(slot / u_cols));
-    return texture(ring, (tile * vec2(u_grid) + c) / vec2(textureSize(ring, 0)));
+    return texture(ring, u_tiles[slot] + c * u_texel);  // (no integer division: slow per lane)
 }
 
 void main() {
@@ -30,7 +31,7 @@ void main() {
     float seen = 1.0;
     for (int i = 0; i < u_steps; i++) {
         q -= here.xy;
-        slot = (slot + u_slots - 1) % u_slots;
+        slot = slot == 0 ? u_slots - 1 : slot - 1;
         vec4 before = at(slot, q);
         // depth agrees within what a frame of walking and turning can change (10 % + 15 cm);
         // twice that is surely another surface. Unknown depth (0, a video source) always agrees.

@@ -426,3 +426,17 @@ def test_mdns_services_and_a_missing_zeroconf(monkeypatch, caplog):
         advert = Advert("noclip", "192.168.1.20", 9001, None).start()
         advert.close()
     assert caplog.text.count("python-zeroconf is not installed") == 1
+
+
+def test_mdns_on_every_address_advertises_v6_addresses_as_text(monkeypatch):
+    """`::` advertises every address: zeroconf lists a v6 one as ((address, flow, scope), index),
+    and only the address is advertised, never loopback (mypy found the whole tuple passed on)."""
+    import zeroconf
+
+    from instrument.control.mdns import services
+
+    monkeypatch.setattr(zeroconf, "get_all_addresses", lambda: ["127.0.0.1", "192.168.1.20"])
+    monkeypatch.setattr(zeroconf, "get_all_addresses_v6",
+                        lambda: [(("::1", 0, 0), 1), (("fd00::2", 0, 0), 4)])
+    (info,) = services("noclip", "::", 9001, None)
+    assert info.parsed_addresses() == ["192.168.1.20", "fd00::2"]

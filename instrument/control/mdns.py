@@ -30,7 +30,7 @@ def services(name: str, host: str, http_port: int, osc: tuple[str, int] | None) 
             return [a for a in get_all_addresses() if not a.startswith("127.")]
         if bound == "::":
             return [a for a in get_all_addresses() if not a.startswith("127.")] + [
-                a[0] for a in get_all_addresses_v6() if a[0] != "::1"]
+                a[0][0] for a in get_all_addresses_v6() if a[0][0] != "::1"]  # ((address, flow, scope), index)
         return [bound]
 
     server = f"{socket.gethostname().split('.')[0]}.local."

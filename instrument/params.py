@@ -56,6 +56,13 @@ class ParamSpec:
     def continuous(self) -> bool:
         return self.type == "float"
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) of a numeric parameter; __post_init__ made sure it has both."""
+        if self.min is None or self.max is None:
+            raise ParamError(f"{self.name} is a {self.type} and has no range")
+        return self.min, self.max
+
     def coerce(self, value: Any) -> Any:
         """Natural-unit value → clamped value of this type; ParamError when it is ambiguous."""
         t = self.type
@@ -88,8 +95,8 @@ class ParamSpec:
                     return False
                 raise ParamError(f"{self.name}: {value!r} is not a boolean")
             return _number(self.name, value) >= 0.5
-        x = _number(self.name, value)
-        x = min(max(x, self.min), self.max)
+        lo, hi = self.bounds
+        x = min(max(_number(self.name, value), lo), hi)
         return round(x) if t == "int" else float(x)
 
     def from_norm(self, value: Any) -> Any:
@@ -101,7 +108,8 @@ class ParamSpec:
             return u >= 0.5
         if self.type == "enum":
             return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
-        return self.coerce(self.min + u * (self.max - self.min))
+        lo, hi = self.bounds
+        return self.coerce(lo + u * (hi - lo))
 
     def to_norm(self, value: Any) -> float:
         if self.type == "bool":
@@ -111,8 +119,9 @@ class ParamSpec:
             return (self.choices.index(value) + 0.5) / n if n > 1 else 0.0
         if self.type == "str":
             return 0.0
-        span = self.max - self.min
-        return (value - self.min) / span if span else 0.0
+        lo, hi = self.bounds
+        span = hi - lo
+        return (value - lo) / span if span else 0.0
 
     def to_uniform(self, value: Any) -> Any:
         """The value as a shader uniform: enums as their index, bools as 0/1; strings have none."""
@@ -310,7 +319,8 @@ class ParamBank:
                 target, value = self.targets[name], self.values[name]
                 value += (target - value) * (1.0 - math.exp(-dt / tau))
                 spec = self.registry[name]
-                if abs(target - value) <= 1e-5 * (spec.max - spec.min):
+                lo, hi = spec.bounds
+                if abs(target - value) <= 1e-5 * (hi - lo):
                     value = target
                     done.append(name)
                 self.values[name] = value

@@ -128,10 +128,10 @@ class Mapper:
             else:
                 u = raw / full
             c.echo = raw if full == 127 or b.lsb is not None or b.kind == "pitchbend" else None
-            if b.kind not in ("note", "program"):  # a hit has no position to meet: no takeover
-                u = self._takeover(c, u)
-            if u is not None:
-                self._send(c, u, t)
+            # a hit has no position to meet: no takeover
+            moved = self._takeover(c, u) if b.kind not in ("note", "program") else u
+            if moved is not None:
+                self._send(c, moved, t)
             return
         if mode.startswith("relative"):
             delta = (raw if raw < 64 else raw - 128) if mode == "relative_2c" else raw - 64
@@ -154,13 +154,16 @@ class Mapper:
             self.emit(ControlEvent(self.source, CMD_TARGET + b.command, b.args, time=t))
             self.stats["events"] += 1
         else:  # trigger on a parameter: set it to `value` (the top of the range by default)
+            assert c.scale is not None  # not a command: a parameter's binding, which has its scale
             self._send(c, c.scale.position(b.value) if b.value is not None else 1.0, t)
 
     def _position(self, c: Control) -> float:
         """Where the bound parameter is now, in this control's units (0..1)."""
-        if self.owner.get(c.b.param) is c:
+        param, scale = c.b.param, c.scale
+        assert param is not None and scale is not None  # only a parameter's binding has a position
+        if self.owner.get(param) is c:
             return c.virt
-        return c.scale.position(self.reference(c.b.param))
+        return scale.position(self.reference(param))
 
     def reference(self, param: str) -> Any:
         if param in self.sent and param in self.owner:
@@ -172,6 +175,7 @@ class Mapper:
     def _takeover(self, c: Control, u: float) -> float | None:
         prev, c.prev = c.prev, u
         mode = self.takeover or c.b.takeover
+        assert c.scale is not None  # absolute controls of a parameter: commands are triggers
         if mode == "none" or c.scale.spec.type not in ("float", "int"):
             return u
         v = self._position(c)
@@ -191,8 +195,9 @@ class Mapper:
 
     def _send(self, c: Control, u: float, t: float) -> None:
         u = 0.0 if u < 0.0 else 1.0 if u > 1.0 else u
-        param = c.b.param
-        value = c.scale.value(u)
+        param, scale = c.b.param, c.scale
+        assert param is not None and scale is not None  # commands are emitted by _feed, not sent here
+        value = scale.value(u)
         owned = self.owner.get(param) is c
         c.virt = u
         if owned and self.sent.get(param) == value:
@@ -223,16 +228,18 @@ class Mapper:
         """The message that shows `value` on the control (LED, motor fader); None if unchanged or
         if it is where the performer's hand just put it."""
         b = c.b
+        assert c.scale is not None  # feedback shows a parameter's value
         u = c.scale.position(value)
         ch = b.channel or 0
-        if b.kind == "cc":
+        msg: tuple[int, ...]
+        if b.kind == "cc" and b.number is not None:  # a cc's or a note's number is always set
             if b.lsb is not None:
                 v = round(u * 16383)
                 msg = (0xB0 | ch, b.number, v >> 7, 0xB0 | ch, b.lsb, v & 127)
             else:
                 v = round(u * 127)
                 msg = (0xB0 | ch, b.number, v)
-        elif b.kind == "note":
+        elif b.kind == "note" and b.number is not None:
             v = round(u * 127) if b.mode == "absolute" else (127 if u >= 0.5 else 0)
             msg = (0x90 | ch, b.number, v)
         elif b.kind == "pitchbend":

@@ -163,35 +163,35 @@ class MidiControl:
                     self.reporter.problem("midi unplugged", name, f"{name} unplugged (re-attached on return)")
             for name in sorted(present):
                 if name not in self.ports and self.wanted(name):
-                    self._open(name)
+                    self._open(be, name)
             if self.want_virtual and CLIENT not in self.ports and be.virtual:
-                self._open(CLIENT, virtual=True)
+                self._open(be, CLIENT, virtual=True)
 
-    def _open(self, name: str, virtual: bool = False) -> None:
+    def _open(self, be: Backend, name: str, virtual: bool = False) -> None:
         table = self.mapper.table(name)
         p = _Port(name, table, self.mapper.controls(table))  # its clock starts before the port opens
         try:
-            p.input = self.backend.open_virtual(name) if virtual else self.backend.open_input(name)
+            p.input = be.open_virtual(name) if virtual else be.open_input(name)
         except PortError as exc:
             if virtual:
                 self.want_virtual = False
             self.reporter.problem("midi open", name, str(exc))
             return
         if p.feedback and not virtual:
-            self._open_output(p)
+            self._open_output(be, p)
         returning = self.stats[f"seen {name}"] > 0
         self.stats[f"seen {name}"] += 1
         self.ports[name] = p
         log.info("MIDI %s %s%s", "re-attached" if returning else "in:", name,
                  f" ({len(p.controls)} bindings)" if p.controls else "")
 
-    def _open_output(self, p: _Port) -> None:
-        outs = self.backend.outputs()
+    def _open_output(self, be: Backend, p: _Port) -> None:
+        outs = be.outputs()
         name = p.name if p.name in outs else next((o for o in outs if device_matches(o, p.name)), None)
         if name is None:
             return
         try:
-            p.output = self.backend.open_output(name)
+            p.output = be.open_output(name)
         except PortError as exc:
             self.reporter.problem("midi open", name, str(exc))
 
@@ -213,7 +213,8 @@ class MidiControl:
     def _take(self, p: _Port) -> None:
         """One port's queue, read in one go, then stamped and parsed. Never raises: a damaged message
         is counted and dropped whole, a port that fails is left to the scan."""
-        get, batch = p.input.get_message, []
+        get = p.input.get_message
+        batch: list[Any] = []
         start = time.perf_counter()
         try:
             while len(batch) < BATCH and (m := get()) is not None:
@@ -280,7 +281,7 @@ class MidiControl:
                 status = p.status  # running status
                 need = 1 if (status & 0xE0) == 0xC0 else 2
                 self.stats["running status"] += 1
-            got = []
+            got: list[int] = []
             while len(got) < need:
                 if i >= n:
                     return self._bad(p, "midi truncated", f"{_name(status)} cut short")
@@ -338,7 +339,7 @@ class MidiControl:
             if p.output is None or not p.feedback:
                 continue
             for c in p.feedback:
-                value = fp.get(c.b.param)
+                value = fp.get(c.b.param) if c.b.param is not None else None
                 msg = None if value is None else Mapper.feedback(c, value)
                 if msg is None:
                     continue

@@ -142,8 +142,9 @@ def _parse_one(i: int, t: dict[str, Any], error: ErrorFn, registry: Registry, de
     if not isinstance(args, list):
         raise bad("args", "args is a list")
     value_kinds = kind in ("pitchbend",) or (kind in ("aftertouch", "program") and number is None)
+    levelled = spec is not None and spec.type in ("float", "int", "enum")  # a note sets a level, not on/off
     default_mode = ("trigger" if command or (kind == "program" and number is not None)
-                    else "absolute" if kind != "note" or spec.type in ("float", "int", "enum") else "toggle")
+                    else "absolute" if kind != "note" or levelled else "toggle")
     mode = t.get("mode", default_mode)
     if mode not in MODES:
         raise bad("mode", f"{mode!r} is not one of {', '.join(MODES)}")
@@ -163,7 +164,8 @@ def _parse_one(i: int, t: dict[str, Any], error: ErrorFn, registry: Registry, de
             raise bad("range", "range is for numeric parameters")
         if not (isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)):
             raise bad("range", "range = [low, high] in the parameter's units")
-        lo, hi = (min(max(float(v), spec.min), spec.max) for v in r)
+        least, most = spec.bounds
+        lo, hi = (min(max(float(v), least), most) for v in r)
         if lo == hi:
             raise bad("range", "range needs two different ends")
     curve = t.get("curve", "linear")
@@ -254,11 +256,13 @@ class Scale:
     __slots__ = ("curve", "fast", "hi", "lo", "spec")
 
     def __init__(self, b: Binding, registry: Registry) -> None:
-        self.spec = registry[b.param] if b.param else None
-        s = self.spec
-        numeric = s is not None and s.type in ("float", "int")
-        self.lo = float(b.lo if b.lo is not None else (s.min if numeric else 0.0))
-        self.hi = float(b.hi if b.hi is not None else (s.max if numeric else 1.0))
+        if b.param is None:
+            raise ValueError(f"{b.origin}: a command binding has no scale")
+        self.spec = s = registry[b.param]
+        numeric = s.type in ("float", "int")
+        least, most = s.bounds if numeric else (0.0, 1.0)
+        self.lo = float(b.lo if b.lo is not None else least)
+        self.hi = float(b.hi if b.hi is not None else most)
         self.curve = b.curve if numeric else "linear"
         self.fast = numeric and s.type == "float" and self.curve == "linear"  # lo..hi lie inside min..max
 

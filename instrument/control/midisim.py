@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from .midiports import InPort, Message, OutPort, PortError
 
@@ -122,7 +123,7 @@ class _FakeOut:
 RECORD = struct.Struct("<dB")  # the sender's perf_counter (CLOCK_MONOTONIC, shared across processes), length
 
 
-def pack(at: float, data: bytes | list[int]) -> bytes:
+def pack(at: float, data: Sequence[int]) -> bytes:
     """One message as a PipeIn reads it: when it was sent, then its bytes."""
     return RECORD.pack(at, len(data)) + bytes(data)
 

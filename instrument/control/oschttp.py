@@ -12,13 +12,16 @@ import json
 import socket
 import time
 import urllib.parse
+from collections import Counter
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..report import Reporter
 from ..resources import data_dir
+from .oscreply import Buckets
 from .oscroute import ip_of
 from .osctree import EXTENSIONS, Snapshot, Tree
 
@@ -27,6 +30,23 @@ REMOTE = "/remote"
 
 class QueryHttp:
     """The HTTP half of OscQueryServer (a mixin: the server holds the snapshot, tree, counters)."""
+
+    # what the server holds, read here
+    name: str
+    osc: tuple[str, int] | None
+    reporter: Reporter
+    stats: Counter[str]
+    _requests: Buckets  # HTTP requests a second, per address
+    _names: set[str]  # this machine's own host names
+    _snap: Snapshot
+    _cache: tuple[Snapshot, bytes] | None  # (snapshot, JSON of the whole tree)
+    _page: bytes | None  # the web remote's page, read at its first request
+
+    def _current_tree(self) -> Tree:
+        raise NotImplementedError  # the server's
+
+    def _refuse(self, kind: str, key: str, message: str) -> None:
+        raise NotImplementedError  # the server's
 
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         """Every request: the WebSocket's opening handshake (None: accept it), or an answer."""

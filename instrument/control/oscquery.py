@@ -44,7 +44,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import cast
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -79,7 +79,7 @@ class Client:
 
     def __init__(self, conn: ServerConnection, local: bool) -> None:
         self.conn = conn
-        self.sender: tuple[str, int] = tuple(conn.remote_address[:2])  # type: ignore[assignment]
+        self.sender: tuple[str, int] = tuple(conn.remote_address[:2])
         self.local = local
         self.listens: set[str] = set()
         self.stale = False
@@ -116,7 +116,7 @@ class OscQueryServer(QueryHttp):
         self._snap: Snapshot = snapshot(registry, commands, None)
         self._tree = Tree(self._snap)
         self._streamed = self._snap          # the snapshot the clients were last streamed from
-        self._cache: tuple[Any, bytes] | None = None  # (snapshot, JSON of the whole tree)
+        self._cache: tuple[Snapshot, bytes] | None = None  # (snapshot, JSON of the whole tree)
         self.clients: dict[ServerConnection, Client] = {}
         self._open = 0                       # TCP connections open (counted on accept)
         self._connected = 0                  # WebSockets open: read by the loop's thread
@@ -200,10 +200,10 @@ class OscQueryServer(QueryHttp):
                 host = peer[0] if peer else ""
                 if not outer.router.admit(host)[0]:
                     outer._refuse("denied", host, f"connection from {host} not in --osc-allow")
-                    transport.abort()
+                    cast(asyncio.Transport, transport).abort()  # a TCP server's transport
                 elif outer._open > outer.max_clients:
                     outer._refuse("full", host, f"connection from {host} refused: {outer.max_clients} open")
-                    transport.abort()
+                    cast(asyncio.Transport, transport).abort()
 
             def connection_lost(self, exc: Exception | None) -> None:
                 outer._open -= 1
@@ -326,11 +326,13 @@ class OscQueryServer(QueryHttp):
                 for path in want:
                     if path not in built:
                         built[path] = tree.message(path, snap)
-                    if built[path] is not None:
-                        packets.append(built[path])
+                    message = built[path]
+                    if message is not None:
+                        packets.append(message)
                 packed[want] = (packets[0] if len(packets) == 1 else bundle(packets)) if packets else None
-            if packed[want] is not None:
-                self._send(client, packed[want])
+            data = packed[want]
+            if data is not None:
+                self._send(client, data)
 
     def _send(self, client: Client, data: bytes | str) -> None:
         broadcast([client.conn], data)

@@ -102,7 +102,7 @@ class _Challenge:
 class Replies:
     """Subscriptions, dumps and handshakes of one OSC port (see the module's docstring)."""
 
-    def __init__(self, send: Callable[[bytes, tuple[str, int]], None], registry: Registry,
+    def __init__(self, send: Callable[[bytes, tuple[str, int]], object], registry: Registry,
                  reporter: Reporter, stats: Counter[str], *, max_subs: int = 8, ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._sendto, self.registry, self.reporter, self.stats = send, registry, reporter, stats
@@ -161,7 +161,7 @@ class Replies:
     def _confirm(self, args: list[Any], sender: tuple[str, int], now: float) -> None:
         nonce = args[0] if args and type(args[0]) is int else None
         c = self._challenges.get(nonce) if nonce is not None else None
-        if c is None or c.to != sender or c.expires < now:
+        if nonce is None or c is None or c.to != sender or c.expires < now:
             return self._refuse("bad handshake", sender[0], f"confirm from {sender[0]}: no such handshake")
         del self._challenges[nonce]
         if len(self._confirmed) >= MAX_CONFIRMED:

@@ -102,7 +102,7 @@ def is_loopback(host: str) -> bool:
             infos = socket.getaddrinfo(host, None)
         except OSError:
             return False
-        return bool(infos) and all(ip_of(i[4][0]).is_loopback for i in infos)
+        return bool(infos) and all(ip_of(str(i[4][0])).is_loopback for i in infos)  # an int only off IP
 
 
 def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

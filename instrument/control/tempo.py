@@ -262,7 +262,7 @@ class ClockFeed:
                     out.append(ControlEvent(name, CMD_TARGET + SYNC, {"source": name, "gone": True}, time=now))
                 continue
             changed = last is None or f.running != last[2] or abs(tempo - last[1]) > 0.002 * tempo
-            if changed or now - last[0] >= self.every:
+            if last is None or changed or now - last[0] >= self.every:
                 beat = f.beat(now)
                 if not (isinstance(beat, (int, float)) and abs(beat) <= MAX_BEAT):  # NaN, inf too
                     self.refused += 1

@@ -68,8 +68,8 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             if key not in PARAM_KEYS:
                 raise tf.error(("param", i, key), "unknown key")
         try:
-            spec = ParamSpec(origin=str(tf.path), group=d.get("name", tf.path.stem),
-                             **{k: tuple(v) if k == "choices" else v for k, v in p.items()})
+            fields: dict[str, Any] = {k: tuple(v) if k == "choices" else v for k, v in p.items()}
+            spec = ParamSpec(origin=str(tf.path), group=d.get("name", tf.path.stem), **fields)
         except (TypeError, ValueError) as exc:
             raise tf.error(("param", i, "name"), str(exc)) from None
         params.append(spec)

@@ -77,8 +77,8 @@ class Compositor:
             new = Chain(self.ctx, spec, self.quad, self.source_size, self.output_size)
         except Exception as exc:
             self.reporter.error("chain", str(exc))
-            running = self.chain is not None and spec is not None
-            if self.watcher is not None and running and spec.path == self.chain.spec.path:
+            if (self.watcher is not None and self.chain is not None and spec is not None
+                    and spec.path == self.chain.spec.path):
                 self.watcher.add(_files(spec))   # a shader the edit added: fixing it must be seen
             return False
         if self.chain is not None:
@@ -148,7 +148,7 @@ class Compositor:
             self._box = box
         self.fbo.scissor = box
         self._pass(self.out, {"source": taped}, fp, self.fbo)
-        self.fbo.scissor = None
+        self.fbo.scissor = None  # type: ignore[assignment]  # None turns it off; the stubs forget it
         return self.fbo
 
     def _carried(self, scene: moderngl.Texture, generated: moderngl.Texture | None, fp: FrameParams,

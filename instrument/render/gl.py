@@ -28,7 +28,8 @@ class ShaderError(RuntimeError):
 
 def headless_context() -> moderngl.Context:
     """An EGL context with no window (servers, CI, offline renders)."""
-    return moderngl.create_standalone_context(require=330, backend="egl")
+    # moderngl's stubs type every **settings value as a dict; backend is a str at run time
+    return moderngl.create_standalone_context(require=330, backend="egl")  # type: ignore[arg-type]
 
 
 _LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.MULTILINE)
@@ -149,7 +150,8 @@ def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
     except moderngl.Error as exc:
         raise shader_error(exc, vfiles, ffiles) from None  # a link error: the pass's fragment shader
     uniforms = {k: v for k, v in ((k, prog[k]) for k in prog) if isinstance(v, moderngl.Uniform)}
-    samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)
+    # gl_type is set by moderngl's C extension; its stubs leave it out
+    samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)  # type: ignore[attr-defined]
     vao = ctx.vertex_array(prog, [(quad, "2f", "in_pos")])
     return Program(prog, vao, fpath, uniforms, samplers)
 

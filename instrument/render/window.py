@@ -26,16 +26,21 @@ def monitors() -> list[str]:
     out = []
     for i, m in enumerate(glfw.get_monitors() or []):
         mode = glfw.get_video_mode(m)
-        out.append(f"{i}: {glfw.get_monitor_name(m).decode(errors='replace')} "
+        out.append(f"{i}: {_text(glfw.get_monitor_name(m))} "
                    f"{mode.size.width}x{mode.size.height} @ {mode.refresh_rate} Hz")
     return out
 
 
+def _text(s: str | bytes | None) -> str:
+    """glfw hands back C strings as bytes (its stubs say str): either, as text."""
+    return s.decode(errors="replace") if isinstance(s, bytes) else s or ""
+
+
 def _init() -> None:
-    glfw.ERROR_REPORTING = False
+    glfw.ERROR_REPORTING = "ignore"
     if not glfw.init():
         desc = glfw.get_error()[1] if hasattr(glfw, "get_error") else None
-        raise WindowError(f"no display for a window ({(desc or b'glfw init failed').decode(errors='replace')})")
+        raise WindowError(f"no display for a window ({_text(desc) or 'glfw init failed'})")
 
 
 class Window:
@@ -56,6 +61,7 @@ class Window:
             glfw.window_hint(hint, value)
         self.windowed_size = size
         if fullscreen:
+            assert self.monitor is not None  # no monitor raised above
             mode = glfw.get_video_mode(self.monitor)
             size = (mode.size.width, mode.size.height)
             glfw.window_hint(glfw.REFRESH_RATE, mode.refresh_rate)
@@ -122,7 +128,8 @@ class Window:
             return
         if self.fullscreen:
             w, h = self.windowed_size
-            glfw.set_window_monitor(self.handle, None, 80, 80, w, h, glfw.DONT_CARE)
+            # None is GLFW's "windowed"; the stubs only take a monitor
+            glfw.set_window_monitor(self.handle, None, 80, 80, w, h, glfw.DONT_CARE)  # type: ignore[arg-type]
         else:
             mode = glfw.get_video_mode(self.monitor)
             glfw.set_window_monitor(self.handle, self.monitor, 0, 0, mode.size.width,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -23,7 +24,7 @@ from .layout import LEVELS, World
 from .lights import WINDOW, tubes, window_origin
 from .mesh import ATTRIBUTES, VERTEX, chunk_mesh, count_occluders
 
-_P = {"origin": __name__, "group": "scene"}
+_P: dict[str, Any] = {"origin": __name__, "group": "scene"}
 PARAMS = (
     ParamSpec("level", "enum", "0", choices=tuple(str(s.index) for s in LEVELS), **_P,
               description="which level: 0 the yellow Lobby, 1 the concrete Habitable Zone "
@@ -59,6 +60,18 @@ def _compile(ctx: moderngl.Context, level: int) -> moderngl.Program:
         raise shader_error(exc, [vpath], [common, frag]) from None
 
 
+# a chunk's (buffer, VAO, vertices, occluder vertices)
+Mesh = tuple[moderngl.Buffer, moderngl.VertexArray, int, int]
+
+
+def _uniform(prog: moderngl.Program, name: str) -> moderngl.Uniform:
+    """A uniform of a level's program (a member that is not one is a shader mistake)."""
+    member = prog[name]
+    if not isinstance(member, moderngl.Uniform):
+        raise TypeError(f"{name} is a {type(member).__name__}, not a uniform")
+    return member
+
+
 def _mat(m: np.ndarray) -> bytes:
     return m.T.astype("f4").tobytes()  # GL wants column-major
 
@@ -80,7 +93,7 @@ class Backrooms:
         self.proj = projection(FOV_Y, size[0] / size[1], NEAR, max(s.far for s in LEVELS) + 8.0)
         # every level compiled now: a broken shader fails at patch load, not at a level change
         self.programs = {spec.index: _compile(ctx, spec.index) for spec in LEVELS}
-        self.meshes: OrderedDict[tuple, tuple[moderngl.Buffer, ...]] = OrderedDict()
+        self.meshes: OrderedDict[tuple, Mesh] = OrderedDict()
         self.world: World | None = None
         self.walker: Walker | None = None
         self.pose: Pose | None = None
@@ -94,7 +107,7 @@ class Backrooms:
     def _enter(self, level: int, seed: int) -> None:
         """Arrive in (level, seed) where the camera stands, at the centre of the cell there."""
         world = World(LEVELS[level], seed)
-        if self.pose is None:
+        if self.pose is None or self.walker is None:  # both set by the first arrival
             cell, yaw = (0, 0), 0.0
         else:
             cell, yaw = world.cell_of(self.pose.x, self.pose.z), self.walker.body_yaw
@@ -131,6 +144,7 @@ class Backrooms:
                 self.transition = -1.0
         elif want != (self.world.spec.index, self.world.seed):
             self.transition = 0.0
+        assert self.walker is not None  # _enter made one
         self.pose = self.walker.step(fp.dt, float(fp["speed"]), float(fp["wander"]))
         return self.pose
 
@@ -139,9 +153,10 @@ class Backrooms:
     def _program(self, level: int) -> moderngl.Program:
         return self.programs[level]
 
-    def _mesh(self, prog: moderngl.Program, cx: int, cz: int) -> tuple | None:
+    def _mesh(self, prog: moderngl.Program, cx: int, cz: int) -> Mesh | None:
         """(buffer, VAO, vertices, occluder vertices) of a chunk, built on first sight and cached."""
         w = self.world
+        assert w is not None  # drawn after advance()
         key = (w.spec.index, w.seed, cx, cz)
         entry = self.meshes.get(key)
         if entry is None:
@@ -161,6 +176,7 @@ class Backrooms:
 
     def visible_chunks(self, pose: Pose, far: float) -> list[tuple[int, int]]:
         """Chunks within `far` that meet the horizontal view wedge, nearest first."""
+        assert self.world is not None  # after advance()
         size = self.world.spec.chunk * self.world.spec.cell
         ccx, ccz = math.floor(pose.x / size), math.floor(pose.z / size)
         reach = math.ceil(far / size)
@@ -184,37 +200,40 @@ class Backrooms:
 
     def render(self, fp: FrameParams) -> moderngl.Texture:
         pose = self.advance(fp)
-        level = self.world.spec.index
+        world = self.world
+        assert world is not None  # advance() entered one
+        level = world.spec.index
         prog = self._program(level)
         vp = self.proj @ view_matrix(pose)
         prev = vp if self.cut or self.prev_vp is None else self.prev_vp
         self.prev_vp = vp
-        spec = self.world.spec
+        spec = world.spec
         far = spec.far
         origin = window_origin(pose.x, pose.z, spec.lights, spec.light_offset)
         values = {"u_vp": _mat(vp), "u_prev_vp": _mat(prev)}
         for name, data in values.items():
-            prog[name].write(data)
+            _uniform(prog, name).write(data)
+        exposure = self._exposure()
         uniforms = {
             "u_eye": (pose.x, pose.y, pose.z),
-            "u_resolution": self.size, "u_seed": self.world.seed & 0xFFFFFFFF, "u_time": fp.time,
-            "u_fog": float(fp["fog"]), "u_exposure": self._exposure(), "u_far": far,
+            "u_resolution": self.size, "u_seed": world.seed & 0xFFFFFFFF, "u_time": fp.time,
+            "u_fog": float(fp["fog"]), "u_exposure": exposure, "u_far": far,
             "u_fog_colour": spec.fog, "u_height": spec.height,
             "u_light_grid": spec.lights, "u_light_offset": spec.light_offset,
             "u_lights_origin": origin,
         }
         if "u_lights" in prog:
-            prog["u_lights"].write(tubes(origin, self.world.seed, fp.time, float(fp["flicker"])).tobytes())
+            _uniform(prog, "u_lights").write(tubes(origin, world.seed, fp.time, float(fp["flicker"])).tobytes())
         for name, value in uniforms.items():
             if name in prog:
-                prog[name].value = value
-        e = uniforms["u_exposure"]
-        self._clear(tuple(c * e for c in self.world.spec.fog), far)
+                _uniform(prog, name).value = value
+        r, g, b = spec.fog
+        self._clear((r * exposure, g * exposure, b * exposure), far)
         meshes = [m for m in (self._mesh(prog, *c) for c in self.visible_chunks(pose, far)) if m]
         self._draw(meshes)
         return self.texture
 
-    def _draw(self, meshes: list[tuple]) -> None:
+    def _draw(self, meshes: list[Mesh]) -> None:
         """Occluders of every chunk nearest first, then floors and ceilings: hidden pixels fail the
         depth test before they are shaded (measured: a separate depth pass costs what it saves)."""
         self.ctx.enable(moderngl.DEPTH_TEST)
@@ -231,13 +250,17 @@ class Backrooms:
         """Beyond the geometry: fog colour, depth at the far fog, no motion (one clear per target)."""
         fbo, on, off = self.fbo, (True,) * 4, (False,) * 4
         fbo.use()
-        fbo.color_mask = [on, off, off]
+        self._mask(on, off, off)
         fbo.clear(*fog, 1.0, depth=1.0)
-        fbo.color_mask = [off, on, off]
+        self._mask(off, on, off)
         fbo.clear(far, 0.0, 0.0, 0.0)
-        fbo.color_mask = [off, off, on]
+        self._mask(off, off, on)
         fbo.clear(0.0, 0.0, 0.0, 0.0)
-        fbo.color_mask = [on, on, on]
+        self._mask(on, on, on)
+
+    def _mask(self, *masks: tuple[bool, ...]) -> None:
+        # one mask per colour attachment: moderngl takes a list of them, its stubs only one
+        self.fbo.color_mask = list(masks)  # type: ignore[assignment]
 
     def release(self) -> None:
         for vbo, vao, _, _ in self.meshes.values():

@@ -54,6 +54,10 @@ def _tangent(p, t):
     return (2 * u * (b[0] - a[0]) + 2 * t * (c[0] - b[0]), 2 * u * (b[1] - a[1]) + 2 * t * (c[1] - b[1]))
 
 
+# a phase through a wall: (from, to) in metres, its duration and time elapsed (s), the cell it ends in
+Phase = tuple[tuple[float, float], tuple[float, float], float, float, tuple[int, int]]
+
+
 class Walker:
     def __init__(self, world: World, seed: int, cell: tuple[int, int] = (0, 0), yaw: float = 0.0) -> None:
         self.world = world
@@ -65,7 +69,7 @@ class Walker:
         self.time = self.dist = self.v = 0.0
         self.body_yaw = yaw
         self.look = self.look_from = self.look_target = self.pause = self.pause_len = 0.0
-        self.phase: tuple[tuple[float, float], tuple[float, float], float, float, tuple[int, int]] | None = None
+        self.phase: Phase | None = None
         self._start(cell)
 
     # -- the graph walk ------------------------------------------------------------------------
@@ -76,7 +80,8 @@ class Walker:
 
     def _start(self, cell: tuple[int, int]) -> None:
         """Stand at a cell's centre and set off through one of its open edges."""
-        self.prev, self.cell = None, cell
+        self.prev: tuple[int, int] | None = None
+        self.cell = cell
         self._visit(cell)
         self.next = self._choose()
         c, m = self.world.centre(*cell), self._mid(cell, self.next)
@@ -176,7 +181,7 @@ class Walker:
         x, z = _bezier(self.piece, self.t)
         i, j = self.world.cell_of(x, z)
         half = self.world.spec.cell / 2
-        best = None
+        best: tuple[float, tuple[int, int]] | None = None  # (distance, the cell beyond the wall)
         for a in range(i - 1, i + 2):
             for b in range(j - 1, j + 2):
                 ca = self.world.centre(a, b)
@@ -197,8 +202,8 @@ class Walker:
         self.phase = ((x, z), end, max(0.9, length / 1.5), 0.0, best[1])
         return True
 
-    def _step_phase(self, dt: float) -> tuple[float, float]:
-        start, end, duration, elapsed, cell = self.phase
+    def _step_phase(self, phase: Phase, dt: float) -> tuple[float, float]:
+        start, end, duration, elapsed, cell = phase
         elapsed += dt
         u = min(elapsed / duration, 1.0)
         u = u * u * (3 - 2 * u)
@@ -221,7 +226,7 @@ class Walker:
     def step(self, dt: float, speed: float, wander: float) -> Pose:
         self.time += dt
         if self.phase is not None:
-            x, z = self._step_phase(dt)
+            x, z = self._step_phase(self.phase, dt)
             self.v = 0.0
         else:
             self.pause = max(0.0, self.pause - dt)

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import moderngl
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..params import FrameParams
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
 
 IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 VIDEOS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv"}
@@ -66,7 +70,7 @@ def probe(path: Path) -> None:
         _image(path).close()
 
 
-def _no_frames(path: Path) -> None:
+def _no_frames(path: Path) -> NoReturn:
     raise SourceError(f"{path}: no video frames")
 
 
@@ -100,7 +104,7 @@ class Footage:
         self.video = self.path.suffix.lower() in VIDEOS
         self.count: int | None = None  # video frames, known after the first pass
         self.shown = -1
-        self._container = None
+        self._container: InputContainer | None = None
         try:
             if self.video:
                 probe(self.path)
@@ -131,7 +135,8 @@ class Footage:
         if self.count:
             k %= self.count
         if k < self._next:
-            self._container.close()
+            if self._container is not None:
+                self._container.close()
             self._open()
         frame = None
         while self._next <= k:

@@ -19,7 +19,7 @@ from .catalog import check_model as check_model  # model passes (paths and hub i
 
 # The stream engine's parameters (read in stream.py) live here, so that the registry, `noclip
 # params` and the none model never have to import torch.
-_P = {"origin": __name__, "group": "generator"}
+_P: dict[str, Any] = {"origin": __name__, "group": "generator"}
 PARAMS = (
     ParamSpec("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
               description="noise seed of the generator and the tape"),
@@ -140,10 +140,10 @@ def load_backend(name: str, device: str | None = None):
     """The models behind a model name (see generate/model.py for what a Backend is). Imports torch
     and the backend's library only when asked, so `noclip params` and the none model stay quick."""
     if name == "builtin":
-        from .builtin import load
-        return load(device)
-    from .diffusers_backend import load
-    return load(name, device)
+        from .builtin import load as load_builtin
+        return load_builtin(device)
+    from .diffusers_backend import load as load_diffusers
+    return load_diffusers(name, device)
 
 
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,

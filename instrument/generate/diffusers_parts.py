@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,10 +24,13 @@ from .model import Schedule
 class DiffusersAutoencoder:
     """AutoencoderKL (the posterior's mean) or AutoencoderTiny (TAESD); latents times scaling_factor."""
 
-    def __init__(self, vae: torch.nn.Module) -> None:
+    def __init__(self, vae: Any) -> None:
+        """`vae`: diffusers' AutoencoderKL or AutoencoderTiny (a torch Module whose config diffusers
+        sets at run time, so typed Any)."""
         cfg = vae.config
         blocks = getattr(cfg, "block_out_channels", None) or cfg.encoder_block_out_channels
-        self.vae, self.factor, self.channels = vae, 2 ** (len(blocks) - 1), cfg.latent_channels
+        self.vae, self.factor = vae, 2 ** (len(blocks) - 1)
+        self.channels: int = cfg.latent_channels
         self.scale = float(cfg.scaling_factor)
         self.tiny = type(vae).__name__ == "AutoencoderTiny"
         self.dtype = next(vae.parameters()).dtype
@@ -51,11 +55,13 @@ class ClipConditioner:
     states side by side, plus the pooled embedding of the second, packed (see the module doc).
     Encodings are cached per prompt: a prompt played again costs nothing."""
 
-    def __init__(self, tokenizers: list, encoders: list[torch.nn.Module], device: torch.device,
+    def __init__(self, tokenizers: list[Any], encoders: list[Any], device: torch.device,
                  *, sdxl: bool, keep: int = 64) -> None:
+        """`tokenizers`, `encoders`: transformers' CLIP tokenizers and text models (typed Any, as
+        their configs are set at run time)."""
         self.tokenizers, self.encoders, self.device = tokenizers, encoders, device
         self.sdxl, self.keep = sdxl, keep
-        self.pooled_dim = encoders[-1].config.projection_dim if sdxl else 0
+        self.pooled_dim: int = encoders[-1].config.projection_dim if sdxl else 0
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def __call__(self, prompt: str) -> torch.Tensor:
@@ -79,6 +85,7 @@ class ClipConditioner:
             pooled = out[0]
         if not self.sdxl:
             return states[0]
+        assert pooled is not None  # SDXL has two encoders
         tokens = torch.cat(states, dim=-1)
         row = tokens.new_zeros(1, 1, tokens.shape[-1])
         row[0, 0, : self.pooled_dim] = pooled[0]
@@ -92,7 +99,7 @@ class UNetDenoiser:
     (LCM-distilled models: config time_cond_proj_dim) gets the embedding of `guidance`, as the LCM
     pipelines give it (their default 8.5); LCM-LoRA and turbo models have no such input."""
 
-    def __init__(self, unet: torch.nn.Module, prediction: str, schedule: Schedule,
+    def __init__(self, unet: Any, prediction: str, schedule: Schedule,
                  *, sdxl_factor: int = 0, pooled_dim: int = 0, guidance: float = 8.5) -> None:
         self.unet, self.prediction, self.schedule = unet, prediction, schedule
         self.sdxl_factor, self.pooled_dim = sdxl_factor, pooled_dim
@@ -107,7 +114,7 @@ class UNetDenoiser:
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                  base: torch.Tensor | None = None) -> torch.Tensor:
         cond = cond.to(self.device, self.dtype)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self.w_embedding is not None:
             kwargs["timestep_cond"] = self.w_embedding.expand(x.shape[0], -1)
         if self.sdxl_factor:

@@ -31,8 +31,8 @@ def to_grid(motion: np.ndarray | None, grid: tuple[int, int]) -> np.ndarray | No
     H, W = motion.shape[:2]
     w, h = grid
     m = torch.from_numpy(np.ascontiguousarray(motion, dtype=np.float32)).permute(2, 0, 1)[None]
-    m = F.adaptive_avg_pool2d(m, (h, w))[0].permute(1, 2, 0).numpy()
-    return (m * np.array([w / W, h / H], np.float32)).astype(np.float32)
+    pooled = F.adaptive_avg_pool2d(m, (h, w))[0].permute(1, 2, 0).numpy()
+    return (pooled * np.array([w / W, h / H], np.float32)).astype(np.float32)
 
 
 def warp(x: torch.Tensor, motion: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:

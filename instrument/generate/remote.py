@@ -24,6 +24,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ class RemoteEngine:
         self.stats: dict[str, Any] = {}
         self.motion_grid = None
         self.proc: multiprocessing.process.BaseProcess | None = None
-        self._conn = None
+        self._conn: Connection | None = None  # to the process, while there is one
         self._lock = threading.Lock()  # start and kill: a kill never misses a process being started
         self._killed = False
 
@@ -129,15 +130,16 @@ class RemoteEngine:
             if self._killed:
                 raise GeneratorProcessError("stopped before the model loaded")
             ctx = multiprocessing.get_context("spawn")  # never fork a process holding a GL context
-            self._conn, child = ctx.Pipe()
-            self.proc = ctx.Process(target=_serve, args=(child, self.name, self._load, self.live),
-                                    daemon=True, name=f"noclip generator {self.name}")
-            self.proc.start()
+            conn, child = ctx.Pipe()
+            self._conn = conn
+            self.proc = proc = ctx.Process(target=_serve, args=(child, self.name, self._load, self.live),
+                                           daemon=True, name=f"noclip generator {self.name}")
+            proc.start()
         child.close()
         try:
-            kind, info = self._conn.recv()  # the model loads: seconds to minutes, on the worker thread
+            kind, info = conn.recv()  # the model loads: seconds to minutes, on the worker thread
         except (EOFError, OSError):
-            kind, info = "error", f"the generator process ended while loading ({ended(self.proc)})"
+            kind, info = "error", f"the generator process ended while loading ({ended(proc)})"
         if kind == "error":
             self.close()
             raise GeneratorProcessError(info)
@@ -145,12 +147,15 @@ class RemoteEngine:
         return self
 
     def __call__(self, frame: BaseFrame, fp: FrameParams) -> np.ndarray:
+        conn, proc = self._conn, self.proc
+        if conn is None or proc is None:
+            raise GeneratorProcessError("the generator process was not started")
         try:
-            self._conn.send(("frame", frame.image, frame.motion, frame.cut, fp.frame, fp.time, fp.dt,
+            conn.send(("frame", frame.image, frame.motion, frame.cut, fp.frame, fp.time, fp.dt,
                              dict(fp), getattr(fp, "beat", None)))
-            reply = self._conn.recv()
+            reply = conn.recv()
         except (EOFError, OSError) as exc:
-            raise GeneratorProcessError(f"the generator process is gone ({ended(self.proc)}): "
+            raise GeneratorProcessError(f"the generator process is gone ({ended(proc)}): "
                                         f"{type(exc).__name__}") from None
         if reply[0] == "ok":
             self.stats = reply[2]
@@ -161,7 +166,7 @@ class RemoteEngine:
         """After a failed frame: a dead process is started again, a live one clears its state."""
         if self._killed:
             return
-        if self.proc.is_alive():
+        if self.proc is not None and self._conn is not None and self.proc.is_alive():
             self._conn.send(("recover",))
         else:
             self.close()
@@ -181,7 +186,7 @@ class RemoteEngine:
                 proc.join(timeout=5.0)
 
     def close(self) -> None:
-        if self.proc is None:
+        if self.proc is None or self._conn is None:  # both or neither
             return
         try:
             self._conn.send(None)

@@ -54,7 +54,7 @@ def share_cpu(backend: Backend) -> int:
 
 # the `steps` parameter's maximum, from its spec (generate/__init__.py): the noise and the engine's
 # batch are sized for it
-MAX_STEPS = int(next(spec.max for spec in PARAMS if spec.name == "steps"))
+MAX_STEPS = int(next(spec for spec in PARAMS if spec.name == "steps").bounds[1])
 # How much of `feedback` also holds the finished latent to the last one shown (moved along the
 # motion): the start-latent blend alone cannot hold details the model re-dreams from fresh noise
 # each frame (cells revealed as the camera walks in), and below 1 a fresh dream always shows through.
@@ -80,7 +80,8 @@ class Conditioning:
         self.cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.encodes = 0
         self.prompt: str | None = None
-        self.source = self.target = None
+        self.source: torch.Tensor | None = None  # what the fade starts from, and goes to
+        self.target: torch.Tensor | None = None
         self.start, self.fade = 0.0, 0.0
 
     def encode(self, prompt: str) -> torch.Tensor:
@@ -106,6 +107,7 @@ class Conditioning:
         return self.at(time)
 
     def at(self, time: float) -> torch.Tensor:
+        assert self.source is not None and self.target is not None  # set by the first prompt
         u = self.progress(time)
         return self.target if u >= 1.0 else torch.lerp(self.source, self.target, u)
 
@@ -182,7 +184,7 @@ class StreamEngine:
         seed, morph = int(fp["seed"]), float(fp["seed_morph"])
         settings = (timesteps, seed, morph, self.cond.prompt, self.cond.progress(fp.time) < 1.0,
                     bool(fp["stream_batch"]), base.image.shape)
-        if not cut and self._similar(image, settings, float(fp["similarity_skip"])):
+        if not cut and self.last is not None and self._similar(image, settings, float(fp["similarity_skip"])):
             self.held = motion
             self.stats["skipped"] += 1
             return self.last  # its base_frame stays that of the dream it is
@@ -216,11 +218,13 @@ class StreamEngine:
         if done:
             i = done[-1]
             newest = self.pipe[i]
+            x0 = newest.x0
+            assert x0 is not None  # done: denoised
             if self.shown is not None and amount > 0:  # hold: the output follows the last one along the motion
                 held, inside = self._carry((self.shown, torch.ones_like(self.shown[:, :1])), newest.motion)
-                newest.x0 = newest.x0 + (HOLD * amount * inside) * (held - newest.x0)
-            self.shown = newest.x0
-            latent, valid = newest.x0, torch.ones_like(newest.x0[:, :1])
+                newest.x0 = x0 = x0 + (HOLD * amount * inside) * (held - x0)
+            self.shown = x0
+            latent, valid = x0, torch.ones_like(x0[:, :1])
             for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
                 latent, valid = self._carry((latent, valid), later.motion)
             self.previous = (latent, valid)
@@ -281,6 +285,7 @@ class StreamEngine:
     def _image(self, frame: InFlight, size: tuple[int, int]) -> np.ndarray:
         """A finished frame → uint8 (H, W, 3) at the base image's size: its decoded latent, or for a
         backend that edits (model.py) its base image plus the decoded change."""
+        assert frame.x0 is not None  # a finished frame
         x = dreamed(self.backend, frame.x0, frame.base, frame.image).float()
         if x.shape[-2:] != (size[1], size[0]):
             x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)

@@ -55,8 +55,9 @@ class BaseFrame:
         if self.motion is None or (grid is None and not self.gl):
             return self
         m = self.motion if grid is None else to_grid(self.motion, grid)
+        assert m is not None  # to_grid keeps motion that is there
         if self.gl:
-            m = m[::-1] * np.float32([1.0, -1.0])
+            m = m[::-1] * np.array([1.0, -1.0], np.float32)
         return BaseFrame(self.image, np.ascontiguousarray(m), self.cut)
 
     def after(self, older: BaseFrame) -> BaseFrame:
@@ -162,6 +163,8 @@ class GeneratorWorker:
     def _work(self) -> None:
         if self.engine is None:
             try:
+                if self._load is None:
+                    raise RuntimeError("no engine, and nothing to load one with")
                 self.engine = self._load()
             except Exception as exc:  # missing weights, no network, out of memory: play the scene
                 self.load_error = described(exc)
@@ -174,7 +177,7 @@ class GeneratorWorker:
             with self._cv:
                 while self._pending is None and not self._stop:
                     self._cv.wait()
-                if self._stop:
+                if self._stop or self._pending is None:  # the wait ends on one or the other
                     return
                 frame, fp = self._pending
                 dropped, self._pending, self._dropped = self._dropped, None, []

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...report import Reporter
 from ..model import Backend
+
+if TYPE_CHECKING:
+    from .engines import Builder
 
 log = logging.getLogger("noclip")
 
@@ -35,11 +41,11 @@ class Toolchain:
     """What building and running engines takes; tests give their own (a failing builder, or
     onnxruntime standing in for TensorRT on a CPU)."""
 
-    why_not: object      # (device, precision) -> reason or None
-    build: object        # engines.Builder
-    runner: object       # (engine path, device) -> runner
-    version: object      # () -> the toolchain's version, for the cache key
-    gpu: object          # (device) -> the GPU's name, for the cache key
+    why_not: Callable[[Any, str], str | None]  # (device, precision) -> reason or None
+    build: Builder                             # (onnx, engine, part, precision): writes the engine
+    runner: Callable[[Path, Any], Any]         # (engine path, device) -> runner
+    version: Callable[[], str]                 # the toolchain's version, for the cache key
+    gpu: Callable[[Any], str]                  # (device) -> the GPU's name, for the cache key
 
 
 def tensorrt_toolchain() -> Toolchain:

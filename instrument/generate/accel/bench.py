@@ -18,9 +18,9 @@ import torch
 from ..model import Backend, Schedule
 
 SIZE = 512
-SD21 = {"block_out_channels": (320, 640, 1280, 1280), "attention_head_dim": (5, 10, 20, 20),
+SD21: dict[str, Any] = {"block_out_channels": (320, 640, 1280, 1280), "attention_head_dim": (5, 10, 20, 20),
         "cross_attention_dim": 1024, "use_linear_projection": True, "sample_size": 64}
-SDXL = {"block_out_channels": (320, 640, 1280), "attention_head_dim": (5, 10, 20),
+SDXL: dict[str, Any] = {"block_out_channels": (320, 640, 1280), "attention_head_dim": (5, 10, 20),
         "cross_attention_dim": 2048, "use_linear_projection": True, "sample_size": 128,
         "transformer_layers_per_block": (1, 2, 10), "addition_embed_type": "text_time",
         "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
@@ -48,8 +48,10 @@ def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.fl
 
     cfg = MODELS[kind]
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**cfg).to(device, dtype).eval().requires_grad_(False)
-    vae = AutoencoderTiny().to(device, dtype).eval().requires_grad_(False)   # TAESD's configuration
+    # diffusers defines ModelMixin.to as functools.wraps(nn.Module.to) of an overloaded method,
+    # which mypy reads as no `to` at all
+    unet = UNet2DConditionModel(**cfg).to(device, dtype).eval().requires_grad_(False)  # type: ignore[attr-defined]
+    vae = AutoencoderTiny().to(device, dtype).eval().requires_grad_(False)  # type: ignore[attr-defined]  # TAESD's
     sdxl = "addition_embed_type" in cfg
     dim = cfg["cross_attention_dim"]
     denoiser = UNetDenoiser(unet, "epsilon", Schedule.scaled_linear(), sdxl_factor=8 if sdxl else 0,
@@ -98,7 +100,7 @@ def bench_accel(seconds: float = 5.0, kinds: tuple[str, ...] = ("sd-turbo-sized"
     for kind in kinds:
         try:
             backend = sized_backend(kind, device)
-            row = {"torch": measure(backend, seconds)}
+            row: dict[str, Any] = {"torch": measure(backend, seconds)}
             start = time.perf_counter()
             fast = engine_backend(backend, precision, chain)
             row["engines_ready_s"] = time.perf_counter() - start

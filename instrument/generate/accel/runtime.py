@@ -52,7 +52,8 @@ class _Fits:
     """Does a call fit the engine's shapes? Says so once per shape that does not."""
 
     def __init__(self, part) -> None:
-        self.part, self.told = part, set()
+        self.part = part
+        self.told: set[tuple] = set()
         self.shapes = {name: tuple(shape[1:]) for name, shape, _ in part.inputs}
 
     def __call__(self, **tensors: torch.Tensor) -> bool:

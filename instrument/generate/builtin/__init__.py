@@ -16,7 +16,7 @@ import torch
 
 from ...resources import data_dir
 from ..model import Backend, Schedule
-from .model import Config, Decoder, Encoder, UNet, cosine_alphas, shifted
+from .model import Config, Decoder, Encoder, UNet, channels_last, cosine_alphas, shifted
 
 
 def _weights() -> Path:
@@ -93,7 +93,7 @@ def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device
     enc, dec, unet = Encoder(config), Decoder(config), UNet(config)
     for prefix, module in (("enc.", enc), ("dec.", dec), ("unet.", unet)):
         module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        module.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+        channels_last(module.eval().requires_grad_(False), device)
     ae = Autoencoder(config, enc, dec, state["latent_shift"].to(device), state["latent_scale"].to(device))
     played, where = shifted(cosine_alphas(config.T), config.shift)
     return Backend("builtin", ae, Conditioner(unet, config.classes),

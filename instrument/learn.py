@@ -208,6 +208,7 @@ def run_learn(args: Any) -> int:
         print("noclip: learn needs MIDI ports, and there is no MIDI system here", file=sys.stderr)
         return 2
     midi.start()
+    assert patch.path is not None  # load_patch read it from a file
     learn = Learn(midi, patch.path)
     print(f"MIDI inputs: {', '.join(midi.ports) or 'none yet (plug one in)'}")
     queue = list(args.param)

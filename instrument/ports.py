@@ -40,9 +40,10 @@ class Deck(Protocol):
 
 
 class ControlSource(Protocol):
-    """A control source the loop asks for what has arrived, at the start of every frame."""
+    """A control source the loop asks for what has arrived, at the start of every frame. What `poll`
+    returns the loop ignores (AudioControl's: the blocks it heard)."""
 
-    def poll(self) -> None: ...
+    def poll(self) -> object: ...
 
 
 @runtime_checkable

@@ -96,7 +96,7 @@ class Show:
             "seed/next": lambda e: self.bank.nudge("seed", +1),
             "seed/prev": lambda e: self.bank.nudge("seed", -1),
             "patch/load": self._load_patch,
-            "chain/reload": lambda e: self.compositor.load_chain(self.patch.chain),
+            "chain/reload": self._reload_chain,
             "tracking/jump": self._tracking_jump,
             "record/start": lambda e: self._record(True),
             "record/stop": lambda e: self._record(False),
@@ -225,8 +225,8 @@ class Show:
             for source in select.select(ready, [], [], left)[0]:
                 source.poll(until=end)  # a socket's parsing may fill the slack, never pass its end
             time.sleep(min(IDLE_BATCH, max(0.0, end - time.perf_counter())))
-        for source in self.sources:
-            source.poll()
+        for each in self.sources:
+            each.poll()
 
     def _advance(self, frame: int, t: float, dt: float) -> FrameParams:
         """The frame's beat, the commands due on it, then the parameters moved by the modulators."""
@@ -377,6 +377,9 @@ class Show:
         self.audio = {k: min(max(float(v), 0.0), 1.0) for k, v in e.value.items()
                       if isinstance(v, (int, float))}
         return self.audio
+
+    def _reload_chain(self, e: ControlEvent) -> None:
+        self.compositor.load_chain(self.patch.chain)  # a failure is reported, the old chain plays on
 
     def _tracking_jump(self, e: ControlEvent) -> None:
         """Kick the chain's `tracking_jump` up now and let its smoothing carry it back to rest: the

@@ -211,7 +211,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             perf_path = free_name(args.performance)
             log.info("%s is taken: writing the performance to %s", args.performance, perf_path)
         provisional = perf_path is None
-        if provisional:
+        if perf_path is None:
             perf_path = free_name(args.takes / f"noclip-{time.strftime('%Y%m%d-%H%M%S')}.performance.jsonl")
         spare = (os.cpu_count() or 2) - 1 - (generator_device(patch.model) == "cpu")
         deck = RecordDeck(size, fps, reporter, first=record, base=wanted, folder=args.takes, codec=args.codec,

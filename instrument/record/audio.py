@@ -40,7 +40,7 @@ class FileSoundtrack:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        chunks = []
+        chunks: list[np.ndarray] = []
         with av.open(str(self.path)) as c:
             if not c.streams.audio:
                 raise ValueError(f"{self.path}: no audio stream")

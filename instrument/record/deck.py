@@ -121,7 +121,7 @@ class RecordDeck:
 
     def _next_path(self) -> Path:
         if self.first is not None:
-            return self.first if not self.takes else free_take(self.base, tuple(self.takes))
+            return self.first if not self.takes else free_take(self.base or self.first, tuple(self.takes))
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")  # a name only: nothing rendered reads it
         path = self.folder / f"noclip-{stamp}{self.suffix}"
         n = 2
@@ -132,6 +132,8 @@ class RecordDeck:
     def _finish(self, reported: bool = False) -> None:
         """Close the take; `reported`: why it stopped was said already (once is enough)."""
         rec, self.recorder = self.recorder, None
+        if rec is None:
+            return
         try:
             rec.close()
         except TakeStopped as exc:  # the file is closed and plays up to here

@@ -66,7 +66,7 @@ def encode_cost(size: tuple[int, int], quality: str, frames: int = 10) -> float:
         for i in range(frames):
             light = 120 + 60 * np.sin((xx + 9 * i) / 37.0) * np.cos(yy / 23.0) + 40 * ((xx + 9 * i) % 160 < 4)
             grain = rng.normal(0.0, 6.0, (size[1], size[0], 1)).astype(np.float32)
-            pictures.append(np.clip(light[..., None] * np.float32([1.0, 0.9, 0.45]) + grain, 0, 255
+            pictures.append(np.clip(light[..., None] * np.array([1.0, 0.9, 0.45], np.float32) + grain, 0, 255
                                     ).astype(np.uint8))
         out = av.open(io.BytesIO(), "w", format="mp4")
         stream = out.add_stream("libx264", rate=30)

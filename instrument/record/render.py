@@ -36,7 +36,7 @@ from .audio import Soundtrack, samples_before
 from .performance import PerformanceWriter
 from .progress import Progress
 from .session import Scheduled, Session
-from .video import NoRoom, TakeStopped
+from .video import NoRoom, TakeStopped, time_base
 
 log = logging.getLogger("noclip")
 
@@ -65,6 +65,7 @@ def kept_frames(path: Path, fps: float) -> tuple[int, int]:
     try:
         with av.open(str(path)) as c:
             v = c.streams.video[0]
+            base = time_base(v)
             frames, last_key, origin = 0, 0, None
             for pkt in c.demux(v):
                 if pkt.pts is None or pkt.size == 0:
@@ -72,7 +73,7 @@ def kept_frames(path: Path, fps: float) -> tuple[int, int]:
                 frames += 1
                 origin = pkt.pts if origin is None else min(origin, pkt.pts)  # B-frame delay shifts all
                 if pkt.is_keyframe:
-                    last_key = round(float((pkt.pts - origin) * v.time_base) * fps)
+                    last_key = round(float((pkt.pts - origin) * base) * fps)
     except (av.FFmpegError, IndexError, OSError):
         return 0, 0
     return frames, last_key
@@ -281,18 +282,18 @@ def join(head: Path, tail: Path, keep: int, fps: float, audio: Soundtrack | None
             pkt.pts += shift
             if pkt.dts is not None:
                 pkt.dts += shift
-            if sound is not None:
+            if sound is not None and audio is not None:
                 end = samples_before(first + round(float(pkt.pts * pkt.time_base) * fps) + 1, fps, audio.rate)
                 if end > pos:
                     pos = mux_sound(out, sound, audio.take(pos, end - pos), pos, audio.rate)
             pkt.stream = vo
             out.mux(pkt)
 
-        origin = None
+        origin, base = None, time_base(va)
         for pkt in a.demux(va):
             if pkt.pts is not None:
                 origin = pkt.pts if origin is None else origin  # the first packet is the keyframe at 0
-                if (pkt.pts - origin) * va.time_base >= late - Fraction(1, 2 * round(fps)):
+                if (pkt.pts - origin) * base >= late - Fraction(1, 2 * round(fps)):
                     break
             copy(pkt, Fraction(0))
         for pkt in b.demux(vb):

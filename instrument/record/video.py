@@ -77,6 +77,14 @@ class NoRoom(OSError):
     """Not enough free disk to start a take."""
 
 
+def time_base(stream: av.stream.Stream) -> Fraction:
+    """A stream's time base: PyAV types it optional (a stream being set up may lack one); one read
+    from a file always has it."""
+    if stream.time_base is None:
+        raise ValueError(f"{stream}: no time base")
+    return stream.time_base
+
+
 def add_sound_stream(container: av.container.OutputContainer, path: Path, rate: int) -> av.AudioStream:
     """PCM where the container takes it (MKV, MOV), AAC in MP4."""
     pcm = path.suffix.lower() in (".mkv", ".mov")
@@ -127,19 +135,24 @@ class VideoRecorder:
             options = QUALITIES[quality][1]
         if encoder == "libx264" and h264_encoder() == "h264_nvenc":
             encoder, options = "h264_nvenc", {"preset": "p4", "cq": "19"}
-        self.container = av.open(str(self.path), "w",
-                                 options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
+        container = av.open(str(self.path), "w", options=CONTAINER_OPTIONS.get(self.path.suffix.lower(), {}))
+        # None once closed: dropped at close, not at some later collection (the codec's threads end with it)
+        self.container: av.container.OutputContainer | None = container
+        self.stream: av.VideoStream | None = None
+        self.sound: av.AudioStream | None = None
         try:
             rate = Fraction(fps).limit_denominator(1001)
-            self.stream = self.container.add_stream(encoder, rate=rate)
-            self.stream.width, self.stream.height = self.file_size
-            self.stream.pix_fmt = pix_fmt
+            stream = container.add_stream(encoder, rate=rate)
+            assert isinstance(stream, av.VideoStream)  # every encoder in CODECS is a video one
+            self.stream = stream
+            stream.width, stream.height = self.file_size
+            stream.pix_fmt = pix_fmt
             # a keyframe at least every second: each is where a fragment (and a crash's loss) ends
             keyframes = {"g": str(max(1, round(fps)))} if codec == "h264" else {}
-            self.stream.options = {**options, **keyframes}
-            self.sound = add_sound_stream(self.container, self.path, audio.rate) if audio else None
+            stream.options = {**options, **keyframes}
+            self.sound = add_sound_stream(container, self.path, audio.rate) if audio else None
         except Exception:
-            self.container.close()
+            container.close()
             raise
         self.frames = self.dropped = self.offered = 0
         self.depth = depth
@@ -183,6 +196,7 @@ class VideoRecorder:
             raise TakeStopped(self.why())
         index = self.offered
         self.offered += 1
+        picture: np.ndarray | None = rgb
         sound = None
         if self.audio is not None:
             end = samples_before(self._first + self.offered, self.fps, self.audio.rate)
@@ -191,12 +205,12 @@ class VideoRecorder:
         with self._lock:
             if self.live and self._backlog >= self.depth:
                 self.dropped += 1
-                rgb = None
+                picture = None
             else:
                 self._backlog += 1
-        if rgb is None and self.reporter:
+        if picture is None and self.reporter:
             self.reporter.problem("recorder", str(self.path), "encoder behind: frames dropped")
-        self._queue.put((index, rgb, sound))
+        self._queue.put((index, picture, sound))
         if not self.live:  # offline: the file is exact, so wait for the encoder instead of dropping
             while self._backlog >= self.depth and self._thread.is_alive():
                 self._drained.wait(0.05)
@@ -214,6 +228,8 @@ class VideoRecorder:
     # -- encoder thread --------------------------------------------------------------------------
 
     def _encode(self) -> None:
+        container, stream, sound_stream = self.container, self.stream, self.sound
+        assert container is not None and stream is not None  # dropped by close, after this thread ends
         audio_pts = 0
         while (item := self._queue.get()) is not None:
             index, rgb, sound = item
@@ -237,14 +253,14 @@ class VideoRecorder:
                 if rgb is not None:
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                     if self.file_size != self.size:  # scaled here, on the encoder's thread
-                        frame = frame.reformat(*self.file_size, format=self.stream.pix_fmt,
-                                               interpolation="AREA")
+                        frame = frame.reformat(*self.file_size, format=stream.pix_fmt, interpolation="AREA")
                     frame.pts = index  # a dropped frame leaves a gap in time, not a shift after it
-                    for packet in self.stream.encode(frame):
-                        self.container.mux(packet)
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
                     self.frames += 1
-                if sound is not None and len(sound):
-                    audio_pts = mux_sound(self.container, self.sound, sound, audio_pts, self.audio.rate)
+                # sound comes only with a Soundtrack, which made the sound stream
+                if sound is not None and len(sound) and sound_stream is not None and self.audio is not None:
+                    audio_pts = mux_sound(container, sound_stream, sound, audio_pts, self.audio.rate)
             except Exception as exc:  # disk full, codec error: report, keep the show
                 self.error = exc.with_traceback(None)  # a traceback would keep the codec alive
             finally:
@@ -272,21 +288,24 @@ class VideoRecorder:
             self._pending.clear()
             self._queue.put(None)
             self._thread.join()
+        container = self.container
+        assert container is not None  # dropped below, once
         try:
             if self.error is None:  # after a failed write FFmpeg must not be asked to mux again
                 for stream in (self.stream, self.sound):
                     if stream is not None:
                         for packet in stream.encode():
-                            self.container.mux(packet)
+                            container.mux(packet)
         except Exception as exc:
             self.error = exc.with_traceback(None)
         finally:
             try:
-                self.container.close()
+                container.close()
             except Exception as exc:
                 self.error = self.error or exc.with_traceback(None)
             # dropped here, not at some later collection: the codec's threads end with it
             self.container = self.stream = self.sound = None
+            del container  # nor kept by a traceback of the TakeStopped raised below
             for buf in self._ring:
                 try:
                     buf.release()

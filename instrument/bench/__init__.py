@@ -83,7 +83,7 @@ def run_bench(args: argparse.Namespace) -> int:
         report["take"] = bench_take(args.patch, args.record_seconds or 20.0)
     if "reproject" in only:
         # at the scene's grid, where the pass runs, and at the grids of bigger scenes up to 720p
-        grids = sorted({tuple(patch.size), (640, 480), (1280, 720)}, key=lambda g: g[0] * g[1])
+        grids = sorted({patch.size, (640, 480), (1280, 720)}, key=lambda g: g[0] * g[1])
         report["reproject"] = [bench_reproject(ctx, g, min(frames, 60)) for g in grids]
         report["reproject_loop"] = bench_reproject_loop(ctx, patch, size, 40)
     if "lag" in only:

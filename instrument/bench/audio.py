@@ -83,8 +83,8 @@ def bench_audio(ctx, patch, size, device: Any, seconds: float, fps: float = 60.0
             return {"device": name, "why": "the stream started but delivered nothing in 10 s"}
         warm = time.perf_counter() + 1.0
         show.run(until=lambda: time.perf_counter() > warm)
-        n0, done0, overflows0, k0 = show.clock.frame, show.generator.stats().get("done", 0), audio.overflows, \
-            len(timed.calls)
+        n0, done0, overflows0, k0 = (show.clock.frame, show.generator.stats().get("done", 0),
+                                     audio.overflows, len(timed.calls))
         show.stats.latencies.clear()
         show.stats.measure_latency = True
         t0 = time.perf_counter()

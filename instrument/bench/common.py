@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,18 +25,23 @@ class Readback:
         pass
 
 
-def spawn(target, *args) -> multiprocessing.Process:
+def spawn(target, *args) -> multiprocessing.process.BaseProcess:
     proc = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     proc.start()
     return proc
 
 
-def summary(values: list[float] | np.ndarray) -> dict[str, float]:
+def summary(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return {"n": 0}
     return {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def past(t: float, clock: Callable[[], float] = time.time) -> Callable[[], bool]:
+    """`show.run(until=...)`: true once `clock` passes `t`."""
+    return lambda: clock() > t
 
 
 def realtime_show(ctx, patch, size, fps: float, paced: bool, **kw) -> Show:
@@ -56,11 +61,11 @@ given, is called as each window starts (for what the show itself turns on and of
         # each window's middle: 0.2 s margins keep the sender's start and stop out of it
         t0, t1 = start + k * window + 0.2, start + (k + 1) * window - 0.2
         if switch is not None:
-            show.run(until=lambda k=k: time.time() > start + k * window)
+            show.run(until=past(start + k * window))
             switch(bool(k % 2))
-        show.run(until=lambda t0=t0: time.time() > t0)
+        show.run(until=past(t0))
         n0, c0, m0 = show.clock.frame, time.perf_counter(), count()
-        show.run(until=lambda t1=t1: time.time() > t1)
+        show.run(until=past(t1))
         rates[k % 2].append((show.clock.frame - n0) / (time.perf_counter() - c0))
         if k % 2:
             received += count() - m0

@@ -31,7 +31,7 @@ from ..render.gl import shader_path
 from .lag import block_ssim, clean_tape, rgb_frames, run_noclip, sheet
 
 FPS, SECONDS, SIZE = 15.0, 4.0, (640, 480)
-LUMA = np.float32([0.299, 0.587, 0.114])
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SWEEP_MHZ = np.geomspace(0.3, 4.5, 24)
 BAND = 20                 # rows per sweep frequency: 24 bands fill 480 lines
 SWEEP_AMP = 0.25
@@ -140,7 +140,8 @@ def cutoff(rgb: np.ndarray) -> float:
     gains = []
     for b, f in enumerate(SWEEP_MHZ):
         rows = y[b * BAND + 5:(b + 1) * BAND - 3, cols]
-        gains.append(np.mean([amplitude(r, cycles_per_px(f, y.shape[1]), cols.astype(float)) for r in rows]))
+        per_px = float(cycles_per_px(float(f), y.shape[1]))
+        gains.append(np.mean([amplitude(r, per_px, cols.astype(float)) for r in rows]))
     found = crossing(SWEEP_MHZ, np.array(gains) / gains[0])
     return float(SWEEP_MHZ[-1]) if found is None else found
 

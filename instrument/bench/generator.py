@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..params import REGISTRY, FrameParams
-from .common import realtime_show
+from .common import past, realtime_show
 
 GENERATOR_SIZES = ((256, 192), (512, 384))  # 4:3, multiples of 64 (latents of 8-cell UNets at ÷8)
 
@@ -74,7 +74,7 @@ def bench_loop_busy(ctx, patch, backend, size, seconds: float, fps: float = 60.0
         show.run(frames=10)
         n0, t0 = show.clock.frame, time.perf_counter()
         done0 = show.generator.stats()["done"] if key == "busy" else 0
-        show.run(until=lambda end=t0 + seconds: time.perf_counter() > end)
+        show.run(until=past(t0 + seconds, time.perf_counter))
         elapsed = time.perf_counter() - t0
         out[f"{key}_fps"] = (show.clock.frame - n0) / elapsed
         if key == "busy":

@@ -18,6 +18,7 @@ import math
 import random
 import struct
 import time
+from typing import Any
 
 from ..commands import CMD_ADDRESS
 from ..control.oscwire import BUNDLE, build, bundle, unix_to_timetag
@@ -54,8 +55,9 @@ def _value(rng: random.Random, spec) -> object:
 def _message(rng: random.Random, names: list) -> bytes:
     if rng.random() < 0.2:
         name = rng.choice(COMMANDS)
-        args = rng.choice([[], [rng.randrange(65536)], ["level9"], ["../../etc/passwd"], [0.5],
-                           [rng.random(), "norm"]])
+        options: list[list[Any]] = [[], [rng.randrange(65536)], ["level9"], ["../../etc/passwd"], [0.5],
+                                    [rng.random(), "norm"]]
+        args = rng.choice(options)
         return build(CMD_ADDRESS + name, *args)
     spec = rng.choice(names)
     prefix = "/noclip/norm/" if rng.random() < 0.3 and spec.type != "str" else "/noclip/"

@@ -24,6 +24,7 @@ from typing import Any
 import av
 import numpy as np
 
+from ..record.video import time_base
 from ..render.chain import load_chain_spec
 
 SEARCH = (-6, 2)  # scene frames looked at around each live frame: 6 earlier to 2 later
@@ -50,8 +51,8 @@ def luma(path: Path, fps: float) -> dict[int, np.ndarray]:
         v = c.streams.video[0]
         for f in c.decode(v):
             rgb = f.to_ndarray(format="rgb24").astype(np.float32)
-            index = round(float(f.pts * v.time_base) * fps) if f.pts is not None else len(frames)
-            frames[index] = rgb @ np.float32([0.299, 0.587, 0.114])
+            index = round(float(f.pts * time_base(v)) * fps) if f.pts is not None else len(frames)
+            frames[index] = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     return frames
 
 
@@ -123,13 +124,14 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
 
     patch = load_patch(patch_name)
     sets = dict(s.split("=", 1) for s in [*clean_tape(patch.chain), f"reproject={str(reproject).lower()}"])
-    overrides = {k: REGISTRY.get(k).coerce(v) for k, v in sets.items()}
+    overrides = {k: REGISTRY[k].coerce(v) for k, v in sets.items()}
     video = folder / f"live-{'reproject' if reproject else 'plain'}-{fps:g}.mkv"
     perf = video.with_suffix(".performance.jsonl")
     ctx, reporter, queue = headless_context(), Reporter(), ControlQueue()
     deck = RecordDeck(size, fps, reporter, first=video, folder=folder, codec="ffv1")
     queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))
-    show = make_show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+    clock = RealtimeClock(fps)
+    show = make_show(ctx, patch, size, clock=clock, queue=queue, reporter=reporter,
                      outputs=[deck], overrides=overrides)
     show.add_sink(PerformanceWriter(perf, patch, dict(show.targets), fps, size))
     worker = getattr(show.generator, "worker", None)
@@ -141,9 +143,9 @@ def live_take(folder: Path, patch_name: str, fps: float, size: tuple[int, int], 
         show.run(frames=round(seconds * fps))
     finally:
         elapsed = time.perf_counter() - started
-        stats = getattr(show.generator, "stats", dict)()
+        stats = show.generator.stats()
         info = {"played_fps": show.stats.fps(), "dreams_per_second": stats.get("done", 0) / elapsed,
-                "late_frames": show.clock.late, "dream": show.stats.dream_summary(),
+                "late_frames": clock.late, "dream": show.stats.dream_summary(),
                 "reported": [msg for _, msg in list(reporter.recent)]}
         show.close()
         ctx.release()
@@ -211,7 +213,8 @@ def rgb_frames(path: Path, fps: float) -> dict[int, np.ndarray]:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         for f in c.decode(v):
-            frames[round(float(f.pts * v.time_base) * fps)] = f.to_ndarray(format="rgb24")
+            index = round(float(f.pts * time_base(v)) * fps) if f.pts is not None else len(frames)
+            frames[index] = f.to_ndarray(format="rgb24")
     return frames
 
 
@@ -226,7 +229,8 @@ def sheet(rows: list[tuple[str, list[np.ndarray]]], numbers: list[int], out: Pat
         y = r * (h + 16)
         draw.text((4, y + 2), label, fill=(230, 230, 230))
         for c, (n, rgb) in enumerate(zip(numbers, frames, strict=False)):
-            picture.paste(Image.fromarray(rgb).resize((width, h), Image.BILINEAR), (c * width, y + 16))
+            tile = Image.fromarray(rgb).resize((width, h), Image.Resampling.BILINEAR)
+            picture.paste(tile, (c * width, y + 16))
             draw.text((c * width + 4, y + 18), f"frame {n}", fill=(255, 255, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)

@@ -149,6 +149,7 @@ def bench_midi_latency(ctx, patch, size, fps: float, seconds: float) -> dict[str
     midi = _midi(queue, reporter, backend)
     show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter)
     midi.attach(show)
+    assert backend.port is not None  # _midi opened it
     truth = _Truth(backend.port)
     show.add_feedback(truth)
     show.add_sink(truth)

@@ -84,6 +84,7 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
     proc = spawn(listen_clients, server.address[1], clients, start + windows * window)
 
     listening: list[int] = []
+    assert server._thread.ident is not None  # started with the server
     clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
     marks: list[tuple[float, float, bool]] = []
 
@@ -172,7 +173,7 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
     rtt = summary(rtts or [])
     period = 1000.0 / fps_seen if fps_seen else 1000.0 / fps  # frames of the rate the show held
     lat = applied.latencies(marks)
-    to_applied = summary(lat)
+    to_applied: dict[str, Any] = summary(lat)
     to_applied["worst"] = sorted(lat)[-5:]
     out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": summary(received),
            "input_to_applied_ms": to_applied, "inputs": len(marks), "period_ms": period, "errors": errors}
@@ -187,7 +188,8 @@ class Applied:
     """An event sink: when the show applied each value of one parameter (perf_counter, value)."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.rows = name, []
+        self.name = name
+        self.rows: list[tuple[float, Any]] = []
 
     def applied(self, event, frame: int, value: Any) -> None:
         if event.target == self.name:

@@ -94,6 +94,7 @@ def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
     for n in range(frames):
         fp = bank.advance(n, n / 60.0, 1 / 60.0)
         src = scene.render(fp)
+        assert comp.chain is not None  # the compositor raises when its chain does not build
         comp.chain.render({"source": src, "scene": src, "original": src}, fp, timings)
     comp.release()
     scene.release()

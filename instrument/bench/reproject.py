@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import moderngl
 import numpy as np
 
 from .lag import clean_tape, compare, sheet
@@ -72,11 +73,17 @@ def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: in
     from ..generate.worker import ThreadedGenerator
     from .common import realtime_show
 
-    def engine(base, fp):
-        engine.stats["base_frame"] = max(fp.frame - age, 0)
-        return base.image
+    class Lagging:
+        """An engine that answers at once with the scene, as the dream of `age` frames ago."""
 
-    engine.stats = {"base_frame": -1}
+        def __init__(self) -> None:
+            self.stats = {"base_frame": -1}
+
+        def __call__(self, base, fp):
+            self.stats["base_frame"] = max(fp.frame - age, 0)
+            return base.image
+
+    engine = Lagging()
     show = realtime_show(ctx, replace(patch, model="none"), size, 1000.0, False)
     show.generator = ThreadedGenerator("lagging", engine, ctx, patch.size, show.reporter, live=False)
     rates: dict[str, list[float]] = {"on": [], "off": []}
@@ -106,7 +113,7 @@ class _Late:
     def __init__(self, inner, ctx, age: int) -> None:
         self.inner, self.age, self.name = inner, age, f"{inner.name} {age} frames late"
         self.past: list[tuple[int, int, Any]] = []  # (frame handed in, its base frame, RGB of its dream)
-        self.texture = None
+        self.texture: moderngl.Texture | None = None
         self.dream = (-1, -1)
         self.commands = inner.commands
 
@@ -162,7 +169,7 @@ def bench_late(patch_name: str, fps: float, size: tuple[int, int], seconds: floa
 
     patch = load_patch(patch_name)
     sets = dict(s.split("=", 1) for s in clean_tape(patch.chain))
-    clean = {k: REGISTRY.get(k).coerce(v) for k, v in sets.items()}
+    clean = {k: REGISTRY[k].coerce(v) for k, v in sets.items()}
     frames = round(seconds * fps)
     ctx = headless_context()
 
@@ -179,7 +186,7 @@ def bench_late(patch_name: str, fps: float, size: tuple[int, int], seconds: floa
             for n in range(frames):
                 show.step()
                 rgb = read_rgb(show.compositor.fbo)
-                out[n] = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+                out[n] = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
                 if n in sheet_frames:
                     kept.append(rgb.copy())
         finally:

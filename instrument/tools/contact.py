@@ -26,7 +26,8 @@ def contact_sheet(path: Path, size: tuple[int, int] = (512, 384), per_level: int
     for spec in LEVELS:
         scene = Backrooms(ctx, size)
         values = {**REGISTRY.defaults(), "level": str(spec.index), "level_seed": seed}
-        tiles, n = [], 0
+        tiles: list[np.ndarray] = []
+        n = 0
         while len(tiles) < per_level:
             fp = FrameParams(n, n / 60.0, 1 / 60.0, values)
             if n and n % int(every * 60) == 0:

@@ -47,7 +47,9 @@ def render_clip(ctx, size: tuple[int, int], level: int, seed: int, count: int, g
     rng = np.random.default_rng([rng_seed, level, seed])
     scene = Backrooms(ctx, size)
     values = _values(level, seed, rng)
-    images, depths, n = [], [], 0
+    images: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
+    n = 0
     try:
         while len(images) < count:
             skip = max(1, int(rng.exponential(gap * fps)))

@@ -21,6 +21,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,7 +195,7 @@ def measure(backend: Backend, ctx, frames_per_level: int = 8, walk_frames: int =
         recon = to_unit(backend.autoencoder.decode(backend.autoencoder.encode(x)))
     outs = [to_unit(img2img(backend, x, prompts(held.levels), seed)) for seed in range(seeds)]
     mads = [float((outs[i] - outs[j]).abs().mean()) for i in range(seeds) for j in range(i + 1, seeds)]
-    fig = {"psnr_db": psnr(recon, base), "ssim": float(np.mean([ssim(o, base) for o in outs])),
+    fig: dict[str, Any] = {"psnr_db": psnr(recon, base), "ssim": float(np.mean([ssim(o, base) for o in outs])),
            "seed_mad": float(np.mean(mads)), "held_out_frames": len(held.images),
            "strength": STRENGTH, "steps": STEPS}
     flick: dict[str, list[float]] = {"base": [], "out0": [], "out05": [], "added0": [], "added05": []}

@@ -28,7 +28,7 @@ def _kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def field(eps: torch.Tensor, channel: int, sigma: float, size: tuple[int, int]) -> torch.Tensor:
+def field(eps: torch.Tensor, channel: int, sigma: float, size: tuple[int, ...]) -> torch.Tensor:
     """One noise channel blurred at `sigma` cells, scaled to unit variance, at `size` (h, w)."""
     k = _kernel(sigma).to(eps.device)
     x = eps[:, channel:channel + 1].float()

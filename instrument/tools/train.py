@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..files import replace_atomically, write_atomically
-from ..generate.builtin.model import Config, Decoder, Encoder, UNet, cosine_alphas
+from ..generate.builtin.model import Config, Decoder, Encoder, UNet, channels_last, cosine_alphas
 from ..generate.model import Schedule
 from .rich import richen
 
@@ -128,7 +128,7 @@ class Trainer:
     def train_ae(self, images: np.ndarray) -> tuple[Encoder, Decoder]:
         p, c = self.plan, self.config
         torch.manual_seed(p.seed)
-        enc, dec = Encoder(c).to(self.device, memory_format=CL), Decoder(c).to(self.device, memory_format=CL)
+        enc, dec = channels_last(Encoder(c), self.device), channels_last(Decoder(c), self.device)
         opt = torch.optim.AdamW([*enc.parameters(), *dec.parameters()], lr=p.ae_lr, weight_decay=1e-4)
         modules = {"enc": enc, "dec": dec}
         start = self._resume("ae", modules, opt)
@@ -181,8 +181,8 @@ class Trainer:
         the squared error of the clean latent the output implies (one step plays exactly that)."""
         p, c = self.plan, self.config
         torch.manual_seed(p.seed + 1)
-        unet = UNet(c).to(self.device, memory_format=CL)
-        ema = UNet(c).to(self.device, memory_format=CL)
+        unet = channels_last(UNet(c), self.device)
+        ema = channels_last(UNet(c), self.device)
         ema.load_state_dict(unet.state_dict())
         ema.requires_grad_(False)
         opt = torch.optim.AdamW(unet.parameters(), lr=p.unet_lr, weight_decay=1e-4)

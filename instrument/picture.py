@@ -77,7 +77,8 @@ class Picture:
         return Shrink(self.ctx, patch.size, patch.dream)
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        motion, cut = self.scene.motion, self.scene.cut
+        motion: moderngl.Texture | None = self.scene.motion
+        cut = self.scene.cut
         if self.shrink is not None:
             scene, motion = self.shrink(scene, motion)
         self.generator.submit(scene, fp, motion, cut)

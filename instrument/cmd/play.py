@@ -238,8 +238,9 @@ def cmd_play(args: argparse.Namespace) -> int:
         show.rate_note = why
         if args.log:
             opened.sink(show, lambda: EventLog(args.log), args.log)
-        if not opened.sink(show, lambda: PerformanceWriter(perf_path, patch, dict(show.targets), fps, size),
-                           perf_path):
+        written = perf_path  # the lambda's: perf_path itself is cleared below when the file fails
+        if not opened.sink(show, lambda: PerformanceWriter(written, patch, dict(show.targets), fps, size),
+                           written):
             deck.performance = None
             perf_path = None
         if midi:

@@ -47,9 +47,6 @@ PARAMS = (
 
 class Generator(Protocol):
     name: str
-    # (frame handed over, frame whose scene it dreamed) of the texture `latest` last returned, or
-    # None before any: the show keeps the dream's age (the HUD, the bench)
-    dream: tuple[int, int] | None
     commands: dict[str, Callable]  # commands the generator offers the show (name -> handler)
 
     def submit(self, scene: moderngl.Texture, fp: FrameParams, motion: moderngl.Texture | None = None,
@@ -62,6 +59,12 @@ class Generator(Protocol):
         submitted, waited for as long as it takes. A generator that answers late says which frame's
         scene it dreamed in `base_frame` (worker.py), so the compositor can carry the dream from
         there to the frame being shown."""
+
+    @property
+    def dream(self) -> tuple[int, int] | None:
+        """(frame handed over, frame whose scene it dreamed) of the texture `latest` last returned,
+        or None before any: the show keeps the dream's age (the HUD, the bench). Read-only here, so
+        a generator may hold it as a plain attribute of its own narrower type."""
 
     @property
     def base_frame(self) -> int | None:

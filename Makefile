@@ -26,8 +26,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/noclip bench $(ARGS)
 
+## lint: ruff over the code and tests, mypy over the code ([tool.mypy] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check instrument tests
+	$(BIN)/mypy instrument
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

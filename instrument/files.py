@@ -10,7 +10,10 @@ builtin model's training, MIDI learn):
 - a recording never overwrites an earlier one: a name that is taken gets the next free one,
   `take.mp4` → `take-2.mp4` (`free_name`);
 - a recording stops while the disk still has room to close it (`free_bytes` against a reserve,
-  in record/video.py).
+  in record/video.py);
+- a file an older noclip wrote keeps its meaning: each format (patch.py, record/performance.py)
+  has a table of MIGRATIONS, one step per version, that `upgrade` applies in order when the file is
+  read, before it is validated; writers write the newest version. Old files are kept in tests/data.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+# one format step: a file's data at version v → the same meaning at version v + 1
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def taken(path: Path) -> bool:
@@ -95,4 +102,22 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-__all__ = ["free_bytes", "free_name", "fsync_folder", "replace_atomically", "taken", "write_atomically"]
+def upgrade(data: dict[str, Any], migrations: Mapping[int, Migration], newest: int) -> dict[str, Any]:
+    """`data`, a parsed file with its `version`, brought to version `newest` by `migrations[v]`
+    (v → v + 1) in order, before it is validated; `data` itself is left as it was. ValueError,
+    saying so, for a version that is not a whole number from 1 to `newest` (a newer noclip wrote
+    it, or it is damaged)."""
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= newest:
+        newer = " (a newer noclip wrote it)" if isinstance(version, int) and version > newest else ""
+        raise ValueError(f"version {version!r} is not one this noclip reads (1 to {newest}){newer}")
+    while version < newest:
+        data = migrations[version](data)
+        version += 1
+        if data.get("version") != version:  # a step that forgot to say what it made
+            raise RuntimeError(f"the migration from version {version - 1} did not make version {version}")
+    return data
+
+
+__all__ = ["Migration", "free_bytes", "free_name", "fsync_folder", "replace_atomically", "taken", "upgrade",
+           "write_atomically"]

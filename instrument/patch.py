@@ -2,27 +2,34 @@
 
 Validation is complete before anything is applied, so a bad patch loaded mid-show is reported
 (file, line, key) and the good one keeps playing.
+
+A patch file carries its format's `version`; one an older noclip wrote is upgraded as it is read
+(MIGRATIONS, one step per version, applied by files.upgrade), so it plays as it always did.
+Version 2 (this noclip's) always names `dream_size`, the size the generator works at: equal to
+`size` when that is the scene's own. Version 1 files may leave it out, meaning the scene's size.
 """
 
 from __future__ import annotations
 
 import difflib
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import tomli_w
 
 from . import generate, scene
 from .control import modulators
 from .control.midimap import load_bindings
+from .files import Migration, upgrade
 from .params import REGISTRY, ParamError, Registry
 from .render.chain import load_chain_spec
 from .resources import data_dir, find
 from .tomlfile import ConfigError, TomlFile
 
-VERSION = 1
+VERSION = 2
 MAX_BYTES = 1 << 20  # a patch file's size at most
 KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "dream_size", "params",
         "midi", "modulator"}
@@ -53,6 +60,19 @@ class Patch:
         return replace(self, params={**self.params, **values})
 
 
+def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """dream_size became part of the format: a version-1 file without it dreamed at the scene's
+    size, its `size` (or the default size when it named none)."""
+    if "dream_size" in d:
+        return {**d, "version": 2}
+    size = d.get("size", list(Patch.size))
+    return {**d, "version": 2, "dream_size": list(size) if isinstance(size, list) else size}
+
+
+# version v → v + 1, applied in order up to VERSION as a file is read (files.upgrade)
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+
+
 def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     """Load and validate; raises ConfigError naming file, line and key."""
     if registry is REGISTRY and not registry.assembled:  # a new entry point that forgot the catalogue
@@ -60,14 +80,15 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     path = find("patches", name, ".toml")
     _check_size(path)
     tf = TomlFile(path)
-    d = tf.data
+    if "version" not in tf.data:
+        raise tf.error(("version",), f"missing: patches carry version = {VERSION}")
+    try:
+        d = upgrade(tf.data, MIGRATIONS, VERSION)  # an older file as this version says the same
+    except ValueError as exc:
+        raise tf.error(("version",), str(exc)) from None
     for key in d:
         if key not in KEYS:
             raise tf.error((key,), f"unknown key{_hint(key, KEYS)}")
-    if "version" not in d:
-        raise tf.error(("version",), f"missing: patches carry version = {VERSION}")
-    if d["version"] != VERSION:
-        raise tf.error(("version",), f"version {d['version']!r} is not one this noclip reads ({VERSION})")
     if "scene" in d and d["scene"] not in scene.SCENES:
         raise tf.error(("scene",), f"{d['scene']!r} is not one of {', '.join(scene.SCENES)}")
     if "model" in d:
@@ -85,8 +106,11 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     size = d.get("size", list(Patch.size))
     if not is_size(size):
         raise tf.error(("size",), "size = [width, height] in pixels, 16..4096")
-    dream = d.get("dream_size")
-    if dream is not None and not is_size(dream, tuple(size)):
+    if "dream_size" not in d:
+        raise tf.error(("dream_size",), f"missing: version {VERSION} patches carry dream_size = [width, "
+                                        "height], equal to size when the generator works at the scene's size")
+    dream = d["dream_size"]
+    if not is_size(dream, tuple(size)):
         raise tf.error(("dream_size",), f"dream_size = [width, height] in pixels, 16..4096 and at most "
                                         f"size ({size[0]}x{size[1]})")
     params = d.get("params", {})
@@ -106,12 +130,18 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     modulators.parse(mods, tf.error, registry)
     return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), dream_size=None if dream is None else (dream[0], dream[1]),
+                 size=(size[0], size[1]), dream_size=_dream_size(dream, size),
                  params=values, path=tf.path, midi=tuple(d.get("midi", ())),
                  modulators=tuple(mods))
 
 
-def is_size(value: Any, most: tuple[int, int] = (4096, 4096)) -> bool:
+def _dream_size(dream: list[int], size: list[int]) -> tuple[int, int] | None:
+    """A file's dream_size as Patch holds it: None when it is the scene's size (so the dream
+    follows the scene's size wherever a patch is resized), else (width, height)."""
+    return None if dream == size else (dream[0], dream[1])
+
+
+def is_size(value: Any, most: Sequence[int] = (4096, 4096)) -> TypeGuard[list[int]]:
     """[width, height] in whole pixels, each from 16 to `most` (patches and performance headers)."""
     return (isinstance(value, list) and len(value) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= m
@@ -132,11 +162,10 @@ def _check_size(path: Path) -> None:
 
 
 def save_patch(patch: Patch, path: Path) -> None:
-    data = {"version": VERSION, "name": patch.name, "description": patch.description,
-            "scene": patch.scene, "model": patch.model, "chain": patch.chain,
-            "size": list(patch.size), "params": dict(sorted(patch.params.items()))}
-    if patch.dream_size:
-        data["dream_size"] = list(patch.dream_size)
+    data: dict[str, Any] = {
+        "version": VERSION, "name": patch.name, "description": patch.description, "scene": patch.scene,
+        "model": patch.model, "chain": patch.chain, "size": list(patch.size), "dream_size": list(patch.dream),
+        "params": dict(sorted(patch.params.items()))}
     if patch.midi:
         data["midi"] = [dict(t) for t in patch.midi]
     if patch.modulators:
@@ -153,4 +182,5 @@ def _hint(key: str, names: Any) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-__all__ = ["ConfigError", "Patch", "is_size", "load_patch", "patch_names", "save_patch"]
+__all__ = ["MIGRATIONS", "VERSION", "ConfigError", "Patch", "is_size", "load_patch", "patch_names",
+           "save_patch"]

@@ -82,7 +82,7 @@ def test_file_records_patch_start_and_every_event(live_performance):
     path, frames = live_performance
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     head = rows[0]
-    assert head["kind"] == "noclip performance" and head["version"] == 1 and head["fps"] == 60
+    assert head["kind"] == "noclip performance" and head["version"] == 2 and head["fps"] == 60
     assert head["patch"]["name"] == "testcard" and head["start"]["bleed"] == pytest.approx(0.3)
     assert [(r["f"], r["t"]) for r in rows[1:-1]] == [
         (5, "tracking"), (9, "cmd/seed/next"), (14, "aberration"), (14, "bleed"), (20, "cmd/quit")]

@@ -6,6 +6,11 @@ JSON lines, written and flushed one event at a time: a crash loses nothing alrea
 Line 1 is the header; then `{"f": frame, "src": source, "t": target, "v": value}` per event;
 a clean stop ends with `{"end": frames}`.
 
+The header carries the format's `version`; a file an older noclip wrote is upgraded as it is read
+(MIGRATIONS, one step per version, applied by files.upgrade), so it renders as it always did.
+Version 2 (this noclip's) always names the patch's `dream_size`: equal to its `size` when the
+generator works at the scene's size, which version 1 said with null or by leaving it out.
+
 Reading is strict, because a file may come from anywhere: the header may carry only the keys a
 writer writes, needs its `patch` and `start`, an fps in (0, 1000], parameters the registry knows;
 no number anywhere may be NaN or infinite (JSON has neither, Python's reader takes both). Every
@@ -25,6 +30,7 @@ from typing import Any
 from .. import __version__
 from ..control import ControlEvent
 from ..events import CMD_TARGET
+from ..files import Migration, upgrade
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch, is_size
 from ..scene import SCENES
@@ -32,7 +38,7 @@ from ..scene.source import SOURCE_SUFFIXES, probe
 from .eventlog import close_quietly, jsonable
 
 KIND = "noclip performance"
-VERSION = 1
+VERSION = 2
 NOT_REPLAYED = {"quit"}  # a re-render ends where the performance ended, not on its quit key
 HEADER_KEYS = {"kind", "version", "noclip", "created", "fps", "size", "models", "patch", "start"}
 MAX_FPS = 1000.0
@@ -57,7 +63,8 @@ class PerformanceWriter:
             "kind": KIND, "version": VERSION, "noclip": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fps": fps, "size": list(size),
             "models": {"generator": patch.model},
-            "patch": {**asdict(patch), "path": str(patch.path) if patch.path else None},
+            "patch": {**asdict(patch), "dream_size": list(patch.dream),
+                      "path": str(patch.path) if patch.path else None},
             "start": start,
         }
         try:
@@ -116,6 +123,21 @@ class Performance:
         return [e for f in range(lo, max(hi, lo + 1)) for e in self.events.get(f, [])]
 
 
+def _v1_to_v2(header: dict[str, Any]) -> dict[str, Any]:
+    """The patch's dream_size became part of the format: null or absent in version 1 was the
+    scene's size, the patch's `size` (or the default size when it named none)."""
+    patch = header.get("patch")
+    if isinstance(patch, dict) and patch.get("dream_size") is None:
+        size = patch.get("size", list(Patch.size))
+        patch = {**patch, "dream_size": list(size) if isinstance(size, list) else size}
+        return {**header, "version": 2, "patch": patch}
+    return {**header, "version": 2}
+
+
+# version v → v + 1, applied in order up to VERSION as a file is read (files.upgrade)
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+
+
 def _finite(text: str) -> float:
     x = float(text)
     if not math.isfinite(x):
@@ -139,11 +161,14 @@ def _frame(value: Any, what: str) -> int:
 
 
 def check_header(row: Any) -> dict[str, Any]:
-    """The header line as the reader needs it, or ValueError saying what is wrong with it."""
+    """The header line as the reader needs it (upgraded to this VERSION), or ValueError saying
+    what is wrong with it."""
     if not isinstance(row, dict) or row.get("kind") != KIND:
         raise ValueError("not a noclip performance file")
-    if row.get("version") != VERSION:
-        raise ValueError(f"version {row.get('version')!r} is not {VERSION}")
+    try:
+        row = upgrade(row, MIGRATIONS, VERSION)  # an older file as this version says the same
+    except ValueError as exc:
+        raise ValueError(f"header: {exc}") from None
     unknown = sorted(set(row) - HEADER_KEYS)
     if unknown:
         raise ValueError(f"header: unknown key {unknown[0]!r} (a header has {', '.join(sorted(HEADER_KEYS))})")
@@ -178,10 +203,9 @@ def _patch(d: dict[str, Any]) -> Patch:
     size = d.get("size", list(Patch.size))
     if not is_size(size):
         raise ValueError(f"header: patch.size must be [width, height], 16..4096, not {size!r}")
-    dream = d.get("dream_size")  # absent before files knew it: the scene's size
-    if dream is not None and not is_size(dream, tuple(size)):
-        raise ValueError(f"header: patch.dream_size must be null or [width, height] within size, "
-                         f"not {dream!r}")
+    dream = d.get("dream_size")
+    if not is_size(dream, tuple(size)):
+        raise ValueError(f"header: patch.dream_size must be [width, height] within size, not {dream!r}")
     if not isinstance(d.get("params", {}), dict):
         raise ValueError("header: patch.params must be a table")
     for key in ("midi", "modulators"):
@@ -195,7 +219,7 @@ def _patch(d: dict[str, Any]) -> Patch:
             raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
                              "nor a video or image file on this machine")
         probe(Path(scene))  # SourceError (a ValueError): `file: what is wrong`
-    return Patch(**{**d, "size": tuple(size), "dream_size": tuple(dream) if dream else None,
+    return Patch(**{**d, "size": tuple(size), "dream_size": None if dream == size else tuple(dream),
                     "path": Path(d["path"]) if d.get("path") else None,
                     "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ()))})
 

@@ -210,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
     t.add_argument("--ae-steps", type=int)
     t.add_argument("--unet-steps", type=int)
+    t.add_argument("--change-steps", type=int)
+    t.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the autoencoder and denoiser of the weights in DIR, train the change decoder")
     t.add_argument("--clips", type=int, help="buildings rendered per level")
     t.add_argument("--per-clip", type=int, help="frames per building")
     t.add_argument("--threads", type=int, help="torch CPU threads")

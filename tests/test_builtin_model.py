@@ -99,7 +99,8 @@ def test_training_runs_and_resumes_exactly(tmp_path, monkeypatch):
     whole.run()
     ref = load("cpu", tmp_path / "a-out")
     assert (tmp_path / "a-out" / "model.safetensors").is_file()
-    assert len(whole.log["ae"]) == 4 and len(whole.log["unet"]) == 4
+    assert len(whole.log["ae"]) == 4 and len(whole.log["unet"]) == 4 and len(whole.log["change"]) == 3
+    assert ref.change is not None  # the engine adds its change instead of decoding both latents
 
     _copy_data(tmp_path / "a", tmp_path / "b")   # same seed, same frames: skip rendering again
     crash = Trainer(tmp_path / "b", tmp_path / "b-out", plan, progress=False)
@@ -122,7 +123,42 @@ def test_training_runs_and_resumes_exactly(tmp_path, monkeypatch):
         assert torch.equal(a, b)
     for a, b in zip(ref.autoencoder.dec.parameters(), got.autoencoder.dec.parameters(), strict=True):
         assert torch.equal(a, b)
+    for a, b in zip(ref.change.net.parameters(), got.change.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    # --keep: the autoencoder and denoiser kept exactly, only the change decoder trained for them
+    _copy_data(tmp_path / "a", tmp_path / "c")
+    kept = Trainer(tmp_path / "c", tmp_path / "c-out", small_plan(change_steps=2), progress=False)
+    kept.run(keep=tmp_path / "a-out")
+    assert kept.log["ae"] == kept.log["unet"] == [] and len(kept.log["change"]) == 2
+    again = load("cpu", tmp_path / "c-out")
+    for a, b in zip([*ref.denoiser.unet.parameters(), *ref.autoencoder.enc.parameters()],
+                    [*again.denoiser.unet.parameters(), *again.autoencoder.enc.parameters()], strict=True):
+        assert torch.equal(a, b)
     torch.set_num_threads(2)
+
+
+def test_weights_without_a_change_decoder_decode_both_latents(tmp_path):
+    """Weights from before the change decoder (no `change` in their config) still load and play:
+    the engine decodes the dream and its base and adds the difference, as it did."""
+    import json
+
+    from instrument.generate.stream import dreamed
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    meta = json.loads((WEIGHTS / "config.json").read_text())
+    meta["config"].pop("change", None)
+    (folder / "config.json").write_text(json.dumps(meta))
+    shutil.copy(WEIGHTS / "model.safetensors", folder / "model.safetensors")
+    old = load("cpu", folder)
+    assert old.change is None and old.edits
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 192, 256, generator=g) * 2 - 1
+    base = old.autoencoder.encode(image)
+    x0 = base + 0.3 * torch.randn(base.shape, generator=g)
+    both = old.autoencoder.decode(torch.cat([x0, base]))
+    assert torch.allclose(dreamed(old, x0, base, image), image + both[:1] - both[1:], atol=1e-5)
 
 
 # `noclip train` itself (runs, keeps checkpoints unless --fresh): tests/test_user_data.py

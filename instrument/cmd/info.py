@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..tools.train import CheckpointError, Plan, Trainer
 
-    old = [args.work / name for name in ("ae.pt", "unet.pt") if (args.work / name).is_file()]
+    old = [args.work / name for name in ("ae.pt", "unet.pt", "change.pt") if (args.work / name).is_file()]
     if old and args.fresh:
         for path in old:   # asked for: keep the rendered data, drop the weights
             path.unlink()
@@ -154,11 +154,12 @@ def cmd_train(args: argparse.Namespace) -> int:
               "--resume continues it, --fresh starts over and deletes them", file=sys.stderr)
         return 2
     given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
+             "change_steps": args.change_steps,
              "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
     plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        out = Trainer(args.work, args.out, plan, device=device).run()
+        out = Trainer(args.work, args.out, plan, device=device).run(keep=args.keep)
     except CheckpointError as exc:
         print(f"noclip train: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ variance (the backend folds in e.g. SD's 0.18215), so the engine can mix them wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +61,9 @@ class Backend:
     # cancels instead of blurring the picture (the builtin autoencoder keeps a tenth of a frame's
     # Laplacian energy at 256x192). A model that moves the geometry would leave ghosts this way.
     edits: bool = False
+    # An editing backend's cheap decoder of that change, (x0, base latents) -> the picture's change
+    # (the builtin's Change: a tenth of decoding both); None: both are decoded.
+    change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 class Schedule:

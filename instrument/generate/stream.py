@@ -63,11 +63,13 @@ HOLD = 0.75
 
 def dreamed(backend: Backend, x0: torch.Tensor, base: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """The picture finished latents `x0` give, (B, 3, H, W) in [-1, 1], not clamped: decoded, or for
-    a backend that edits (model.py) its base `image` plus the decoded change from the `base` latent,
-    both decoded in one call."""
+    a backend that edits (model.py) its base `image` plus the change from the `base` latent: by the
+    backend's change decoder where it has one, else both latents decoded in one call."""
     ae = backend.autoencoder
     if not backend.edits:
         return ae.decode(x0)
+    if backend.change is not None:
+        return image + backend.change(x0, base)
     both = ae.decode(torch.cat([x0, base]))
     return image + both[:len(x0)] - both[len(x0):]
 

@@ -4,8 +4,11 @@ Three stages, each resumable from its checkpoint: render the data set (cached as
 autoencoder on random crops (it is fully convolutional, so crops teach it what full frames would,
 five times cheaper), then freeze it, encode the set once and train the denoiser: given a frame's
 clean latent (its base) and a noisy latent, it learns to answer the frame richened by fields of that
-very noise (tools/rich.py), in one step, on a cosine schedule. Every batch is drawn from a generator
-seeded by (seed, stage, step), so a resumed run sees the same batches as an unbroken one.
+very noise (tools/rich.py), in one step, on a cosine schedule; last, a change decoder learns what
+decoding the denoiser's answer and the base would change in the picture, a tenth of the work of
+decoding both (model.Change). Every batch is drawn from a generator seeded by (seed, stage, step),
+so a resumed run sees the same batches as an unbroken one. `--keep DIR` keeps the autoencoder and
+denoiser of the weights in DIR and trains only the change decoder for them.
 
 Nothing written here is ever half a file: the data set, each checkpoint and the exported weights
 are written beside their place, fsynced and renamed over it (files.py), so a crash, a kill or a
@@ -27,7 +30,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..files import replace_atomically, write_atomically
-from ..generate.builtin.model import Config, Decoder, Encoder, UNet, channels_last, cosine_alphas
+from ..generate.builtin.model import Change, Config, Decoder, Encoder, UNet, channels_last, cosine_alphas
 from ..generate.model import Schedule
 from .rich import richen
 
@@ -50,6 +53,9 @@ class Plan:
     unet_lr: float = 1e-3
     img2img_bias: float = 0.7   # share of denoiser timesteps drawn from the range img2img plays
     play_like: float = 0.5      # share of noisy inputs made from the base latent, as the engine does
+    change_steps: int = 1200    # the change decoder (model.Change), distilled from the autoencoder
+    change_batch: int = 16
+    change_lr: float = 2e-3
     checkpoint_every: int = 200
     threads: int = 2            # torch threads (0: torch's default)
 
@@ -73,7 +79,7 @@ class Trainer:
         self.work, self.out, self.plan, self.config = Path(work), Path(out), plan, config or Config()
         self.device, self.progress = torch.device(device), progress
         self.work.mkdir(parents=True, exist_ok=True)
-        self.log: dict[str, list] = {"ae": [], "unet": []}
+        self.log: dict[str, list] = {"ae": [], "unet": [], "change": []}
         self.started = time.time()
         self.elapsed = 0.0
 
@@ -235,27 +241,98 @@ class Trainer:
                 self._save("unet", step + 1, modules, opt)
         return unet, ema
 
+    # -- stage 3: change decoder ---------------------------------------------------------------
+
+    def train_change(self, latents: torch.Tensor, images: np.ndarray, enc: Encoder, dec: Decoder,
+                     shift: torch.Tensor, scale: torch.Tensor) -> Change:
+        """The change decoder, distilled from the autoencoder: for a frame's base latent z_b and a
+        latent x between it and the latent of the frame richened by fresh noise (where the one-step
+        denoiser answers, and somewhat past it), it learns D(x) - D(z_b), the picture's change."""
+        p, c = self.plan, self.config
+        torch.manual_seed(p.seed + 2)
+        net = channels_last(Change(c), self.device)
+        opt = torch.optim.AdamW(net.parameters(), lr=p.change_lr, weight_decay=1e-4)
+        modules = {"change": net}
+        start = self._resume("change", modules, opt)
+        norm = (shift.view(1, -1, 1, 1).to(self.device), scale.view(1, -1, 1, 1).to(self.device))
+        bar = tqdm(range(start, p.change_steps), desc="change decoder", disable=not self.progress,
+                   initial=start, total=p.change_steps)
+        for step in bar:
+            rng = np.random.default_rng([p.seed, 3, step])
+            idx_np = rng.integers(0, len(latents), p.change_batch)
+            zb = latents[torch.from_numpy(idx_np)].float().to(self.device)
+            g = torch.Generator().manual_seed(p.seed * 1_000_037 + step)
+            eps = torch.randn(zb.shape, generator=g).to(self.device)
+            amount = torch.from_numpy(rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))).float().to(self.device)
+            with torch.no_grad():
+                frames = _to_tensor(images[idx_np]).to(self.device)
+                zr = (enc(richen(frames, eps).contiguous(memory_format=CL)) - norm[0]) * norm[1]
+                x = zb + amount * (zr - zb)
+                both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
+                target = both[:len(x)] - both[len(x):]
+            out = net(x.contiguous(memory_format=CL), zb.contiguous(memory_format=CL))
+            loss = F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target)
+            for group in opt.param_groups:
+                group["lr"] = _lr(p.change_lr, step, p.change_steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            # the share of the change it gets wrong (0: exact; 1: as good as adding nothing)
+            rel = ((out - target).pow(2).mean() / target.pow(2).mean().clamp(min=1e-12)).sqrt().item()
+            self.log["change"].append([step, loss.item(), rel])
+            bar.set_postfix(rel=f"{rel:.3f}")
+            if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.change_steps:
+                self._save("change", step + 1, modules, opt)
+        return net.eval().requires_grad_(False)
+
     # -- the whole run -------------------------------------------------------------------------
 
-    def run(self) -> Path:
+    def run(self, keep: Path | None = None) -> Path:
+        """Every stage; or with `keep` (a folder of weights: the shipped ones) its autoencoder,
+        denoiser and latent normalisation kept as they are, and only the change decoder trained."""
         if self.plan.threads:
             torch.set_num_threads(self.plan.threads)
         images, levels = self.data()
-        enc, dec = self.train_ae(images)
-        raw = self.encode_all(enc, images)
-        shift = raw.mean(dim=(0, 2, 3))
-        scale = 1.0 / raw.std(dim=(0, 2, 3))
+        if keep is None:
+            enc, dec = self.train_ae(images)
+            raw = self.encode_all(enc, images)
+            shift, scale = raw.mean(dim=(0, 2, 3)), 1.0 / raw.std(dim=(0, 2, 3))
+        else:
+            enc, dec, ema, shift, scale = self.kept(keep)
+            raw = self.encode_all(enc, images)
         latents = ((raw - shift[None, :, None, None]) * scale[None, :, None, None]).half()
-        _, ema = self.train_unet(latents, levels, images, enc, shift, scale)
-        return self.export(enc, dec, ema, shift, scale)
+        if keep is None:
+            _, ema = self.train_unet(latents, levels, images, enc, shift, scale)
+        change = self.train_change(latents, images, enc, dec, shift, scale) if self.config.change else None
+        return self.export(enc, dec, ema, shift, scale, change)
 
-    def export(self, enc: Encoder, dec: Decoder, unet: UNet, shift: torch.Tensor, scale: torch.Tensor) -> Path:
+    def kept(self, folder: Path) -> tuple[Encoder, Decoder, UNet, torch.Tensor, torch.Tensor]:
+        """The autoencoder, denoiser and latent normalisation of the weights in `folder` (of this
+        run's architecture, change decoder aside)."""
+        from safetensors.torch import load_file
+
+        from ..generate.builtin import config_of, read_config
+
+        theirs = replace(config_of(read_config(folder)), change=self.config.change)
+        if theirs != self.config:
+            raise CheckpointError(f"{folder}: weights of another architecture than this run's ({theirs})")
+        state = load_file(str(folder / "model.safetensors"))
+        enc, dec, unet = Encoder(self.config), Decoder(self.config), UNet(self.config)
+        for prefix, module in (("enc.", enc), ("dec.", dec), ("unet.", unet)):
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            channels_last(module, self.device).eval().requires_grad_(False)
+        return enc, dec, unet, state["latent_shift"], state["latent_scale"]
+
+    def export(self, enc: Encoder, dec: Decoder, unet: UNet, shift: torch.Tensor, scale: torch.Tensor,
+               change: Change | None = None) -> Path:
         from safetensors.torch import save_file
 
         self.out.mkdir(parents=True, exist_ok=True)
         state = {f"enc.{k}": v for k, v in enc.state_dict().items()}
         state |= {f"dec.{k}": v for k, v in dec.state_dict().items()}
         state |= {f"unet.{k}": v for k, v in unet.state_dict().items()}
+        if change is not None:
+            state |= {f"change.{k}": v for k, v in change.state_dict().items()}
         state |= {"latent_shift": shift, "latent_scale": scale}
         with replace_atomically(self.out / "model.safetensors") as tmp:
             save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(tmp))
@@ -274,4 +351,4 @@ class Trainer:
 def small_plan(**overrides) -> Plan:
     """A few steps of everything: what CI runs to prove training works."""
     return replace(Plan(clips=1, per_clip=4, ae_steps=3, ae_batch=4, unet_steps=3, unet_batch=4,
-                        checkpoint_every=2), **overrides)
+                        change_steps=3, change_batch=4, checkpoint_every=2), **overrides)

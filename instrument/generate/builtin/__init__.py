@@ -16,7 +16,7 @@ import torch
 
 from ...resources import data_dir
 from ..model import Backend, Schedule
-from .model import Config, Decoder, Encoder, UNet, channels_last, cosine_alphas, shifted
+from .model import Change, Config, Decoder, Encoder, UNet, channels_last, cosine_alphas, shifted
 
 
 def _weights() -> Path:
@@ -76,14 +76,26 @@ class Denoiser:
                          None if base is None else base.contiguous(memory_format=cl))
 
 
+class ChangeDecoder:
+    """The Change network on the engine's latents (channels last, as the other parts run)."""
+
+    def __init__(self, net: Change) -> None:
+        self.net = net
+
+    def __call__(self, x0: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        cl = torch.channels_last
+        return self.net(x0.contiguous(memory_format=cl), base.contiguous(memory_format=cl))
+
+
 def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
 def config_of(meta: dict) -> Config:
     """The architecture a config.json describes; weights from before version 2 (no `base` key) have
-    a denoiser that does not read the base latent."""
-    return Config(**{"base": False, **meta["config"]})
+    a denoiser that does not read the base latent, and those without a `change` key no change
+    decoder (the engine decodes both latents)."""
+    return Config(**{"base": False, "change": 0, **meta["config"]})
 
 
 def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> Backend:
@@ -91,14 +103,17 @@ def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device
     config = config_of(meta)
     device = torch.device(device)
     enc, dec, unet = Encoder(config), Decoder(config), UNet(config)
-    for prefix, module in (("enc.", enc), ("dec.", dec), ("unet.", unet)):
+    change = Change(config) if config.change else None
+    parts = [("enc.", enc), ("dec.", dec), ("unet.", unet)] + ([("change.", change)] if change else [])
+    for prefix, module in parts:
         module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         channels_last(module.eval().requires_grad_(False), device)
     ae = Autoencoder(config, enc, dec, state["latent_shift"].to(device), state["latent_scale"].to(device))
     played, where = shifted(cosine_alphas(config.T), config.shift)
     return Backend("builtin", ae, Conditioner(unet, config.classes),
                    Denoiser(unet, Schedule(played), config.prediction, where), device, torch.float32,
-                   (config.width, config.height), edits=config.base)
+                   (config.width, config.height), edits=config.base,
+                   change=None if change is None else ChangeDecoder(change))
 
 
 def choose_device(device: str | torch.device | None = None) -> tuple[torch.device, str]:

@@ -55,6 +55,7 @@ class Config:
     prediction: str = "v_prediction"
     shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
     base: bool = True         # the denoiser sees the clean base latent beside its noisy input
+    change: int = 32          # width of the change decoder (0: none, the engine decodes both latents)
     version: int = 2
 
     def to_dict(self) -> dict:
@@ -129,6 +130,24 @@ class Decoder(nn.Module):
         for b in self.blocks:
             h = b(h)
         return F.pixel_shuffle(self.out(F.silu(h)), self.f)
+
+
+class Change(nn.Module):
+    """What the picture gains between two latents, D(x) - D(base), in one pass at latent resolution
+    (then unfolded like the decoder's): an engine that edits its base image adds this instead of
+    decoding both latents, which cost half of each dream. The change is the dream's stains, light
+    and grime, coarse by nature; the base's own detail stays the base image's."""
+
+    def __init__(self, c: Config) -> None:
+        super().__init__()
+        self.f = c.factor
+        self.stem = nn.Conv2d(2 * c.latent, c.change, 3, padding=1)
+        self.block = Res(c.change)
+        self.out = nn.Conv2d(c.change, 3 * c.factor**2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.stem(torch.cat([x - base, base], 1)))
+        return F.pixel_shuffle(self.out(F.silu(self.block(h))), self.f)
 
 
 class UNet(nn.Module):

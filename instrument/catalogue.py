@@ -13,14 +13,14 @@ To add a module's parameters or commands: export them there, and name them below
 
 from __future__ import annotations
 
-from . import clock, commands, generate, show
+from . import clock, commands, generate, show_commands
 from .control import osc
 from .params import REGISTRY, ParamSpec, Registry
 from .render import compositor
 from .scene import backrooms
 
 PARAMS: tuple[ParamSpec, ...] = (*clock.PARAMS, *generate.PARAMS, *backrooms.PARAMS, *compositor.PARAMS)
-COMMAND_TABLES: tuple[dict[str, str], ...] = (show.COMMANDS, osc.COMMANDS, backrooms.COMMANDS)
+COMMAND_TABLES: tuple[dict[str, str], ...] = (show_commands.COMMANDS, osc.COMMANDS, backrooms.COMMANDS)
 
 
 def assemble(registry: Registry = REGISTRY, table: dict[str, str] = commands.COMMANDS) -> Registry:

@@ -12,7 +12,8 @@ from pathlib import Path
 from . import __version__
 from .catalogue import assemble
 from .cmd import resolve_patch
-from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_learn, cmd_params, cmd_train
+from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_params, cmd_train
+from .cmd.learn import cmd_learn
 from .cmd.play import cmd_play
 from .cmd.render import cmd_render, time_range
 from .patch import ConfigError

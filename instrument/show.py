@@ -16,46 +16,27 @@ import select
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import moderngl
 
 from .clock import SYNC, BeatClock, OfflineClock, RealtimeClock, settle_memory
 from .control import ControlEvent, ControlQueue
-from .control.modulators import Modulators, build
-from .control.oscroute import PATCH_NAME
+from .control.modulators import Modulators
 from .events import CMD_TARGET
 from .generate import Generator
 from .glance import Glance
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
-from .patch import ConfigError, Patch, load_patch
+from .patch import Patch
 from .picture import Picture
-from .ports import ControlSource, Deck, EventSink, Feedback, FileSink, Output, SocketSource, Stats
+from .ports import ControlSource, EventSink, Feedback, FileSink, Output, SocketSource, Stats
 from .render.compositor import Compositor
 from .render.hud import HudState
 from .report import Reporter
-from .resources import data_dir
 from .scene import Scene
+from .show_commands import ShowCommands
 
 log = logging.getLogger("noclip")
-
-# The show's commands (the catalogue puts them into the command table): handled in `self.commands`.
-COMMANDS = {
-    "seed/next": "next noise seed",
-    "seed/prev": "previous noise seed",
-    "patch/load": "<name or path>: load a patch (a bad one is reported, the show goes on)",
-    "chain/reload": "rebuild the shader chain from its files",
-    "tracking/jump": "[strength 0..1]: jolt the tape's tracking; it settles by itself",
-    "quit": "end the show",
-    "record/start": "start a new take (the output, as the audience sees it)",
-    "record/stop": "finish the current take",
-    "record/toggle": "start or stop a take",
-    "tap": "tap the tempo: two taps or more set it, and the beat lands on the tap",
-    "audio": "(from the audio input) {level, low, mid, high, onset}: what the sound is doing",
-    SYNC: "(from outside clocks) {source, tempo, beat, playing, numerator}: where the music is",
-}
-
 
 STAGES = ("control", "scene", "generate", "composite", "output")
 # commands that read files or rebuild GL: when a frame holds several, only the last of each runs
@@ -64,7 +45,7 @@ HEAVY = ("patch/load", "chain/reload")
 IDLE_BATCH = 0.001  # s: packets wait at most this long in the socket while the loop is idle
 
 
-class Show:
+class Show(ShowCommands):
     def __init__(self, ctx: moderngl.Context, patch: Patch, output_size: tuple[int, int], *,
                  clock: RealtimeClock | OfflineClock, queue: ControlQueue | None = None,
                  reporter: Reporter | None = None, outputs: list[Output] | None = None,
@@ -248,13 +229,6 @@ class Show:
         except Exception as exc:
             self.reporter.error(f"command {command}", str(exc))
 
-    def _modulators(self, patch: Patch) -> Modulators:
-        try:
-            return build(patch.modulators)
-        except ValueError as exc:
-            self.reporter.error("modulators", str(exc))
-            return Modulators()
-
     def _stage(self, name: str, fn: Callable, *args: Any) -> Any:
         """Run a stage; if it throws, report it (once per distinct error) and play on with its last
         good result. Only a stage that never once succeeded lets the error through."""
@@ -320,92 +294,6 @@ class Show:
             if handler is None:
                 handler = stage.commands.get(name)
         return handler
-
-    # -- commands ------------------------------------------------------------------------------
-
-    def _load_patch(self, e: ControlEvent) -> None:
-        name = e.value[0] if isinstance(e.value, (tuple, list)) and e.value else e.value
-        if not isinstance(name, str) or not name:
-            raise ValueError("patch/load needs a patch name or path")
-        try:
-            # from beyond this machine a name only, looked up among the bundled patches, never a path
-            # (OSC refuses paths from such senders already; this holds whatever the entrance)
-            patch = load_patch(self._patch_by_name(name) if e.remote else name)
-        except (ConfigError, FileNotFoundError) as exc:
-            self.reporter.error("patch", str(exc))
-            return
-        if not self.picture.load(patch):
-            return
-        for spec in REGISTRY:
-            self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
-        self.modulators = self._modulators(patch)
-        self.patch = patch
-        log.info("patch %s loaded", patch.name)
-        for listener in self._on_patch:
-            listener(patch)
-
-    @staticmethod
-    def _patch_by_name(name: str) -> Path:
-        if not PATCH_NAME.match(name):
-            raise ConfigError(name, None, "", "a patch name only (letters, digits, - and _), never a path")
-        return data_dir("patches") / f"{name}.toml"
-
-    def _age(self, e: ControlEvent) -> float:
-        """Seconds between the event and the frame it lands on: measured live (0..1 s), read back
-        from the recorded value in a replay."""
-        if isinstance(e.value, dict) and "age" in e.value:
-            return float(e.value["age"])
-        return min(max(self._wall - e.time, 0.0), 1.0)
-
-    def _tap(self, e: ControlEvent) -> dict:
-        age = self._age(e)
-        tempo = self.beat.tap(self._show_time - age)
-        if tempo is not None:
-            self.bank.set("tempo", tempo, immediate=True)
-        return {"age": age}
-
-    def _sync(self, e: ControlEvent) -> dict:
-        if not isinstance(e.value, dict):
-            raise ValueError(f"{SYNC} takes a report table, not {type(e.value).__name__}")
-        report = {**e.value, "age": self._age(e)}
-        self.beat.sync(report, self._show_time - report["age"])
-        return report
-
-    def _audio(self, e: ControlEvent) -> dict:
-        if not isinstance(e.value, dict):
-            raise ValueError(f"audio takes a feature table, not {type(e.value).__name__}")
-        self.audio = {k: min(max(float(v), 0.0), 1.0) for k, v in e.value.items()
-                      if isinstance(v, (int, float))}
-        return self.audio
-
-    def _reload_chain(self, e: ControlEvent) -> None:
-        self.compositor.load_chain(self.patch.chain)  # a failure is reported, the old chain plays on
-
-    def _tracking_jump(self, e: ControlEvent) -> None:
-        """Kick the chain's `tracking_jump` up now and let its smoothing carry it back to rest: the
-        decay is the parameter's own (declared in the chain), stepped per frame, so it replays."""
-        args = e.value if isinstance(e.value, (tuple, list)) else (e.value,)
-        strength = 1.0 if not args or args[0] is None else args[0]
-        self.bank.set("tracking_jump", strength, immediate=True)
-        self.bank.set("tracking_jump", 0.0)
-
-    @property
-    def recording(self) -> bool:
-        return bool(self.bank.targets.get("recording", False))
-
-    def _takes_stopped(self) -> bool:
-        """Outputs that record are there and none of them has a take running any more."""
-        decks = [out for out in self.outputs if isinstance(out, Deck)]
-        return bool(decks) and not any(out.recording for out in decks)
-
-    def _record(self, on: bool) -> None:
-        """Start or stop the takes of every output that records (a re-render has none: it only
-        shows REC on the tape's display, as the live show did)."""
-        for out in self.outputs:
-            if isinstance(out, Deck):
-                on = out.record(on)
-        if "recording" in self.bank.registry:
-            self.bank.set("recording", on, immediate=True)
 
     def stop(self) -> None:
         self.running = False

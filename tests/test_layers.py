@@ -24,7 +24,8 @@ LAYERS = {
     # the parts: none imports another (but PART_EXCEPTIONS)
     "control": 1, "scene": 1, "generate": 1, "render": 1,
     # the loop, and what assembles it or edits what it loads
-    "show": 2, "picture": 2, "glance": 2, "ports": 2, "patch": 2, "learn": 2, "catalogue": 2,
+    "show": 2, "show_commands": 2, "picture": 2, "glance": 2, "ports": 2, "patch": 2, "learn": 2,
+    "catalogue": 2,
     # outputs, and the session builder for offline renders
     "record": 3,
     # faces and tools

@@ -131,12 +131,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-def cmd_learn(args: argparse.Namespace) -> int:
-    from ..learn import run_learn
-
-    return run_learn(args)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace as with_
 

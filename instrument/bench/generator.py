@@ -14,13 +14,14 @@ from .common import past, realtime_show
 GENERATOR_SIZES = ((256, 192), (512, 384))  # 4:3, multiples of 64 (latents of 8-cell UNets at ÷8)
 
 
-def walk_frames(ctx, size: tuple[int, int], frames: int) -> list:
-    """A Backrooms walk as the generator receives it: colour and motion read back, turned."""
+def walk_frames(ctx, size: tuple[int, int], frames: int, **sets: Any) -> list:
+    """A Backrooms walk as the generator receives it: colour and motion read back, turned (`sets`:
+    parameters other than the defaults, e.g. a held-out `level_seed`)."""
     from ..generate.worker import BaseFrame
     from ..scene.backrooms import Backrooms
 
     scene = Backrooms(ctx, size)
-    values = REGISTRY.defaults()
+    values = {**REGISTRY.defaults(), **sets}
     colour = np.empty((size[1], size[0], 4), np.uint8)
     motion = np.empty((size[1], size[0], 2), np.float32)
     out = []

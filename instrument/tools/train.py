@@ -80,6 +80,7 @@ class Trainer:
         self.device, self.progress = torch.device(device), progress
         self.work.mkdir(parents=True, exist_ok=True)
         self.log: dict[str, list] = {"ae": [], "unet": [], "change": []}
+        self.keep: Path | None = None  # a --keep run's folder of kept weights
         self.started = time.time()
         self.elapsed = 0.0
 
@@ -293,6 +294,7 @@ class Trainer:
         if self.plan.threads:
             torch.set_num_threads(self.plan.threads)
         images, levels = self.data()
+        self.keep = keep
         if keep is None:
             enc, dec = self.train_ae(images)
             raw = self.encode_all(enc, images)
@@ -343,9 +345,23 @@ class Trainer:
                              "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
                              "processor": platform.processor() or platform.machine(),
                              "frames": self.plan.clips * self.plan.per_clip * 2}}
+        meta, log = (meta, self.log) if self.keep is None else with_kept(self.keep, meta, self.log)
         write_atomically(self.out / "config.json", json.dumps(meta, indent=2) + "\n")
-        write_atomically(self.out / "losses.json", json.dumps(self.log) + "\n")
+        write_atomically(self.out / "losses.json", json.dumps(log) + "\n")
         return self.out
+
+
+def with_kept(folder: Path, meta: dict, log: dict[str, list]) -> tuple[dict, dict[str, list]]:
+    """A `--keep` run's config and loss log: the kept weights' plan, training figures and losses for
+    the stages it kept, this run's for the change decoder."""
+    from ..generate.builtin import read_config
+
+    theirs = read_config(folder)
+    keys = ("change_steps", "change_batch", "change_lr")
+    plan = {**theirs["plan"], **{k: meta["plan"][k] for k in keys}}
+    training = {**theirs["training"], "change_wall_seconds": meta["training"]["wall_seconds"]}
+    losses = json.loads((folder / "losses.json").read_text()) if (folder / "losses.json").is_file() else {}
+    return {**meta, "plan": plan, "training": training}, {**losses, "change": log["change"]}
 
 
 def small_plan(**overrides) -> Plan:

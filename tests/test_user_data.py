@@ -123,7 +123,8 @@ def test_learn_writes_through_a_symlinked_patch(tmp_path, monkeypatch):
 
 # -- training --------------------------------------------------------------------------------------
 
-TRAIN = ["--ae-steps", "2", "--unet-steps", "2", "--clips", "1", "--per-clip", "2", "--threads", "1"]
+TRAIN = ["--ae-steps", "2", "--unet-steps", "2", "--change-steps", "2", "--clips", "1", "--per-clip", "2",
+         "--threads", "1"]
 
 
 def test_train_keeps_checkpoints_unless_fresh(tmp_path, capsys):
@@ -134,13 +135,13 @@ def test_train_keeps_checkpoints_unless_fresh(tmp_path, capsys):
     assert main(["train", "--work", str(work), "--out", str(out), *TRAIN]) == 0
     assert load("cpu", out).name == "builtin"  # the command's export is a model that plays
     kept = {p.name: digest(p) for p in work.glob("*.pt")}
-    assert sorted(kept) == ["ae.pt", "unet.pt"]
+    assert sorted(kept) == ["ae.pt", "change.pt", "unet.pt"]
     capsys.readouterr()
     assert main(["train", "--work", str(work), "--out", str(out), *TRAIN]) == 2
     assert "--resume continues it, --fresh starts over" in capsys.readouterr().err
     assert {p.name: digest(p) for p in work.glob("*.pt")} == kept
     assert main(["train", "--work", str(work), "--out", str(out), "--fresh", *TRAIN]) == 0
-    assert sorted(p.name for p in work.glob("*.pt")) == ["ae.pt", "unet.pt"]
+    assert sorted(p.name for p in work.glob("*.pt")) == ["ae.pt", "change.pt", "unet.pt"]
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "losses.json", "model.safetensors"]
     assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temporary files left
 

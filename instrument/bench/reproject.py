@@ -102,6 +102,7 @@ def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: in
         show.close()
     on, off = float(np.median(rates["on"])), float(np.median(rates["off"]))
     return {"size": f"{size[0]}x{size[1]}", "scene": f"{patch.size[0]}x{patch.size[1]}", "age": age,
+            "ms": 1000 / on - 1000 / off if on and off else 0.0,
             "fps_on": on, "fps_off": off, "ratio": on / off if off else 0.0}
 
 

@@ -191,14 +191,13 @@ def cmd_play(args: argparse.Namespace) -> int:
         osc = None
         if args.osc != "off":
             host, port = parse_hostport(args.osc)
-            osc = OscControl(queue, reporter, host, port, allow=args.osc_allow,
-                             allow_quit=getattr(args, "osc_allow_quit", False))
-            opened.callback(osc.close)
+            osc = opened.open(OscControl(queue, reporter, host, port, allow=args.osc_allow,
+                                         allow_quit=getattr(args, "osc_allow_quit", False)))
             log.info("OSC on %s:%d", *osc.address)
         oscquery, advert = _oscquery(args, queue, reporter, osc)
         for server in (advert, oscquery):
             if server:
-                opened.callback(server.close)
+                opened.open(server)
         wanted = record
         if record:
             record = free_take(record)  # the deck's first take: an earlier one is never overwritten
@@ -223,11 +222,10 @@ def cmd_play(args: argparse.Namespace) -> int:
             from ..control.midi import MidiControl, default_tiers
 
             tiers = default_tiers(patch.midi, str(patch.path or patch.name), reporter)
-            midi = MidiControl(queue, reporter, tiers, patterns=args.midi or [""]).start()
-            opened.callback(midi.close)
+            midi = opened.open(MidiControl(queue, reporter, tiers, patterns=args.midi or [""]).start())
         clocks = _clock_feed(args, queue, midi.clock if midi else None)
         for c in clocks:
-            opened.callback(c.close)
+            opened.open(c)
         heard = [c for c in clocks if isinstance(c, AudioControl)]  # analysed by the show's loop, each frame
         if record:
             queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file

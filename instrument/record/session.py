@@ -25,7 +25,12 @@ from ..ports import ControlSource, EventSink, Feedback, Output
 from ..report import Reporter
 from ..show import Show
 
-T = TypeVar("T")
+
+class Closable(Protocol):
+    def close(self) -> Any: ...
+
+
+T = TypeVar("T", bound=Closable)
 
 
 class FrameClock(Protocol):
@@ -77,7 +82,7 @@ class Session(contextlib.ExitStack):
 
     def open(self, thing: T) -> T:
         """`thing`, to be closed when the session ends (after everything opened later)."""
-        self.callback(thing.close)  # type: ignore[attr-defined]
+        self.callback(thing.close)
         return thing
 
     def show(self, ctx: moderngl.Context, patch: Patch, size: tuple[int, int], **parts: Any) -> Show:

@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .clock import Beat
 from .ports import Deck
 from .render.hud import HudState, dream_line
 
@@ -40,7 +41,7 @@ class Glance:
             (t0, d0), (t1, d1) = self.dreams[0], self.dreams[-1]
             dreams = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
         takes = [out.status() for out in show.outputs if isinstance(out, Deck)]
-        beat = fp.beat
+        beat = fp.beat if fp.beat is not None else Beat(tempo=fp.get("tempo", 120.0))  # before a frame
         recent = tuple(f"{src} {target} {value:.3g}" if isinstance(value, float) else f"{src} {target} {value}"
                        for src, target, value in self.recent)
         moved = tuple((name, fp[name]) for name, t in sorted(self.moved.items(), key=lambda kv: -kv[1])
@@ -48,10 +49,9 @@ class Glance:
         errors = tuple(msg[:80] for t, msg in list(show.reporter.recent) if time.monotonic() - t < 10.0)
         return HudState(
             patch=show.patch.name, frame=fp.frame, fps=show.stats.fps(),
-            rate=getattr(show.clock, "fps", 0.0), rate_note=show.rate_note, dreams=dreams,
+            rate=show.clock.fps, rate_note=show.rate_note, dreams=dreams,
             dream=dream_line(show.stats.dream) if dreaming else "",
             recording=next((t for t in takes if t is not None), None),
-            clock=getattr(beat, "source", "internal"), tempo=getattr(beat, "tempo", fp.get("tempo", 120.0)),
-            beat=getattr(beat, "beat", 0.0), numerator=getattr(beat, "numerator", 4), recent=recent,
+            clock=beat.source, tempo=beat.tempo, beat=beat.beat, numerator=beat.numerator, recent=recent,
             moved=moved, params=tuple((name, fp[name]) for name in sorted(fp)), errors=errors,
             extra=extra or {})

@@ -247,17 +247,21 @@ def contact_sheet(path: Path, base: torch.Tensor, recon: torch.Tensor, outs: lis
     return path
 
 
-def loss_plot(losses: dict, path: Path, size: tuple[int, int] = (900, 320)) -> Path:
-    """Two panels drawn with PIL: autoencoder PSNR (dB) and denoiser loss (log) against step."""
+def loss_plot(losses: dict, path: Path, size: tuple[int, int] = (1350, 320)) -> Path:
+    """A panel a stage, drawn with PIL: autoencoder PSNR (dB), denoiser loss (log) and the share of
+    the change the change decoder gets wrong (log), against step."""
     W, H = size
     img = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(img)
     panels = [("autoencoder: train PSNR on crops (dB)", [r[0] for r in losses["ae"]],
                [r[2] for r in losses["ae"]], False),
               ("denoiser: clean-latent MSE (log)", [r[0] for r in losses["unet"]],
-               [r[1] for r in losses["unet"]], True)]
+               [r[1] for r in losses["unet"]], True),
+              ("change decoder: share of the change wrong (log)", [r[0] for r in losses.get("change", [])],
+               [r[2] for r in losses.get("change", [])], True)]
+    n = len(panels)
     for k, (title, xs, ys, log) in enumerate(panels):
-        x0, y0, pw, ph = k * W // 2 + 50, 30, W // 2 - 70, H - 70
+        x0, y0, pw, ph = k * W // n + 50, 30, W // n - 70, H - 70
         draw.rectangle([x0, y0, x0 + pw, y0 + ph], outline=(0, 0, 0))
         draw.text((x0, 8), title, fill=(0, 0, 0))
         if len(ys) < 2:

@@ -13,6 +13,7 @@ import socket
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -41,12 +42,8 @@ class QueryHttp:
     _snap: Snapshot
     _cache: tuple[Snapshot, bytes] | None  # (snapshot, JSON of the whole tree)
     _page: bytes | None  # the web remote's page, read at its first request
-
-    def _current_tree(self) -> Tree:
-        raise NotImplementedError  # the server's
-
-    def _refuse(self, kind: str, key: str, message: str) -> None:
-        raise NotImplementedError  # the server's
+    _current_tree: Callable[[], Tree]  # the server's methods, called here
+    _refuse: Callable[[str, str, str], None]
 
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         """Every request: the WebSocket's opening handshake (None: accept it), or an answer."""

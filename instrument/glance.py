@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 from .clock import Beat
-from .ports import Deck
+from .ports import is_deck
 from .render.hud import HudState, dream_line
 
 MOVED_SECONDS = 4.0  # a parameter set by a control stays on the HUD's glance this long
@@ -40,7 +40,7 @@ class Glance:
             self.dreams.append((now, int(gen.get("done", 0))))
             (t0, d0), (t1, d1) = self.dreams[0], self.dreams[-1]
             dreams = (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
-        takes = [out.status() for out in show.outputs if isinstance(out, Deck)]
+        takes = [out.status() for out in show.outputs if is_deck(out)]
         beat = fp.beat if fp.beat is not None else Beat(tempo=fp.get("tempo", 120.0))  # before a frame
         recent = tuple(f"{src} {target} {value:.3g}" if isinstance(value, float) else f"{src} {target} {value}"
                        for src, target, value in self.recent)

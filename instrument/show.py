@@ -29,7 +29,7 @@ from .glance import Glance
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
 from .patch import Patch
 from .picture import Picture
-from .ports import ControlSource, EventSink, Feedback, FileSink, Output, SocketSource, Stats
+from .ports import ControlSource, EventSink, Feedback, FileSink, Output, Stats, is_socket
 from .render.compositor import Compositor
 from .render.hud import HudState
 from .report import Reporter
@@ -199,7 +199,7 @@ class Show(ShowCommands):
         has only the last moment's arrivals left and runs warm (straight after a sleep, the same
         poll took ten times as long on this VM)."""
         end = time.perf_counter() + seconds
-        ready = [s for s in self.sources if isinstance(s, SocketSource)]
+        ready = [s for s in self.sources if is_socket(s)]
         if not ready:
             time.sleep(seconds)
         while (left := end - time.perf_counter()) > 0:

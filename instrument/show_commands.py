@@ -15,7 +15,7 @@ from .events import ControlEvent
 from .params import REGISTRY, ParamBank
 from .patch import ConfigError, Patch, load_patch
 from .picture import Picture
-from .ports import Deck, Output
+from .ports import Output, is_deck
 from .report import Reporter
 from .resources import data_dir
 
@@ -133,14 +133,14 @@ class ShowCommands:
 
     def _takes_stopped(self) -> bool:
         """Outputs that record are there and none of them has a take running any more."""
-        decks = [out for out in self.outputs if isinstance(out, Deck)]
+        decks = [out for out in self.outputs if is_deck(out)]
         return bool(decks) and not any(out.recording for out in decks)
 
     def _record(self, on: bool) -> None:
         """Start or stop the takes of every output that records (a re-render has none: it only
         shows REC on the tape's display, as the live show did)."""
         for out in self.outputs:
-            if isinstance(out, Deck):
+            if is_deck(out):
                 on = out.record(on)
         if "recording" in self.bank.registry:
             self.bank.set("recording", on, immediate=True)

@@ -230,7 +230,7 @@ class StreamEngine:
             for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
                 latent, valid = self._carry((latent, valid), later.motion)
             self.previous = (latent, valid)
-            out = self._image(newest, newest.size)
+            out = self._image(newest)
             self.last = out
             self.stats["generated"] += 1
             self.stats["base_frame"] = newest.frame
@@ -284,11 +284,12 @@ class StreamEngine:
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         return x.to(b.dtype)
 
-    def _image(self, frame: InFlight, size: tuple[int, int]) -> np.ndarray:
+    def _image(self, frame: InFlight) -> np.ndarray:
         """A finished frame → uint8 (H, W, 3) at the base image's size: its decoded latent, or for a
         backend that edits (model.py) its base image plus the decoded change."""
         assert frame.x0 is not None  # a finished frame
         x = dreamed(self.backend, frame.x0, frame.base, frame.image).float()
+        size = frame.size
         if x.shape[-2:] != (size[1], size[0]):
             x = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False)
         x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

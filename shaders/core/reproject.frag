@@ -8,16 +8,15 @@
 // current scene fills it, weighted softly so the join does not show as an edge.
 uniform sampler2D generated;  // the dream of the base frame (any size: read by uv)
 uniform sampler2D scene;      // this frame's scene colour: the fill
-uniform sampler2D ring;       // slots tiled u_cols to a row, each u_grid: (motion.xy, depth, 0)
+uniform sampler2D ring;       // slots tiled in rows, each u_grid: (motion.xy, depth, 0)
 uniform ivec2 u_grid;         // the scene's size in pixels
 uniform int u_newest;         // the slot of this frame
 uniform int u_slots;          // slots in the ring
 uniform vec2 u_texel;         // one ring pixel in atlas uv
+uniform vec2 u_tiles[16];     // each slot's lower left corner in atlas uv (reproject.TILES of them)
 uniform int u_steps;          // frames to carry back (the dream's age, capped)
 in vec2 uv;
 out vec4 color;
-
-uniform vec2 u_tiles[16];      // each slot's lower left corner in the atlas, in atlas uv
 
 vec4 at(int slot, vec2 q) {  // nearest (the ring's filter), clamped into the slot
     vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)

@@ -73,10 +73,26 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a sound file muxed into the video, in sync from the show's first frame")
 
 
+ACCEL = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+
+
 def _accel(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--accel", choices=("auto", "tensorrt", "torch"),
-                   help="run the generator on TensorRT engines (built on first use) or torch; "
-                        "auto: TensorRT where it can run (default; also NOCLIP_ACCEL)")
+    p.add_argument("--accel", choices=ACCEL,
+                   help="run the generator on TensorRT engines (a CUDA GPU), onnxruntime or OpenVINO (a "
+                        "CPU; engines built on first use) or torch; auto: TensorRT on a GPU, on a CPU the "
+                        "fastest measured for the model (default; also NOCLIP_ACCEL)")
+
+
+def _runtimes(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in ACCEL:
+            raise argparse.ArgumentTypeError(f"{n!r}: runtimes are {', '.join(ACCEL)}")
+    return names
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    return [_size(s) for s in text.split(",")]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,7 +208,18 @@ def parser() -> argparse.ArgumentParser:
                         "remote's round trip in headless Chromium)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
-    _accel(b)
+    b.add_argument("--accel", type=_runtimes, metavar="A,B",
+                   help="runtimes the generator section measures side by side (torch, onnxruntime, "
+                        "openvino, tensorrt; default: torch and what auto picks); the show's sections "
+                        "play on the first")
+    b.add_argument("--gen-size", type=_sizes, metavar="WxH,WxH",
+                   help="working sizes the generator section measures (default: 256x192,512x384 and "
+                        "the model's own)")
+    b.add_argument("--steps", type=lambda t: [int(v) for v in t.split(",")], metavar="N,N",
+                   help="denoising steps the generator section measures (default: 1,2)")
+    b.add_argument("--threads", type=int, metavar="N",
+                   help="torch / runtime threads for the generator section (default: half the cores, as a "
+                        "show)")
     b.add_argument("--record-seconds", type=float,
                    help="length of each recording phase (60 for the issue's run)")
 
@@ -228,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return quality(argv[1:])
     args = parser().parse_args(argv)
-    if getattr(args, "accel", None):
-        os.environ["NOCLIP_ACCEL"] = args.accel   # read where the generator is made (generate/accel)
+    accel = getattr(args, "accel", None)
+    if accel:   # read where the generator is made (generate/accel); bench: its first runtime
+        os.environ["NOCLIP_ACCEL"] = accel if isinstance(accel, str) else accel[0]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="noclip: %(levelname)s: %(message)s")
     try:

@@ -62,11 +62,15 @@ def onnx_toolchain(built: list | None = None, fail: bool = False) -> Toolchain:
 
 # -- export ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["sd", "taesd", "sdxl", "tiny"])
+@pytest.mark.parametrize("kind", ["sd", "taesd", "sdxl", "tiny", "builtin"])
 def test_onnx_export_matches_torch_at_every_batch(models, tmp_path, kind):
-    """UNet (dynamic batch, timestep, conditioning; SDXL's packed pooled embedding inside), encoder
-    and decoder: onnxruntime on the exported graph computes what the torch part computes."""
-    for part in parts(models[kind]):
+    """UNet (dynamic batch, timestep, conditioning; SDXL's packed pooled embedding inside; the
+    builtin's base latent), encoder, decoder and the builtin's change decoder: onnxruntime on the
+    exported graph computes what the torch part computes."""
+    backend = load_backend("builtin", "cpu") if kind == "builtin" else models[kind]
+    names = [p.name for p in parts(backend)]
+    assert names == ["unet", "encoder", "decoder", *(["change"] if kind == "builtin" else [])]
+    for part in parts(backend):
         runner = OnnxRunner(export(part, tmp_path / f"{part.name}.onnx"))
         for batch in (1, MAX_STEPS):
             inputs = part.example(batch)
@@ -86,7 +90,8 @@ def test_cache_keys_change_with_everything_an_engine_depends_on():
     model = fingerprint(backend.denoiser)
 
     def key(**kw):
-        args = {"model": model, "part": unet, "precision": "fp16", "trt_version": "10.9", "gpu": "H100 sm90"}
+        args = {"model": model, "part": unet, "precision": "fp16", "runtime": "tensorrt 10.9",
+                "device": "H100 sm90"}
         return cache_key(**(args | kw))
 
     base = key()
@@ -99,8 +104,9 @@ def test_cache_keys_change_with_everything_an_engine_depends_on():
         "batch range": key(part=replace(unet, batch=(1, 2, 8))),
         "part": key(part=parts(backend)[1]),
         "precision": key(precision="fp32"),
-        "tensorrt": key(trt_version="10.10"),
-        "gpu": key(gpu="RTX 4090 sm89"),
+        "tensorrt": key(runtime="tensorrt 10.10"),
+        "runtime": key(runtime="onnxruntime 1.32.0"),
+        "gpu": key(device="RTX 4090 sm89"),
     }
     for what, k in changed.items():
         assert k != base, what

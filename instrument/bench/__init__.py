@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import platform
 from typing import Any
 
@@ -66,13 +65,15 @@ def run_bench(args: argparse.Namespace) -> int:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:
         report["midi"] = bench_midi(ctx, patch, size, secs, 10_000)
-    if "generator" in only and os.environ.get("NOCLIP_ACCEL") == "tensorrt":   # --accel tensorrt
+    if "generator" in only and "tensorrt" in (args.accel or []):   # --accel tensorrt: the GPU's bench
         from ..generate.accel.bench import bench_accel
 
         report["accel_bench"] = bench_accel(secs)
     elif "generator" in only:
         model = args.model or (patch.model if patch.model != "none" else "builtin")
-        report["generator_bench"] = bench_generator(ctx, patch, model, size, secs)
+        report["generator_bench"] = bench_generator(ctx, patch, model, size, secs, runtimes=args.accel,
+                                                    sizes=args.gen_size, steps=args.steps,
+                                                    threads=args.threads)
     if "music" in only:
         report["music"] = bench_music(ctx, patch)
     if "audio" in only:

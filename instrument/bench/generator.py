@@ -33,18 +33,20 @@ def walk_frames(ctx, size: tuple[int, int], frames: int, **sets: Any) -> list:
     return out
 
 
-def bench_engine(ctx, backend, size: tuple[int, int], seconds: float) -> dict[str, Any]:
-    """Generator fps at one working size: steps 1 and 2, Stream Batch off and on (plain engine
-    calls on a walk, no loop around them), similarity skip off so every frame is dreamed."""
+def bench_engine(ctx, backend, size: tuple[int, int], seconds: float, steps: tuple[int, ...] = (1, 2),
+                 frames: list | None = None) -> dict[str, Any]:
+    """Generator fps at one working size: each step count, and Stream Batch on too for more than
+    one (plain engine calls on a walk, no loop around them), similarity skip off so every frame is
+    dreamed."""
     from ..generate.stream import StreamEngine
 
-    frames = walk_frames(ctx, size, 24)
+    frames = frames or walk_frames(ctx, size, 24)
     out: dict[str, Any] = {}
-    for steps, batch in ((1, False), (2, False), (2, True)):
-        key = f"steps {steps}" + (" batch" if batch else "")
+    for n_steps, batch in [(k, b) for k in steps for b in ((False, True) if k > 1 else (False,))]:
+        key = f"steps {n_steps}" + (" batch" if batch else "")
         try:
             engine = StreamEngine(backend, size)
-            values = {**REGISTRY.defaults(), "steps": steps, "stream_batch": batch, "similarity_skip": 0.0}
+            values = {**REGISTRY.defaults(), "steps": n_steps, "stream_batch": batch, "similarity_skip": 0.0}
             for n in range(3):  # warm-up: first calls allocate, the pipe fills
                 engine(frames[n], FrameParams(n, n / 30.0, 1 / 30.0, values))
             n, start = 3, time.perf_counter()
@@ -55,6 +57,21 @@ def bench_engine(ctx, backend, size: tuple[int, int], seconds: float) -> dict[st
         except Exception as exc:  # a size this backend cannot play is a figure too
             out[key] = f"failed: {type(exc).__name__}: {exc}"
     return out
+
+
+def on_runtime(backend, runtime: str, size: tuple[int, int]):
+    """The backend at working size `size` on `runtime` (torch: as it is), or why it cannot run."""
+    from ..generate.accel import accelerate
+    from ..report import Reporter
+
+    sized = replace(backend, size=size)
+    if runtime == "torch":
+        return sized, None
+    reporter = Reporter()
+    fast = accelerate(sized, runtime, reporter)
+    if fast is sized:
+        return None, "; ".join(text for _, text in reporter.recent) or "not built"
+    return fast, None
 
 
 def bench_loop_busy(ctx, patch, backend, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
@@ -85,25 +102,54 @@ def bench_loop_busy(ctx, patch, backend, size, seconds: float, fps: float = 60.0
     return out
 
 
-def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: float,
-                    backend=None) -> dict[str, Any]:
-    """Generator figures for `model` (or a Backend given directly); the reason when none loads."""
-    if backend is None:
-        from ..generate import load_backend
+def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: float, backend=None, *,
+                    runtimes: list[str] | None = None, sizes: list[tuple[int, int]] | None = None,
+                    steps: list[int] | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Generator figures for `model` (or a Backend given directly) on each runtime side by side, at
+    each working size and step count; the reason when none loads. `sd-tiny` and `sd-tiny-kl` are
+    tiny SD-shaped diffusers models with random weights (generate/accel/bench.py)."""
+    import torch
 
+    if backend is None:
         try:
-            backend = load_backend(model)
+            backend = _load(model)
         except Exception as exc:
             return {"model": model, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    from ..generate.accel.cpu import RUNTIMES, why_not
     from ..generate.stream import share_cpu
 
-    threads = share_cpu(backend)
-    sizes = sorted({*GENERATOR_SIZES, tuple(backend.size)}, key=lambda s: s[0] * s[1])
-    return {"model": backend.name, "loaded": True, "device": f"{backend.device} ({threads} torch threads)",
-            "working_size": f"{backend.size[0]}x{backend.size[1]}",
-            "engine_fps": {f"{w}x{h}": bench_engine(ctx, backend, (w, h), seconds) for w, h in sizes},
+    if threads:
+        torch.set_num_threads(threads)
+    else:
+        share_cpu(backend)
+    if not runtimes:
+        runtimes = ["torch", *(r for r in RUNTIMES if why_not(r, backend.device) is None)]
+    sizes = sizes or sorted({*GENERATOR_SIZES, tuple(backend.size)}, key=lambda s: s[0] * s[1])
+    table: dict[str, dict[str, Any]] = {}
+    for w, h in sizes:
+        frames = walk_frames(ctx, (w, h), 24)
+        row: dict[str, Any] = {}
+        for runtime in runtimes:
+            played, why = on_runtime(backend, runtime, (w, h))
+            row[runtime] = (bench_engine(ctx, played, (w, h), seconds, tuple(steps or (1, 2)), frames)
+                            if played is not None else f"not run: {why}")
+        table[f"{w}x{h}"] = row
+    return {"model": backend.name, "loaded": True,
+            "device": f"{backend.device} ({torch.get_num_threads()} threads)",
+            "working_size": f"{backend.size[0]}x{backend.size[1]}", "engine_fps": table,
             "loop": bench_loop_busy(ctx, patch, backend, size, seconds)}
 
+
+def _load(model: str):
+    if model in ("sd-tiny", "sd-tiny-kl"):
+        import torch
+
+        from ..generate.accel.bench import sized_backend
+
+        return sized_backend(model, torch.device("cpu"), torch.float32, 256)
+    from ..generate import load_backend
+
+    return load_backend(model)
 
 
 def print_generator(g: dict[str, Any]) -> None:
@@ -111,10 +157,22 @@ def print_generator(g: dict[str, Any]) -> None:
         print(f"\ngenerator: no backend loaded ({g['model']}: {g['error']})")
         return
     print(f"\ngenerator {g['model']} on {g['device']} (working size {g['working_size']}), "
-          "engine alone on a walk:")
-    for size, figures in g["engine_fps"].items():
-        print(f"  {size:>9}: " + "  ".join(f"{k} {v:.2f} fps" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in figures.items()))
+          "engine alone on a walk, fps (x torch):")
+    for size, row in g["engine_fps"].items():
+        base = row.get("torch") if isinstance(row.get("torch"), dict) else {}
+        for runtime, figures in row.items():
+            if not isinstance(figures, dict):
+                print(f"  {size:>9} {runtime:<12} {figures}")
+                continue
+            cells = []
+            for k, v in figures.items():
+                if not isinstance(v, float):
+                    cells.append(f"{k} {v}")
+                    continue
+                ref = base.get(k)
+                ratio = f" ({v / ref:.2f}x)" if isinstance(ref, float) and runtime != "torch" else ""
+                cells.append(f"{k} {v:.2f}{ratio}")
+            print(f"  {size:>9} {runtime:<12} " + "  ".join(cells))
     lo = g["loop"]
     print(f"loop paced at 60 fps, backrooms: {lo['none_fps']:.1f} fps alone, {lo['busy_fps']:.1f} fps "
           f"while the generator dreams ({100 * lo['ratio']:.0f}%) at {lo['generator_fps']:.2f} generated fps")

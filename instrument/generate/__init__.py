@@ -175,8 +175,9 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
         from .accel import accelerate
         from .stream import StreamEngine, share_cpu
 
-        backend = accelerate(load_backend(name), None, reporter)  # --accel / NOCLIP_ACCEL; torch if it cannot
-        share_cpu(backend)
+        backend = load_backend(name)
+        share_cpu(backend)   # first: a CPU runtime takes torch's thread count
+        backend = accelerate(backend, None, reporter)  # --accel / NOCLIP_ACCEL; torch if it cannot
         return StreamEngine(backend)
 
     return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=build)

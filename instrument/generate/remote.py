@@ -52,8 +52,9 @@ def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool
         from .accel import accelerate
         from .stream import StreamEngine, share_cpu
 
-        backend = accelerate((load or load_backend)(name), None, Reporter())
-        share_cpu(backend)
+        backend = (load or load_backend)(name)
+        share_cpu(backend)   # first: a CPU runtime takes torch's thread count
+        backend = accelerate(backend, None, Reporter())
         if live and backend.device.type == "cpu":
             os.nice(NICE)  # the picture's rate first: dreams take the cores the loop leaves
         engine = StreamEngine(backend)

@@ -1,11 +1,13 @@
-"""Acceleration of a Backend: its denoiser and autoencoder swapped for TensorRT engines.
+"""Acceleration of a Backend: its denoiser, autoencoder and change decoder swapped for engines:
+TensorRT on a CUDA GPU, onnxruntime or OpenVINO on a CPU.
 
 `accelerate(backend, mode)` returns a Backend that plays the same (same interfaces, same numbers
-within fp16's tolerance) and faster, or the backend itself: with `torch`, or when TensorRT is
-missing, the GPU unsupported or a build fails, it says why once and the show plays on torch.
-`auto` takes TensorRT where it can run and torch silently (a note in the log) where it cannot.
-Modules: export.py (the parts as ONNX graphs), engines.py (build + cache), runtime.py (engines
-behind the interfaces).
+within fp16's tolerance on a GPU, 1e-3 on a CPU) and faster, or the backend itself: with `torch`,
+or when the runtime asked for is missing, the device unsupported or a build fails, it says why once
+and the show plays on torch. `auto` takes TensorRT on a GPU, and on a CPU the fastest of torch,
+onnxruntime and OpenVINO measured on this model (cpu.py), silently (a note in the log) where none
+can run. Modules: export.py (the parts as ONNX graphs), engines.py (build + cache), runtime.py
+(engines behind the interfaces), cpu.py (the CPU runtimes and the measured choice).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from ...report import Reporter
 from ..model import Backend
+from . import cpu
 
 if TYPE_CHECKING:
     from .engines import Builder
 
 log = logging.getLogger("noclip")
 
-MODES = ("auto", "tensorrt", "torch")
+MODES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 
 
 def mode_from_env(mode: str | None = None) -> str:
@@ -45,7 +48,9 @@ class Toolchain:
     build: Builder                             # (onnx, engine, part, precision): writes the engine
     runner: Callable[[Path, Any], Any]         # (engine path, device) -> runner
     version: Callable[[], str]                 # the toolchain's version, for the cache key
-    gpu: Callable[[Any], str]                  # (device) -> the GPU's name, for the cache key
+    gpu: Callable[[Any], str]                  # (device) -> the GPU's (or CPU's) name, for the cache key
+    suffix: str = ".engine"                    # what a built engine file is
+    name: str = "TensorRT"
 
 
 def tensorrt_toolchain() -> Toolchain:
@@ -59,16 +64,18 @@ def tensorrt_toolchain() -> Toolchain:
 def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | None = None, *,
                precision: str | None = None, toolchain: Toolchain | None = None, folder=None,
                force: bool = False) -> Backend:
-    """The backend on TensorRT engines (built or taken from the cache), or the backend itself."""
+    """The backend on engines (built or taken from the cache), or the backend itself."""
     mode = mode_from_env(mode)
     if mode == "torch":
         return backend
     reporter = reporter or Reporter()
+    if toolchain is None and (mode in cpu.RUNTIMES or (mode == "auto" and backend.device.type == "cpu")):
+        return _on_cpu(backend, mode, reporter, folder, force)
     precision = precision or os.environ.get("NOCLIP_TRT_PRECISION", "fp16")
     chain = toolchain or tensorrt_toolchain()
     why = chain.why_not(backend.device, precision)
     if why:
-        message = f"{backend.name}: TensorRT not used, playing on torch: {why}"
+        message = f"{backend.name}: {chain.name} not used, playing on torch: {why}"
         if mode == "auto":   # asked for nothing in particular: the log says it, the HUD stays quiet
             log.info("accel: %s", message)
         else:
@@ -77,8 +84,36 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
     try:
         return engine_backend(backend, precision, chain, folder=folder, force=force)
     except Exception as exc:
-        _warn(reporter, backend.name)("accel", f"{backend.name}: TensorRT engines could not be built, "
+        _warn(reporter, backend.name)("accel", f"{backend.name}: {chain.name} engines could not be built, "
                                                f"playing on torch ({type(exc).__name__}: {exc})")
+        return backend
+
+
+def _on_cpu(backend: Backend, mode: str, reporter: Reporter, folder, force: bool) -> Backend:
+    """A CPU runtime asked for by name, or (auto) the fastest measured on this model."""
+    def build(runtime: str) -> Backend:
+        return engine_backend(backend, "fp32", cpu.toolchain(runtime), folder=Path(folder) if folder else None,
+                              force=force)
+
+    if mode == "auto":
+        try:
+            name, fast, seconds = cpu.fastest(backend, "fp32", build, Path(folder or _cache()))
+        except Exception as exc:
+            log.info("accel: %s: no CPU runtime measured, playing on torch (%s: %s)", backend.name,
+                     type(exc).__name__, exc)
+            return backend
+        log.info("accel: %s plays on %s, the fastest here (ms a dream: %s)", backend.name, name,
+                 ", ".join(f"{k} {1000 * v:.1f}" for k, v in seconds.items()))
+        return fast
+    why = cpu.why_not(mode, backend.device)
+    if why:
+        _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} not used, playing on torch: {why}")
+        return backend
+    try:
+        return build(mode)
+    except Exception as exc:
+        _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} could not run it, playing on torch "
+                                               f"({type(exc).__name__}: {exc})")
         return backend
 
 
@@ -88,21 +123,29 @@ def _warn(reporter: Reporter, name: str):
 
 def engine_backend(backend: Backend, precision: str, chain: Toolchain, *, folder=None,
                    force: bool = False) -> Backend:
-    """Export, build (or find in the cache) and load the three engines; raises when any fails."""
+    """Export, build (or find in the cache) and load each part's engine; raises when any fails."""
     from .engines import cache_key, ensure
     from .export import fingerprint, parts
-    from .runtime import EngineAutoencoder, EngineDenoiser
+    from .runtime import EngineAutoencoder, EngineChange, EngineDenoiser
 
-    unet, enc, dec = parts(backend)
-    version, gpu = chain.version(), chain.gpu(backend.device)
-    runners = []
-    for part, owner in ((unet, backend.denoiser), (enc, backend.autoencoder), (dec, backend.autoencoder)):
-        key = cache_key(fingerprint(owner), part, precision, version, gpu)
-        path = ensure(part, key, precision, chain.build, device=backend.device, folder=folder, force=force)
-        runners.append(chain.runner(path, backend.device))
+    graphs = parts(backend)
+    version, device = chain.version(), chain.gpu(backend.device)
+    owners = {"unet": backend.denoiser, "encoder": backend.autoencoder, "decoder": backend.autoencoder,
+              "change": backend.change}
+    runners = {}
+    for part in graphs:
+        key = cache_key(fingerprint(owners[part.name]), part, precision, version, device)
+        path = ensure(part, key, precision, chain.build, device=backend.device, folder=folder, force=force,
+                      suffix=chain.suffix)
+        runners[part.name] = chain.runner(path, backend.device)
     log.info("%s: playing on %s engines (%s)", backend.name, version, precision)
-    return replace(backend, denoiser=EngineDenoiser(runners[0], backend.denoiser, unet),
-                   autoencoder=EngineAutoencoder(runners[1], runners[2], backend.autoencoder, (enc, dec)))
+    by = {p.name: p for p in graphs}
+    change = backend.change
+    if change is not None:
+        change = EngineChange(runners["change"], change, by["change"])
+    return replace(backend, denoiser=EngineDenoiser(runners["unet"], backend.denoiser, by["unet"]),
+                   autoencoder=EngineAutoencoder(runners["encoder"], runners["decoder"], backend.autoencoder,
+                                                 (by["encoder"], by["decoder"])), change=change)
 
 
 def build_engines(name: str, precision: str = "fp16", *, force: bool = False,

@@ -26,7 +26,13 @@ SDXL: dict[str, Any] = {"block_out_channels": (320, 640, 1280), "attention_head_
         "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
         "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")}
-MODELS = {"sd-turbo-sized": SD21, "sdxl-turbo-sized": SDXL}
+# A tiny SD-shaped UNet (two levels, cross-attention at the lower one): with it the autoencoder is
+# most of a frame, as in the CPU comparison with StreamDiffusion (issue: ONNX/OpenVINO).
+SD_TINY: dict[str, Any] = {"block_out_channels": (32, 64), "layers_per_block": 2, "attention_head_dim": 8,
+                           "cross_attention_dim": 32, "sample_size": 32,
+                           "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+                           "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D")}
+MODELS = {"sd-turbo-sized": SD21, "sdxl-turbo-sized": SDXL, "sd-tiny": SD_TINY, "sd-tiny-kl": SD_TINY}
 
 
 class RandomConditioner:
@@ -40,9 +46,11 @@ class RandomConditioner:
         return torch.randn(self.shape, generator=g).to(self.device, self.dtype)
 
 
-def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.float16) -> Backend:
-    """A random-weight backend the size of a real one (see the module doc)."""
-    from diffusers import AutoencoderTiny, UNet2DConditionModel
+def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.float16,
+                  size: int = SIZE) -> Backend:
+    """A random-weight backend the size of a real one (see the module doc); `sd-tiny` a tiny UNet
+    with TAESD, `sd-tiny-kl` with SD's full-size KL autoencoder."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
     from ..diffusers_parts import DiffusersAutoencoder, UNetDenoiser
 
@@ -51,13 +59,20 @@ def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.fl
     # diffusers defines ModelMixin.to as functools.wraps(nn.Module.to) of an overloaded method,
     # which mypy reads as no `to` at all
     unet = UNet2DConditionModel(**cfg).to(device, dtype).eval().requires_grad_(False)  # type: ignore[attr-defined]
-    vae = AutoencoderTiny().to(device, dtype).eval().requires_grad_(False)  # type: ignore[attr-defined]  # TAESD's
+    vae: Any
+    if kind == "sd-tiny-kl":   # SD's own VAE configuration (diffusers' defaults are a one-level toy)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                            down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4)
+    else:
+        vae = AutoencoderTiny()   # TAESD's
+    vae = vae.to(device, dtype).eval().requires_grad_(False)
     sdxl = "addition_embed_type" in cfg
     dim = cfg["cross_attention_dim"]
     denoiser = UNetDenoiser(unet, "epsilon", Schedule.scaled_linear(), sdxl_factor=8 if sdxl else 0,
                             pooled_dim=1280 if sdxl else 0)
     cond = RandomConditioner((1, 78 if sdxl else 77, dim), device, dtype)
-    return Backend(kind, DiffusersAutoencoder(vae), cond, denoiser, device, dtype, (SIZE, SIZE))
+    return Backend(kind, DiffusersAutoencoder(vae), cond, denoiser, device, dtype, (size, size))
 
 
 def measure(backend: Backend, seconds: float) -> dict[str, Any]:

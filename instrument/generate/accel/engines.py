@@ -36,11 +36,12 @@ def cache_dir() -> Path:
     return Path(base) / "noclip" / "engines"
 
 
-def cache_key(model: str, part: Part, precision: str, trt_version: str, gpu: str) -> str:
-    """The name of an engine: a hash of everything that makes it valid (see the module doc)."""
+def cache_key(model: str, part: Part, precision: str, runtime: str, device: str) -> str:
+    """The name of an engine: a hash of everything that makes it valid (see the module doc): the
+    runtime's name and version, the GPU (or CPU) it was built for."""
     fields = {"format": FORMAT, "model": model, "part": part.name, "batch": list(part.batch),
               "inputs": [[n, list(s[1:]), str(d)] for n, s, d in part.inputs], "precision": precision,
-              "tensorrt": trt_version, "gpu": gpu}
+              "runtime": runtime, "device": device}
     digest = hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=12).hexdigest()
     return f"{part.name}-{digest}"
 
@@ -49,11 +50,11 @@ Builder = Callable[[Path, Path, Part, str], None]   # (onnx, engine, part, preci
 
 
 def ensure(part: Part, key: str, precision: str, build: Builder, *, device="cpu",
-           folder: Path | None = None, force: bool = False) -> Path:
+           folder: Path | None = None, force: bool = False, suffix: str = ".engine") -> Path:
     """The engine file for `part`, built (export → build) unless the cache has it. A build is
     written to a temporary name and renamed into place, so a crash never leaves half an engine."""
     folder = folder or cache_dir()
-    path = folder / f"{key}.engine"
+    path = folder / f"{key}{suffix}"
     if path.exists() and not force:
         log.info("%s: cached engine %s", part.name, path)
         return path
@@ -66,7 +67,7 @@ def ensure(part: Part, key: str, precision: str, build: Builder, *, device="cpu"
         shutil.move(partial, path)
     meta = {"part": part.name, "precision": precision, "batch": list(part.batch),
             "inputs": {n: list(s[1:]) for n, s, _ in part.inputs}, "seconds": time.perf_counter() - start}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    Path(f"{folder / key}.json").write_text(json.dumps(meta, indent=1))
     log.info("%s: built %s in %.0f s", part.name, path, meta["seconds"])
     return path
 

@@ -27,7 +27,8 @@ from ..stream import MAX_STEPS
 log = logging.getLogger("noclip")
 
 OPSET = 17
-FORMAT = 1  # bump when the graphs' inputs or outputs change: it is part of every cache key
+FORMAT = 2  # bump when the graphs' inputs or outputs change: it is part of every cache key
+# 2: the denoiser of an editing backend reads the base latent; the change decoder is a part
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def modules_of(owner: object) -> list[nn.Module]:
 
 
 def parts(backend: Backend, size: tuple[int, int] | None = None) -> list[Part]:
-    """The unet, encoder and decoder graphs of a backend at a working size (its own by default)."""
+    """The unet, encoder and decoder graphs of a backend at a working size (its own by default), and
+    its change decoder's where it has one. The denoiser of an editing backend reads the base latent
+    (model.Backend.edits), so its graph takes it."""
     ae, den = backend.autoencoder, backend.denoiser
     w, h = size or backend.size
     f = ae.factor
@@ -84,12 +87,22 @@ def parts(backend: Backend, size: tuple[int, int] | None = None) -> list[Part]:
     dtype = _io_dtype(den) if modules_of(den) else backend.dtype
     cond = backend.conditioner("")  # its shape: (1, ...)
     ae_dtype = _io_dtype(ae) if modules_of(ae) else backend.dtype
-    return [
-        Part("unet", Graph(den, lambda x, t, c: den(x, t, c)),
-             (("x", latent, dtype), ("t", (1,), torch.float32), ("cond", tuple(cond.shape), dtype)), "out"),
+    unet_inputs = [("x", latent, dtype), ("t", (1,), torch.float32), ("cond", tuple(cond.shape), dtype)]
+    if backend.edits:
+        unet_inputs.append(("base", latent, dtype))
+        unet = Graph(den, lambda x, t, c, base: den(x, t, c, base=base))
+    else:
+        unet = Graph(den, lambda x, t, c: den(x, t, c))
+    out = [
+        Part("unet", unet, tuple(unet_inputs), "out"),
         Part("encoder", Graph(ae, ae.encode), (("image", (1, 3, h, w), ae_dtype),), "latent"),
         Part("decoder", Graph(ae, ae.decode), (("latent", latent, ae_dtype),), "image"),
     ]
+    change = backend.change
+    if change is not None:
+        out.append(Part("change", Graph(change, change), (("x0", latent, ae_dtype), ("base", latent, ae_dtype)),
+                        "change"))
+    return out
 
 
 def _io_dtype(owner: object) -> torch.dtype:

@@ -1,7 +1,8 @@
-"""Built engines behind the Denoiser and Autoencoder interfaces, so the stream engine cannot tell.
+"""Built engines behind the Denoiser, Autoencoder and change interfaces, so the stream engine
+cannot tell.
 
 A runner is any callable `runner(**named_tensors) -> tensor`: a TensorRT engine on the caller's
-CUDA stream (`TensorRTRunner`) or, in the CPU tests, onnxruntime (export.OnnxRunner). Shapes an
+CUDA stream (`TensorRTRunner`), or onnxruntime or OpenVINO on a CPU (cpu.py). Shapes an
 engine was not built for (another working size, a batch past its profile) go to the torch part
 it replaces, reported once: the show never stops for a shape.
 """
@@ -22,13 +23,28 @@ class EngineDenoiser:
         self.runner, self.torch_part, self.part = runner, torch_part, part
         self.prediction, self.schedule = torch_part.prediction, torch_part.schedule
         self._fits = _Fits(part)
+        self.reads_base = any(name == "base" for name, _, _ in part.inputs)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                  base: torch.Tensor | None = None) -> torch.Tensor:
-        if not self._fits(x=x, cond=cond):
-            return self.torch_part(x, t, cond)
-        out = self.runner(x=x, t=t.float(), cond=cond)
+        with_base = {"base": base} if self.reads_base and base is not None else {}
+        if (self.reads_base and base is None) or not self._fits(x=x, cond=cond, **with_base):
+            return self.torch_part(x, t, cond, base=base)
+        out = self.runner(x=x, t=t.float(), cond=cond, **with_base)
         return out.to(x.device, x.dtype)
+
+
+class EngineChange:
+    """An editing backend's change decoder (model.Backend.change) on an engine."""
+
+    def __init__(self, runner, torch_part, part) -> None:
+        self.runner, self.torch_part = runner, torch_part
+        self._fits = _Fits(part)
+
+    def __call__(self, x0: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        if not self._fits(x0=x0, base=base):
+            return self.torch_part(x0, base)
+        return self.runner(x0=x0, base=base).to(x0.device, x0.dtype)
 
 
 class EngineAutoencoder:

@@ -1,0 +1,247 @@
+"""CPU runtimes: onnxruntime and OpenVINO running a backend's exported graphs, where torch eager
+would (most people first play noclip on a laptop without an NVIDIA GPU).
+
+The graphs are export.py's, the same TensorRT builds from; the "engine" a CPU runtime caches is the
+exported ONNX file (onnxruntime optimises it as the session opens, in under a second; OpenVINO
+keeps its compiled blobs in a cache folder beside it). Both run with the threads torch would have
+had (`share_cpu`: half the cores, the rest left to the frame loop and llvmpipe), graph
+optimisations on, and tensors passed by address both ways (onnxruntime's IO binding, OpenVINO's
+shared tensors): no copy in, none out, nothing but the result allocated per call.
+
+`auto` on a CPU measures torch and every runtime importable here on the backend's own per-dream
+work (encode, one denoising step, the change or decode) and keeps the fastest; the choice is cached
+by model, shapes, precision, runtime versions, CPU and threads (`choice_key`), so it is measured
+once per machine and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger("noclip")
+
+RUNTIMES = ("onnxruntime", "openvino")
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}   # pip install 'noclip[EXTRA]'
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "neon")
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU as a cache key sees it: its model and the vector extensions kernels are chosen by."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return " ".join([model, *(f for f in FLAGS if f in flags)])
+
+
+def threads() -> int:
+    """What the generator may use: torch's share (`share_cpu` has set it before engines are made)."""
+    return max(1, torch.get_num_threads())
+
+
+def why_not(runtime: str, device) -> str | None:
+    """Why `runtime` cannot run this backend here, or None when it can."""
+    if getattr(device, "type", str(device)) != "cpu":
+        return f"the model runs on {device}; {runtime} plays models on the CPU"
+    try:
+        version(runtime)
+    except Exception as exc:
+        return (f"the {runtime} package is not importable ({type(exc).__name__}: {exc}); "
+                f"pip install 'noclip[{EXTRAS[runtime]}]'")
+    return None
+
+
+def version(runtime: str) -> str:
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__}"
+    import openvino as ov
+
+    return f"openvino {ov.__version__}"
+
+
+_NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64, torch.int32: np.int32}
+
+
+class OrtRunner:
+    """An exported graph in onnxruntime: named torch tensors in, one torch tensor out, both bound
+    by address (IO binding). All graph optimisations (ORT_ENABLE_ALL: fusions and the CPU's blocked
+    layouts); intra-op threads as torch's, no spinning between calls (a spinning pool takes the
+    cores the frame loop needs)."""
+
+    def __init__(self, path: Path, n: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = n or threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        output = self.session.get_outputs()[0]
+        self.output = output.name
+        self.dtype = torch.float16 if output.type == "tensor(float16)" else torch.float32
+        self.binding = self.session.io_binding()
+        self.shapes: dict[tuple, tuple[int, ...]] = {}   # the output's shape for each input shape met
+
+    def __call__(self, **tensors: torch.Tensor) -> torch.Tensor:
+        b = self.binding
+        xs = [tensors[name].detach().contiguous() for name in self.inputs]   # alive until the run is over
+        for name, x in zip(self.inputs, xs, strict=True):
+            b.bind_input(name, "cpu", 0, _NUMPY[x.dtype], tuple(x.shape), x.data_ptr())
+        key = tuple(tuple(x.shape) for x in xs)
+        shape = self.shapes.get(key)
+        if shape is None:   # the first call of a shape: the runtime allocates, and says the shape
+            b.bind_output(self.output, "cpu")
+            self.session.run_with_iobinding(b)
+            out = torch.from_numpy(b.get_outputs()[0].numpy())
+            self.shapes[key] = tuple(out.shape)
+            return out
+        out = torch.empty(shape, dtype=self.dtype)
+        b.bind_output(self.output, "cpu", 0, _NUMPY[self.dtype], shape, out.data_ptr())
+        self.session.run_with_iobinding(b)
+        return out
+
+
+class OpenVinoRunner:
+    """An exported graph compiled by OpenVINO's CPU plugin for latency, once per batch size met
+    (static shapes compile to faster kernels than a dynamic batch), with its threads as torch's and
+    no pinning (the cores are shared with the frame loop). Inputs are shared with the torch
+    tensors; each call writes into a fresh output tensor."""
+
+    def __init__(self, path: Path, n: int | None = None) -> None:
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.core.set_property({"CACHE_DIR": str(Path(path).parent / "openvino")})
+        self.model = self.core.read_model(str(path))
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": n or threads(),
+                       "ENABLE_CPU_PINNING": False}
+        self.names = [p.get_any_name() for p in self.model.inputs]
+        self.compiled: dict[tuple, Any] = {}
+
+    def _request(self, shapes: tuple):
+        if shapes not in self.compiled:
+            model = self.model.clone()
+            model.reshape(dict(zip(self.names, shapes, strict=True)))
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            self.compiled[shapes] = (compiled, compiled.create_infer_request())
+        return self.compiled[shapes]
+
+    def __call__(self, **tensors: torch.Tensor) -> torch.Tensor:
+        import openvino as ov
+
+        xs = [tensors[n].detach().contiguous() for n in self.names]
+        compiled, request = self._request(tuple(tuple(x.shape) for x in xs))
+        for i, x in enumerate(xs):
+            request.set_input_tensor(i, ov.Tensor(x.numpy(), shared_memory=True))
+        out = torch.empty(tuple(compiled.output(0).get_shape()), dtype=torch.float32)
+        request.set_output_tensor(0, ov.Tensor(out.numpy(), shared_memory=True))
+        request.infer()
+        return out
+
+
+RUNNERS: dict[str, Callable[[Path], Any]] = {"onnxruntime": OrtRunner, "openvino": OpenVinoRunner}
+
+
+def _keep_export(onnx: Path, engine: Path, part, precision: str) -> None:
+    import shutil
+
+    shutil.copy(onnx, engine)
+
+
+def toolchain(runtime: str):
+    """A runtime as the Toolchain engine_backend builds with: the ONNX export is the engine."""
+    from . import Toolchain
+
+    return Toolchain(why_not=lambda device, precision: why_not(runtime, device), build=_keep_export,
+                     runner=lambda path, device: RUNNERS[runtime](path),
+                     version=lambda: version(runtime), gpu=lambda device: f"{cpu_name()} x{threads()}",
+                     suffix=".onnx", name=runtime)
+
+
+# -- auto: the fastest measured ---------------------------------------------------------------------
+
+def per_dream(backend, repeats: int = 12) -> float:
+    """Median seconds of one dream's network work at batch 1: encode the frame, one denoising step
+    on it, then the change (or the decode)."""
+    from ..stream import dreamed
+
+    ae, den = backend.autoencoder, backend.denoiser
+    w, h = backend.size
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand((1, 3, h, w), generator=g) * 2 - 1
+    cond = backend.conditioner("").to(backend.dtype)
+    t = torch.tensor([den.schedule.T // 2])
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 3):
+            start = time.perf_counter()
+            base = ae.encode(image.to(backend.dtype))
+            out = den(base, t, cond, base=base)
+            dreamed(backend, out, base, image)
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def choice_key(backend, precision: str, runtimes: list[str]) -> str:
+    from .export import fingerprint
+
+    owners = [backend.denoiser, backend.autoencoder, *([backend.change] if backend.change else [])]
+    fields = {"models": [fingerprint(o) for o in owners], "size": list(backend.size), "precision": precision,
+              "torch": torch.__version__, "runtimes": [version(r) for r in runtimes], "cpu": cpu_name(),
+              "threads": threads()}
+    return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=12).hexdigest()
+
+
+def fastest(backend, precision: str, build: Callable[[str], Any], folder: Path) -> tuple[str, Any, dict]:
+    """(runtime, backend on it, seconds per dream of each) for the fastest of torch and the runtimes
+    importable here; measured once and remembered in `folder`."""
+    runtimes = [r for r in RUNTIMES if why_not(r, backend.device) is None]
+    path = folder / f"choice-{choice_key(backend, precision, runtimes)}.json"
+    try:
+        known = json.loads(path.read_text())
+        name = known["runtime"]
+        if name == "torch" or name in runtimes:
+            return name, backend if name == "torch" else build(name), known["seconds"]
+    except (OSError, ValueError, KeyError):
+        pass
+    seconds, built = {"torch": per_dream(backend)}, {"torch": backend}
+    for name in runtimes:
+        try:
+            built[name] = build(name)
+            seconds[name] = per_dream(built[name])
+        except Exception as exc:   # a runtime that cannot build this model is not a choice
+            log.info("accel: %s could not run %s (%s: %s)", name, backend.name, type(exc).__name__, exc)
+    best = min(seconds, key=seconds.__getitem__)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"runtime": best, "seconds": seconds, "cpu": cpu_name(), "threads": threads()},
+                              indent=1))
+    tmp.replace(path)
+    return best, built[best], seconds

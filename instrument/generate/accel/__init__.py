@@ -70,7 +70,8 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
         return backend
     reporter = reporter or Reporter()
     if toolchain is None and (mode in cpu.RUNTIMES or (mode == "auto" and backend.device.type == "cpu")):
-        return _on_cpu(backend, mode, reporter, folder, force)
+        return _on_cpu(backend, mode, reporter, precision or os.environ.get("NOCLIP_CPU_PRECISION", "fp32"),
+                       folder, force)
     precision = precision or os.environ.get("NOCLIP_TRT_PRECISION", "fp16")
     chain = toolchain or tensorrt_toolchain()
     why = chain.why_not(backend.device, precision)
@@ -89,15 +90,18 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
         return backend
 
 
-def _on_cpu(backend: Backend, mode: str, reporter: Reporter, folder, force: bool) -> Backend:
+def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str, folder, force: bool) -> Backend:
     """A CPU runtime asked for by name, or (auto) the fastest measured on this model."""
     def build(runtime: str) -> Backend:
-        return engine_backend(backend, "fp32", cpu.toolchain(runtime), folder=Path(folder) if folder else None,
-                              force=force)
+        chain = cpu.toolchain(runtime, backend)
+        why = chain.why_not(backend.device, precision)
+        if why:
+            raise RuntimeError(why)
+        return engine_backend(backend, precision, chain, folder=Path(folder) if folder else None, force=force)
 
     if mode == "auto":
         try:
-            name, fast, seconds = cpu.fastest(backend, "fp32", build, Path(folder or _cache()))
+            name, fast, seconds = cpu.fastest(backend, precision, build, Path(folder or _cache()))
         except Exception as exc:
             log.info("accel: %s: no CPU runtime measured, playing on torch (%s: %s)", backend.name,
                      type(exc).__name__, exc)
@@ -105,7 +109,7 @@ def _on_cpu(backend: Backend, mode: str, reporter: Reporter, folder, force: bool
         log.info("accel: %s plays on %s, the fastest here (ms a dream: %s)", backend.name, name,
                  ", ".join(f"{k} {1000 * v:.1f}" for k, v in seconds.items()))
         return fast
-    why = cpu.why_not(mode, backend.device)
+    why = cpu.toolchain(mode, backend).why_not(backend.device, precision)
     if why:
         _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} not used, playing on torch: {why}")
         return backend

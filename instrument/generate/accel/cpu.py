@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import quantize
+
 log = logging.getLogger("noclip")
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -168,18 +170,28 @@ class OpenVinoRunner:
 RUNNERS: dict[str, Callable[[Path], Any]] = {"onnxruntime": OrtRunner, "openvino": OpenVinoRunner}
 
 
-def _keep_export(onnx: Path, engine: Path, part, precision: str) -> None:
+PRECISIONS = ("fp32", "int8")   # int8: onnxruntime, the denoiser's and change decoder's convolutions
+
+
+def toolchain(runtime: str, backend=None):
+    """A runtime as the Toolchain engine_backend builds with: the ONNX export is the engine, or in
+    int8 its quantized graph (quantize.py; calibrated on `backend`'s own parts)."""
     import shutil
 
-    shutil.copy(onnx, engine)
-
-
-def toolchain(runtime: str):
-    """A runtime as the Toolchain engine_backend builds with: the ONNX export is the engine."""
     from . import Toolchain
 
-    return Toolchain(why_not=lambda device, precision: why_not(runtime, device), build=_keep_export,
-                     runner=lambda path, device: RUNNERS[runtime](path),
+    def build(onnx: Path, engine: Path, part, precision: str) -> None:
+        if precision == "int8" and part.name in quantize.QUANTIZED:
+            quantize.quantize(onnx, engine, backend, part)
+        else:
+            shutil.copy(onnx, engine)
+
+    def refuse(device, precision: str) -> str | None:
+        if precision not in PRECISIONS or (precision == "int8" and (runtime != "onnxruntime" or backend is None)):
+            return f"{precision} is not a precision {runtime} plays here (fp32; int8 on onnxruntime)"
+        return why_not(runtime, device)
+
+    return Toolchain(why_not=refuse, build=build, runner=lambda path, device: RUNNERS[runtime](path),
                      version=lambda: version(runtime), gpu=lambda device: f"{cpu_name()} x{threads()}",
                      suffix=".onnx", name=runtime)
 

@@ -187,7 +187,8 @@ def toolchain(runtime: str, backend=None):
             shutil.copy(onnx, engine)
 
     def refuse(device, precision: str) -> str | None:
-        if precision not in PRECISIONS or (precision == "int8" and (runtime != "onnxruntime" or backend is None)):
+        int8 = precision == "int8" and runtime == "onnxruntime" and backend is not None
+        if precision not in PRECISIONS or (precision == "int8" and not int8):
             return f"{precision} is not a precision {runtime} plays here (fp32; int8 on onnxruntime)"
         return why_not(runtime, device)
 

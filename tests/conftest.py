@@ -22,6 +22,11 @@ def pytest_configure(config):
     from instrument.catalogue import assemble
     from instrument.render.chain import load_chain_spec
 
+    # The test models are Python (a denoiser that sleeps, counts or fails on cue): played as written,
+    # on torch, not exported to a CPU runtime that would drop what they do. The runtimes' own tests
+    # (test_cpu_runtimes.py, test_tensorrt.py) choose theirs, auto included.
+    os.environ.setdefault("NOCLIP_ACCEL", "torch")
+
     assemble()
     load_chain_spec("vhs")
 

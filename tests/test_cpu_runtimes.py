@@ -172,3 +172,28 @@ def test_int8_quantizes_the_denoiser_and_keeps_the_picture(models, tmp_path):
     assert max(diffs) <= 4.0, diffs   # measured: 2.2-2.8 (two seeds differ by ~10)
     assert accelerate(backend, "openvino", (r := Reporter()), precision="int8", folder=tmp_path) is backend
     assert "int8 on onnxruntime" in r.recent[-1][1]
+
+
+def test_a_show_on_auto_plays_the_builtin_on_the_fastest_runtime(tmp_path):
+    """`noclip render` as a performer runs it, `--accel auto` on a fresh cache: the builtin is
+    measured on torch and each runtime here, plays on the fastest, and the render is whole; the
+    second render takes the remembered choice without measuring again."""
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "NOCLIP_ACCEL": "auto"}
+    said = []
+    for take in (1, 2):
+        out = tmp_path / f"{take}.mkv"
+        r = subprocess.run([sys.executable, "-m", "instrument.cli", "render", "-o", str(out),
+                            "--seconds", "0.5", "--fps", "10", "--size", "256x192", "--codec", "ffv1"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        said.append([line for line in r.stderr.splitlines() if "the fastest here" in line])
+    (line,) = said[0]
+    assert "builtin: dreams on" in line and "ms a dream: torch" in line, said
+    assert said[1] == said[0]   # the figures remembered, not measured anew
+    (choice,) = (tmp_path / "cache" / "noclip" / "engines").glob("choice-*.json")
+    assert json.loads(choice.read_text())["runtime"] in ("torch", *RUNTIMES)

@@ -64,6 +64,8 @@ class Backend:
     # An editing backend's cheap decoder of that change, (x0, base latents) -> the picture's change
     # (the builtin's Change: a tenth of decoding both); None: both are decoded.
     change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    # what runs the parts, in words for the log and the HUD: torch, or the engines' runtime (accel/)
+    runtime: str = "torch"
 
 
 class Schedule:

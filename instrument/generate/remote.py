@@ -64,7 +64,7 @@ def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool
     from ..clock import settle_memory
 
     settle_memory()  # torch's objects out of the collector's way: no 100 ms pause mid-dream
-    conn.send(("ready", {"motion_grid": getattr(engine, "motion_grid", None)}))
+    conn.send(("ready", {"motion_grid": getattr(engine, "motion_grid", None), "runtime": backend.runtime}))
     while True:
         try:
             msg = conn.recv()
@@ -121,6 +121,7 @@ class RemoteEngine:
         self.name, self.live, self._load = name, live, load
         self.stats: dict[str, Any] = {}
         self.motion_grid = None
+        self.runtime = "torch"   # what the child's parts run on, once loaded
         self.proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None  # to the process, while there is one
         self._lock = threading.Lock()  # start and kill: a kill never misses a process being started
@@ -144,7 +145,7 @@ class RemoteEngine:
         if kind == "error":
             self.close()
             raise GeneratorProcessError(info)
-        self.motion_grid = info["motion_grid"]
+        self.motion_grid, self.runtime = info["motion_grid"], info["runtime"]
         return self
 
     def __call__(self, frame: BaseFrame, fp: FrameParams) -> np.ndarray:

@@ -139,7 +139,7 @@ class StreamEngine:
     """An Engine (see generate/worker.py) around a Backend. Runs on the generator's thread."""
 
     def __init__(self, backend: Backend, size: tuple[int, int] | None = None) -> None:
-        self.backend = backend
+        self.backend, self.runtime = backend, backend.runtime
         self.ae, self.den = backend.autoencoder, backend.denoiser
         self.schedule = backend.denoiser.schedule
         self.size = size or backend.size

@@ -166,6 +166,7 @@ class GeneratorWorker:
                 if self._load is None:
                     raise RuntimeError("no engine, and nothing to load one with")
                 self.engine = self._load()
+                log.info("%s: dreams on %s", self.name, getattr(self.engine, "runtime", "torch"))
             except Exception as exc:  # missing weights, no network, out of memory: play the scene
                 self.load_error = described(exc)
                 if not self._stop:

@@ -101,14 +101,13 @@ def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str, fol
 
     if mode == "auto":
         try:
-            name, fast, seconds = cpu.fastest(backend, precision, build, Path(folder or _cache()))
+            _, fast, seconds = cpu.fastest(backend, precision, build, Path(folder or _cache()))
         except Exception as exc:
             log.info("accel: %s: no CPU runtime measured, playing on torch (%s: %s)", backend.name,
                      type(exc).__name__, exc)
             return backend
-        log.info("accel: %s plays on %s, the fastest here (ms a dream: %s)", backend.name, name,
-                 ", ".join(f"{k} {1000 * v:.1f}" for k, v in seconds.items()))
-        return fast
+        figures = ", ".join(f"{k} {1000 * v:.1f}" for k, v in seconds.items())
+        return replace(fast, runtime=f"{fast.runtime}, the fastest here (ms a dream: {figures})")
     why = cpu.toolchain(mode, backend).why_not(backend.device, precision)
     if why:
         _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} not used, playing on torch: {why}")
@@ -149,7 +148,8 @@ def engine_backend(backend: Backend, precision: str, chain: Toolchain, *, folder
         change = EngineChange(runners["change"], change, by["change"])
     return replace(backend, denoiser=EngineDenoiser(runners["unet"], backend.denoiser, by["unet"]),
                    autoencoder=EngineAutoencoder(runners["encoder"], runners["decoder"], backend.autoencoder,
-                                                 (by["encoder"], by["decoder"])), change=change)
+                                                 (by["encoder"], by["decoder"])), change=change,
+                   runtime=f"{version} {precision}")
 
 
 def build_engines(name: str, precision: str = "fp16", *, force: bool = False,

@@ -1,49 +1,16 @@
 """Tiny diffusers pipelines built from small configs (the shapes diffusers' own tests use) and saved
 to a folder, so tests load them exactly as a performer's model folder is loaded. No downloads: the
-CLIP tokenizer is built from a byte-level vocabulary written here."""
+CLIP tokenizer is built from a byte-level vocabulary (instrument/bench/tinyclip.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from instrument.bench.tinyclip import clip_config, tokenizer
+
 SIZE = 32  # image pixels per side the tiny models play at (latents 16 x 16)
-
-
-def _bytes_to_unicode() -> list[str]:
-    """CLIP's printable stand-ins for the 256 byte values (as in openai/CLIP's tokenizer)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def tokenizer(folder: Path):
-    """A CLIPTokenizer over bytes plus a few merges (enough for prompts to tokenize differently)."""
-    from transformers import CLIPTokenizer
-
-    chars = _bytes_to_unicode()
-    merges = [("h", "a"), ("l", "l</w>"), ("ha", "ll</w>"), ("w", "a"), ("wa", "y</w>")]
-    vocab = [*chars, *(c + "</w>" for c in chars), *("".join(m) for m in merges),
-             "<|startoftext|>", "<|endoftext|>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-
-
-def _clip_config(**extra):
-    from transformers import CLIPTextConfig
-
-    return CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
-                          layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, pad_token_id=1,
-                          vocab_size=1000, **extra)
 
 
 def _scheduler():
@@ -84,7 +51,7 @@ def sd_pipeline(folder: Path, *, tiny_vae: bool = False, lcm: bool = False, seed
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
     cls = LatentConsistencyModelImg2ImgPipeline if lcm else StableDiffusionImg2ImgPipeline
     pipe = cls(
-        vae=_vae(tiny_vae), text_encoder=CLIPTextModel(_clip_config()), tokenizer=tokenizer(folder / "_vocab"),
+        vae=_vae(tiny_vae), text_encoder=CLIPTextModel(clip_config()), tokenizer=tokenizer(folder / "_vocab"),
         unet=unet, scheduler=_scheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
     pipe.save_pretrained(folder)
@@ -107,7 +74,7 @@ def sdxl_pipeline(folder: Path, *, seed: int = 0):
                                 cross_attention_dim=64,
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
-    cfg = _clip_config(projection_dim=32, hidden_act="gelu")
+    cfg = clip_config(projection_dim=32, hidden_act="gelu")
     pipe = StableDiffusionXLImg2ImgPipeline(
         vae=_vae(False), text_encoder=CLIPTextModel(cfg), text_encoder_2=CLIPTextModelWithProjection(cfg),
         tokenizer=tokenizer(folder / "_vocab"), tokenizer_2=tokenizer(folder / "_vocab2"), unet=unet,

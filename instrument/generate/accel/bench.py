@@ -46,11 +46,26 @@ class RandomConditioner:
         return torch.randn(self.shape, generator=g).to(self.device, self.dtype)
 
 
+def tiny_vae(kind: str) -> Any:
+    """The tiny SD model's autoencoder, with SD's geometry (4 latent channels, 8 pixels a cell) and
+    few channels: a four-level AutoencoderKL ("kl", SD's kind) or a four-block AutoencoderTiny
+    ("taesd", TAESD's kind)."""
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    if kind == "kl":
+        return AutoencoderKL(block_out_channels=[32, 64, 64, 64], layers_per_block=1, latent_channels=4,
+                             down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                             norm_num_groups=32, scaling_factor=0.18215)
+    return AutoencoderTiny(latent_channels=4, encoder_block_out_channels=(32, 32, 32, 32),
+                           decoder_block_out_channels=(32, 32, 32, 32), num_encoder_blocks=(1, 1, 1, 1),
+                           num_decoder_blocks=(1, 1, 1, 1))
+
+
 def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.float16,
                   size: int = SIZE) -> Backend:
     """A random-weight backend the size of a real one (see the module doc); `sd-tiny` a tiny UNet
-    with TAESD, `sd-tiny-kl` with SD's full-size KL autoencoder."""
-    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+    with a tiny TAESD-kind autoencoder, `sd-tiny-kl` with a tiny KL one (`tiny_vae`)."""
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
 
     from ..diffusers_parts import DiffusersAutoencoder, UNetDenoiser
 
@@ -60,10 +75,8 @@ def sized_backend(kind: str, device: torch.device, dtype: torch.dtype = torch.fl
     # which mypy reads as no `to` at all
     unet = UNet2DConditionModel(**cfg).to(device, dtype).eval().requires_grad_(False)  # type: ignore[attr-defined]
     vae: Any
-    if kind == "sd-tiny-kl":   # SD's own VAE configuration (diffusers' defaults are a one-level toy)
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                            down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4)
+    if kind in ("sd-tiny", "sd-tiny-kl"):
+        vae = tiny_vae("kl" if kind == "sd-tiny-kl" else "taesd")
     else:
         vae = AutoencoderTiny()   # TAESD's
     vae = vae.to(device, dtype).eval().requires_grad_(False)

@@ -55,7 +55,7 @@ def tiny_vae(kind: str) -> Any:
     if kind == "kl":
         return AutoencoderKL(block_out_channels=[32, 64, 64, 64], layers_per_block=1, latent_channels=4,
                              down_block_types=["DownEncoderBlock2D"] * 4,
-                             up_block_types=["UpDecoderBlock2D"] * 4, norm_num_groups=32, scaling_factor=0.18215)
+                             up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.18215)
     return AutoencoderTiny(latent_channels=4, encoder_block_out_channels=(32, 32, 32, 32),
                            decoder_block_out_channels=(32, 32, 32, 32), num_encoder_blocks=(1, 1, 1, 1),
                            num_decoder_blocks=(1, 1, 1, 1))

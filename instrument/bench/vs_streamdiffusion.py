@@ -10,7 +10,7 @@ environment of its own, made once:
 
 Both sides load one tiny SD-shaped model saved to disk here (random weights: generate/accel/bench.py's
 `sd-tiny` UNet, its tiny TAESD-kind or KL autoencoder (`tiny_vae`), a tiny CLIP) and
-run 1-step img2img on the same random frames: 10 warm-up, then 100 timed. Each run is a fresh
+run 1-step img2img on the same random frames: 5 warm-up, then 40 timed. Each run is a fresh
 process, the engines alternate run by run so the machine's drift lands on all of them, and the
 table gives medians. StreamDiffusion's CUDA timing events are swapped for perf_counter so that it
 runs on a CPU. This file runs as a script in StreamDiffusion's environment (`sd` mode): the top
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-WARM, TIMED = 10, 100
+WARM, TIMED = 5, 40
 
 
 def save_model(folder: Path, vae: str, size: int) -> None:

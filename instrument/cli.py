@@ -84,10 +84,11 @@ def _accel(p: argparse.ArgumentParser) -> None:
 
 
 def _runtimes(text: str) -> list[str]:
+    """`torch,onnxruntime,onnxruntime:int8`: runtimes, each with a precision after ':' if asked."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     for n in names:
-        if n not in ACCEL:
-            raise argparse.ArgumentTypeError(f"{n!r}: runtimes are {', '.join(ACCEL)}")
+        if n.partition(":")[0] not in ACCEL:
+            raise argparse.ArgumentTypeError(f"{n!r}: runtimes are {', '.join(ACCEL)} (precision after ':')")
     return names
 
 
@@ -203,15 +204,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="generator backend to measure (default: the patch's, else builtin)")
     b.add_argument("--only", metavar="A,B",
                    help="sections: scene,stages,chain,big,latency,flood,hostile,midi,recording,generator,"
+                        "budget (how much larger a builtin denoiser each runtime fits in torch's time),"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
                         "remote's round trip in headless Chromium)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",
-                   help="runtimes the generator section measures side by side (torch, onnxruntime, "
-                        "openvino, tensorrt; default: torch and what auto picks); the show's sections "
-                        "play on the first")
+                   help="runtimes the generator and budget sections measure side by side (torch, "
+                        "onnxruntime, openvino, tensorrt; a precision after ':', e.g. onnxruntime:int8; "
+                        "default: torch and every CPU runtime here); the show's sections play on the first")
     b.add_argument("--gen-size", type=_sizes, metavar="WxH,WxH",
                    help="working sizes the generator section measures (default: 256x192,512x384 and "
                         "the model's own)")
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     accel = getattr(args, "accel", None)
     if accel:   # read where the generator is made (generate/accel); bench: its first runtime
-        os.environ["NOCLIP_ACCEL"] = accel if isinstance(accel, str) else accel[0]
+        os.environ["NOCLIP_ACCEL"] = accel if isinstance(accel, str) else accel[0].partition(":")[0]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="noclip: %(levelname)s: %(message)s")
     try:

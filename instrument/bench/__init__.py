@@ -17,7 +17,7 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .dream import bench_dream, print_dream
-from .generator import bench_generator, print_generator
+from .generator import bench_budget, bench_generator, print_budget, print_generator
 from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
 from .oscquery import bench_oscquery, bench_remote, print_oscquery, print_remote
@@ -26,7 +26,8 @@ from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_
 from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
-            "generator", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote", "dream")
+            "generator", "budget", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote",
+            "dream")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -74,6 +75,9 @@ def run_bench(args: argparse.Namespace) -> int:
         report["generator_bench"] = bench_generator(ctx, patch, model, size, secs, runtimes=args.accel,
                                                     sizes=args.gen_size, steps=args.steps,
                                                     threads=args.threads)
+    if "budget" in only:
+        runtimes = args.accel or ["onnxruntime", "openvino", "onnxruntime:int8"]
+        report["budget"] = bench_budget([r for r in runtimes if r != "torch"])
     if "music" in only:
         report["music"] = bench_music(ctx, patch)
     if "audio" in only:
@@ -198,6 +202,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_late(r["late"])
     if "dream" in r:
         print_dream(r["dream"])
+    if "budget" in r:
+        print_budget(r["budget"])
     if "accel_bench" in r:
         from ..generate.accel.bench import print_accel
 

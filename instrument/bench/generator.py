@@ -59,16 +59,18 @@ def bench_engine(ctx, backend, size: tuple[int, int], seconds: float, steps: tup
     return out
 
 
-def on_runtime(backend, runtime: str, size: tuple[int, int]):
-    """The backend at working size `size` on `runtime` (torch: as it is), or why it cannot run."""
+def on_runtime(backend, runtime: str, size: tuple[int, int] | None = None):
+    """The backend at working size `size` on `runtime` (`name` or `name:precision`; torch: as it
+    is), or why it cannot run."""
     from ..generate.accel import accelerate
     from ..report import Reporter
 
-    sized = replace(backend, size=size)
-    if runtime == "torch":
+    sized = replace(backend, size=size or backend.size)
+    name, _, precision = runtime.partition(":")
+    if name == "torch":
         return sized, None
     reporter = Reporter()
-    fast = accelerate(sized, runtime, reporter)
+    fast = accelerate(sized, name, reporter, precision=precision or None)
     if fast is sized:
         return None, "; ".join(text for _, text in reporter.recent) or "not built"
     return fast, None
@@ -138,6 +140,59 @@ def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: floa
             "device": f"{backend.device} ({torch.get_num_threads()} threads)",
             "working_size": f"{backend.size[0]}x{backend.size[1]}", "engine_fps": table,
             "loop": bench_loop_busy(ctx, patch, backend, size, seconds)}
+
+
+WIDTHS = (48, 56, 64, 72, 80, 96)   # the builtin denoiser's widths the budget tries (48: shipped)
+
+
+def bench_budget(runtimes: list[str]) -> dict[str, Any]:
+    """How much larger a builtin denoiser fits, on each runtime, in the time torch takes for the
+    shipped one's dream (encode, one step, the change): random-weight builtins of each width in
+    WIDTHS (the denoiser's parameters grow as its width squared), timed as `auto` times them."""
+    from ..generate.accel.cpu import per_dream
+    from ..generate.builtin import WEIGHTS, read_config
+
+    meta = read_config(WEIGHTS)
+    shipped = per_dream(_builtin_of_width(meta, meta["config"]["unet_ch"]))
+    out: dict[str, Any] = {"torch_ms": 1000 * shipped, "shipped_width": meta["config"]["unet_ch"],
+                           "runtimes": {}}
+    for runtime in runtimes:
+        row: dict[int, Any] = {}
+        for width in WIDTHS:
+            played, why = on_runtime(_builtin_of_width(meta, width), runtime)
+            row[width] = 1000 * per_dream(played) if played is not None else f"not run: {why}"
+        fits = [w for w, ms in row.items() if isinstance(ms, float) and ms <= 1000 * shipped]
+        out["runtimes"][runtime] = {"ms": row, "fits": max(fits) if fits else None}
+    return out
+
+
+def _builtin_of_width(meta: dict, width: int):
+    """The builtin with random weights and a denoiser `width` wide (everything else as shipped)."""
+    import torch
+
+    from ..generate.builtin import build, config_of
+    from ..generate.builtin.model import Change, Decoder, Encoder, UNet
+
+    meta = {**meta, "config": {**meta["config"], "unet_ch": width}}
+    config = config_of(meta)
+    torch.manual_seed(0)
+    state = {"latent_shift": torch.zeros(config.latent), "latent_scale": torch.ones(config.latent)}
+    for prefix, module in (("enc.", Encoder(config)), ("dec.", Decoder(config)), ("unet.", UNet(config)),
+                           ("change.", Change(config))):
+        state |= {prefix + k: v for k, v in module.state_dict().items()}
+    return build(meta, state, "cpu")
+
+
+def print_budget(b: dict[str, Any]) -> None:
+    print(f"\nbuiltin budget: the shipped denoiser (width {b['shipped_width']}) dreams in "
+          f"{b['torch_ms']:.1f} ms on torch; ms a dream by denoiser width:")
+    for runtime, row in b["runtimes"].items():
+        cells = "  ".join(f"{w} {ms:.1f}" if isinstance(ms, float) else f"{w} {ms}"
+                          for w, ms in row["ms"].items())
+        fits = row["fits"]
+        said = (f"width {fits} fits ({(fits / b['shipped_width']) ** 2:.2f}x the denoiser's "
+                "parameters)" if fits else "none fits")
+        print(f"  {runtime:<18} {cells}   -> {said}")
 
 
 def _load(model: str):

@@ -100,9 +100,9 @@ def test_auto_keeps_the_fastest_measured_and_measures_once(models, tmp_path, mon
     monkeypatch.setattr(cpu, "per_dream", per_dream)
     fast = accelerate(backend, "auto", Reporter(), folder=tmp_path)
     assert type(fast.denoiser.runner).__name__ == "OrtRunner"
-    assert sorted(measured) == sorted(["torch", *RUNTIMES])
+    assert sorted(measured) == sorted(["torch", *RUNTIMES])   # no int8: not known to hold for this model
     (choice,) = tmp_path.glob("choice-*.json")
-    assert json.loads(choice.read_text())["runtime"] == "onnxruntime"
+    assert json.loads(choice.read_text())["runtime"] == "onnxruntime:fp32"
     measured.clear()
     again = accelerate(tiny_backend((64, 48)), "auto", Reporter(), folder=tmp_path)   # same weights
     assert measured == [] and type(again.denoiser.runner).__name__ == "OrtRunner"
@@ -114,16 +114,27 @@ def test_auto_keeps_the_fastest_measured_and_measures_once(models, tmp_path, mon
 
 def test_choice_key_changes_with_what_the_speed_depends_on(models, monkeypatch):
     backend = models["tiny"]
-    key = cpu.choice_key(backend, "fp32", ["onnxruntime"])
-    assert key == cpu.choice_key(tiny_backend((64, 48)), "fp32", ["onnxruntime"])
-    assert key != cpu.choice_key(replace(backend, size=(128, 96)), "fp32", ["onnxruntime"])
-    assert key != cpu.choice_key(tiny_backend((64, 48), seed=1), "fp32", ["onnxruntime"])
-    assert key != cpu.choice_key(backend, "fp32", [])
+    key = cpu.choice_key(backend, ["onnxruntime:fp32"])
+    assert key == cpu.choice_key(tiny_backend((64, 48)), ["onnxruntime:fp32"])
+    assert key != cpu.choice_key(replace(backend, size=(128, 96)), ["onnxruntime:fp32"])
+    assert key != cpu.choice_key(tiny_backend((64, 48), seed=1), ["onnxruntime:fp32"])
+    assert key != cpu.choice_key(backend, [])
+    assert key != cpu.choice_key(backend, ["onnxruntime:int8"])
     torch.set_num_threads(2)
-    assert key != cpu.choice_key(backend, "fp32", ["onnxruntime"])
+    assert key != cpu.choice_key(backend, ["onnxruntime:fp32"])
     torch.set_num_threads(1)
     monkeypatch.setattr(cpu, "cpu_name", lambda: "another CPU avx512f")
-    assert key != cpu.choice_key(backend, "fp32", ["onnxruntime"])
+    assert key != cpu.choice_key(backend, ["onnxruntime:fp32"])
+
+
+def test_auto_weighs_int8_only_for_a_model_whose_picture_holds_in_it(models):
+    """The builtin's config says int8 was measured to hold (its dream figures unchanged): auto times
+    it too; a model that does not say so is timed in fp32 only, unless int8 is asked for."""
+    assert models["builtin"].int8 and not models["tiny"].int8
+    assert "onnxruntime:int8" in cpu.candidates(models["builtin"], None)
+    assert "onnxruntime:int8" not in cpu.candidates(models["tiny"], None)
+    assert cpu.candidates(models["tiny"], "int8") == ["onnxruntime:int8"]
+    assert "onnxruntime:int8" not in cpu.candidates(models["builtin"], "fp32")
 
 
 def test_a_missing_runtime_is_said_once_and_torch_plays(models, monkeypatch, caplog, tmp_path):
@@ -196,4 +207,5 @@ def test_a_show_on_auto_plays_the_builtin_on_the_fastest_runtime(tmp_path):
     assert "builtin: dreams on" in line and "ms a dream: torch" in line, said
     assert said[1] == said[0]   # the figures remembered, not measured anew
     (choice,) = (tmp_path / "cache" / "noclip" / "engines").glob("choice-*.json")
-    assert json.loads(choice.read_text())["runtime"] in ("torch", *RUNTIMES)
+    chosen = json.loads(choice.read_text())["runtime"]
+    assert chosen in ("torch", *cpu.candidates(load_backend("builtin"), None))

@@ -70,7 +70,7 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
         return backend
     reporter = reporter or Reporter()
     if toolchain is None and (mode in cpu.RUNTIMES or (mode == "auto" and backend.device.type == "cpu")):
-        return _on_cpu(backend, mode, reporter, precision or os.environ.get("NOCLIP_CPU_PRECISION", "fp32"),
+        return _on_cpu(backend, mode, reporter, precision or os.environ.get("NOCLIP_CPU_PRECISION") or None,
                        folder, force)
     precision = precision or os.environ.get("NOCLIP_TRT_PRECISION", "fp16")
     chain = toolchain or tensorrt_toolchain()
@@ -90,14 +90,18 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
         return backend
 
 
-def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str, folder, force: bool) -> Backend:
-    """A CPU runtime asked for by name, or (auto) the fastest measured on this model."""
+def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str | None, folder,
+            force: bool) -> Backend:
+    """A CPU runtime asked for by name (in fp32 unless a precision is asked for), or (auto) the
+    fastest measured on this model (cpu.candidates)."""
     def build(runtime: str) -> Backend:
-        chain = cpu.toolchain(runtime, backend)
-        why = chain.why_not(backend.device, precision)
+        name, _, asked = runtime.partition(":")
+        chain = cpu.toolchain(name, backend)
+        why = chain.why_not(backend.device, asked or "fp32")
         if why:
             raise RuntimeError(why)
-        return engine_backend(backend, precision, chain, folder=Path(folder) if folder else None, force=force)
+        return engine_backend(backend, asked or "fp32", chain, folder=Path(folder) if folder else None,
+                              force=force)
 
     if mode == "auto":
         try:
@@ -108,12 +112,13 @@ def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str, fol
             return backend
         figures = ", ".join(f"{k} {1000 * v:.1f}" for k, v in seconds.items())
         return replace(fast, runtime=f"{fast.runtime}, the fastest here (ms a dream: {figures})")
+    precision = precision or "fp32"
     why = cpu.toolchain(mode, backend).why_not(backend.device, precision)
     if why:
         _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} not used, playing on torch: {why}")
         return backend
     try:
-        return build(mode)
+        return build(f"{mode}:{precision}")
     except Exception as exc:
         _warn(reporter, backend.name)("accel", f"{backend.name}: {mode} could not run it, playing on torch "
                                                f"({type(exc).__name__}: {exc})")

@@ -222,21 +222,33 @@ def per_dream(backend, repeats: int = 12) -> float:
     return float(np.median(times))
 
 
-def choice_key(backend, precision: str, runtimes: list[str]) -> str:
+def choice_key(backend, runtimes: list[str]) -> str:
     from .export import fingerprint
 
     owners = [backend.denoiser, backend.autoencoder, *([backend.change] if backend.change else [])]
-    fields = {"models": [fingerprint(o) for o in owners], "size": list(backend.size), "precision": precision,
-              "torch": torch.__version__, "runtimes": [version(r) for r in runtimes], "cpu": cpu_name(),
-              "threads": threads()}
+    named = [f"{version(r.partition(':')[0])}:{r.partition(':')[2]}" for r in runtimes]
+    fields = {"models": [fingerprint(o) for o in owners], "size": list(backend.size),
+              "torch": torch.__version__, "runtimes": named, "cpu": cpu_name(), "threads": threads()}
     return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
-def fastest(backend, precision: str, build: Callable[[str], Any], folder: Path) -> tuple[str, Any, dict]:
-    """(runtime, backend on it, seconds per dream of each) for the fastest of torch and the runtimes
-    importable here; measured once and remembered in `folder`."""
-    runtimes = [r for r in RUNTIMES if why_not(r, backend.device) is None]
-    path = folder / f"choice-{choice_key(backend, precision, runtimes)}.json"
+def candidates(backend, precision: str | None) -> list[str]:
+    """What `auto` measures besides torch: each runtime importable here (`name`, or `name:precision`),
+    in the precision asked for, else fp32, and int8 on onnxruntime too for a model whose picture
+    is known to hold in int8 (Backend.int8)."""
+    here = [r for r in RUNTIMES if why_not(r, backend.device) is None]
+    if precision is not None:
+        return [f"{r}:{precision}" for r in here if precision == "fp32" or r == "onnxruntime"]
+    int8 = ["onnxruntime:int8"] if backend.int8 and "onnxruntime" in here else []
+    return [f"{r}:fp32" for r in here] + int8
+
+
+def fastest(backend, precision: str | None, build: Callable[[str], Any],
+            folder: Path) -> tuple[str, Any, dict]:
+    """(runtime, backend on it, seconds per dream of each) for the fastest of torch and the
+    `candidates`; measured once and remembered in `folder`."""
+    runtimes = candidates(backend, precision)
+    path = folder / f"choice-{choice_key(backend, runtimes)}.json"
     try:
         known = json.loads(path.read_text())
         name = known["runtime"]

@@ -113,7 +113,7 @@ def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device
     return Backend("builtin", ae, Conditioner(unet, config.classes),
                    Denoiser(unet, Schedule(played), config.prediction, where), device, torch.float32,
                    (config.width, config.height), edits=config.base,
-                   change=None if change is None else ChangeDecoder(change))
+                   change=None if change is None else ChangeDecoder(change), int8=config.int8)
 
 
 def choose_device(device: str | torch.device | None = None) -> tuple[torch.device, str]:

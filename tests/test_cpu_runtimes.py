@@ -40,8 +40,9 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     tiny.sd_pipeline(root / "sd")
     tiny.sd_pipeline(root / "taesd", tiny_vae=True)
-    return {"sd": load_backend(str(root / "sd"), "cpu"), "taesd": load_backend(str(root / "taesd"), "cpu"),
-            "tiny": tiny_backend((64, 48)), "builtin": load_backend("builtin", "cpu")}
+    tiny.sdxl_pipeline(root / "sdxl")
+    return {k: load_backend(str(root / k), "cpu") for k in ("sd", "taesd", "sdxl")} | {
+        "tiny": tiny_backend((64, 48)), "builtin": load_backend("builtin", "cpu")}
 
 
 def walk(size, n=7):
@@ -70,7 +71,7 @@ def play(backend):
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("kind", ["builtin", "sd", "taesd", "tiny"])
+@pytest.mark.parametrize("kind", ["builtin", "sd", "taesd", "sdxl", "tiny"])
 def test_each_runtime_dreams_what_torch_dreams(models, runtime, kind, tmp_path):
     backend = models[kind]
     fast = accelerate(backend, runtime, Reporter(), folder=tmp_path)

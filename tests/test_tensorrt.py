@@ -17,8 +17,9 @@ from tiny_backend import tiny_backend
 
 from instrument.generate import load_backend
 from instrument.generate.accel import Toolchain, accelerate, build_engines, engine_backend
+from instrument.generate.accel.cpu import OrtRunner
 from instrument.generate.accel.engines import cache_key, tensorrt_why_not
-from instrument.generate.accel.export import OnnxRunner, export, fingerprint, parts
+from instrument.generate.accel.export import export, fingerprint, parts
 from instrument.generate.accel.runtime import EngineAutoencoder, EngineDenoiser
 from instrument.generate.stream import MAX_STEPS, StreamEngine
 from instrument.generate.worker import BaseFrame
@@ -56,7 +57,7 @@ def onnx_toolchain(built: list | None = None, fail: bool = False) -> Toolchain:
         shutil.copy(onnx, engine)
 
     return Toolchain(why_not=lambda device, precision: None, build=build,
-                     runner=lambda path, device: OnnxRunner(path), version=lambda: "onnxruntime",
+                     runner=lambda path, device: OrtRunner(path), version=lambda: "onnxruntime",
                      gpu=lambda device: "cpu")
 
 
@@ -71,7 +72,7 @@ def test_onnx_export_matches_torch_at_every_batch(models, tmp_path, kind):
     names = [p.name for p in parts(backend)]
     assert names == ["unet", "encoder", "decoder", *(["change"] if kind == "builtin" else [])]
     for part in parts(backend):
-        runner = OnnxRunner(export(part, tmp_path / f"{part.name}.onnx"))
+        runner = OrtRunner(export(part, tmp_path / f"{part.name}.onnx"))
         for batch in (1, MAX_STEPS):
             inputs = part.example(batch)
             with torch.no_grad():

@@ -160,21 +160,3 @@ def _setting(h, key: str, value: object) -> None:
 def _tensor(h, value: torch.Tensor) -> None:
     h.update(f"{tuple(value.shape)}{value.dtype}".encode())
     h.update(value.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-class OnnxRunner:
-    """An exported graph run by onnxruntime, behind the same call as a TensorRT engine: named
-    torch tensors in, one torch tensor out. To check exports, and the runtime of the CPU tests."""
-
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, torch.get_num_threads())
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
-        feed = {n: inputs[n].detach().cpu().numpy() for n in self.names}
-        return torch.from_numpy(self.session.run(None, feed)[0])

@@ -18,28 +18,29 @@ uniform float aberration;       // tape px at the side edge
 out vec4 color;
 
 int field;
+ivec2 size;                     // the deck's texture: 640x240
 
 // the deck texture's row that shows a tape line (lines from the top): the nearest of this field's
 // lines (the other field's lines show the one above: line doubling)
 int row(float y) {
-    int rows = textureSize(deck, 0).y;
-    return rows - 1 - clamp(int(floor((y - 0.5 - float(field)) * 0.5 + 0.25)), 0, rows - 1);
+    return size.y - 1 - clamp(int(floor((y - 0.5 - float(field)) * 0.5 + 0.25)), 0, size.y - 1);
 }
 
 // one channel of this field at a tape position (px, lines from the top), interpolated across the
-// line by hand (two texel fetches are cheaper on llvmpipe than one filtered one), black beyond it
+// line by hand (two texel fetches are cheaper on llvmpipe than one filtered one), black beyond it;
+// only the channel asked for is interpolated (this pass shades 300k pixels: every operation counts)
 float shown(vec2 at, int channel) {
-    int last = textureSize(deck, 0).x - 1;
-    float x = at.x - 0.5;
-    int x0 = int(floor(x)), y = row(at.y);
-    vec4 a = texelFetch(deck, ivec2(clamp(x0, 0, last), y), 0);
-    vec4 b = texelFetch(deck, ivec2(clamp(x0 + 1, 0, last), y), 0);
-    vec4 c = mix(a, b, x - float(x0)) * step(0.0, at.x) * step(at.x, float(last + 1));
-    return channel == 0 ? c.r : c.b;
+    int last = size.x - 1;
+    float x = at.x - 0.5, fx = floor(x);
+    int x0 = int(fx), y = row(at.y);
+    float a = texelFetch(deck, ivec2(clamp(x0, 0, last), y), 0)[channel];
+    float b = texelFetch(deck, ivec2(clamp(x0 + 1, 0, last), y), 0)[channel];
+    return mix(a, b, x - fx) * step(0.0, at.x) * step(at.x, float(last + 1));
 }
 
 void main() {
     field = interlace != 0 ? (u_frame & 1) : 0;
+    size = textureSize(deck, 0);
     int line = int(u_resolution.y) - 1 - int(gl_FragCoord.y);       // 0 at the top
     vec2 at = vec2(gl_FragCoord.x, float(line) + 0.5);
     vec2 centre = 0.5 * u_resolution;

@@ -7,6 +7,7 @@ resolution, say), so their cost does not grow with the output resolution.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from ..tomlfile import ConfigError, TomlFile
 from .gl import QUAD_VERT, Program, draw, load_program, shader_path, target
 
 SCALES = ("source", "output", "absolute")
-PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback"}
+Seconds = float  # (PassSpec has a field named `float`)
+PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback", "keep",
+             "cache"}
 PARAM_KEYS = {"name", "type", "default", "min", "max", "choices", "unit", "smooth", "description"}
 
 
@@ -35,6 +38,13 @@ class PassSpec:
     float: bool = False
     feedback: bool = False
     vertex: Path | None = None  # the pass's own vertex shader, for its per-frame constants
+    # one target drawn over each frame: a pixel the shader discards keeps what it showed (`u_drawn`
+    # is 0 until the target holds a frame). Cheaper than `feedback` where most of the last frame
+    # stays: no second target, no fetch of it
+    keep: bool = False
+    # drawn again only when a parameter it reads changes, or `u_time` (given in steps of this many
+    # seconds) steps; None: every frame. For a pass that reads no texture (the OSD's text)
+    cache: Seconds | None = None
 
     def out_size(self, source: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
         if self.scale == "absolute":
@@ -94,7 +104,8 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             name=p["name"], shader=path, scale=p.get("scale", "source"),
             size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
             filter=p.get("filter", "linear"), float=bool(p.get("float", False)),
-            feedback=bool(p.get("feedback", False)), vertex=vertex,
+            feedback=bool(p.get("feedback", False)), vertex=vertex, keep=bool(p.get("keep", False)),
+            cache=_cache(tf, i, p.get("cache")),
         ))
     if not passes:
         raise tf.error(("pass",), "a chain needs at least one pass")
@@ -105,6 +116,14 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             raise ConfigError(tf.path, None, spec.name, str(exc)) from None
     return ChainSpec(d.get("name", tf.path.stem), tf.path, d.get("description", ""),
                      tuple(params), tuple(passes))
+
+
+def _cache(tf: TomlFile, i: int, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise tf.error(("pass", i, "cache"), "cache is the step of u_time in seconds (> 0)")
+    return float(v)
 
 
 def _is_size(v: Any) -> bool:
@@ -124,6 +143,8 @@ class _Pass:
         for _tex, fbo in self.targets:
             fbo.clear()
         self.current = 0
+        self.drawn = False  # the target holds a frame (`keep`)
+        self.key: tuple | None = None  # what the last draw was made of (`cache`)
 
     @property
     def texture(self) -> moderngl.Texture:
@@ -151,6 +172,11 @@ class Chain:
             for prog in programs:
                 prog.release()
             raise
+        for p, prog in zip(spec.passes, programs, strict=True):
+            if p.cache is not None and prog.samplers:
+                for prog in programs:
+                    prog.release()
+                raise ValueError(f"pass '{p.name}': a cached pass may read no texture")
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
@@ -166,12 +192,21 @@ class Chain:
                 p.current ^= 1
             prog = p.program
             textures["source"] = source
+            now = fp.time if p.spec.cache is None else math.floor(fp.time / p.spec.cache) * p.spec.cache
+            if p.spec.cache is not None:
+                key = (now, source.size, fp.frame if "u_frame" in prog.uniforms else None,
+                       *(fp[name] for name in prog.uniforms if name in REGISTRY and name in fp))
+                if key == p.key:
+                    source = textures[p.spec.name] = p.texture
+                    continue
+                p.key = key
             prog.bind_textures(textures)
             prog.set_params(fp)
             prog.set("u_frame", fp.frame)
-            prog.set("u_time", fp.time)
+            prog.set("u_time", now)
             prog.set("u_resolution", p.size)
             prog.set("u_source_size", source.size)
+            prog.set("u_drawn", int(p.drawn))
             if timings is not None:
                 self.ctx.finish()
                 t = time.perf_counter()
@@ -179,6 +214,7 @@ class Chain:
             if timings is not None:
                 self.ctx.finish()
                 timings.setdefault(p.spec.name, []).append((time.perf_counter() - t) * 1000.0)
+            p.drawn = True
             source = textures[p.spec.name] = p.texture
         return source
 

@@ -9,12 +9,12 @@
 // after it needs one fetch a pixel, not three.
 uniform sampler2D deck;         // this field, RGB, 640x240
 uniform sampler2D osd_layer;    // font pixels over the frame, 4 px by 3 lines each: 160x160
-uniform sampler2D frame_prev;   // this pass's previous frame
 uniform vec2 u_resolution;      // 640x480
 uniform int u_frame;
 uniform int interlace;
 uniform int osd;
 uniform float aberration;       // tape px at the side edge
+uniform int u_drawn;            // the target holds the last frame (the pass is `keep`: vhs.toml)
 out vec4 color;
 
 int field;
@@ -40,8 +40,12 @@ float shown(vec2 at, int channel) {
 
 void main() {
     field = interlace != 0 ? (u_frame & 1) : 0;
-    size = textureSize(deck, 0);
     int line = int(u_resolution.y) - 1 - int(gl_FragCoord.y);       // 0 at the top
+    // the other field keeps what it showed (discarded: the target is this pass's last frame); a
+    // fresh target is drawn whole once
+    if (interlace != 0 && ((line ^ field) & 1) != 0 && u_drawn != 0)
+        discard;
+    size = textureSize(deck, 0);
     vec2 at = vec2(gl_FragCoord.x, float(line) + 0.5);
     vec2 centre = 0.5 * u_resolution;
     float k = aberration / centre.x;
@@ -50,9 +54,5 @@ void main() {
                     shown(centre + (at - centre) / (1.0 - min(k, 0.5)), 2));
     // the OSD, keyed in by the deck before the TV; one font pixel is 4 px by 3 lines
     vec4 text = texelFetch(osd_layer, ivec2(gl_FragCoord.xy) / ivec2(4, 3), 0);
-    rgb = mix(rgb, text.rgb, text.a * float(osd));
-    // the other field keeps what it showed; a fresh, empty buffer (alpha 0) draws it once
-    vec4 old = texelFetch(frame_prev, ivec2(gl_FragCoord.xy), 0);
-    bool stale = interlace != 0 && ((line ^ field) & 1) != 0 && old.a > 0.5;
-    color = stale ? old : vec4(rgb, 1.0);
+    color = vec4(mix(rgb, text.rgb, text.a * float(osd)), 1.0);
 }

@@ -72,3 +72,23 @@ def test_a_cached_pass_is_drawn_when_what_it_reads_changes(ctx, tmp_path, monkey
 def test_a_cached_pass_may_not_read_a_texture(ctx, tmp_path):
     with pytest.raises(ValueError, match="cached pass"):
         chain(ctx, tmp_path, READS, "cache = 1")
+
+
+@pytest.mark.parametrize(("value", "dtype"), [("true", "f2"), ("16", "f2"), ("32", "f4"), ("false", "f1")])
+def test_a_pass_target_has_the_precision_asked_for(ctx, tmp_path, value, dtype):
+    (tmp_path / "pass.frag").write_text(CACHED)
+    toml = tmp_path / "f.toml"
+    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
+                    f'scale = "absolute"\nsize = [8, 2]\nfloat = {value}\n')
+    c = Chain(ctx, load_chain_spec(toml), quad_buffer(ctx), (8, 2), (8, 2))
+    assert c.passes[0].texture.dtype == dtype
+    c.release()
+
+
+def test_a_float_of_another_width_is_refused(tmp_path):
+    (tmp_path / "pass.frag").write_text(CACHED)
+    toml = tmp_path / "f.toml"
+    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
+                    'float = 8\n')
+    with pytest.raises(Exception, match="float"):
+        load_chain_spec(toml)

@@ -35,7 +35,7 @@ class PassSpec:
     size: tuple[int, int] | None = None
     factor: float = 1.0
     filter: str = "linear"
-    float: bool = False
+    float: int = 0  # bits a channel of a float target: 16 (`float = true`) or 32; 0: 8-bit unorm
     feedback: bool = False
     vertex: Path | None = None  # the pass's own vertex shader, for its per-frame constants
     # one target drawn over each frame: a pixel the shader discards keeps what it showed (`u_drawn`
@@ -103,7 +103,7 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
         passes.append(PassSpec(
             name=p["name"], shader=path, scale=p.get("scale", "source"),
             size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
-            filter=p.get("filter", "linear"), float=bool(p.get("float", False)),
+            filter=p.get("filter", "linear"), float=_float(tf, i, p.get("float", False)),
             feedback=bool(p.get("feedback", False)), vertex=vertex, keep=bool(p.get("keep", False)),
             cache=_cache(tf, i, p.get("cache")),
         ))
@@ -116,6 +116,13 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             raise ConfigError(tf.path, None, spec.name, str(exc)) from None
     return ChainSpec(d.get("name", tf.path.stem), tf.path, d.get("description", ""),
                      tuple(params), tuple(passes))
+
+
+def _float(tf: TomlFile, i: int, v: Any) -> int:
+    bits = {False: 0, True: 16}.get(v, v) if isinstance(v, bool) else v
+    if bits in (0, 16, 32) and not (bits == 0 and not isinstance(v, bool)):
+        return int(bits)
+    raise tf.error(("pass", i, "float"), "float is true (16-bit), 16 or 32")
 
 
 def _cache(tf: TomlFile, i: int, v: Any) -> float | None:
@@ -138,7 +145,7 @@ class _Pass:
     def __init__(self, ctx: moderngl.Context, spec: PassSpec, program: Program,
                  size: tuple[int, int]) -> None:
         self.spec, self.program, self.size = spec, program, size
-        dtype = "f2" if spec.float else "f1"
+        dtype = {0: "f1", 16: "f2", 32: "f4"}[spec.float]
         self.targets = [target(ctx, size, dtype, spec.filter) for _ in range(2 if spec.feedback else 1)]
         for _tex, fbo in self.targets:
             fbo.clear()

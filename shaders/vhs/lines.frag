@@ -3,8 +3,10 @@
 // than once a pixel (153,600) by vhs/signal.frag, which reads it here: the time-base wobble, the
 // tracking error's band and the head-switching band. Each line's texel: (sideways displacement px,
 // how much of the line the tracking band tears, how much of its chroma is lost, how much the
-// head-switching band tears). The same code the signal pass ran per pixel, so the same numbers.
-uniform vec2 u_resolution;      // 1 x the field's lines (240)
+// head-switching band tears), and in the second column what vhs/smear.frag does to the line's
+// chroma: (cos, sin of its hue's jitter, 1 or 0 where the line loses its colour). The same code
+// those passes ran per pixel, so the same numbers.
+uniform vec2 u_resolution;      // 2 x the field's lines (240)
 uniform int u_frame;
 uniform int seed;
 uniform int interlace;          // fields alternate; off, every frame is field 0 (240p)
@@ -12,6 +14,8 @@ uniform float tracking;         // 0 clean .. 1 unwatchable
 uniform float tracking_jump;    // a decaying jolt, kicked by cmd/tracking/jump
 uniform float head_switch;
 uniform float edge_wave;        // px
+uniform float chroma_noise;
+uniform float chroma_loss;
 out vec4 color;
 
 #include "vhs/hash.glsl"
@@ -72,5 +76,14 @@ void main() {
         }
     }
 
-    color = vec4(dx, band, lost, switched);
+    // the colour-under carrier's jitter shifts the hue of each line; some lines lose their colour
+    float c = 1.0, s = 0.0, keep = 1.0;
+    if (chroma_noise > 0.0) {
+        float phase = chroma_noise * 0.35 * (u01(line_key) + u01(hash(line_key)) - 1.0);
+        c = cos(phase);
+        s = sin(phase);
+    }
+    if (chroma_loss > 0.0 && u01(hash(line_key + 0x632be5abu)) < chroma_loss * chroma_loss * 0.2)
+        keep = 0.0;
+    color = int(gl_FragCoord.x) == 0 ? vec4(dx, band, lost, switched) : vec4(c, s, keep, 0.0);
 }

@@ -92,3 +92,35 @@ def test_a_float_of_another_width_is_refused(tmp_path):
                     'float = 8\n')
     with pytest.raises(Exception, match="float"):
         load_chain_spec(toml)
+
+
+FIELDS = """#version 330
+uniform int u_frame;
+out vec4 color;
+void main() { color = vec4(float(u_frame) / 10.0, 0.0, 0.0, 1.0); }
+"""
+
+
+def test_a_pass_of_fields_draws_the_half_of_the_field_that_came(ctx, tmp_path):
+    """Interlaced, a frame brings one field (u_frame & 1): only that half of the target (field 0's
+    below) is drawn, once the target holds a frame; 240p (interlace off) draws both."""
+    c = chain(ctx, tmp_path, FIELDS, "keep = true\nfields = true")
+    assert c.fields
+    rows = run(ctx, c, 0.0, interlace=True)[..., 0]           # GL rows: [0] the lower half (field 0)
+    assert np.allclose(rows, 0.0)                              # a fresh target: drawn whole
+    rows = run(ctx, c, 1 / 60, interlace=True)[..., 0]         # frame 1 brings field 1: the upper half
+    assert np.allclose(rows[1], 0.1, atol=1e-3) and np.allclose(rows[0], 0.0)
+    rows = run(ctx, c, 2 / 60, interlace=True)[..., 0]         # frame 2, field 0: the lower half
+    assert np.allclose(rows[1], 0.1, atol=1e-3) and np.allclose(rows[0], 0.2, atol=1e-3)
+    rows = run(ctx, c, 3 / 60, interlace=False)[..., 0]        # 240p: both
+    assert np.allclose(rows, 0.3, atol=1e-3)
+    c.release()
+
+
+def test_a_pass_of_fields_keeps_its_target(tmp_path):
+    (tmp_path / "pass.frag").write_text(FIELDS)
+    toml = tmp_path / "f.toml"
+    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
+                    'fields = true\n')
+    with pytest.raises(Exception, match="keep"):
+        load_chain_spec(toml)

@@ -23,7 +23,7 @@ from .gl import QUAD_VERT, Program, draw, load_program, shader_path, target
 SCALES = ("source", "output", "absolute")
 Seconds = float  # (PassSpec has a field named `float`)
 PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback", "keep",
-             "cache"}
+             "cache", "fields"}
 PARAM_KEYS = {"name", "type", "default", "min", "max", "choices", "unit", "smooth", "description"}
 
 
@@ -45,6 +45,12 @@ class PassSpec:
     # drawn again only when a parameter it reads changes, or `u_time` (given in steps of this many
     # seconds) steps; None: every frame. For a pass that reads no texture (the OSD's text)
     cache: Seconds | None = None
+    # (with `keep`) the target holds an interlaced frame's two fields one above the other, field 0's
+    # lines in its lower half, each half top line first at its top, so a frame that brings one field
+    # (the `interlace` parameter on, the field `u_frame & 1`) is drawn over that half alone: on
+    # llvmpipe a discarded pixel costs what a drawn one does, a pixel outside the scissor nothing.
+    # Whatever reads the target un-weaves it (the compositor's output pass: Chain.fields)
+    fields: bool = False
 
     def out_size(self, source: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
         if self.scale == "absolute":
@@ -105,10 +111,13 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
             filter=p.get("filter", "linear"), float=_float(tf, i, p.get("float", False)),
             feedback=bool(p.get("feedback", False)), vertex=vertex, keep=bool(p.get("keep", False)),
-            cache=_cache(tf, i, p.get("cache")),
+            cache=_cache(tf, i, p.get("cache")), fields=bool(p.get("fields", False)),
         ))
     if not passes:
         raise tf.error(("pass",), "a chain needs at least one pass")
+    for i, ps in enumerate(passes):
+        if ps.fields and not ps.keep:
+            raise tf.error(("pass", i, "fields"), "a pass of fields keeps its target (keep = true)")
     for spec in params:
         try:
             registry.declare(spec)
@@ -184,6 +193,10 @@ class Chain:
                 for prog in programs:
                     prog.release()
                 raise ValueError(f"pass '{p.name}': a cached pass may read no texture")
+            if p.fields and p.out_size(source_size, output_size)[1] % 2:
+                for prog in programs:
+                    prog.release()
+                raise ValueError(f"pass '{p.name}': a pass of fields has an even number of lines")
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
@@ -214,16 +227,25 @@ class Chain:
             prog.set("u_resolution", p.size)
             prog.set("u_source_size", source.size)
             prog.set("u_drawn", int(p.drawn))
+            fbo = p.targets[p.current][1]
+            if p.spec.fields and p.drawn and fp.get("interlace"):  # this frame's field alone
+                fbo.scissor = (0, (fp.frame & 1) * p.size[1] // 2, p.size[0], p.size[1] // 2)
             if timings is not None:
                 self.ctx.finish()
                 t = time.perf_counter()
-            draw(prog, p.targets[p.current][1])
+            draw(prog, fbo)
+            fbo.scissor = None  # type: ignore[assignment]  # None turns it off; the stubs forget it
             if timings is not None:
                 self.ctx.finish()
                 timings.setdefault(p.spec.name, []).append((time.perf_counter() - t) * 1000.0)
             p.drawn = True
             source = textures[p.spec.name] = p.texture
         return source
+
+    @property
+    def fields(self) -> bool:
+        """The chain's output holds its two fields one above the other (PassSpec.fields)."""
+        return self.passes[-1].spec.fields
 
     def release(self) -> None:
         for p in self.passes:

@@ -152,6 +152,7 @@ class Compositor:
             self.fbo.clear(0.0, 0.0, 0.0, 1.0)
             self._box = box
         self.fbo.scissor = box
+        self.out.set("u_fields", int(self.chain.fields))
         self._pass(self.out, {"source": taped}, fp, self.fbo)
         self.fbo.scissor = None  # type: ignore[assignment]  # None turns it off; the stubs forget it
         return self.fbo

@@ -7,6 +7,7 @@
 // 0.7 million pixels a frame at 720p, so each operation saved a pixel is worth having.
 uniform sampler2D source;
 uniform vec2 u_source_size;
+uniform int u_fields;           // the frame holds its two fields one above the other (render/chain.py)
 uniform float fade;
 uniform int crt;
 uniform float scanlines;
@@ -21,7 +22,12 @@ void main() {
     if (tube)
         p *= 1.0 + curvature * 0.12 * (p.yx * p.yx);
     vec2 q = p * 0.5 + 0.5;
-    vec3 c = texture(source, q).rgb;
+    // the frame's line under q, and where a frame of fields keeps it: field (line & 1)'s half, top
+    // line first at the half's top
+    float rows = u_source_size.y, line = rows - 1.0 - clamp(floor(q.y * rows), 0.0, rows - 1.0);
+    float k = floor(line * 0.5);
+    float stored = (line - 2.0 * k) * rows * 0.5 + rows * 0.5 - 1.0 - k;
+    vec3 c = texture(source, vec2(q.x, u_fields != 0 ? (stored + 0.5) / rows : q.y)).rgb;
     vec2 edge = min(q, 1.0 - q) * u_source_size;                 // outside the raster is black
     float inside = min(edge.x, edge.y);
     float gain = tube ? smoothstep(0.0, 2.0, inside) : step(0.0, inside);

@@ -6,7 +6,9 @@
 // taped), and the lens separates R and B radially: red drawn larger, blue smaller, about the
 // centre, by `aberration` tape px at the side edge and none at the centre (the OSD, keyed after
 // the tape, stays sharp: one fetch, not three). This runs at 640x480, so the TV's finer raster
-// after it needs one fetch a pixel, not three.
+// after it needs one fetch a pixel, not three. Its target holds the two fields one above the other
+// (`fields` in vhs.toml: field 0's lines in the lower half), so the chain draws the half of the
+// field that came and the other keeps what it showed, with nothing drawn or copied for it.
 uniform sampler2D deck;         // this field, RGB, 640x240
 uniform sampler2D osd_layer;    // font pixels over the frame, 4 px by 3 lines each: 160x160
 uniform vec2 u_resolution;      // 640x480
@@ -14,7 +16,6 @@ uniform int u_frame;
 uniform int interlace;
 uniform int osd;
 uniform float aberration;       // tape px at the side edge
-uniform int u_drawn;            // the target holds the last frame (the pass is `keep`: vhs.toml)
 out vec4 color;
 
 int field;
@@ -40,11 +41,11 @@ float shown(vec2 at, int channel) {
 
 void main() {
     field = interlace != 0 ? (u_frame & 1) : 0;
-    int line = int(u_resolution.y) - 1 - int(gl_FragCoord.y);       // 0 at the top
-    // the other field keeps what it showed (discarded: the target is this pass's last frame); a
-    // fresh target is drawn whole once
-    if (interlace != 0 && ((line ^ field) & 1) != 0 && u_drawn != 0)
-        discard;
+    // the line this texel holds (0 at the top): half the target a field, top line first
+    int half_rows = int(u_resolution.y) / 2, r = int(gl_FragCoord.y);
+    int f = r >= half_rows ? 1 : 0;
+    int line = 2 * (half_rows - 1 - (r - f * half_rows)) + f;
+    int y = int(u_resolution.y) - 1 - line;                         // its row in the frame (GL)
     size = textureSize(deck, 0);
     vec2 at = vec2(gl_FragCoord.x, float(line) + 0.5);
     vec2 centre = 0.5 * u_resolution;
@@ -53,6 +54,6 @@ void main() {
     vec3 rgb = vec3(shown(centre + (at - centre) / (1.0 + k), 0), green,
                     shown(centre + (at - centre) / (1.0 - min(k, 0.5)), 2));
     // the OSD, keyed in by the deck before the TV; one font pixel is 4 px by 3 lines
-    vec4 text = texelFetch(osd_layer, ivec2(gl_FragCoord.xy) / ivec2(4, 3), 0);
+    vec4 text = texelFetch(osd_layer, ivec2(int(gl_FragCoord.x), y) / ivec2(4, 3), 0);
     color = vec4(mix(rgb, text.rgb, text.a * float(osd)), 1.0);
 }

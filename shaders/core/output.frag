@@ -22,17 +22,16 @@ void main() {
     if (tube)
         p *= 1.0 + curvature * 0.12 * (p.yx * p.yx);
     vec2 q = p * 0.5 + 0.5;
-    // the frame's line under q, and where a frame of fields keeps it: field (line & 1)'s half, top
-    // line first at the half's top
-    float rows = u_source_size.y, line = rows - 1.0 - clamp(floor(q.y * rows), 0.0, rows - 1.0);
-    float k = floor(line * 0.5);
-    float stored = (line - 2.0 * k) * rows * 0.5 + rows * 0.5 - 1.0 - k;
-    vec3 c = texture(source, vec2(q.x, u_fields != 0 ? (stored + 0.5) / rows : q.y)).rgb;
+    // where a frame of fields keeps the line under q: GL row r = 2m + b of the frame is field
+    // 1 - b's line, kept at row m of that field's half (the upper half for b = 0)
+    float t = q.y * u_source_size.y * 0.5, m = floor(t), across = t - m;     // (across: fract(t))
+    float stored = m / u_source_size.y + (0.5 / u_source_size.y + 0.5) - 0.5 * step(0.5, across);
+    vec3 c = texture(source, vec2(q.x, u_fields != 0 ? stored : q.y)).rgb;
     vec2 edge = min(q, 1.0 - q) * u_source_size;                 // outside the raster is black
     float inside = min(edge.x, edge.y);
     float gain = tube ? smoothstep(0.0, 2.0, inside) : step(0.0, inside);
     if (tube) {
-        float d = fract(q.y * u_source_size.y * 0.5) - 0.5;      // from the nearest field line's centre
+        float d = across - 0.5;                                  // from the nearest field line's centre
         float width = 0.2 + 0.16 * gain * dot(c, vec3(0.299, 0.587, 0.114));
         // a bell, cheaper than exp(): 1 / (1 + x / 2 + x^2 / 8) with x = (d / width)^2, one division
         float w2 = width * width, d2 = d * d;

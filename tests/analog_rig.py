@@ -73,19 +73,24 @@ class Rig:
         self.chain.render(
             {"source": self.source, "scene": self.source, "original": self.source}, fp
         )
-        return {p.spec.name: read(p.texture) for p in self.chain.passes}
+        return {p.spec.name: read(p.texture, p.spec.fields) for p in self.chain.passes}
 
     def release(self) -> None:
         self.chain.release()
 
 
-def read(tex) -> np.ndarray:
+def read(tex, fields: bool = False) -> np.ndarray:
+    """A pass's output, top-down; a target of fields (PassSpec.fields) woven back into a frame."""
     w, h = tex.size
     if tex.dtype == "f1":
         data = np.frombuffer(tex.read(), dtype=np.uint8).reshape(h, w, 4) / 255.0
     else:
         data = np.frombuffer(tex.read(), dtype=np.float16 if tex.dtype == "f2" else np.float32)
         data = data.reshape(h, w, 4).astype(np.float64)
-    return data[::-1, :, :3]
+    data = data[::-1, :, :3]
+    if fields:  # line L is field L & 1's line L >> 1: that field's half (field 0 below), top first
+        lines = np.arange(h)
+        data = data[h - 1 - ((lines & 1) * (h // 2) + h // 2 - 1 - (lines >> 1))]
+    return data
 
 

@@ -7,6 +7,7 @@ resolution, say), so their cost does not grow with the output resolution.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from ..tomlfile import ConfigError, TomlFile
 from .gl import QUAD_VERT, Program, draw, load_program, shader_path, target
 
 SCALES = ("source", "output", "absolute")
-PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback"}
+Seconds = float  # (PassSpec has a field named `float`)
+PASS_KEYS = {"name", "shader", "vertex", "scale", "size", "factor", "filter", "float", "feedback", "keep",
+             "cache", "fields"}
 PARAM_KEYS = {"name", "type", "default", "min", "max", "choices", "unit", "smooth", "description"}
 
 
@@ -32,9 +35,22 @@ class PassSpec:
     size: tuple[int, int] | None = None
     factor: float = 1.0
     filter: str = "linear"
-    float: bool = False
+    float: int = 0  # bits a channel of a float target: 16 (`float = true`) or 32; 0: 8-bit unorm
     feedback: bool = False
     vertex: Path | None = None  # the pass's own vertex shader, for its per-frame constants
+    # one target drawn over each frame: a pixel the shader discards keeps what it showed (`u_drawn`
+    # is 0 until the target holds a frame). Cheaper than `feedback` where most of the last frame
+    # stays: no second target, no fetch of it
+    keep: bool = False
+    # drawn again only when a parameter it reads changes, or `u_time` (given in steps of this many
+    # seconds) steps; None: every frame. For a pass that reads no texture (the OSD's text)
+    cache: Seconds | None = None
+    # (with `keep`) the target holds an interlaced frame's two fields one above the other, field 0's
+    # lines in its lower half, each half top line first at its top, so a frame that brings one field
+    # (the `interlace` parameter on, the field `u_frame & 1`) is drawn over that half alone: on
+    # llvmpipe a discarded pixel costs what a drawn one does, a pixel outside the scissor nothing.
+    # Whatever reads the target un-weaves it (the compositor's output pass: Chain.fields)
+    fields: bool = False
 
     def out_size(self, source: tuple[int, int], output: tuple[int, int]) -> tuple[int, int]:
         if self.scale == "absolute":
@@ -93,11 +109,15 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
         passes.append(PassSpec(
             name=p["name"], shader=path, scale=p.get("scale", "source"),
             size=tuple(p["size"]) if "size" in p else None, factor=float(p.get("factor", 1.0)),
-            filter=p.get("filter", "linear"), float=bool(p.get("float", False)),
-            feedback=bool(p.get("feedback", False)), vertex=vertex,
+            filter=p.get("filter", "linear"), float=_float(tf, i, p.get("float", False)),
+            feedback=bool(p.get("feedback", False)), vertex=vertex, keep=bool(p.get("keep", False)),
+            cache=_cache(tf, i, p.get("cache")), fields=bool(p.get("fields", False)),
         ))
     if not passes:
         raise tf.error(("pass",), "a chain needs at least one pass")
+    for i, ps in enumerate(passes):
+        if ps.fields and not ps.keep:
+            raise tf.error(("pass", i, "fields"), "a pass of fields keeps its target (keep = true)")
     for spec in params:
         try:
             registry.declare(spec)
@@ -105,6 +125,21 @@ def load_chain_spec(name: str | Path, registry: Registry = REGISTRY) -> ChainSpe
             raise ConfigError(tf.path, None, spec.name, str(exc)) from None
     return ChainSpec(d.get("name", tf.path.stem), tf.path, d.get("description", ""),
                      tuple(params), tuple(passes))
+
+
+def _float(tf: TomlFile, i: int, v: Any) -> int:
+    bits = {False: 0, True: 16}.get(v, v) if isinstance(v, bool) else v
+    if bits in (0, 16, 32) and not (bits == 0 and not isinstance(v, bool)):
+        return int(bits)
+    raise tf.error(("pass", i, "float"), "float is true (16-bit), 16 or 32")
+
+
+def _cache(tf: TomlFile, i: int, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise tf.error(("pass", i, "cache"), "cache is the step of u_time in seconds (> 0)")
+    return float(v)
 
 
 def _is_size(v: Any) -> bool:
@@ -119,11 +154,13 @@ class _Pass:
     def __init__(self, ctx: moderngl.Context, spec: PassSpec, program: Program,
                  size: tuple[int, int]) -> None:
         self.spec, self.program, self.size = spec, program, size
-        dtype = "f2" if spec.float else "f1"
+        dtype = {0: "f1", 16: "f2", 32: "f4"}[spec.float]
         self.targets = [target(ctx, size, dtype, spec.filter) for _ in range(2 if spec.feedback else 1)]
         for _tex, fbo in self.targets:
             fbo.clear()
         self.current = 0
+        self.drawn = False  # the target holds a frame (`keep`)
+        self.key: tuple | None = None  # what the last draw was made of (`cache`)
 
     @property
     def texture(self) -> moderngl.Texture:
@@ -151,6 +188,15 @@ class Chain:
             for prog in programs:
                 prog.release()
             raise
+        for p, prog in zip(spec.passes, programs, strict=True):
+            if p.cache is not None and prog.samplers:
+                for prog in programs:
+                    prog.release()
+                raise ValueError(f"pass '{p.name}': a cached pass may read no texture")
+            if p.fields and p.out_size(source_size, output_size)[1] % 2:
+                for prog in programs:
+                    prog.release()
+                raise ValueError(f"pass '{p.name}': a pass of fields has an even number of lines")
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
@@ -166,21 +212,40 @@ class Chain:
                 p.current ^= 1
             prog = p.program
             textures["source"] = source
+            now = fp.time if p.spec.cache is None else math.floor(fp.time / p.spec.cache) * p.spec.cache
+            if p.spec.cache is not None:
+                key = (now, source.size, fp.frame if "u_frame" in prog.uniforms else None,
+                       *(fp[name] for name in prog.uniforms if name in REGISTRY and name in fp))
+                if key == p.key:
+                    source = textures[p.spec.name] = p.texture
+                    continue
+                p.key = key
             prog.bind_textures(textures)
             prog.set_params(fp)
             prog.set("u_frame", fp.frame)
-            prog.set("u_time", fp.time)
+            prog.set("u_time", now)
             prog.set("u_resolution", p.size)
             prog.set("u_source_size", source.size)
+            prog.set("u_drawn", int(p.drawn))
+            fbo = p.targets[p.current][1]
+            if p.spec.fields and p.drawn and fp.get("interlace"):  # this frame's field alone
+                fbo.scissor = (0, (fp.frame & 1) * p.size[1] // 2, p.size[0], p.size[1] // 2)
             if timings is not None:
                 self.ctx.finish()
                 t = time.perf_counter()
-            draw(prog, p.targets[p.current][1])
+            draw(prog, fbo)
+            fbo.scissor = None  # type: ignore[assignment]  # None turns it off; the stubs forget it
             if timings is not None:
                 self.ctx.finish()
                 timings.setdefault(p.spec.name, []).append((time.perf_counter() - t) * 1000.0)
+            p.drawn = True
             source = textures[p.spec.name] = p.texture
         return source
+
+    @property
+    def fields(self) -> bool:
+        """The chain's output holds its two fields one above the other (PassSpec.fields)."""
+        return self.passes[-1].spec.fields
 
     def release(self) -> None:
         for p in self.passes:

@@ -21,7 +21,10 @@ from .reproject import Carry, Ring, SceneMotion, ring_grid
 
 # the compositor's own programs: attribute -> (fragment, vertex shader)
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
-            "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT)}
+            "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT),
+            "mixer_grid": ("core/mix.frag", QUAD_VERT)}
+# variants of a program (names #defined): the mix where scene, dream and `low` share the scene's grid
+DEFINES = {"mixer_grid": ("SAME_GRID",)}
 
 PARAMS = (
     ParamSpec("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
@@ -56,6 +59,7 @@ class Compositor:
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
         self.mixer, self.out = self._program("mixer"), self._program("out")
+        self.mixer_grid = self._program("mixer_grid")
         self.pack, self.reproject = self._program("pack"), self._program("reproject")
         self.ring: Ring | None = None  # the scene's recent motion and depth, made at its first frame
         self.carry = Carry()  # how the last dream composited was carried (HUD, bench)
@@ -112,7 +116,7 @@ class Compositor:
 
     def _program(self, attr: str) -> Program:
         frag, vert = PROGRAMS[attr]
-        return load_program(self.ctx, frag, self.quad, vert)
+        return load_program(self.ctx, frag, self.quad, vert, DEFINES.get(attr, ()))
 
     def resize(self, output_size: tuple[int, int]) -> None:
         """New output size (window resized or went fullscreen): new targets, same chain."""
@@ -138,7 +142,8 @@ class Compositor:
         source = scene
         if generated is not None and generated is not scene:
             textures = {"scene": scene, "generated": generated, "low": scene if low is None else low}
-            self._pass(self.mixer, textures, fp, self.mixed_fbo)
+            same = generated.size == low.size == scene.size if low is not None else generated.size == scene.size
+            self._pass(self.mixer_grid if same else self.mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None
         taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
@@ -147,6 +152,7 @@ class Compositor:
             self.fbo.clear(0.0, 0.0, 0.0, 1.0)
             self._box = box
         self.fbo.scissor = box
+        self.out.set("u_fields", int(self.chain.fields))
         self._pass(self.out, {"source": taped}, fp, self.fbo)
         self.fbo.scissor = None  # type: ignore[assignment]  # None turns it off; the stubs forget it
         return self.fbo
@@ -183,8 +189,8 @@ class Compositor:
             self.chain.release()
         if self.ring is not None:
             self.ring.release()
-        for obj in (self.mixer, self.out, self.pack, self.reproject, self.mixed, self.mixed_fbo,
-                    self.texture, self.fbo, self.quad):
+        for obj in (self.mixer, self.mixer_grid, self.out, self.pack, self.reproject, self.mixed,
+                    self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
 
 

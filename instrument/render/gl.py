@@ -139,12 +139,16 @@ class Program:
 
 
 def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
-                 vertex: str | Path = QUAD_VERT) -> Program:
+                 vertex: str | Path = QUAD_VERT, defines: Sequence[str] = ()) -> Program:
     """Compile a fragment shader over the shared quad, with the quad's own vertex shader or a pass's
-    (which computes the pass's per-frame constants: four runs, not one a pixel). ShaderError names
-    the file that failed and its line."""
+    (which computes the pass's per-frame constants: four runs, not one a pixel), and `defines` (names
+    #defined in the fragment shader, for a variant of it). ShaderError names the file that failed
+    and its line."""
     fpath, vpath = shader_path(frag), shader_path(vertex)
     (vsource, vfiles), (fsource, ffiles) = shader_source(vpath), shader_source(fpath)
+    if defines:  # after the #version line; the lines after it keep their numbers
+        first, _, rest = fsource.partition("\n")
+        fsource = first + "\n" + "".join(f"#define {d}\n" for d in defines) + line_directive(0, 2) + rest
     try:
         prog = ctx.program(vertex_shader=vsource, fragment_shader=fsource)
     except moderngl.Error as exc:

@@ -36,7 +36,6 @@ from .gl import Program, draw, target
 # generator that far behind the show is lost anyway, and carrying it would cost the pass's most every
 # frame, which a show that slow can least afford (the frame rate comes first).
 CARRY = 12
-TILES = 16  # the pass's room for slots (u_tiles): CARRY + 1 at most
 
 
 @dataclass(frozen=True)
@@ -85,13 +84,11 @@ class Ring:
     def __init__(self, ctx: moderngl.Context, grid: tuple[int, int], slots: int = CARRY + 1,
                  most: int | None = None) -> None:
         # most: the atlas's longest side (default: the context's texture limit)
-        self.cols, rows, slots = tiling(grid, min(slots, TILES), most or ctx.info["GL_MAX_TEXTURE_SIZE"])
+        self.cols, rows, slots = tiling(grid, slots, most or ctx.info["GL_MAX_TEXTURE_SIZE"])
         self.ctx, self.grid, self.slots = ctx, grid, slots  # grid: (w, h) of the ring and the pass
         self.atlas = ctx.texture((grid[0] * self.cols, grid[1] * rows), 4, dtype="f4")
-        # each slot's corner and one ring pixel in the atlas's uv, for the pass (shaders/core/reproject.frag)
+        # one ring pixel in the atlas's uv, for the pass (shaders/core/reproject.frag)
         self.texel = (1.0 / (grid[0] * self.cols), 1.0 / (grid[1] * rows))
-        self.tiles = [(k % self.cols * grid[0] * self.texel[0], k // self.cols * grid[1] * self.texel[1])
-                      for k in range(slots)] + [(0.0, 0.0)] * (TILES - slots)
         self.atlas.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.fbo = ctx.framebuffer(color_attachments=[self.atlas])
         self.out, self.out_fbo = target(ctx, grid)  # the carried dream, at the scene's size
@@ -135,7 +132,7 @@ class Ring:
         prog.set("u_newest", (self.written - 1) % self.slots)
         prog.set("u_slots", self.slots)
         prog.set("u_texel", self.texel)
-        prog.set("u_tiles", self.tiles)
+        prog.set("u_cols", self.cols)
         prog.set("u_steps", steps)
         draw(prog, self.out_fbo)
         return self.out, Carry(age, steps)

@@ -10,8 +10,16 @@ uniform float mix;
 uniform float detail;
 in vec2 uv;
 out vec4 color;
+// With SAME_GRID (render/compositor.py: the dream and `low` at the scene's size) each texel is
+// fetched as it is: llvmpipe filters a texture() even on a texel's centre, at three times the cost.
+#ifdef SAME_GRID
+#define AT(t) texelFetch(t, ivec2(gl_FragCoord.xy), 0)
+#else
+#define AT(t) texture(t, uv)
+#endif
+
 void main() {
-    vec3 a = texture(scene, uv).rgb;  // (the uniform `mix` hides GLSL's mix(): lerp by hand)
-    vec3 dream = texture(generated, uv).rgb + detail * (a - texture(low, uv).rgb);
+    vec3 a = AT(scene).rgb;  // (the uniform `mix` hides GLSL's mix(): lerp by hand)
+    vec3 dream = AT(generated).rgb + detail * (a - AT(low).rgb);
     color = vec4(a + (dream - a) * mix, 1.0);
 }

@@ -32,11 +32,17 @@ void main() { color = texture(source, vec2(0.5)); }
 """
 
 
-def chain(ctx, tmp_path, shader: str, extra: str) -> Chain:
+def chain_file(tmp_path, shader: str, keys: str):
+    """A one-pass chain file of `shader` with the pass's `keys` (TOML lines)."""
     (tmp_path / "pass.frag").write_text(shader)
     toml = tmp_path / "c.toml"
     toml.write_text(f'version = 1\nname = "c"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
-                    f'scale = "absolute"\nsize = [8, 2]\nfloat = true\n{extra}\n')
+                    f'{keys}\n')
+    return toml
+
+
+def chain(ctx, tmp_path, shader: str, extra: str) -> Chain:
+    toml = chain_file(tmp_path, shader, f'scale = "absolute"\nsize = [8, 2]\nfloat = true\n{extra}')
     return Chain(ctx, load_chain_spec(toml), quad_buffer(ctx), (8, 2), (8, 2))
 
 
@@ -76,22 +82,15 @@ def test_a_cached_pass_may_not_read_a_texture(ctx, tmp_path):
 
 @pytest.mark.parametrize(("value", "dtype"), [("true", "f2"), ("16", "f2"), ("32", "f4"), ("false", "f1")])
 def test_a_pass_target_has_the_precision_asked_for(ctx, tmp_path, value, dtype):
-    (tmp_path / "pass.frag").write_text(CACHED)
-    toml = tmp_path / "f.toml"
-    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
-                    f'scale = "absolute"\nsize = [8, 2]\nfloat = {value}\n')
+    toml = chain_file(tmp_path, CACHED, f'scale = "absolute"\nsize = [8, 2]\nfloat = {value}')
     c = Chain(ctx, load_chain_spec(toml), quad_buffer(ctx), (8, 2), (8, 2))
     assert c.passes[0].texture.dtype == dtype
     c.release()
 
 
 def test_a_float_of_another_width_is_refused(tmp_path):
-    (tmp_path / "pass.frag").write_text(CACHED)
-    toml = tmp_path / "f.toml"
-    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
-                    'float = 8\n')
     with pytest.raises(Exception, match="float"):
-        load_chain_spec(toml)
+        load_chain_spec(chain_file(tmp_path, CACHED, "float = 8"))
 
 
 FIELDS = """#version 330
@@ -118,9 +117,5 @@ def test_a_pass_of_fields_draws_the_half_of_the_field_that_came(ctx, tmp_path):
 
 
 def test_a_pass_of_fields_keeps_its_target(tmp_path):
-    (tmp_path / "pass.frag").write_text(FIELDS)
-    toml = tmp_path / "f.toml"
-    toml.write_text(f'version = 1\nname = "f"\n[[pass]]\nname = "p"\nshader = "{tmp_path / "pass.frag"}"\n'
-                    'fields = true\n')
     with pytest.raises(Exception, match="keep"):
-        load_chain_spec(toml)
+        load_chain_spec(chain_file(tmp_path, FIELDS, "fields = true"))

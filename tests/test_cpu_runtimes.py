@@ -37,11 +37,7 @@ def _setup(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    tiny.sd_pipeline(root / "sd")
-    tiny.sd_pipeline(root / "taesd", tiny_vae=True)
-    tiny.sdxl_pipeline(root / "sdxl")
-    return {k: load_backend(str(root / k), "cpu") for k in ("sd", "taesd", "sdxl")} | {
+    return tiny.backends(tmp_path_factory.mktemp("models")) | {
         "tiny": tiny_backend((64, 48)), "builtin": load_backend("builtin", "cpu")}
 
 

@@ -39,11 +39,7 @@ def _setup(monkeypatch):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    tiny.sd_pipeline(root / "sd")
-    tiny.sd_pipeline(root / "taesd", tiny_vae=True)
-    tiny.sdxl_pipeline(root / "sdxl")
-    loaded = {k: load_backend(str(root / k), "cpu") for k in ("sd", "taesd", "sdxl")}
+    loaded = tiny.backends(tmp_path_factory.mktemp("models"))
     return loaded | {"tiny": tiny_backend((64, 48))}
 
 

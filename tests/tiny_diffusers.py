@@ -82,3 +82,14 @@ def sdxl_pipeline(folder: Path, *, seed: int = 0):
     pipe.save_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def backends(root: Path) -> dict:
+    """The tiny SD (KL and TAESD) and SDXL pipelines saved under `root` and loaded as a performer's
+    folders are, on the CPU: {"sd", "taesd", "sdxl"}."""
+    from instrument.generate import load_backend
+
+    sd_pipeline(root / "sd")
+    sd_pipeline(root / "taesd", tiny_vae=True)
+    sdxl_pipeline(root / "sdxl")
+    return {k: load_backend(str(root / k), "cpu") for k in ("sd", "taesd", "sdxl")}

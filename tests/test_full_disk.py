@@ -189,6 +189,10 @@ def test_failed_takes_leave_no_threads_behind(ctx, tmp_path):
         deck.takes.clear()
         show.queue.put(ControlEvent("test", "cmd/record/start"))
         show.run(frames=40)  # a keyframe's fragment is written after a second: it fails there
+        deadline = time.monotonic() + 20   # the encoder thread hears of it when it writes: on a loaded
+        while deck.recorder is not None and time.monotonic() < deadline:   # machine, after the loop's
+            show.run(frames=1)                                              # 40 frames (seen once in CI)
+            time.sleep(0.01)
         assert deck.recorder is None and show.fp["recording"] is False
     assert tasks() == before
     show.close()

@@ -171,13 +171,17 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
         return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=remote.start,
                                  interrupt=remote.kill)
 
-    def build():
-        from .accel import accelerate
-        from .stream import StreamEngine, share_cpu
+    return ThreadedGenerator(name, None, ctx, size, reporter, live=live,
+                             load=lambda: open_engine(name, load_backend, reporter))
 
-        backend = load_backend(name)
-        share_cpu(backend)   # first: a CPU runtime takes torch's thread count
-        backend = accelerate(backend, None, reporter)  # --accel / NOCLIP_ACCEL; torch if it cannot
-        return StreamEngine(backend)
 
-    return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=build)
+def open_engine(name: str, load, reporter: Reporter):
+    """The stream engine for a model: `load(name)`'s backend, torch given its share of the cores
+    first (a CPU runtime takes the same thread count), then on engines where --accel / NOCLIP_ACCEL
+    asks and they can run (torch where they cannot). In the show's process or the generator's own."""
+    from .accel import accelerate
+    from .stream import StreamEngine, share_cpu
+
+    backend = load(name)
+    share_cpu(backend)
+    return StreamEngine(accelerate(backend, None, reporter))

@@ -48,16 +48,12 @@ def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool
     tqdm.set_lock(threading.RLock())
     try:
         from ..report import Reporter
-        from . import load_backend
-        from .accel import accelerate
-        from .stream import StreamEngine, share_cpu
+        from . import load_backend, open_engine
 
-        backend = (load or load_backend)(name)
-        share_cpu(backend)   # first: a CPU runtime takes torch's thread count
-        backend = accelerate(backend, None, Reporter())
+        engine = open_engine(name, load or load_backend, Reporter())
+        backend = engine.backend
         if live and backend.device.type == "cpu":
             os.nice(NICE)  # the picture's rate first: dreams take the cores the loop leaves
-        engine = StreamEngine(backend)
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return

@@ -161,6 +161,9 @@ class _Pass:
         self.current = 0
         self.drawn = False  # the target holds a frame (`keep`)
         self.key: tuple | None = None  # what the last draw was made of (`cache`)
+        # the parameters the shader reads, and whether it reads the frame number: a cached pass's key
+        self.reads = tuple(name for name in program.uniforms if name in REGISTRY)
+        self.counts = "u_frame" in program.uniforms
 
     @property
     def texture(self) -> moderngl.Texture:
@@ -183,20 +186,15 @@ class Chain:
         programs: list[Program] = []
         try:
             for p in spec.passes:
-                programs.append(load_program(ctx, p.shader, quad, p.vertex or QUAD_VERT))
+                programs.append(prog := load_program(ctx, p.shader, quad, p.vertex or QUAD_VERT))
+                if p.cache is not None and prog.samplers:
+                    raise ValueError(f"pass '{p.name}': a cached pass may read no texture")
+                if p.fields and p.out_size(source_size, output_size)[1] % 2:
+                    raise ValueError(f"pass '{p.name}': a pass of fields has an even number of lines")
         except Exception:
             for prog in programs:
                 prog.release()
             raise
-        for p, prog in zip(spec.passes, programs, strict=True):
-            if p.cache is not None and prog.samplers:
-                for prog in programs:
-                    prog.release()
-                raise ValueError(f"pass '{p.name}': a cached pass may read no texture")
-            if p.fields and p.out_size(source_size, output_size)[1] % 2:
-                for prog in programs:
-                    prog.release()
-                raise ValueError(f"pass '{p.name}': a pass of fields has an even number of lines")
         self.passes = [_Pass(ctx, p, prog, p.out_size(source_size, output_size))
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
@@ -214,8 +212,8 @@ class Chain:
             textures["source"] = source
             now = fp.time if p.spec.cache is None else math.floor(fp.time / p.spec.cache) * p.spec.cache
             if p.spec.cache is not None:
-                key = (now, source.size, fp.frame if "u_frame" in prog.uniforms else None,
-                       *(fp[name] for name in prog.uniforms if name in REGISTRY and name in fp))
+                key = (now, source.size, fp.frame if p.counts else None,
+                       *(fp[name] for name in p.reads if name in fp))
                 if key == p.key:
                     source = textures[p.spec.name] = p.texture
                     continue

@@ -141,8 +141,9 @@ class Compositor:
             generated = self._carried(scene, generated, fp, motion, base)
         source = scene
         if generated is not None and generated is not scene:
-            textures = {"scene": scene, "generated": generated, "low": scene if low is None else low}
-            same = generated.size == low.size == scene.size if low is not None else generated.size == scene.size
+            low = scene if low is None else low
+            textures = {"scene": scene, "generated": generated, "low": low}
+            same = generated.size == low.size == scene.size   # one grid: the plain-fetch variant
             self._pass(self.mixer_grid if same else self.mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None

@@ -189,9 +189,11 @@ def test_failed_takes_leave_no_threads_behind(ctx, tmp_path):
         deck.takes.clear()
         show.queue.put(ControlEvent("test", "cmd/record/start"))
         show.run(frames=40)  # a keyframe's fragment is written after a second: it fails there
-        deadline = time.monotonic() + 20   # the encoder thread hears of it when it writes: on a loaded
-        while deck.recorder is not None and time.monotonic() < deadline:   # machine, after the loop's
-            show.run(frames=1)                                              # 40 frames (seen once in CI)
+        # the encoder thread hears of it when it writes: on a loaded machine, after the loop's 40
+        # frames (seen in CI); REC goes off one frame after the take, through the stop event
+        deadline = time.monotonic() + 20
+        while (deck.recorder is not None or show.fp["recording"]) and time.monotonic() < deadline:
+            show.run(frames=1)
             time.sleep(0.01)
         assert deck.recorder is None and show.fp["recording"] is False
     assert tasks() == before

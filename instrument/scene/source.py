@@ -167,6 +167,9 @@ class Footage:
                 self.shown = self._seek(k)
         return self.texture
 
+    def skip(self, fp: FrameParams) -> None:
+        """Nothing carries: `render` seeks to the frame its show time names."""
+
     def release(self) -> None:
         if self._container is not None:
             self._container.close()

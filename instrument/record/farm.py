@@ -1,0 +1,298 @@
+"""Render farms on Ray: a performance cut into chunks, each rendered by a Ray task in a process of
+its own (its own headless GL context and generator) to a lossless-or-requested intermediate, the
+chunks joined by packet copy (render.stitch) into the file asked for.
+
+A frame depends on every frame before it, so a chunk cannot simply start at its first frame. What
+carries across frames, and how fast it forgets:
+
+- the controls: every event's target, the smoothing towards it, the beat clock, the modulators,
+  and the scene's camera walk (its RNG, its visited cells): they never forget, and cost
+  microseconds a frame. A chunk fast-forwards them from frame 0 without drawing (Show.skip).
+- the tape chain: its interlaced `keep` pass holds the other field for one frame; the compositor's
+  reprojection ring holds the last few frames (render/reproject.py: CARRY). Both forget in frames.
+- the generator (generate/stream.py): the latents it feeds back and holds (`feedback`, HOLD),
+  which fade geometrically but never to exactly the same bits; the warped noise field, whose cells
+  keep their noise for as long as they stay in view (a cell is drawn afresh only where the motion
+  reveals it), so a slow walk keeps some cells for many seconds; the prompt's cross-fade; the
+  frames in flight. None of these has a bound that can be computed ahead.
+
+So a chunk draws a pre-roll (`preroll` seconds) before its first kept frame, and exactness is
+checked, not hoped for: each chunk fingerprints the last frames of its pre-roll (its lead), the
+chunk before fingerprints its own last frames (its tail), the same frame numbers. Where they agree,
+the pre-roll reached the state the frames before it left, and the chunk is taken. Where they do not,
+that chunk is drawn again from frame 0 (the `--range` mechanism, exact by construction), and the
+check moves on to the next seam against what it now follows. So the joined file is the single
+process's, frame for frame, and the log says how many seams needed the long way round.
+
+Ray is the engine (no scheduler of our own): a task per chunk, `max_retries` so a chunk whose
+worker died is drawn again from its start (the result is a pure function of the chunk), one actor
+counting frames for the one progress bar. Intermediates live in one folder (`--farm-dir`, default
+beside the output) that every node must be able to write and the driver to read: on a cluster, a
+shared file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .audio import Soundtrack
+from .progress import Progress
+from .render import Job, stitch
+
+log = logging.getLogger("noclip")
+
+NEEDS = "--farm needs noclip[farm] (pip install 'noclip[farm]'): Ray is its engine"
+RETRIES = 3  # a chunk whose worker dies is drawn again this many times before the render fails
+TELL_EVERY = 0.5  # s between a worker's progress reports
+OBJECT_STORE = 100 * 2**20  # bytes: a local cluster's object store holds only the order and results
+
+
+class FarmError(RuntimeError):
+    """A farm that cannot run (no Ray, no cluster) or a chunk that failed for good."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames [start, end) kept, drawn after `preroll` frames of pre-roll (None: all from frame 0,
+    exact by construction), its lead fingerprinted over the last `seam` of them."""
+
+    index: int
+    start: int
+    end: int
+    preroll: int | None
+    seam: int
+
+    @property
+    def drawn(self) -> int:
+        """Frames this chunk draws (the bar counts these)."""
+        return self.end - (0 if self.preroll is None else max(0, self.start - self.preroll))
+
+
+@dataclass(frozen=True)
+class Order:
+    """What every chunk of one render shares: the performance (its text, so a node needs no copy
+    of the file), the model, the rate, size and codec, and where the chunks go."""
+
+    performance: str
+    name: str
+    model: str | None
+    fps: float
+    size: tuple[int, int]
+    codec: str
+    folder: str
+    allow_missing: bool
+
+
+@dataclass(frozen=True)
+class Done:
+    """A chunk drawn: its file and the fingerprints of its lead and its tail (frame → digest)."""
+
+    chunk: Chunk
+    path: str
+    lead: dict[int, str]
+    tail: dict[int, str]
+
+
+def plan(first: int, frames: int, fps: float, chunk: float, preroll: float) -> list[Chunk]:
+    """Frames [first, frames) cut into chunks of `chunk` seconds, each after `preroll` seconds of
+    pre-roll and seamed over the last half of it. The first chunk has nothing before it to be
+    checked against: it is drawn from frame 0 (no pre-roll at all when it starts there)."""
+    size = max(1, round(chunk * fps))
+    pre = max(1, round(preroll * fps))
+    seam = max(1, pre // 2)
+    return [Chunk(index, start, min(frames, start + size), None if index == 0 else pre, seam)
+            for index, start in enumerate(range(first, frames, size))]
+
+
+def ray_module() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise FarmError(NEEDS) from None
+    return ray
+
+
+def connect(address: str, workers: int) -> bool:
+    """Join the cluster at `address` (`local`: start one here with `workers` CPUs; `auto`: the one
+    RAY_ADDRESS names, or a running local one; else `ray://host:10001` or `host:6379`). Returns
+    whether this call started Ray (and so should stop it). A Ray already started in this process
+    (a test's cluster) is used as it is."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("NOCLIP_")}}
+    try:
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=OBJECT_STORE,
+                     log_to_driver=False, configure_logging=False, runtime_env=env)
+        else:
+            ray.init(address=None if address == "auto" else address, log_to_driver=False,
+                     configure_logging=False, runtime_env=env)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise FarmError(f"--farm {address}: no Ray cluster there ({exc})") from None
+    return True
+
+
+def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
+    """One chunk, drawn in this process (a Ray task's body): the performance from its text, a
+    render of the chunk's frames after its pre-roll, the file named for the chunk only once it is
+    whole (a worker killed mid-way leaves a `.part` that the retry starts afresh)."""
+    from .. import catalogue
+    from .performance import load_performance
+    from .render import render_offline
+
+    catalogue.assemble()  # a fresh worker process: the registry is declared by its entry point
+    folder = Path(order.folder)
+    suffix = ".mkv" if order.codec == "ffv1" else Path(order.name).suffix or ".mkv"
+    part = folder / f"chunk-{chunk.index:05d}.part{suffix}"
+    done = folder / f"chunk-{chunk.index:05d}{'.long' if chunk.preroll is None else ''}{suffix}"
+    with tempfile.TemporaryDirectory(prefix="noclip-farm-") as tmp:
+        copy = Path(tmp) / "performance.jsonl"
+        copy.write_text(order.performance)
+        perf = load_performance(copy)
+    patch = replace(perf.patch, model=order.model) if order.model else perf.patch
+    lead: dict[int, str] = {}
+    tail: dict[int, str] = {}
+
+    def look(frame: int, fbo: Any) -> None:
+        if chunk.start - chunk.seam <= frame < chunk.start:
+            lead[frame] = hashlib.blake2b(fbo.read(components=3)).hexdigest()
+        elif frame >= chunk.end - chunk.seam:  # the next chunk's lead: the same frames
+            tail[frame] = hashlib.blake2b(fbo.read(components=3)).hexdigest()
+
+    job = Job(part, chunk.end / order.fps, order.fps, order.size, start=chunk.start / order.fps,
+              codec=order.codec, allow_missing=order.allow_missing,
+              preroll=None if chunk.preroll is None else chunk.preroll / order.fps)
+    told = (lambda frames: _Told(tally, chunk)) if tally is not None else Progress
+    status = render_offline(patch, perf.header["start"], job, performance=perf, progress=told, look=look)
+    if status:
+        raise FarmError(f"chunk {chunk.index} (frames {chunk.start}-{chunk.end - 1}) failed with status "
+                        f"{status}: its worker's log says why")
+    part.replace(done)
+    return Done(chunk, str(done), lead, tail)
+
+
+class _Told:
+    """A worker's progress, told to the driver's tally at most every TELL_EVERY seconds."""
+
+    def __init__(self, tally: Any, chunk: Chunk) -> None:
+        self.tally, self.key, self.n, self.last = tally, (chunk.index, chunk.preroll is None), 0, 0.0
+        self.tally.set.remote(self.key, 0)
+
+    def update(self, frames: int = 1) -> None:
+        self.n += frames
+        if time.monotonic() - self.last >= TELL_EVERY:
+            self.last = time.monotonic()
+            self.tally.set.remote(self.key, self.n)
+
+    def close(self) -> None:
+        self.tally.set.remote(self.key, self.n)
+
+
+class Tally:
+    """Frames drawn by each chunk (a Ray actor): a retried chunk counts again from 0."""
+
+    def __init__(self) -> None:
+        self.frames: dict[tuple[int, bool], int] = {}
+
+    def set(self, key: tuple[int, bool], frames: int) -> None:
+        self.frames[key] = frames
+
+    def total(self) -> int:
+        return sum(self.frames.values())
+
+
+def seams(done: dict[int, Done]) -> list[int]:
+    """The chunks whose lead differs from the tail of the chunk before (drawn the long way round
+    already: never)."""
+    bad = []
+    for i in sorted(done):
+        d = done[i]
+        if d.chunk.preroll is None:
+            continue
+        before = done[i - 1].tail
+        if any(before.get(frame) != digest for frame, digest in d.lead.items()) or not d.lead:
+            bad.append(i)
+    return bad
+
+
+def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers: int, chunk: float,
+                preroll: float, folder: Path | None = None,
+                audio: Callable[[], Soundtrack] | None = None) -> int:
+    """`job` of the performance `perf` rendered on the Ray cluster at `address` and joined into
+    `job.output`. Returns 0, or 1 when a chunk failed for good (its reason logged)."""
+    ray = ray_module()
+    frames, first = round(job.seconds * job.fps), round(job.start * job.fps)
+    chunks = plan(first, frames, job.fps, chunk, preroll)
+    folder = folder or job.output.with_name(f"{job.output.name}.farm")
+    folder.mkdir(parents=True, exist_ok=True)
+    started = connect(address, workers)
+    try:
+        order = Order(Path(perf.path).read_text(encoding="utf-8"), job.output.name, model, job.fps,
+                      job.size, job.codec, str(folder.resolve()), job.allow_missing)
+        dreams = (model or perf.patch.model) != "none"
+        gpus = 1 if dreams and ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(render_chunk).options(num_cpus=1, num_gpus=gpus, max_retries=RETRIES,
+                                                retry_exceptions=False)
+        tally = ray.remote(Tally).options(num_cpus=0).remote()
+        log.info("farm: %d frames in %d chunks of %.1f s (pre-roll %.1f s) on %s, %d at a time%s",
+                 frames - first, len(chunks), chunk, preroll, address, workers,
+                 ", a GPU each" if gpus else "")
+        ref = ray.put(order)
+        bar = Progress(sum(c.drawn for c in chunks), desc="farm")
+        try:
+            done = _run(ray, task, ref, tally, chunks, workers, bar)
+            redo = seams(done)
+            while redo:
+                log.info("farm: chunk%s %s did not reach the exact state in its pre-roll: drawn again "
+                         "from frame 0", "s" if len(redo) > 1 else "", ", ".join(map(str, redo)))
+                again = [replace(done[i].chunk, preroll=None) for i in redo]
+                bar.bar.total += sum(c.drawn for c in again)
+                done.update(_run(ray, task, ref, tally, again, workers, bar))
+                redo = seams(done)
+        finally:
+            bar.close()
+        parts: list[tuple[Path, int | None]] = [(Path(done[i].path), None) for i in sorted(done)]
+        written = stitch(parts, job.output, job.fps, audio() if audio else None, first)
+    except FarmError as exc:
+        log.error("farm: %s (the chunks drawn so far are in %s)", exc, folder)
+        return 1
+    finally:
+        if started:
+            ray.shutdown()
+    long = sum(1 for i in done if done[i].chunk.preroll is None and i > 0)
+    log.info("farm: %d chunks joined into %s (%d frames; %d seam%s drawn again from frame 0)",
+             len(done), job.output, written, long, "" if long == 1 else "s")
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _run(ray: Any, task: Any, ref: Any, tally: Any, chunks: list[Chunk], workers: int,
+         bar: Progress) -> dict[int, Done]:
+    """The chunks through the cluster, at most `workers` in flight, the bar following the tally."""
+    todo, flying, done = list(chunks), dict[Any, Chunk](), dict[int, Done]()
+    while todo or flying:
+        while todo and len(flying) < workers:
+            c = todo.pop(0)
+            flying[task.remote(ref, c, tally)] = c
+        ready, _ = ray.wait(list(flying), num_returns=1, timeout=1.0)
+        for r in ready:
+            c = flying.pop(r)
+            try:
+                d = ray.get(r)
+            except ray.exceptions.RayTaskError as exc:
+                raise FarmError(str(exc.cause) if exc.cause is not None else str(exc)) from None
+            except ray.exceptions.RayError as exc:  # its worker died past every retry
+                raise FarmError(f"chunk {c.index}: {type(exc).__name__}: {exc}") from None
+            done[c.index] = d
+        bar.update(ray.get(tally.total.remote()) - bar.bar.n)  # back a little when a chunk is retried
+    return done

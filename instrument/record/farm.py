@@ -151,6 +151,9 @@ def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
     from .render import render_offline
 
     catalogue.assemble()  # a fresh worker process: the registry is declared by its entry point
+    # the generator in this process: Ray already keeps the chunk apart and draws it again if the
+    # worker dies, a process of its own would only cost its start (torch, the model) per chunk
+    os.environ.setdefault("NOCLIP_GENERATOR", "thread")
     folder = Path(order.folder)
     suffix = ".mkv" if order.codec == "ffv1" else Path(order.name).suffix or ".mkv"
     part = folder / f"chunk-{chunk.index:05d}.part{suffix}"

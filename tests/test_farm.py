@@ -117,7 +117,7 @@ def test_farm_renders_what_one_process_renders(cluster, show, tmp_path, caplog):
     assert hashes(out) == plain
     said = caplog.text
     assert "2 chunks joined" in said
-    assert "chunk 1 did not reach" not in said  # its pre-roll spans the cut: the bounded path was taken
+    assert "0 drawn again with a longer pre-roll" in said  # chunk 1's pre-roll spans the cut: taken as drawn
     assert not out.with_name("farmed.mkv.farm").exists()  # the intermediates are gone once joined
 
 
@@ -169,11 +169,13 @@ def test_without_ray_the_farm_says_what_it_needs(show, tmp_path, monkeypatch, ca
 
 
 def test_plan_cuts_chunks_with_their_preroll():
-    from instrument.record.farm import plan
+    from instrument.record.farm import longer, plan
 
     chunks = plan(0, 100, 10.0, 3.0, 1.0)
     assert [(c.start, c.end) for c in chunks] == [(0, 30), (30, 60), (60, 90), (90, 100)]
     assert chunks[0].preroll is None and all(c.preroll == 10 and c.seam == 5 for c in chunks[1:])
+    assert longer(chunks[1]).preroll == 20 and longer(longer(chunks[1])).preroll is None  # 40 >= 30
+    assert longer(chunks[3]).drawn == 30
     assert [c.drawn for c in chunks] == [30, 40, 40, 20]
     ranged = plan(25, 60, 10.0, 2.0, 1.0)  # --range 2.5:6: the first chunk plays from frame 0
     assert ranged[0].start == 25 and ranged[0].preroll is None and ranged[0].drawn == 45

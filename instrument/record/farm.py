@@ -20,9 +20,11 @@ So a chunk draws a pre-roll (`preroll` seconds) before its first kept frame, and
 checked, not hoped for: each chunk fingerprints the last frames of its pre-roll (its lead), the
 chunk before fingerprints its own last frames (its tail), the same frame numbers. Where they agree,
 the pre-roll reached the state the frames before it left, and the chunk is taken. Where they do not,
-that chunk is drawn again from frame 0 (the `--range` mechanism, exact by construction), and the
-check moves on to the next seam against what it now follows. So the joined file is the single
-process's, frame for frame, and the log says how many seams needed the long way round.
+that chunk is drawn again with twice the pre-roll, and at last from frame 0 (the `--range`
+mechanism, exact by construction), and its successor is checked again against what it now follows.
+So the joined file is the single process's, frame for frame (what agreeing over the seam cannot
+prove, a difference hidden in the state that surfaces only later, docs/FARM.md measures), and the
+log says how many chunks needed a longer pre-roll.
 
 Ray is the engine (no scheduler of our own): a task per chunk, `max_retries` so a chunk whose
 worker died is drawn again from its start (the result is a pure function of the chunk), one actor
@@ -214,6 +216,15 @@ class Tally:
         return sum(self.frames.values())
 
 
+def longer(chunk: Chunk) -> Chunk:
+    """The chunk again, its pre-roll twice as long, or from frame 0 once that is as long: a seam
+    that misses costs twice its pre-roll, not the whole show before it, where the state forgets in
+    a little more than the pre-roll given."""
+    assert chunk.preroll is not None  # (a chunk drawn from frame 0 never misses)
+    twice = 2 * chunk.preroll
+    return replace(chunk, preroll=None if twice >= chunk.start else twice)
+
+
 def seams(done: dict[int, Done]) -> list[int]:
     """The chunks whose lead differs from the tail of the chunk before (drawn the long way round
     already: never)."""
@@ -256,9 +267,11 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
             done = _run(ray, task, ref, tally, chunks, workers, bar)
             redo = seams(done)
             while redo:
-                log.info("farm: chunk%s %s did not reach the exact state in its pre-roll: drawn again "
-                         "from frame 0", "s" if len(redo) > 1 else "", ", ".join(map(str, redo)))
-                again = [replace(done[i].chunk, preroll=None) for i in redo]
+                again = [longer(done[i].chunk) for i in redo]
+                log.info("farm: %s did not reach the exact state in its pre-roll: drawn again with %s",
+                         ", ".join(f"chunk {c.index}" for c in again),
+                         ", ".join("all from frame 0" if c.preroll is None else f"{c.preroll} frames"
+                                   for c in again))
                 bar.bar.total += sum(c.drawn for c in again)
                 done.update(_run(ray, task, ref, tally, again, workers, bar))
                 redo = seams(done)
@@ -272,9 +285,9 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
     finally:
         if started:
             ray.shutdown()
-    long = sum(1 for i in done if done[i].chunk.preroll is None and i > 0)
-    log.info("farm: %d chunks joined into %s (%d frames; %d seam%s drawn again from frame 0)",
-             len(done), job.output, written, long, "" if long == 1 else "s")
+    redrawn = sum(1 for i in done if done[i].chunk.preroll != chunks[i].preroll)
+    log.info("farm: %d chunks joined into %s (%d frames; %d drawn again with a longer pre-roll)",
+             len(done), job.output, written, redrawn)
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -80,7 +80,7 @@ def farm(args: argparse.Namespace, perf, job: Job) -> int:
     try:
         return render_farm(perf, args.model, job, address=args.farm, workers=args.workers,
                            chunk=args.chunk, preroll=args.preroll, folder=args.farm_dir,
-                           audio=audio_factory(args))
+                           sound=getattr(args, "audio", None))
     except FarmError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2

@@ -41,12 +41,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .audio import Soundtrack
+import av
+
 from .progress import Progress
 from .render import Job, stitch
 
@@ -92,6 +92,7 @@ class Order:
     codec: str
     folder: str
     allow_missing: bool
+    sound: str | None = None  # a sound file the show hears (its features react, as in one process)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
     render of the chunk's frames after its pre-roll, the file named for the chunk only once it is
     whole (a worker killed mid-way leaves a `.part` that the retry starts afresh)."""
     from .. import catalogue
+    from .audio import FileSoundtrack
     from .performance import load_performance
     from .render import render_offline
 
@@ -163,7 +165,7 @@ def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
     with tempfile.TemporaryDirectory(prefix="noclip-farm-") as tmp:
         copy = Path(tmp) / "performance.jsonl"
         copy.write_text(order.performance)
-        perf = load_performance(copy)
+        perf = load_performance(copy, salvage=True)  # (the driver read it as it was asked to)
     patch = replace(perf.patch, model=order.model) if order.model else perf.patch
     lead: dict[int, str] = {}
     tail: dict[int, str] = {}
@@ -178,7 +180,10 @@ def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
               codec=order.codec, allow_missing=order.allow_missing,
               preroll=None if chunk.preroll is None else chunk.preroll / order.fps)
     told = (lambda frames: _Told(tally, chunk)) if tally is not None else Progress
-    status = render_offline(patch, perf.header["start"], job, performance=perf, progress=told, look=look)
+    track = FileSoundtrack(order.sound) if order.sound else None  # decoded once, heard and cut
+    sound = (lambda: track) if track is not None else None
+    status = render_offline(patch, perf.header["start"], job, performance=perf, audio=sound, progress=told,
+                            look=look)
     if status:
         raise FarmError(f"chunk {chunk.index} (frames {chunk.start}-{chunk.end - 1}) failed with status "
                         f"{status}: its worker's log says why")
@@ -190,7 +195,8 @@ class _Told:
     """A worker's progress, told to the driver's tally at most every TELL_EVERY seconds."""
 
     def __init__(self, tally: Any, chunk: Chunk) -> None:
-        self.tally, self.key, self.n, self.last = tally, (chunk.index, chunk.preroll is None), 0, 0.0
+        key = (chunk.index, -1 if chunk.preroll is None else chunk.preroll)  # each try of it apart
+        self.tally, self.key, self.n, self.last = tally, key, 0, 0.0
         self.tally.set.remote(self.key, 0)
 
     def update(self, frames: int = 1) -> None:
@@ -207,9 +213,9 @@ class Tally:
     """Frames drawn by each chunk (a Ray actor): a retried chunk counts again from 0."""
 
     def __init__(self) -> None:
-        self.frames: dict[tuple[int, bool], int] = {}
+        self.frames: dict[tuple[int, int], int] = {}
 
-    def set(self, key: tuple[int, bool], frames: int) -> None:
+    def set(self, key: tuple[int, int], frames: int) -> None:
         self.frames[key] = frames
 
     def total(self) -> int:
@@ -226,12 +232,12 @@ def longer(chunk: Chunk) -> Chunk:
 
 
 def seams(done: dict[int, Done]) -> list[int]:
-    """The chunks whose lead differs from the tail of the chunk before (drawn the long way round
-    already: never)."""
+    """The chunks whose lead differs from the tail of the chunk before, where both are in (one
+    drawn from frame 0: never)."""
     bad = []
     for i in sorted(done):
         d = done[i]
-        if d.chunk.preroll is None:
+        if d.chunk.preroll is None or i - 1 not in done:
             continue
         before = done[i - 1].tail
         if any(before.get(frame) != digest for frame, digest in d.lead.items()) or not d.lead:
@@ -240,10 +246,12 @@ def seams(done: dict[int, Done]) -> list[int]:
 
 
 def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers: int, chunk: float,
-                preroll: float, folder: Path | None = None,
-                audio: Callable[[], Soundtrack] | None = None) -> int:
+                preroll: float, folder: Path | None = None, sound: Path | None = None) -> int:
     """`job` of the performance `perf` rendered on the Ray cluster at `address` and joined into
-    `job.output`. Returns 0, or 1 when a chunk failed for good (its reason logged)."""
+    `job.output`, with the `sound` file (which the show hears, and every node must read, as it must
+    the folder). Returns 0, or 1 when a chunk failed for good (its reason logged)."""
+    from .audio import FileSoundtrack
+
     ray = ray_module()
     frames, first = round(job.seconds * job.fps), round(job.start * job.fps)
     chunks = plan(first, frames, job.fps, chunk, preroll)
@@ -251,8 +259,13 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
     folder.mkdir(parents=True, exist_ok=True)
     started = connect(address, workers)
     try:
+        try:
+            track = FileSoundtrack(sound) if sound else None
+        except (ValueError, OSError, av.FFmpegError) as exc:
+            raise FarmError(f"{sound}: not a sound file that can be decoded ({exc})") from None
         order = Order(Path(perf.path).read_text(encoding="utf-8"), job.output.name, model, job.fps,
-                      job.size, job.codec, str(folder.resolve()), job.allow_missing)
+                      job.size, job.codec, str(folder.resolve()), job.allow_missing,
+                      str(Path(sound).resolve()) if sound else None)
         dreams = (model or perf.patch.model) != "none"
         gpus = 1 if dreams and ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(render_chunk).options(num_cpus=1, num_gpus=gpus, max_retries=RETRIES,
@@ -265,20 +278,10 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
         bar = Progress(sum(c.drawn for c in chunks), desc="farm")
         try:
             done = _run(ray, task, ref, tally, chunks, workers, bar)
-            redo = seams(done)
-            while redo:
-                again = [longer(done[i].chunk) for i in redo]
-                log.info("farm: %s did not reach the exact state in its pre-roll: drawn again with %s",
-                         ", ".join(f"chunk {c.index}" for c in again),
-                         ", ".join("all from frame 0" if c.preroll is None else f"{c.preroll} frames"
-                                   for c in again))
-                bar.bar.total += sum(c.drawn for c in again)
-                done.update(_run(ray, task, ref, tally, again, workers, bar))
-                redo = seams(done)
         finally:
             bar.close()
         parts: list[tuple[Path, int | None]] = [(Path(done[i].path), None) for i in sorted(done)]
-        written = stitch(parts, job.output, job.fps, audio() if audio else None, first)
+        written = stitch(parts, job.output, job.fps, track, first)
     except FarmError as exc:
         log.error("farm: %s (the chunks drawn so far are in %s)", exc, folder)
         return 1
@@ -294,7 +297,9 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
 
 def _run(ray: Any, task: Any, ref: Any, tally: Any, chunks: list[Chunk], workers: int,
          bar: Progress) -> dict[int, Done]:
-    """The chunks through the cluster, at most `workers` in flight, the bar following the tally."""
+    """The chunks through the cluster, at most `workers` in flight, the bar following the tally.
+    Each seam is checked as soon as both its chunks are in (again whenever either is drawn anew),
+    so a chunk drawn again with a longer pre-roll goes first and overlaps the chunks still out."""
     todo, flying, done = list(chunks), dict[Any, Chunk](), dict[int, Done]()
     while todo or flying:
         while todo and len(flying) < workers:
@@ -304,11 +309,17 @@ def _run(ray: Any, task: Any, ref: Any, tally: Any, chunks: list[Chunk], workers
         for r in ready:
             c = flying.pop(r)
             try:
-                d = ray.get(r)
+                done[c.index] = ray.get(r)
             except ray.exceptions.RayTaskError as exc:
                 raise FarmError(str(exc.cause) if exc.cause is not None else str(exc)) from None
             except ray.exceptions.RayError as exc:  # its worker died past every retry
                 raise FarmError(f"chunk {c.index}: {type(exc).__name__}: {exc}") from None
-            done[c.index] = d
+            for i in seams({i: done[i] for i in (c.index - 1, c.index, c.index + 1) if i in done}):
+                again = longer(done.pop(i).chunk)
+                log.info("farm: chunk %d did not reach the exact state in its pre-roll: drawn again %s", i,
+                         "from frame 0" if again.preroll is None else f"with {again.preroll} frames of it")
+                bar.bar.total += again.drawn
+                todo.insert(0, again)
         bar.update(ray.get(tally.total.remote()) - bar.bar.n)  # back a little when a chunk is retried
+    assert not seams(done)  # (every seam was checked when the later of its chunks came in)
     return done

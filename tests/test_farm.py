@@ -24,8 +24,6 @@ import pytest
 
 from instrument.cli import main
 
-ray = pytest.importorskip("ray", reason="the farm's tests need noclip[farm] (in the test extra)")
-
 FPS = 8
 PATCH = """version = 2
 name = "farmed"
@@ -88,6 +86,7 @@ FARM = ["--codec", "ffv1", "--farm", "local", "--workers", "2", "--chunk", "2.5"
 
 @pytest.fixture(scope="module")
 def cluster():
+    ray = pytest.importorskip("ray", reason="the farm needs noclip[farm] (in the test extra)")
     from instrument.record.farm import connect
 
     assert connect("local", 2)  # the farm renders below find it started and use it
@@ -179,3 +178,37 @@ def test_plan_cuts_chunks_with_their_preroll():
     assert [c.drawn for c in chunks] == [30, 40, 40, 20]
     ranged = plan(25, 60, 10.0, 2.0, 1.0)  # --range 2.5:6: the first chunk plays from frame 0
     assert ranged[0].start == 25 and ranged[0].preroll is None and ranged[0].drawn == 45
+
+
+def test_stitch_lines_up_h264_parts_of_any_length(tmp_path):
+    """h264 chunks are joined on their keyframes; a short chunk has less of the encoder's B-frame
+    delay than a long one, and must still land on its own frames (seen: a 1-frame last chunk two
+    frames early)."""
+    import numpy as np
+
+    from instrument.record.render import stitch
+    from instrument.record.video import CONTAINER_OPTIONS
+
+    def encode(path: Path, first: int, n: int) -> None:  # as the recorder writes .mp4: fragmented
+        with av.open(str(path), "w", options=CONTAINER_OPTIONS[".mp4"]) as c:
+            v = c.add_stream("libx264", rate=FPS)
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+            for i in range(first, first + n):
+                img = np.full((48, 64, 3), (i * 9) % 256, np.uint8)
+                for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(p)
+            for p in v.encode():
+                c.mux(p)
+
+    encode(tmp_path / "a.mp4", 0, 20)
+    encode(tmp_path / "b.mp4", 20, 1)
+    encode(tmp_path / "c.mp4", 21, 5)
+    out = tmp_path / "out.mp4"
+    assert stitch([(tmp_path / "a.mp4", None), (tmp_path / "b.mp4", None), (tmp_path / "c.mp4", None)],
+                  out, FPS) == 26
+    with av.open(str(out)) as c:
+        decoded = [(f.time, int(f.to_ndarray(format="rgb24")[24, 32, 0])) for f in c.decode(video=0)]
+    assert len(decoded) == 26
+    assert all(abs(s - (i * 9) % 256) <= 3 for i, (_, s) in enumerate(decoded)), decoded
+    t0 = decoded[0][0]
+    assert [round((t - t0) * FPS, 3) for t, _ in decoded] == list(range(26))  # each at its own time

@@ -299,14 +299,20 @@ def stitch(parts: list[tuple[Path, int | None]], output: Path, fps: float, audio
         sound = add_sound_stream(out, output, audio.rate) if audio else None
         pos = samples_before(first, fps, audio.rate) if audio else 0
         written = 0
+        decoded: Fraction | None = None  # the last packet's decoding time
 
         def copy(pkt: av.Packet, offset: Fraction) -> None:
-            nonlocal pos
+            nonlocal pos, decoded
             assert pkt.pts is not None  # (packets without one are passed over)
             shift = round(offset / pkt.time_base)
             pkt.pts += shift
             if pkt.dts is not None:
                 pkt.dts += shift
+                # a part after a short one (less B-frame delay) starts decoding before that one
+                # ended: a tick later instead, never past its showing time
+                if decoded is not None and pkt.dts * pkt.time_base <= decoded:
+                    pkt.dts = min(pkt.pts, int(decoded / pkt.time_base) + 1)
+                decoded = pkt.dts * pkt.time_base
             if sound is not None and audio is not None:
                 end = samples_before(first + round(float(pkt.pts * pkt.time_base) * fps) + 1, fps, audio.rate)
                 if end > pos:
@@ -314,15 +320,20 @@ def stitch(parts: list[tuple[Path, int | None]], output: Path, fps: float, audio
             pkt.stream = vo
             out.mux(pkt)
 
+        lead: Fraction | None = None  # where the first part's first frame sits (an encoder's delay)
         for c, (_, count) in zip(ins, parts, strict=True):
             v = c.streams.video[0]
-            origin, base, n = None, time_base(v), 0
-            offset = Fraction(written) / rate  # this part starts this late
+            origin, base, n, offset = None, time_base(v), 0, Fraction(0)
             cut = None if count is None else Fraction(count) / rate - Fraction(1, 2 * round(fps))
             for pkt in c.demux(v):
                 if pkt.pts is None or pkt.size == 0:
                     continue
-                origin = pkt.pts if origin is None else origin  # the first packet is the keyframe at 0
+                if origin is None:  # the first packet is the keyframe at 0
+                    origin = pkt.pts
+                    lead = origin * base if lead is None else lead
+                    # this part starts this late, its frame 0 where the first part's was (a short
+                    # part can have less of an encoder's delay than a long one)
+                    offset = Fraction(written) / rate + lead - origin * base
                 if cut is not None and (pkt.pts - origin) * base >= cut:
                     break
                 copy(pkt, offset)

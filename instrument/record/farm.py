@@ -138,8 +138,8 @@ def connect(address: str, workers: int) -> bool:
             ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=OBJECT_STORE,
                      log_to_driver=False, configure_logging=False, runtime_env=env)
         else:
-            ray.init(address=None if address == "auto" else address, log_to_driver=False,
-                     configure_logging=False, runtime_env=env)
+            where = os.environ.get("RAY_ADDRESS") or "auto" if address == "auto" else address
+            ray.init(address=where, log_to_driver=False, runtime_env=env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise FarmError(f"--farm {address}: no Ray cluster there ({exc})") from None
     return True
@@ -256,9 +256,12 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
     frames, first = round(job.seconds * job.fps), round(job.start * job.fps)
     chunks = plan(first, frames, job.fps, chunk, preroll)
     folder = folder or job.output.with_name(f"{job.output.name}.farm")
-    folder.mkdir(parents=True, exist_ok=True)
     started = connect(address, workers)
     try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FarmError(f"--farm-dir {folder}: {exc.strerror or exc}") from None
         try:
             track = FileSoundtrack(sound) if sound else None
         except (ValueError, OSError, av.FFmpegError) as exc:
@@ -284,6 +287,14 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
         written = stitch(parts, job.output, job.fps, track, first)
     except FarmError as exc:
         log.error("farm: %s (the chunks drawn so far are in %s)", exc, folder)
+        return 1
+    except ImportError as exc:  # a node (or a Ray Client server) without this noclip
+        log.error("farm: the cluster cannot import %s: every node needs this noclip installed (%s)",
+                  exc.name, exc)
+        return 1
+    except ray.exceptions.RayError as exc:  # the cluster itself failed (a node lost, the head gone)
+        log.error("farm: the cluster failed: %s: %s (the chunks drawn so far are in %s)",
+                  type(exc).__name__, exc, folder)
         return 1
     finally:
         if started:

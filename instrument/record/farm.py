@@ -135,8 +135,10 @@ def connect(address: str, workers: int) -> bool:
     env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("NOCLIP_")}}
     try:
         if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=OBJECT_STORE,
-                     log_to_driver=False, configure_logging=False, runtime_env=env)
+            # address "local": a new Ray of its own, even where `ray start` runs one (or left word of one)
+            ray.init(address="local", num_cpus=workers, include_dashboard=False,
+                     object_store_memory=OBJECT_STORE, log_to_driver=False, configure_logging=False,
+                     runtime_env=env)
         else:
             where = os.environ.get("RAY_ADDRESS") or "auto" if address == "auto" else address
             ray.init(address=where, log_to_driver=False, runtime_env=env)

@@ -186,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of the performance a farm's task renders (default 60)")
     r.add_argument("--preroll", type=SECONDS, default=4.0, metavar="SECONDS",
                    help="seconds a farm's chunk draws before its first frame to reach the exact state; "
-                        "a chunk that does not is drawn again from frame 0 (default 4)")
+                        "one that does not is drawn again with twice it, at last from frame 0 (default 4)")
     r.add_argument("--farm-dir", type=Path, metavar="DIR",
                    help="where a farm's chunks go (default OUT.farm beside the output; on a cluster, "
                         "a folder every node can write)")

@@ -63,8 +63,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
     _accel(p)
-    p.add_argument("--source", type=Path, metavar="PATH",
-                   help="a video (looped) or still image as the base instead of the patch's scene")
+    p.add_argument("--source", metavar="SPEC",
+                   help="the base instead of the patch's scene: a video (looped) or still image file, or a "
+                        "capture device (/dev/video0, v4l2:/dev/video0, avfoundation:0, dshow:video=NAME, "
+                        "lavfi:testsrc; options after ?, e.g. ?size=1280x720&fps=30)")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",

@@ -7,11 +7,16 @@ p in frame n was at p - motion in frame n-1, which is the backward map a generat
 its previous output onto the new frame). A scene whose motion and depth are blanks says so with
 `tracked = False` (nothing can be carried along them). A scene may offer commands (`commands`: name → handler),
 which the show adds to its own.
+
+A `--source` (a video or image file, a capture device) is a picture, not a scene: `source` names
+what a spec is, and `Moving` (flow.py) makes its picture a scene, its motion estimated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +24,9 @@ import moderngl
 
 from ..params import FrameParams
 from .backrooms import Backrooms
-from .source import SOURCE_SUFFIXES, Footage
+from .capture import Capture, parse_device, probe_device
+from .flow import Moving, PictureSource
+from .source import SOURCE_SUFFIXES, Footage, SourceError, probe
 from .testcard import TestCard
 
 
@@ -37,17 +44,39 @@ class Scene(Protocol):
 
 
 SCENES = ("testcard", "backrooms")
+SOURCES_HELP = "a video or image file, or a capture device (/dev/video0, v4l2:, avfoundation:, dshow:, lavfi:)"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a `--source` spec names: how to open its picture, and how to check it before the show
+    (SourceError, `spec: what is wrong`)."""
+
+    open: Callable[[moderngl.Context, tuple[int, int]], PictureSource]
+    probe: Callable[[], None]
+
+
+def source(spec: str) -> Source | None:
+    """The source `spec` names, None when it names none. Every kind of `--source` is one branch here."""
+    device = parse_device(spec)  # SourceError for a device spec that is wrong
+    if device is not None:
+        return Source(partial(Capture, device=device), partial(probe_device, device))
+    path = Path(spec)
+    if path.suffix.lower() in SOURCE_SUFFIXES and path.is_file():
+        return Source(partial(Footage, path=path), partial(probe, path))
+    return None
 
 
 def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene:
-    """A named scene, or a video or still image file (`--source PATH`) as the base."""
+    """A named scene, or a `--source` (a file, a device) as the base, its motion estimated."""
     if name == "testcard":
         return TestCard(ctx, size)
     if name == "backrooms":
         return Backrooms(ctx, size)
-    if Path(name).suffix.lower() in SOURCE_SUFFIXES and Path(name).is_file():
-        return Footage(ctx, size, Path(name))
-    raise ValueError(f"unknown scene '{name}' (have: {', '.join(SCENES)}, or a video or image file)")
+    found = source(name)
+    if found is not None:
+        return Moving(ctx, found.open(ctx, size))
+    raise ValueError(f"unknown scene '{name}' (have: {', '.join(SCENES)}, or {SOURCES_HELP})")
 
 
-__all__ = ["SCENES", "Scene", "make_scene"]
+__all__ = ["SCENES", "SOURCES_HELP", "Scene", "Source", "SourceError", "make_scene", "source"]

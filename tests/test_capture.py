@@ -29,8 +29,8 @@ FP = FrameParams(0, 0.0, 1 / 30, REGISTRY.defaults())
 def test_device_specs():
     assert parse_device("/dev/video0") == Device("/dev/video0", "v4l2", "/dev/video0")
     d = parse_device("v4l2:/dev/video2?size=1280x720&fps=30&input_format=mjpeg")
-    assert (d.format, d.url, d.options) == ("v4l2", "/dev/video2",
-                                             {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"})
+    assert (d.format, d.url) == ("v4l2", "/dev/video2")
+    assert d.options == {"video_size": "1280x720", "framerate": "30", "input_format": "mjpeg"}
     assert parse_device("avfoundation:0").format == "avfoundation"
     assert parse_device("dshow:video=USB Camera").url == "video=USB Camera"
     for spec in ("clip.mp4", "backrooms", "C:/videos/clip.mp4"):

@@ -19,7 +19,8 @@ def pattern(w, h, seed=0):
     img = np.zeros((h, w), np.float32)
     for cell, amp in ((2, 0.5), (8, 1.0), (32, 1.0)):
         small = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
-        up = Image.fromarray(small).resize(((w // cell + 2) * cell, (h // cell + 2) * cell), Image.Resampling.BILINEAR)
+        grown = ((w // cell + 2) * cell, (h // cell + 2) * cell)
+        up = Image.fromarray(small).resize(grown, Image.Resampling.BILINEAR)
         img += amp * np.asarray(up)[:h, :w]
     return np.clip(128 + 40 * img, 0, 255).astype(np.uint8)
 

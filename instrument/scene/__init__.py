@@ -33,10 +33,12 @@ from .testcard import TestCard
 class Scene(Protocol):
     size: tuple[int, int]
     depth: moderngl.Texture
-    motion: moderngl.Texture
     tracked: bool  # depth and motion are the picture's own (False: blanks, nothing can be carried)
     cut: bool      # the frame just rendered does not continue the one before
     commands: dict[str, Callable]  # commands the scene offers the show (name -> handler)
+
+    @property
+    def motion(self) -> moderngl.Texture: ...  # read-only: a source's is estimated when read (flow.py)
 
     def render(self, fp: FrameParams) -> moderngl.Texture: ...
 

@@ -97,19 +97,29 @@ class BlockFlow:
 
     def __call__(self, picture: moderngl.Texture) -> moderngl.Texture:
         """The motion from the last picture handed in to `picture` (zero for the first)."""
+        if self.push(picture):
+            self.estimate()
+        return self.motion
+
+    def push(self, picture: moderngl.Texture) -> bool:
+        """Take `picture` as the newest (its luma pyramid made; the one before kept); whether there
+        is a picture before it to estimate the motion from (if not, the motion is zero)."""
         self.now ^= 1
-        pyramid = self.pyramids[self.now]
         source, size = picture, self.size
-        for tex, fbo in pyramid:  # each level the box mean of the one before
+        for tex, fbo in self.pyramids[self.now]:  # each level the box mean of the one before
             self.shrink.bind_textures({"source": source})
             self.shrink.set("u_ratio", (size[0] / tex.size[0], size[1] / tex.size[1]))
             self.shrink.set("u_gain", (1.0, 1.0, 1.0, 1.0))
             draw(self.shrink, fbo)
             source, size = tex, tex.size
-        if not self.have:
-            self.have = True
+        had, self.have = self.have, True
+        if not had:
             self.still()
-            return self.motion
+        return had
+
+    def estimate(self) -> None:
+        """The motion from the picture pushed before the last to the last (see the module's doc)."""
+        pyramid = self.pyramids[self.now]
         before = self.pyramids[self.now ^ 1]
         guess, up = self.zero[0], (0.0, 0.0)
         for k in reversed(range(LEVELS)):
@@ -130,7 +140,6 @@ class BlockFlow:
         self.spread.set("u_gain", gain)
         self.spread.set("u_cell", (gain[0] * BLOCK, gain[1] * BLOCK))
         draw(self.spread, self.motion_fbo)
-        return self.motion
 
     def _gain(self) -> tuple[float, float]:
         """Scene pixels per finest luma texel."""
@@ -187,26 +196,42 @@ class PictureSource(Protocol):
 class Moving:
     """A picture (a video, a camera, anything `PictureSource`) as a scene that knows its motion: the flow
     between its pictures, zero while it shows the same one, none across its cuts; depth unknown.
-    `tracked` follows the `flow` parameter (and is False for a still)."""
+    `tracked` follows the `flow` parameter (and is False for a still).
+
+    The motion is estimated when it is read, and only while it is read: a show with no generator
+    (a camera through the tape alone) never asks for it, and pays for no flow. A picture that comes
+    after frames nobody read has nothing to be moved from, so it is a cut."""
 
     def __init__(self, ctx: moderngl.Context, picture: PictureSource) -> None:
         self.picture, self.size, self.texture = picture, picture.size, picture.texture
         self.commands: dict[str, Callable] = {}  # none of its own
-        self.depth, blank = blank_aux(ctx, self.size)
+        self.depth, self._blank = blank_aux(ctx, self.size)
         self.flow: BlockFlow | None = None
         try:
             self.flow = BlockFlow(ctx, self.size) if picture.moving else None
         except Exception:
-            for obj in (self.depth, blank, picture):
+            for obj in (self.depth, self._blank, picture):
                 obj.release()
             raise
-        self._blank = blank
-        self.motion = blank if self.flow is None else self.flow.motion
         self.tracked = False
         self.cut = False
+        self._read = True      # the motion was asked for since the last render
+        self._pending = False  # a picture was pushed whose motion is not estimated yet
+
+    @property
+    def motion(self) -> moderngl.Texture:
+        """RG32F, the scene's size: this frame's motion (estimated now if it was not yet)."""
+        self._read = True
+        if self.flow is None:
+            return self._blank
+        if self._pending:
+            self.flow.estimate()
+            self._pending = False
+        return self.flow.motion
 
     def render(self, fp: FrameParams) -> moderngl.Texture:
-        flow, self.cut = self.flow, False
+        flow, wanted = self.flow, self._read
+        self.cut = self._read = self._pending = False
         try:
             texture = self.picture.render(fp)
         except Exception:  # the show keeps the last picture: it does not move
@@ -215,16 +240,17 @@ class Moving:
             raise
         if flow is None:
             return texture
-        if not fp.get("flow", True):
-            if self.tracked:
+        if not fp.get("flow", True) or not wanted:
+            if flow.have:
                 flow.forget()
-            self.tracked = False
+            self.tracked = bool(fp.get("flow", True))
             return texture
         if not self.tracked or self.picture.cut:
             flow.forget()
             self.cut = self.tracked  # a tracked run broken: nothing is carried across
         if self.picture.fresh or not flow.have:
-            flow(texture)
+            self._pending = flow.push(texture)
+            self.cut = self.cut or not self._pending
         else:
             flow.still()
         self.tracked = True

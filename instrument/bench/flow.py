@@ -1,0 +1,120 @@
+"""Motion estimated for a video source: what it costs and what it buys. `noclip bench --only flow`.
+
+Cost: the flow (scene/flow.py) alone on llvmpipe, each call finished, over a textured picture
+sliding a few pixels a frame, at 640x480 and 1280x720 (median and p99 of the alternated sizes).
+
+What it buys: the issue's walk (dream.py: 4 s at 15 fps, 640x480, clean tape) rendered without a
+dream becomes a video; that video is played as `--source` and dreamed with the flow and without it
+(`flow=false`: the source has no motion, as before), each with the patch's feedback and with none;
+and the walk's own scene dreamed, whose motion is exact (scene only). Flicker is dream.py's: mean
+frame-to-frame luma change, and its ratio to the picture the dream was made on (the walk without a
+dream, or the video played without one). The renders are offline, so the figures are exact.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from ..scene.flow import BlockFlow, flow_size
+from .common import summary
+from .dream import FPS, SECONDS, flicker, luma, render
+
+SIZES = ((640, 480), (1280, 720))
+STEP = (3, 2)  # the picture slides this many pixels (right, down) a frame
+
+
+def textured(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """A grey picture with detail at several scales (uint8, top-down)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for cell in (2, 8, 32):
+        small = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
+        grown = Image.fromarray(small).resize(((w // cell + 2) * cell, (h // cell + 2) * cell),
+                                              Image.Resampling.BILINEAR)
+        img += np.asarray(grown)[:h, :w]
+    return np.clip(128 + 40 * img, 0, 255).astype(np.uint8)
+
+
+def bench_flow_cost(ctx: moderngl.Context, frames: int = 40) -> list[dict[str, Any]]:
+    """Milliseconds a call of the flow, finished, at each of SIZES (taken in turn, frame by frame)."""
+    rigs: list[tuple[BlockFlow, list[moderngl.Texture], list[float]]] = []
+    for w, h in SIZES:
+        big = textured(w + STEP[0] * 2, h + STEP[1] * 2)
+        pics = []
+        for n in range(2):  # two pictures a step apart, shown in turn: every call has motion to find
+            grey = big[STEP[1] * (1 - n):STEP[1] * (1 - n) + h, STEP[0] * (1 - n):STEP[0] * (1 - n) + w]
+            rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])[::-1]
+            pics.append(ctx.texture((w, h), 4, data=np.ascontiguousarray(rgba).tobytes()))
+        rigs.append((BlockFlow(ctx, (w, h)), pics, []))
+    for n in range(frames + 4):
+        for flow, pics, times in rigs:
+            ctx.finish()
+            t = time.perf_counter()
+            flow(pics[n % 2])
+            ctx.finish()
+            if n >= 4:  # the first calls compile and warm up
+                times.append(time.perf_counter() - t)
+    out = []
+    for flow, pics, times in rigs:
+        finest, ratio = flow_size(flow.size)
+        found = np.median(flow.field().reshape(-1, 2), axis=0)
+        out.append({"size": f"{flow.size[0]}x{flow.size[1]}", "luma": f"{finest[0]}x{finest[1]}",
+                    "blocks": f"{flow.grid[0]}x{flow.grid[1]}", "ratio": ratio,
+                    "ms": summary(np.array(times) * 1000), "found": [round(float(v), 2) for v in found]})
+        flow.release()
+        for p in pics:
+            p.release()
+    return out
+
+
+def bench_flow_flicker(patch: str, keep: Path | None = None, seconds: float = SECONDS) -> dict[str, Any]:
+    """Flicker of the dream on a video source with the flow and without, with feedback and without,
+    against the scene's own exact motion."""
+    with tempfile.TemporaryDirectory(prefix="noclip-flow-") as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def fl(name: str, *extra: str) -> float:
+            frames = render(folder, name, patch, *extra, seconds=seconds)
+            return flicker([luma(frames[i]) for i in sorted(frames)])
+
+        walk = fl("walk", "--model", "none")
+        video = str(folder / "walk.mkv")
+        base = fl("video", "--source", video, "--model", "none")
+        runs: dict[str, dict[str, float]] = {}
+        for fb, sets in (("feedback", ()), ("no feedback", ("--set", "feedback=0"))):
+            tag = "fb" if not sets else "nofb"
+            runs[fb] = {
+                "scene only": fl(f"scene-{tag}", *sets) / walk,
+                "video, flow": fl(f"flow-{tag}", "--source", video, *sets) / base,
+                "video, no flow": fl(f"noflow-{tag}", "--source", video, "--set", "flow=false", *sets) / base,
+            }
+    return {"patch": patch, "seconds": seconds, "fps": FPS, "flicker_walk": walk, "flicker_video": base,
+            "ratios": runs}
+
+
+def bench_flow(ctx: moderngl.Context, patch: str, keep: Path | None = None) -> dict[str, Any]:
+    return {"cost": bench_flow_cost(ctx), "flicker": bench_flow_flicker(patch, keep)}
+
+
+def print_flow(r: dict[str, Any]) -> None:
+    print(f"\nthe flow of a video source (block matching in GL, a {STEP[0]},{STEP[1]} px slide a frame), "
+          "each call finished:")
+    for c in r["cost"]:
+        ms = c["ms"]
+        print(f"  {c['size']} (luma {c['luma']}, {c['blocks']} blocks): p50 {ms['p50']:.2f} ms  "
+              f"p99 {ms['p99']:.2f} ms; found {c['found'][0]:+.2f},{c['found'][1]:+.2f} px (GL, +y up)")
+    f = r["flicker"]
+    print(f"flicker of the dream / flicker of its base, {f['patch']}: the walk, {f['seconds']:g} s at "
+          f"{f['fps']:g} fps, clean tape (the walk {f['flicker_walk']:.4f}, the walk as a video "
+          f"{f['flicker_video']:.4f})")
+    for fb, runs in f["ratios"].items():
+        print(f"  {fb:<12} " + "  ".join(f"{k} {v:.2f}x" for k, v in runs.items()))

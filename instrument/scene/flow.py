@@ -48,7 +48,7 @@ FLOW_WIDTH = 160    # the finest luma level is about this wide (shrunk by a whol
 def flow_size(size: tuple[int, int]) -> tuple[tuple[int, int], int]:
     """The finest luma level's size and the whole ratio from the scene's (1..7: shrink.frag's box
     covers up to 8 texels a side)."""
-    ratio = max(1, min(7, size[0] // FLOW_WIDTH))
+    ratio = max(1, min(7, round(size[0] / FLOW_WIDTH)))
     return (max(8, round(size[0] / ratio)), max(8, round(size[1] / ratio))), ratio
 
 

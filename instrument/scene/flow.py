@@ -12,7 +12,7 @@ already is (no readback of two frames, no upload of the field), costs about what
 on llvmpipe (`noclip bench --only flow`), and the generator wants motion on its latent grid anyway
 (8 px cells): a vector per 16 px block, sub-texel at the flow's grid, is what it can use.
 
-The method: the picture shrunk to luma at a quarter of the scene (at most; `ratio`), a pyramid of
+The method: the picture shrunk to luma about FLOW_WIDTH wide (`flow_size`), a pyramid of
 LEVELS halvings; at the coarsest level every block tries every offset within RADIUS, and each finer
 level refines the doubled guess by one texel; the finest adds a parabola through the costs for the
 sub-texel part (shaders/scene/flow_match.frag). A 3x3 median over the block grid drops lone wrong
@@ -22,6 +22,7 @@ offset tried: the motion is a function of the two frames, so an offline render i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,7 +30,7 @@ import moderngl
 import numpy as np
 
 from ..params import FrameParams, ParamSpec
-from ..render.gl import Program, draw, load_program, quad_buffer, target
+from ..render.gl import Program, draw, load_program, quad_buffer
 from .source import blank_aux
 
 PARAMS = (
@@ -42,13 +43,13 @@ LEVELS = 3          # pyramid levels: the coarsest sees RADIUS << (LEVELS - 1) f
 RADIUS = 4          # offsets tried each way at the coarsest level (1 at the finer ones)
 BLOCK = 4           # finest luma texels per block (a 8x8 window around each block's centre is compared)
 LAMBDA = 0.004      # cost per texel away from the guess: luma difference 0..1 a flat block cannot beat
-FLOW_WIDTH = 160    # the finest luma level is about this wide (shrunk by a whole ratio, at most 7)
+FLOW_WIDTH = 160    # the finest luma level is about this wide (shrunk by a whole ratio)
 
 
 def flow_size(size: tuple[int, int]) -> tuple[tuple[int, int], int]:
-    """The finest luma level's size and the whole ratio from the scene's (1..7: shrink.frag's box
-    covers up to 8 texels a side)."""
-    ratio = max(1, min(7, round(size[0] / FLOW_WIDTH)))
+    """The finest luma level's size and the whole ratio from the scene's: 1, or even (each of
+    flow_luma.frag's taps then averages four texels exactly)."""
+    ratio = max(1, 2 * round(size[0] / FLOW_WIDTH / 2))
     return (max(8, round(size[0] / ratio)), max(8, round(size[1] / ratio))), ratio
 
 
@@ -64,12 +65,12 @@ class BlockFlow:
             self.levels.append((max(8, (w + 1) // 2), max(8, (h + 1) // 2)))
         self.quad = quad_buffer(ctx)
         self.programs: list[Program] = []
-        self.shrink = self._program("core/shrink.frag")
+        self.luma = self._program("scene/flow_luma.frag")
         self.match = self._program("scene/flow_match.frag", f"BLOCK {BLOCK}")
         self.median = self._program("scene/flow_median.frag")
         self.spread = self._program("scene/flow_out.frag")
-        # two pyramids of luma pictures (RGBA8: the luma is taken in the match), this one and the last
-        self.pyramids = [[target(ctx, s) for s in self.levels] for _ in range(2)]
+        # two pyramids of luma pictures (R8), this one and the last
+        self.pyramids = [[self._luma(s) for s in self.levels] for _ in range(2)]
         # each level's block grid: its vectors, in its texels
         self.fields = [self._field(_blocks(s), moderngl.NEAREST) for s in self.levels]
         self.grid = _blocks(finest)
@@ -86,6 +87,11 @@ class BlockFlow:
         prog = load_program(self.ctx, name, self.quad, defines=defines)
         self.programs.append(prog)
         return prog
+
+    def _luma(self, size: tuple[int, int]) -> tuple[moderngl.Texture, moderngl.Framebuffer]:
+        tex = self.ctx.texture(size, 1)
+        tex.repeat_x = tex.repeat_y = False  # linear filter (the next level's taps), clamped
+        return tex, self.ctx.framebuffer(color_attachments=[tex])
 
     def _field(self, grid: tuple[int, int], filt: int) -> tuple[moderngl.Texture, moderngl.Framebuffer]:
         tex = self.ctx.texture(grid, 2, dtype="f4")
@@ -106,11 +112,13 @@ class BlockFlow:
         is a picture before it to estimate the motion from (if not, the motion is zero)."""
         self.now ^= 1
         source, size = picture, self.size
-        for tex, fbo in self.pyramids[self.now]:  # each level the box mean of the one before
-            self.shrink.bind_textures({"source": source})
-            self.shrink.set("u_ratio", (size[0] / tex.size[0], size[1] / tex.size[1]))
-            self.shrink.set("u_gain", (1.0, 1.0, 1.0, 1.0))
-            draw(self.shrink, fbo)
+        for tex, fbo in self.pyramids[self.now]:  # each level the mean of the one before
+            ratio = (size[0] / tex.size[0], size[1] / tex.size[1])
+            self.luma.bind_textures({"source": source})
+            self.luma.set("u_ratio", ratio)
+            self.luma.set("u_taps", max(1, math.ceil(max(ratio) / 2 - 1e-6)))
+            self.luma.set("u_rgb", source is picture)
+            draw(self.luma, fbo)
             source, size = tex, tex.size
         had, self.have = self.have, True
         if not had:

@@ -9,7 +9,7 @@
 // two frames. `u_final` adds a parabola through the costs either side of the best offset on each
 // axis: sub-texel, for the finest level. Out: the vector in this level's texels.
 // BLOCK (finest luma texels a block, every level) is #defined by scene/flow.py
-uniform sampler2D current;   // luma pyramid level (RGBA8, luma from rgb)
+uniform sampler2D current;   // luma pyramid level (R8)
 uniform sampler2D previous;  // the same level of the previous frame
 uniform sampler2D guess;     // the coarser level's block grid (RG32F, its texels), or one zero texel
 uniform vec2 u_up;           // this level's texels per coarser level texel (about 2; 0: no guess)
@@ -18,12 +18,11 @@ uniform float u_lambda;
 uniform bool u_final;
 out vec4 color;
 
-const vec3 LUMA = vec3(0.299, 0.587, 0.114);
 float cur[64];
 ivec2 last;
 
 float luma(sampler2D s, ivec2 at) {
-    return dot(texelFetch(s, clamp(at, ivec2(0), last), 0).rgb, LUMA);
+    return texelFetch(s, clamp(at, ivec2(0), last), 0).r;
 }
 
 float cost(ivec2 corner, ivec2 d) {

@@ -63,16 +63,55 @@ def bench_flow_cost(ctx: moderngl.Context, frames: int = 40) -> list[dict[str, A
             ctx.finish()
             if n >= 4:  # the first calls compile and warm up
                 times.append(time.perf_counter() - t)
+    dis = bench_dis(ctx, rigs, frames)
     out = []
     for flow, pics, times in rigs:
         finest, ratio = flow_size(flow.size)
         found = np.median(flow.field().reshape(-1, 2), axis=0)
         out.append({"size": f"{flow.size[0]}x{flow.size[1]}", "luma": f"{finest[0]}x{finest[1]}",
                     "blocks": f"{flow.grid[0]}x{flow.grid[1]}", "ratio": ratio,
-                    "ms": summary(np.array(times) * 1000), "found": [round(float(v), 2) for v in found]})
+                    "ms": summary(np.array(times) * 1000), "found": [round(float(v), 2) for v in found],
+                    **dis.get(flow.size, {})})
         flow.release()
         for p in pics:
             p.release()
+    return out
+
+
+def bench_dis(ctx: moderngl.Context, rigs: list, frames: int) -> dict[tuple[int, int], dict[str, Any]]:
+    """OpenCV's DIS flow (preset ultrafast) on the same pictures, where OpenCV is installed (it is
+    not a dependency: the comparison that kept it out), paid as the show would pay it: the picture
+    read back, made grey, the flow, the field uploaded at the scene's size. {} without OpenCV."""
+    try:
+        import cv2  # type: ignore[import-not-found]  # optional, not a dependency: absent in CI
+    except ImportError:
+        return {}
+    out = {}
+    for flow, pics, _ in rigs:
+        w, h = flow.size
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        field = ctx.texture((w, h), 2, dtype="f4")
+        rgba, times, prev, found = np.empty((h, w, 4), np.uint8), [], None, None
+        for n in range(frames + 4):
+            ctx.finish()
+            t = time.perf_counter()
+            pics[n % 2].read_into(rgba)
+            grey = cv2.cvtColor(rgba[::-1], cv2.COLOR_RGBA2GRAY)
+            if prev is not None:
+                # calc(a, b): a(x) = b(x + f); the scenes' map is backward: next(p) = prev(p - m), m = -f
+                found = -dis.calc(grey, prev, None)
+                field.write(np.ascontiguousarray(found[::-1] * np.array([1, -1], np.float32)))
+            ctx.finish()
+            if n >= 4:
+                times.append(time.perf_counter() - t)
+            prev = grey
+        assert found is not None
+        med = np.median(found.reshape(-1, 2), axis=0) * np.array([1, -1])  # GL orientation
+        if n % 2 == 0:  # the last pair went back a step: its motion is the slide reversed
+            med = -med
+        out[(w, h)] = {"dis_ms": summary(np.array(times) * 1000),
+                       "dis_found": [round(float(v), 2) for v in med]}
+        field.release()
     return out
 
 
@@ -121,6 +160,10 @@ def print_flow(r: dict[str, Any]) -> None:
         ms = c["ms"]
         print(f"  {c['size']} (luma {c['luma']}, {c['blocks']} blocks): p50 {ms['p50']:.2f} ms  "
               f"p99 {ms['p99']:.2f} ms; found {c['found'][0]:+.2f},{c['found'][1]:+.2f} px (GL, +y up)")
+        if "dis_ms" in c:
+            d = c["dis_ms"]
+            print(f"    OpenCV DIS ultrafast (readback, grey, flow, upload): p50 {d['p50']:.2f} ms  "
+                  f"p99 {d['p99']:.2f} ms; found {c['dis_found'][0]:+.2f},{c['dis_found'][1]:+.2f} px")
     f = r["flicker"]
     print(f"the dream against its base, {f['patch']}: the walk, {f['seconds']:g} s at {f['fps']:g} fps, clean "
           f"tape; flicker as a ratio to the base's (the walk {f['flicker_walk']:.4f}, the walk as a video "

@@ -6,8 +6,8 @@
 // texel away from the guess, so a flat block, which matches anywhere, follows its neighbourhood
 // instead of noise). A backward map, as the scenes give: the current frame's content at p was at
 // p - d in the previous one. Ties keep the first offset tried, so the result is a function of the
-// two frames. `u_final` adds a parabola through the costs either side of the best offset on each
-// axis: sub-texel, for the finest level. Out: the vector in this level's texels.
+// two frames. `u_final` adds a parabola through the squared differences either side of the best
+// offset on each axis: sub-texel, for the finest level. Out: the vector in this level's texels.
 // BLOCK (finest luma texels a block, every level) is #defined by scene/flow.py
 uniform sampler2D current;   // luma pyramid level (R8)
 uniform sampler2D previous;  // the same level of the previous frame
@@ -33,6 +33,18 @@ float cost(ivec2 corner, ivec2 d) {
     return sum * (1.0 / 64.0);
 }
 
+// squared differences: near the match they grow as a parabola does (absolute ones as a V, whose
+// parabola fit pulls the answer towards the whole texel), so the sub-texel part is fitted on these
+float squared(ivec2 corner, ivec2 d) {
+    float sum = 0.0;
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 8; i++) {
+            float e = cur[j * 8 + i] - luma(previous, corner + ivec2(i, j) - d);
+            sum += e * e;
+        }
+    return sum;
+}
+
 void main() {
     last = textureSize(current, 0) - 1;
     ivec2 block = ivec2(gl_FragCoord.xy);
@@ -51,9 +63,9 @@ void main() {
         }
     vec2 sub = vec2(0.0);
     if (u_final) {
-        float raw = cost(corner, best);
-        float l = cost(corner, best - ivec2(1, 0)), r = cost(corner, best + ivec2(1, 0));
-        float b = cost(corner, best - ivec2(0, 1)), t = cost(corner, best + ivec2(0, 1));
+        float raw = squared(corner, best);
+        float l = squared(corner, best - ivec2(1, 0)), r = squared(corner, best + ivec2(1, 0));
+        float b = squared(corner, best - ivec2(0, 1)), t = squared(corner, best + ivec2(0, 1));
         float cx = l + r - 2.0 * raw, cy = b + t - 2.0 * raw;
         if (cx > 1e-6) sub.x = clamp(0.5 * (l - r) / cx, -0.5, 0.5);
         if (cy > 1e-6) sub.y = clamp(0.5 * (b - t) / cy, -0.5, 0.5);

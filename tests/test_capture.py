@@ -144,3 +144,15 @@ def test_real_camera(ctx):
     scene.render(FP)
     assert scene.picture.count > 0
     scene.release()
+
+
+def test_a_performance_over_a_live_source_is_refused_by_name(tmp_path):
+    from instrument.record.performance import PerformanceError, PerformanceWriter, load_performance
+
+    spec = "lavfi:testsrc=size=64x48:rate=10"
+    patch = replace(resolve_patch(argparse.Namespace(patch="testcard", model=None, set=None, source=spec))[0],
+                    size=SIZE)
+    writer = PerformanceWriter(tmp_path / "cam.jsonl", patch, {}, 30.0, SIZE)
+    writer.close(10)
+    with pytest.raises((PerformanceError, ValueError), match=r"live source.*cannot be re-rendered"):
+        load_performance(tmp_path / "cam.jsonl")

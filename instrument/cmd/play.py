@@ -30,6 +30,7 @@ from ..record.performance import PerformanceWriter
 from ..record.render import Job, render_offline
 from ..record.session import Session
 from ..report import Reporter
+from ..scene import live_source
 from . import resolve_patch
 
 log = logging.getLogger("noclip")
@@ -273,7 +274,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")
-    for command in deck.reduced:
+    for command in deck.reduced if not live_source(show.patch.scene) else ():  # a camera plays once
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
 

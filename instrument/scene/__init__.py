@@ -51,22 +51,33 @@ SOURCES_HELP = "a video or image file, or a capture device (/dev/video0, v4l2:, 
 
 @dataclass(frozen=True)
 class Source:
-    """What a `--source` spec names: how to open its picture, and how to check it before the show
-    (SourceError, `spec: what is wrong`)."""
+    """What a `--source` spec names: how to open its picture, how to check it before the show
+    (SourceError, `spec: what is wrong`), and whether it is live (a device: what it showed cannot
+    be played again, so a performance over it cannot be re-rendered)."""
 
     open: Callable[[moderngl.Context, tuple[int, int]], PictureSource]
     probe: Callable[[], None]
+    live: bool = False
 
 
 def source(spec: str) -> Source | None:
     """The source `spec` names, None when it names none. Every kind of `--source` is one branch here."""
     device = parse_device(spec)  # SourceError for a device spec that is wrong
     if device is not None:
-        return Source(partial(Capture, device=device), partial(probe_device, device))
+        return Source(partial(Capture, device=device), partial(probe_device, device), live=True)
     path = Path(spec)
     if path.suffix.lower() in SOURCE_SUFFIXES and path.is_file():
         return Source(partial(Footage, path=path), partial(probe, path))
     return None
+
+
+def live_source(spec: str) -> bool:
+    """Whether `spec` names a live source (a device), whose pictures cannot be played again."""
+    try:
+        found = source(spec)
+    except SourceError:
+        return False
+    return found is not None and found.live
 
 
 def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene:
@@ -81,4 +92,4 @@ def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene
     raise ValueError(f"unknown scene '{name}' (have: {', '.join(SCENES)}, or {SOURCES_HELP})")
 
 
-__all__ = ["SCENES", "SOURCES_HELP", "Scene", "Source", "SourceError", "make_scene", "source"]
+__all__ = ["SCENES", "SOURCES_HELP", "Scene", "Source", "SourceError", "live_source", "make_scene", "source"]

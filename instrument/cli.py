@@ -209,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
                         "budget (how much larger a builtin denoiser each runtime fits in torch's time),"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
-                        "remote's round trip in headless Chromium)")
+                        "remote's round trip in headless Chromium),dream,flow (a video source's motion: its "
+                        "cost, and the dream on the walk as a video with and without it)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",

@@ -97,6 +97,19 @@ def _why(exc: Exception) -> str:
     return text if len(text) < 300 else text[:300] + "…"
 
 
+def capture_devices() -> list[str]:
+    """The capture devices this machine shows, as `--source` specs, or how to list them where
+    FFmpeg's device lists are only printed (macOS, Windows)."""
+    import glob
+    import sys
+
+    if sys.platform.startswith("linux"):
+        return sorted(glob.glob("/dev/video*")) or ["none found (/dev/video*)"]
+    if sys.platform == "darwin":
+        return ['avfoundation:0, :1, … (ffmpeg -f avfoundation -list_devices true -i "" lists them)']
+    return ["dshow:video=NAME (list them: ffmpeg -list_devices true -f dshow -i dummy)"]
+
+
 def probe_device(device: Device) -> None:
     """Raise SourceError unless the device opens and gives a video stream."""
     if device.format == "v4l2" and not Path(device.url).exists():

@@ -51,6 +51,11 @@ def _quadrants(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pixels(texture) -> np.ndarray:
+    """An RGBA texture's pixels, top row first."""
+    return np.frombuffer(texture.read(), np.uint8).reshape(texture.height, texture.width, 4)[::-1]
+
+
 def _frame(bank: ParamBank, n: int):
     return bank.advance(n, n / 30.0, 1 / 30.0)
 
@@ -98,16 +103,16 @@ def test_ndi_out_of_one_process_into_another(ctx, tmp_path, caplog):
         assert _render_until(source, bank, lambda: source.state == "live" and source.received >= 5, 30.0), \
             f"no NDI frames from the sender (avahi-daemon running?): {source.error}"
         assert source.found is not None and matches(name, source.found)
-        got = np.frombuffer(source.texture.read(), np.uint8).reshape(SIZE[1], SIZE[0], 4)[::-1]
+        got = _pixels(source.texture)
         error = np.abs(_quadrants(got) - COLOURS)
-        assert error.max() < TOLERANCE, f"quadrants arrived as {_quadrants(got).round()} (error {error.max():.1f})"
+        assert error.max() < TOLERANCE, f"arrived as {_quadrants(got).round()} (error {error.max():.1f})"
 
         # the sender goes away: the last frame stays, said once
         sender.send_signal(signal.SIGINT)  # the show ends as a performer ends it (Ctrl-C)
         out = sender.communicate(timeout=20)[0]
         assert "NDI: sent" in out, out
         assert _render_until(source, bank, lambda: source.state == "lost", 5.0)
-        held = np.frombuffer(source.render(_frame(bank, 999)).read(), np.uint8).reshape(SIZE[1], SIZE[0], 4)[::-1]
+        held = _pixels(source.render(_frame(bank, 999)))
         assert np.abs(_quadrants(held) - COLOURS).max() < TOLERANCE
         assert sum("lost" in r.getMessage() for r in caplog.records) == 1
     finally:

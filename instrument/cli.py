@@ -208,7 +208,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=_size, help="output size (default 1280x720; the lag section 640x480)")
     b.add_argument("--seconds", type=float, default=5.0,
                    help="length of each timed phase (the lag section's takes are twice this)")
-    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag section")
+    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag and ndi sections")
     b.add_argument("--keep", type=Path, metavar="DIR",
                    help="lag and dream sections: keep the takes and renders there, with a contact sheet "
                         "of them (lag-FPS.png, dream-walk.png)")
@@ -219,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
                         "budget (how much larger a builtin denoiser each runtime fits in torch's time),"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
-                        "remote's round trip in headless Chromium)")
+                        "remote's round trip in headless Chromium),ndi (the show with and without NDI out, "
+                        "a receiver in another process)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",

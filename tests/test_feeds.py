@@ -85,7 +85,7 @@ def test_a_feed_sends_what_pick_names_and_reopens_at_a_new_size(ctx):
     small, small_fbo = _patterned(ctx, (64, 48))
     big, big_fbo = _patterned(ctx, (96, 72))
     chosen = [small]
-    feed = Slow(Reporter(), delay=0.0, pick=lambda fbo: chosen[0])
+    feed = Slow(Reporter(), delay=0.0, pick=lambda fbo: chosen[0], depth=8)  # deep: nothing dropped
     try:
         for _ in range(3):
             feed.write(big_fbo, None)  # the output is big; the pick, the small texture, is what goes

@@ -67,7 +67,8 @@ def test_a_slow_receiver_never_holds_the_frame(ctx):
             t = time.perf_counter()
             feed.write(fbo, None)
             times.append(time.perf_counter() - t)
-        assert max(times) < 0.04, f"a write waited {max(times) * 1000:.1f} ms on a 50 ms receiver"
+        # a loop that waited on the receiver would take >= 37 x 50 ms for these writes
+        assert sum(times) < 0.5, f"40 writes took {sum(times) * 1000:.0f} ms beside a 50 ms receiver"
         assert feed.offered == 39  # the ring hands a frame on one frame late
         assert feed.dropped > 20 and feed.sent + feed.dropped + len(feed._queue) <= feed.offered + 1
         assert reporter.counts[("slow", "slow")] == feed.dropped

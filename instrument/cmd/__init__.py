@@ -25,7 +25,14 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
             raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
     source = getattr(args, "source", None)
-    if source is not None:
+    if source is not None and str(source).startswith("ndi:"):  # a live source: found once playing
+        from ..scene.ndi_source import ndi_name
+
+        try:
+            patch = replace(patch, scene=f"ndi:{ndi_name(str(source))}")
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --source {exc}") from None
+    elif source is not None:
         from ..scene.source import SOURCE_SUFFIXES, SourceError, probe
 
         if not source.is_file() or source.suffix.lower() not in SOURCE_SUFFIXES:

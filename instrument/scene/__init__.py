@@ -19,6 +19,7 @@ import moderngl
 
 from ..params import FrameParams
 from .backrooms import Backrooms
+from .ndi_source import NdiSource, ndi_name
 from .source import SOURCE_SUFFIXES, Footage
 from .testcard import TestCard
 
@@ -40,7 +41,11 @@ SCENES = ("testcard", "backrooms")
 
 
 def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene:
-    """A named scene, or a video or still image file (`--source PATH`) as the base."""
+    """A named scene, a video or still image file (`--source PATH`), or an NDI source
+    (`--source ndi:NAME`) as the base."""
+    ndi = ndi_name(name)
+    if ndi is not None:
+        return NdiSource(ctx, size, ndi)
     if name == "testcard":
         return TestCard(ctx, size)
     if name == "backrooms":

@@ -84,7 +84,7 @@ def blank_aux(ctx: moderngl.Context, size: tuple[int, int]) -> tuple[moderngl.Te
     return depth, motion
 
 
-def _pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
+def fit_pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
     """Crop to fill, RGBA, rows bottom-up as GL stores them."""
     fitted = ImageOps.fit(image.convert("RGBA"), size, Image.Resampling.BILINEAR)
     return fitted.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes()
@@ -112,7 +112,7 @@ class Footage:
                 self.fps = self._fps
             else:
                 with _image(self.path) as img:
-                    self.texture.write(_pixels(img, size))
+                    self.texture.write(fit_pixels(img, size))
         except Exception:
             self.release()
             raise
@@ -155,7 +155,7 @@ class Footage:
                                   f"looping its first {self._next} frames") from None
             self._next += 1
         if frame is not None:
-            self.texture.write(_pixels(frame.to_image(), self.size))
+            self.texture.write(fit_pixels(frame.to_image(), self.size))
         return k
 
     def render(self, fp: FrameParams) -> moderngl.Texture:

@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -152,6 +153,54 @@ def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter,
     return server, advert
 
 
+def _platform(args: argparse.Namespace) -> str | None:
+    """Syphon off macOS, Spout off Windows: refused before the show, by name."""
+    from ..record.texshare import refuse
+
+    for flag in ("syphon", "spout"):
+        if getattr(args, flag, None):
+            why = refuse(flag)
+            if why:
+                return why
+    return None
+
+
+def _feeds(args: argparse.Namespace, show, size: tuple[int, int], fps: float, reporter: Reporter) -> list:
+    """The feeds to other programs asked for (NDI, a virtual camera, Syphon, Spout), added to the
+    show's outputs; one that cannot start (no extra, no device) is logged and the show plays on
+    without it."""
+    made: list = []
+    wanted: list[tuple[str, Callable[[], Any]]] = []
+    if getattr(args, "ndi", None):
+        from ..record.ndi import NdiOutput
+
+        clean = getattr(args, "ndi_source", "output") == "clean"
+        pick = (lambda fbo: show.compositor.clean) if clean else None
+        wanted.append((f"--ndi {args.ndi}", lambda: NdiOutput(args.ndi, fps, reporter, pick=pick)))
+    if getattr(args, "virtualcam", None) is not None:
+        from ..record.virtualcam import VirtualCamera
+
+        wanted.append(("--virtualcam", lambda: VirtualCamera(size, fps, reporter, args.virtualcam or None)))
+    if getattr(args, "syphon", None):
+        from ..record.texshare import SyphonOutput
+
+        wanted.append((f"--syphon {args.syphon}", lambda: SyphonOutput(args.syphon, reporter)))
+    if getattr(args, "spout", None):
+        from ..record.texshare import SpoutOutput
+
+        wanted.append((f"--spout {args.spout}", lambda: SpoutOutput(args.spout, reporter)))
+    for flag, make in wanted:
+        try:
+            feed = make()
+        except Exception as exc:  # no extra, no device, a bad name: said, and the show plays on
+            log.error("%s: %s; the show plays on without it", flag, exc)
+            continue
+        show.add_output(feed)
+        made.append(feed)
+        log.info("%s: sending", flag)
+    return made
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from ..control.audio import AudioControl
     from ..control.osc import OscControl
@@ -159,7 +208,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from ..render.gl import headless_context
     from ..render.window import Window, WindowError
 
-    refused = _exposure(args)
+    refused = _exposure(args) or _platform(args)
     if refused:
         print(f"noclip: {refused}", file=sys.stderr)
         return 2
@@ -235,6 +284,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                            outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
                            sources=([osc] if osc else []) + heard, overrides=overrides)
         show.rate_note = why
+        feeds = _feeds(args, show, size, fps, reporter)
         if args.log:
             opened.sink(show, lambda: EventLog(args.log), args.log)
         written = perf_path  # the lambda's: perf_path itself is cleared below when the file fails
@@ -274,6 +324,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")
+    for feed in feeds:
+        if hasattr(feed, "summary"):
+            log.info("%s", feed.summary())
     for command in deck.reduced if not live_source(show.patch.scene) else ():  # a camera plays once
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0

@@ -26,6 +26,7 @@ from ..params import FrameParams
 from .backrooms import Backrooms
 from .capture import Capture, parse_device, probe_device
 from .flow import Moving, PictureSource
+from .ndi_source import NdiSource, ndi_name
 from .source import SOURCE_SUFFIXES, Footage, SourceError, probe
 from .testcard import TestCard
 
@@ -46,7 +47,8 @@ class Scene(Protocol):
 
 
 SCENES = ("testcard", "backrooms")
-SOURCES_HELP = "a video or image file, or a capture device (/dev/video0, v4l2:, avfoundation:, dshow:, lavfi:)"
+SOURCES_HELP = ("a video or image file, a capture device (/dev/video0, v4l2:, avfoundation:, dshow:, lavfi:) "
+                "or ndi:NAME")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class Source:
 
 def source(spec: str) -> Source | None:
     """The source `spec` names, None when it names none. Every kind of `--source` is one branch here."""
+    try:
+        ndi = ndi_name(spec)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+    if ndi is not None:  # found once playing (said while it is not there): nothing to check first
+        return Source(partial(NdiSource, name=ndi), lambda: None, live=True)
     device = parse_device(spec)  # SourceError for a device spec that is wrong
     if device is not None:
         return Source(partial(Capture, device=device), partial(probe_device, device), live=True)
@@ -81,7 +89,8 @@ def live_source(spec: str) -> bool:
 
 
 def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene:
-    """A named scene, or a `--source` (a file, a device) as the base, its motion estimated."""
+    """A named scene, or a `--source` (a file, a device, an NDI source) as the base, its motion
+    estimated."""
     if name == "testcard":
         return TestCard(ctx, size)
     if name == "backrooms":

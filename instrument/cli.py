@@ -64,9 +64,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
     _accel(p)
-    p.add_argument("--source", type=Path, metavar="PATH",
-                   help="a video (looped) or still image as the base instead of the patch's scene; "
-                        "ndi:NAME: an NDI source on the network (needs noclip[ndi])")
+    p.add_argument("--source", metavar="SPEC",
+                   help="the base instead of the patch's scene: a video (looped) or still image file, a "
+                        "capture device (/dev/video0, v4l2:/dev/video0, avfoundation:0, dshow:video=NAME, "
+                        "lavfi:testsrc; options after ?, e.g. ?size=1280x720&fps=30), or ndi:NAME, an NDI "
+                        "source on the network (needs noclip[ndi])")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",
@@ -219,8 +221,9 @@ def parser() -> argparse.ArgumentParser:
                         "budget (how much larger a builtin denoiser each runtime fits in torch's time),"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
-                        "remote's round trip in headless Chromium),ndi (the show with and without NDI out, "
-                        "a receiver in another process)")
+                        "remote's round trip in headless Chromium),dream,ndi (the show with and without NDI "
+                        "out, a receiver in another process),flow (a video source's motion: its cost, and the "
+                        "dream on the walk as a video with and without it)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",

@@ -84,7 +84,8 @@ def test_ndi_out_of_one_process_into_another(ctx, tmp_path, caplog):
     picture = _quad(tmp_path / "quad.png", (512, 384))
     bank = ParamBank(REGISTRY)
     caplog.set_level(logging.INFO, logger="noclip")
-    source = make_scene(f"ndi:{name}", ctx, SIZE)
+    scene = make_scene(f"ndi:{name}", ctx, SIZE)  # the picture, its motion estimated (scene/flow.py)
+    source = scene.picture
     assert isinstance(source, NdiSource)
     sender = None
     try:
@@ -119,4 +120,4 @@ def test_ndi_out_of_one_process_into_another(ctx, tmp_path, caplog):
         if sender is not None and sender.poll() is None:
             sender.kill()
             sender.wait()
-        source.release()
+        scene.release()

@@ -17,6 +17,7 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .dream import bench_dream, print_dream
+from .flow import bench_flow, print_flow
 from .generator import bench_budget, bench_generator, print_budget, print_generator
 from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
@@ -28,7 +29,7 @@ from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
             "generator", "budget", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote",
-            "dream", "ndi")
+            "dream", "ndi", "flow")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -105,6 +106,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if "dream" in only:
         # the walk: 4 s at 15 fps, 640x480, clean tape; the renders are offline, so exact
         report["dream"] = bench_dream(args.patch, keep=args.keep)
+    if "flow" in only:
+        # the flow's cost at 640x480 and 1280x720; the walk as a video, dreamed with and without it
+        report["flow"] = bench_flow(ctx, args.patch, keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -207,6 +211,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_late(r["late"])
     if "dream" in r:
         print_dream(r["dream"])
+    if "flow" in r:
+        print_flow(r["flow"])
     if "budget" in r:
         print_budget(r["budget"])
     if "accel_bench" in r:

@@ -31,6 +31,7 @@ from ..record.performance import PerformanceWriter
 from ..record.render import Job, render_offline
 from ..record.session import Session
 from ..report import Reporter
+from ..scene import live_source
 from . import resolve_patch
 
 log = logging.getLogger("noclip")
@@ -326,7 +327,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     for feed in feeds:
         if hasattr(feed, "summary"):
             log.info("%s", feed.summary())
-    for command in deck.reduced:
+    for command in deck.reduced if not live_source(show.patch.scene) else ():  # a camera plays once
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
 

@@ -33,7 +33,7 @@ from ..events import CMD_TARGET
 from ..files import Migration, upgrade
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch, is_size
-from ..scene import SCENES
+from ..scene import SCENES, live_source
 from ..scene.source import SOURCE_SUFFIXES, probe
 from .eventlog import close_quietly, jsonable
 
@@ -215,6 +215,9 @@ def _patch(d: dict[str, Any]) -> Patch:
         raise ValueError("header: patch.path must be a string or null")
     scene = d.get("scene", Patch.scene)
     if scene not in SCENES:
+        if live_source(scene):
+            raise ValueError(f"header: patch.scene: {scene!r} is a live source: what it showed cannot be "
+                             "played again, so this performance cannot be re-rendered")
         if Path(scene).suffix.lower() not in SOURCE_SUFFIXES or not Path(scene).is_file():
             raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
                              "nor a video or image file on this machine")

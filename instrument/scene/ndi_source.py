@@ -8,7 +8,8 @@ new one came. The source is named as NDI lists it, `HOST (NAME)`, or by its NAME
 
 The show never waits on the network: until the source appears the base is blank (said once); when
 it stops sending for LOST seconds its last frame stays (said once, and again when it is back).
-Depth and motion are blanks, as for footage (`tracked` False). A live source cannot be re-rendered
+It is a picture (flow.PictureSource): `make_scene` wraps it in `Moving`, which estimates its motion
+from its frames as for footage and a camera; depth is unknown. A live source cannot be re-rendered
 from a performance file: its pictures were never the show's to keep.
 """
 
@@ -25,7 +26,7 @@ from PIL import Image
 
 from ..extras import need
 from ..params import FrameParams
-from .source import blank_aux, fit_pixels
+from .source import fit_pixels
 
 PREFIX = "ndi:"
 LOST = 1.0   # s without a frame: the source is lost (its last frame stays)
@@ -50,18 +51,16 @@ def matches(wanted: str, listed: str) -> bool:
 
 
 class NdiSource:
-    """A scene whose picture is the newest frame of an NDI source."""
+    """The newest frame of an NDI source (a flow.PictureSource)."""
 
-    tracked = False  # depth and motion are blanks: nothing to carry a late dream along
-    cut = False
-    commands: dict = {}
+    moving = True
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], name: str) -> None:
         self.cy = need("cyndilib", "ndi", f"--source {PREFIX}{name}")
         self.size, self.name = size, name
         w, h = size
         self.texture = ctx.texture(size, 4, data=np.zeros((h, w, 4), np.uint8).tobytes())
-        self.depth, self.motion = blank_aux(ctx, size)
+        self.fresh = self.cut = False  # a new frame this render; it follows a loss (no motion across)
         self.state = "waiting"  # waiting (nothing yet) · live · lost (holding the last frame)
         self.found: str | None = None  # the source's full name, once found
         self.received = 0       # frames received (the thread's count)
@@ -81,9 +80,11 @@ class NdiSource:
     def render(self, fp: FrameParams) -> moderngl.Texture:
         with self._lock:
             frame, count, last = self._frame, self.received, self._last
+        self.fresh = self.cut = False
         if frame is not None and count != self._shown:
             self.texture.write(frame)
             self._shown = count
+            self.fresh, self.cut = True, self.state == "lost"
         state = "waiting" if count == 0 else "lost" if time.monotonic() - last > LOST else "live"
         self._say(state)
         return self.texture
@@ -159,5 +160,4 @@ class NdiSource:
     def release(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
-        for obj in (self.texture, self.depth, self.motion):
-            obj.release()
+        self.texture.release()

@@ -142,6 +142,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--link", action="store_true",
                    help="follow an Ableton Link session (needs the noclip[link] extra)")
     p.add_argument("--no-vsync", action="store_true")
+    p.add_argument("--lead", metavar="[HOST:]PORT",
+                   help="serve this show to followers over TCP (loopback unless a HOST is named; beyond "
+                        "it needs --osc-allow naming who may follow)")
+    p.add_argument("--follow", metavar="HOST:PORT",
+                   help="play the show of the leader at HOST:PORT: its patch, events and frame clock, "
+                        "at this machine's --size, window and monitor; it records when the leader does")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
     _common(r)

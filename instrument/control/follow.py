@@ -187,13 +187,17 @@ class Follower:
 
     def poll(self) -> None:
         """What the leader sent, then the events of the frame being built (once each)."""
-        if self._sock is None and self.header is not None:
-            self._reconnect()
-        self._read()
+        self.receive()
         self._keys()
         for event in self._due.pop(self.frame, ()):
             self._pending -= 1
             self.queue.put(event)
+
+    def receive(self) -> None:
+        """Read what the leader sent (reconnecting when it is time to)."""
+        if self._sock is None and self.header is not None:
+            self._reconnect()
+        self._read()
 
     def _keys(self) -> None:
         if self.local is None:
@@ -300,8 +304,8 @@ class Follower:
             return None  # known: a reconnection's history repeats what came before
         self._seen = frame
         if frame <= self.frame:  # played already, on our own clock while the leader was away
-            self.stats["late"] += len(events)
             if events:
+                self.stats["late"] += len(events)
                 self.reporter.problem("follow late", "late", f"{len(events)} events came after their "
                                       "frame was played: applied now, frames may differ from the leader's")
             for e in events:
@@ -361,6 +365,7 @@ class FollowClock(RealtimeClock):
         now = time.perf_counter()
         if self.frame < 0:
             self.start = self._next = now
+        f.receive()  # what came while the last frame was made
         while f.newest < nxt:  # the leader has not played it yet
             now = time.perf_counter()
             until = f.heard + STALL if f.leading else self._next

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import av
 import numpy as np
-from conftest import free_udp_port
+from conftest import free_udp_port, noclip
 from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.control import ControlEvent
@@ -222,3 +222,10 @@ def test_a_leader_beyond_loopback_serves_only_who_is_allowed():
     assert leader.stats["denied"] == 1 and not leader.followers and knock.recv(100) == b""
     leader.close()
     knock.close()
+
+
+def test_leading_beyond_this_machine_must_name_who_may_follow():
+    r = noclip("play", "--headless", "--osc", "off", "--lead", "0.0.0.0:9100")
+    assert r.returncode == 2 and "--lead 0.0.0.0:9100 listens beyond this machine" in r.stderr
+    r = noclip("play", "--headless", "--osc", "off", "--lead", "9100", "--follow", "127.0.0.1:9101")
+    assert r.returncode == 2 and "--lead and --follow" in r.stderr

@@ -33,8 +33,10 @@ reconnects every RETRY seconds; the same show's history then brings what it miss
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import select
 import socket
 import time
 from collections import Counter
@@ -123,6 +125,8 @@ class Follower:
         self._skipping = False  # past an oversize line's start: drop up to its newline
         self._greeted = False  # this connection's hello has come
         self._retry = 0.0
+        self._address: tuple | None = None  # the leader's, as first resolved
+        self._knocking: socket.socket | None = None  # a reconnection under way
 
     # -- the connection ------------------------------------------------------------------------
 
@@ -151,6 +155,7 @@ class Follower:
         raise FollowError(f"no show to follow at {self.host}:{self.port} ({why})")
 
     def _connected(self, sock: socket.socket) -> None:
+        self._address = sock.getpeername()
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._buf, self._skipping, self._greeted = sock, bytearray(), False, False
@@ -169,16 +174,31 @@ class Follower:
         self._retry = time.monotonic() + RETRY
 
     def _reconnect(self) -> None:
-        if time.monotonic() < self._retry:
-            return
+        """Knock again, never waiting: the connection is begun now and taken up by a later poll once
+        it is made (the leader's address as first resolved: a name lookup may block)."""
+        knocking = self._knocking
+        if knocking is not None:
+            if not select.select([], [knocking], [], 0)[1]:
+                return
+            self._knocking = None
+            if knocking.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                return self._connected(knocking)
+            knocking.close()
+        if time.monotonic() < self._retry or self._address is None:
+            return None
         self._retry = time.monotonic() + RETRY
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=0.05)
-        except OSError:
-            return
-        self._connected(sock)
+        knocking = socket.socket(socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET)
+        knocking.setblocking(False)
+        if knocking.connect_ex(self._address[:2]) in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            self._knocking = knocking
+        else:
+            knocking.close()
+        return None
 
     def close(self) -> None:
+        if self._knocking is not None:
+            self._knocking.close()
+            self._knocking = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

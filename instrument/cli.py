@@ -156,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--syphon", metavar="NAME", help="publish the output as a Syphon server (macOS only)")
     p.add_argument("--spout", metavar="NAME", help="share the output as a Spout sender (Windows only)")
     p.add_argument("--no-vsync", action="store_true")
+    p.add_argument("--lead", metavar="[HOST:]PORT",
+                   help="serve this show to followers over TCP (loopback unless a HOST is named; beyond "
+                        "it needs --osc-allow naming who may follow)")
+    p.add_argument("--follow", metavar="HOST:PORT",
+                   help="play the show of the leader at HOST:PORT: its patch, events and frame clock, "
+                        "at this machine's --size, window and monitor; it records when the leader does")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
     _common(r)

@@ -40,7 +40,7 @@ DEMO_SECONDS = 10.0
 
 
 @contextlib.contextmanager
-def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
+def sigint_quits(queue: ControlQueue) -> Iterator[None]:
     """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
     old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", CMD_TARGET + "quit")))
     try:
@@ -115,8 +115,18 @@ def _exposure(args: argparse.Namespace) -> str | None:
         query = oscquery_address(args)
     except ValueError:
         return f"--oscquery {args.oscquery}: HOST:PORT, e.g. 127.0.0.1:9001, or off"
+    lead = getattr(args, "lead", None)
+    if lead and getattr(args, "follow", None):
+        return "--lead and --follow: a follower plays its leader's show, it does not lead one"
+    try:
+        from .follow import lead_address
+
+        led = lead_address(lead)[0] if lead else None
+    except ValueError:
+        return f"--lead {lead}: [HOST:]PORT, e.g. 9100 (this machine) or 0.0.0.0:9100"
     for flag, value, bound in (("--osc", args.osc, host), ("--oscquery", getattr(args, "oscquery", ""),
-                                                           query[0] if query else None)):
+                                                           query[0] if query else None),
+                               ("--lead", lead, led)):
         if bound is None or is_loopback(bound) or args.osc_allow:
             continue
         return (f"{flag} {value} listens beyond this machine, so it needs --osc-allow naming who may "
@@ -212,6 +222,10 @@ def cmd_play(args: argparse.Namespace) -> int:
     if refused:
         print(f"noclip: {refused}", file=sys.stderr)
         return 2
+    if getattr(args, "follow", None):
+        from .follow import cmd_follow  # the leader's show, played here
+
+        return cmd_follow(args)
     patch, overrides = resolve_patch(args)
     queue, reporter = ControlQueue(), Reporter()
     fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model, take=args.record is not None)
@@ -292,6 +306,11 @@ def cmd_play(args: argparse.Namespace) -> int:
                            written):
             deck.performance = None
             perf_path = None
+        leader = None
+        if getattr(args, "lead", None):
+            from .follow import lead
+
+            leader = lead(args, show, fps, size)
         if midi:
             midi.attach(show)
         if window:
@@ -305,7 +324,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         frames = round(seconds * fps) if seconds else None
         try:
             started = time.perf_counter()
-            with _sigint_quits(queue):
+            with sigint_quits(queue):
                 n = show.run(frames=frames)
         finally:
             elapsed = time.perf_counter() - started
@@ -318,6 +337,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         log.info("dream age %.2f frames on average (carried %.2f; generator lag: Stream Batch %.2f, "
                  "hop %.2f) over the last %d frames", age["age"], age["carried"], age["batch_lag"],
                  age["hop"], age["frames"])
+    if leader is not None:
+        log.info("lead: %s", leader.summary())
     if provisional and perf_path is not None and not deck.takes:
         perf_path.unlink(missing_ok=True)  # nothing was recorded: no file left behind
         perf_path = None

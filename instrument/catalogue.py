@@ -17,9 +17,10 @@ from . import clock, commands, generate, show_commands
 from .control import osc
 from .params import REGISTRY, ParamSpec, Registry
 from .render import compositor
-from .scene import backrooms
+from .scene import backrooms, flow
 
-PARAMS: tuple[ParamSpec, ...] = (*clock.PARAMS, *generate.PARAMS, *backrooms.PARAMS, *compositor.PARAMS)
+PARAMS: tuple[ParamSpec, ...] = (*clock.PARAMS, *generate.PARAMS, *backrooms.PARAMS, *flow.PARAMS,
+                                  *compositor.PARAMS)
 COMMAND_TABLES: tuple[dict[str, str], ...] = (show_commands.COMMANDS, osc.COMMANDS, backrooms.COMMANDS)
 
 

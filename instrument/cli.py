@@ -18,6 +18,7 @@ from .cmd.play import cmd_play
 from .cmd.render import cmd_render, time_range
 from .patch import ConfigError
 from .record.encoding import QUALITIES
+from .record.ndi import SOURCES as NDI_SOURCES
 from .record.render import render_offline
 from .record.video import CODECS
 
@@ -76,8 +77,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
     _accel(p)
-    p.add_argument("--source", type=Path, metavar="PATH",
-                   help="a video (looped) or still image as the base instead of the patch's scene")
+    p.add_argument("--source", metavar="SPEC",
+                   help="the base instead of the patch's scene: a video (looped) or still image file, a "
+                        "capture device (/dev/video0, v4l2:/dev/video0, avfoundation:0, dshow:video=NAME, "
+                        "lavfi:testsrc; options after ?, e.g. ?size=1280x720&fps=30), or ndi:NAME, an NDI "
+                        "source on the network (needs noclip[ndi])")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter at start (repeatable)")
     p.add_argument("--codec", choices=sorted(CODECS), default="h264",
@@ -154,7 +158,23 @@ def parser() -> argparse.ArgumentParser:
                    help="follow Live's tempo and beat through AbletonOSC (replies come to UDP 11001)")
     p.add_argument("--link", action="store_true",
                    help="follow an Ableton Link session (needs the noclip[link] extra)")
+    p.add_argument("--ndi", metavar="NAME",
+                   help="send the show as an NDI source named NAME, at the show's rate (needs noclip[ndi])")
+    p.add_argument("--ndi-source", choices=NDI_SOURCES, default="output",
+                   help="what --ndi sends: the output as the audience sees it, or clean: the dream over the "
+                        "scene before the tape, at the scene's size")
+    p.add_argument("--virtualcam", nargs="?", const="", metavar="DEVICE",
+                   help="the show as a webcam (pyvirtualcam: v4l2loopback on Linux, OBS's virtual camera "
+                        "elsewhere; needs noclip[virtualcam]); DEVICE e.g. /dev/video10, default: the first")
+    p.add_argument("--syphon", metavar="NAME", help="publish the output as a Syphon server (macOS only)")
+    p.add_argument("--spout", metavar="NAME", help="share the output as a Spout sender (Windows only)")
     p.add_argument("--no-vsync", action="store_true")
+    p.add_argument("--lead", metavar="[HOST:]PORT",
+                   help="serve this show to followers over TCP (loopback unless a HOST is named; beyond "
+                        "it needs --osc-allow naming who may follow)")
+    p.add_argument("--follow", metavar="HOST:PORT",
+                   help="play the show of the leader at HOST:PORT: its patch, events and frame clock, "
+                        "at this machine's --size, window and monitor; it records when the leader does")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
     _common(r)
@@ -222,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=_size, help="output size (default 1280x720; the lag section 640x480)")
     b.add_argument("--seconds", type=float, default=5.0,
                    help="length of each timed phase (the lag section's takes are twice this)")
-    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag section")
+    b.add_argument("--fps", type=float, default=30.0, help="the show's rate in the lag and ndi sections")
     b.add_argument("--keep", type=Path, metavar="DIR",
                    help="lag and dream sections: keep the takes and renders there, with a contact sheet "
                         "of them (lag-FPS.png, dream-walk.png)")
@@ -233,7 +253,9 @@ def parser() -> argparse.ArgumentParser:
                         "budget (how much larger a builtin denoiser each runtime fits in torch's time),"
                         "music,audio,take (a 20 s take of the default show, as a new user makes it),"
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
-                        "remote's round trip in headless Chromium)")
+                        "remote's round trip in headless Chromium),dream,ndi (the show with and without NDI "
+                        "out, a receiver in another process),flow (a video source's motion: its cost, and the "
+                        "dream on the walk as a video with and without it)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",

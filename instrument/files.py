@@ -19,6 +19,8 @@ builtin model's training, MIDI learn):
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import stat
@@ -119,5 +121,23 @@ def upgrade(data: dict[str, Any], migrations: Mapping[int, Migration], newest: i
     return data
 
 
-__all__ = ["Migration", "free_bytes", "free_name", "fsync_folder", "replace_atomically", "taken", "upgrade",
-           "write_atomically"]
+def _finite(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"{text} is not a finite number")
+    return x
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a noclip file can hold (only finite numbers)")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """One JSON document from a file or a stream that may come from anywhere (a performance file,
+    a leader's follow stream): NaN, Infinity and numbers too large for a float are ValueErrors
+    (JSON has none of them, Python's reader takes all three); bytes that are not UTF-8 too."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
+__all__ = ["Migration", "free_bytes", "free_name", "fsync_folder", "replace_atomically", "strict_json", "taken",
+           "upgrade", "write_atomically"]

@@ -82,7 +82,8 @@ class Picture:
         return Shrink(self.ctx, patch.size, patch.dream)
 
     def _generate(self, scene: moderngl.Texture, fp: FrameParams) -> moderngl.Texture | None:
-        motion: moderngl.Texture | None = self.scene.motion
+        # no generator, no motion asked for (a source's flow is estimated only when read)
+        motion: moderngl.Texture | None = None if self.generator.name == "none" else self.scene.motion
         cut = self.scene.cut
         if self.shrink is not None:
             scene, motion = self.shrink(scene, motion)

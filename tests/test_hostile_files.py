@@ -126,7 +126,7 @@ def test_a_video_broken_mid_file_plays_up_to_the_break_and_loops(ctx, tmp_path):
                 reporter=reporter)
     show.run(frames=60)
     assert show.running and show.fp.frame == 59
-    assert 0 < show.scene.count < 40  # the part before the break is the loop
+    assert 0 < show.scene.picture.count < 40  # the part before the break is the loop
     broken = [k for k, n in reporter.counts.items() if k[0] == "scene failed"]
     assert len(broken) == 1 and any("broken after frame" in text for _, text in reporter.recent)
     show.close()

@@ -17,9 +17,11 @@ from ..render.gl import headless_context
 from .audio import bench_audio, print_audio
 from .control import bench_flood, bench_hostile, bench_latency, bench_music
 from .dream import bench_dream, print_dream
+from .flow import bench_flow, print_flow
 from .generator import bench_budget, bench_generator, print_budget, print_generator
 from .lag import bench_lag, print_lag
 from .midi import bench_midi, print_midi
+from .ndi import bench_ndi, print_ndi
 from .oscquery import bench_oscquery, bench_remote, print_oscquery, print_remote
 from .render import bench_chain_passes, bench_recording, bench_scaling, bench_scene, bench_stages
 from .reproject import bench_late, bench_reproject, bench_reproject_loop, print_late, print_reproject
@@ -27,7 +29,7 @@ from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
             "generator", "budget", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote",
-            "dream")
+            "dream", "ndi", "flow")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -62,6 +64,8 @@ def run_bench(args: argparse.Namespace) -> int:
         report["oscquery"] = bench_oscquery(ctx, patch, size, secs)
     if "remote" in only:
         report["remote"] = bench_remote(ctx, load_patch("testcard"), (640, 360), secs)
+    if "ndi" in only:
+        report["ndi"] = bench_ndi(ctx, patch, size, secs, args.fps)
     if "recording" in only:
         report["recording_30fps"] = bench_recording(ctx, patch, size, 30.0, args.record_seconds or secs)
     if "midi" in only:
@@ -102,6 +106,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if "dream" in only:
         # the walk: 4 s at 15 fps, 640x480, clean tape; the renders are offline, so exact
         report["dream"] = bench_dream(args.patch, keep=args.keep)
+    if "flow" in only:
+        # the flow's cost at 640x480 and 1280x720; the walk as a video, dreamed with and without it
+        report["flow"] = bench_flow(ctx, args.patch, keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -164,6 +171,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_oscquery(r["oscquery"])
     if "remote" in r:
         print_remote(r["remote"])
+    if "ndi" in r:
+        print_ndi(r["ndi"])
     if "recording_30fps" in r:
         rec = r["recording_30fps"]
         print(f"\nrecording H.264 at {r['size']}, {rec['seconds']:g} s a phase: unpaced "
@@ -202,6 +211,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_late(r["late"])
     if "dream" in r:
         print_dream(r["dream"])
+    if "flow" in r:
+        print_flow(r["flow"])
     if "budget" in r:
         print_budget(r["budget"])
     if "accel_bench" in r:

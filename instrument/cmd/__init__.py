@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..params import REGISTRY
@@ -24,18 +25,19 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
         except ValueError as exc:
             raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
-    source = getattr(args, "source", None)
-    if source is not None:
-        from ..scene.source import SOURCE_SUFFIXES, SourceError, probe
+    spec = getattr(args, "source", None)
+    if spec is not None:
+        from ..scene import SOURCES_HELP, SourceError, source
 
-        if not source.is_file() or source.suffix.lower() not in SOURCE_SUFFIXES:
-            raise SystemExit(f"noclip: --source {source}: not a video or image file "
-                             f"({', '.join(sorted(SOURCE_SUFFIXES))})")
+        spec = str(spec)
         try:
-            probe(source)  # a corrupt file is named here, not as a traceback from the first frame
+            found = source(spec)
+            if found is None:
+                raise SystemExit(f"noclip: --source {spec}: not {SOURCES_HELP}")
+            found.probe()  # a corrupt file or a missing device is named here, not mid-show
         except SourceError as exc:
-            raise ConfigError(source, None, "", str(exc).removeprefix(f"{source}: ")) from None
-        patch = replace(patch, scene=str(source))
+            raise ConfigError(Path(spec), None, "", str(exc).removeprefix(f"{spec}: ")) from None
+        patch = replace(patch, scene=spec)
     overrides = {}
     for name, value in getattr(args, "set", None) or []:
         spec = REGISTRY.get(name)

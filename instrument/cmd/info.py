@@ -80,6 +80,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("\n".join(f"  {d['index']}: {d['name']}" for d in inputs) if inputs else "  none found")
     except Exception as exc:  # OSError when PortAudio itself is missing
         print(f"  unavailable: {exc}")
+    from ..scene.capture import capture_devices
+
+    print("Capture devices (--source):")
+    print("\n".join(f"  {d}" for d in capture_devices()))
     from ..generate import BACKENDS
 
     print(f"Generator backends: {', '.join(BACKENDS)}, or a diffusers folder, .safetensors file or hub id")

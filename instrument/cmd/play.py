@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -30,6 +31,7 @@ from ..record.performance import PerformanceWriter
 from ..record.render import Job, render_offline
 from ..record.session import Session
 from ..report import Reporter
+from ..scene import live_source
 from . import resolve_patch
 
 log = logging.getLogger("noclip")
@@ -38,7 +40,7 @@ DEMO_SECONDS = 10.0
 
 
 @contextlib.contextmanager
-def _sigint_quits(queue: ControlQueue) -> Iterator[None]:
+def sigint_quits(queue: ControlQueue) -> Iterator[None]:
     """Ctrl-C ends the show cleanly (recordings get finished) instead of a traceback."""
     old = signal.signal(signal.SIGINT, lambda *a: queue.put(ControlEvent("signal", CMD_TARGET + "quit")))
     try:
@@ -113,8 +115,18 @@ def _exposure(args: argparse.Namespace) -> str | None:
         query = oscquery_address(args)
     except ValueError:
         return f"--oscquery {args.oscquery}: HOST:PORT, e.g. 127.0.0.1:9001, or off"
+    lead = getattr(args, "lead", None)
+    if lead and getattr(args, "follow", None):
+        return "--lead and --follow: a follower plays its leader's show, it does not lead one"
+    try:
+        from .follow import lead_address
+
+        led = lead_address(lead)[0] if lead else None
+    except ValueError:
+        return f"--lead {lead}: [HOST:]PORT, e.g. 9100 (this machine) or 0.0.0.0:9100"
     for flag, value, bound in (("--osc", args.osc, host), ("--oscquery", getattr(args, "oscquery", ""),
-                                                           query[0] if query else None)):
+                                                           query[0] if query else None),
+                               ("--lead", lead, led)):
         if bound is None or is_loopback(bound) or args.osc_allow:
             continue
         return (f"{flag} {value} listens beyond this machine, so it needs --osc-allow naming who may "
@@ -151,6 +163,54 @@ def _oscquery(args: argparse.Namespace, queue: ControlQueue, reporter: Reporter,
     return server, advert
 
 
+def _platform(args: argparse.Namespace) -> str | None:
+    """Syphon off macOS, Spout off Windows: refused before the show, by name."""
+    from ..record.texshare import refuse
+
+    for flag in ("syphon", "spout"):
+        if getattr(args, flag, None):
+            why = refuse(flag)
+            if why:
+                return why
+    return None
+
+
+def _feeds(args: argparse.Namespace, show, size: tuple[int, int], fps: float, reporter: Reporter) -> list:
+    """The feeds to other programs asked for (NDI, a virtual camera, Syphon, Spout), added to the
+    show's outputs; one that cannot start (no extra, no device) is logged and the show plays on
+    without it."""
+    made: list = []
+    wanted: list[tuple[str, Callable[[], Any]]] = []
+    if getattr(args, "ndi", None):
+        from ..record.ndi import NdiOutput
+
+        clean = getattr(args, "ndi_source", "output") == "clean"
+        pick = (lambda fbo: show.compositor.clean) if clean else None
+        wanted.append((f"--ndi {args.ndi}", lambda: NdiOutput(args.ndi, fps, reporter, pick=pick)))
+    if getattr(args, "virtualcam", None) is not None:
+        from ..record.virtualcam import VirtualCamera
+
+        wanted.append(("--virtualcam", lambda: VirtualCamera(size, fps, reporter, args.virtualcam or None)))
+    if getattr(args, "syphon", None):
+        from ..record.texshare import SyphonOutput
+
+        wanted.append((f"--syphon {args.syphon}", lambda: SyphonOutput(args.syphon, reporter)))
+    if getattr(args, "spout", None):
+        from ..record.texshare import SpoutOutput
+
+        wanted.append((f"--spout {args.spout}", lambda: SpoutOutput(args.spout, reporter)))
+    for flag, make in wanted:
+        try:
+            feed = make()
+        except Exception as exc:  # no extra, no device, a bad name: said, and the show plays on
+            log.error("%s: %s; the show plays on without it", flag, exc)
+            continue
+        show.add_output(feed)
+        made.append(feed)
+        log.info("%s: sending", flag)
+    return made
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from ..control.audio import AudioControl
     from ..control.osc import OscControl
@@ -158,10 +218,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     from ..render.gl import headless_context
     from ..render.window import Window, WindowError
 
-    refused = _exposure(args)
+    refused = _exposure(args) or _platform(args)
     if refused:
         print(f"noclip: {refused}", file=sys.stderr)
         return 2
+    if getattr(args, "follow", None):
+        from .follow import cmd_follow  # the leader's show, played here
+
+        return cmd_follow(args)
     patch, overrides = resolve_patch(args)
     queue, reporter = ControlQueue(), Reporter()
     fps, why = (args.fps, "--fps") if args.fps else live_rate(patch.model, take=args.record is not None)
@@ -234,6 +298,7 @@ def cmd_play(args: argparse.Namespace) -> int:
                            outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
                            sources=([osc] if osc else []) + heard, overrides=overrides)
         show.rate_note = why
+        feeds = _feeds(args, show, size, fps, reporter)
         if args.log:
             opened.sink(show, lambda: EventLog(args.log), args.log)
         written = perf_path  # the lambda's: perf_path itself is cleared below when the file fails
@@ -241,6 +306,11 @@ def cmd_play(args: argparse.Namespace) -> int:
                            written):
             deck.performance = None
             perf_path = None
+        leader = None
+        if getattr(args, "lead", None):
+            from .follow import lead
+
+            leader = lead(args, show, fps, size)
         if midi:
             midi.attach(show)
         if window:
@@ -254,7 +324,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         frames = round(seconds * fps) if seconds else None
         try:
             started = time.perf_counter()
-            with _sigint_quits(queue):
+            with sigint_quits(queue):
                 n = show.run(frames=frames)
         finally:
             elapsed = time.perf_counter() - started
@@ -267,13 +337,18 @@ def cmd_play(args: argparse.Namespace) -> int:
         log.info("dream age %.2f frames on average (carried %.2f; generator lag: Stream Batch %.2f, "
                  "hop %.2f) over the last %d frames", age["age"], age["carried"], age["batch_lag"],
                  age["hop"], age["frames"])
+    if leader is not None:
+        log.info("lead: %s", leader.summary())
     if provisional and perf_path is not None and not deck.takes:
         perf_path.unlink(missing_ok=True)  # nothing was recorded: no file left behind
         perf_path = None
     log.info("played %d frames at %.1f fps%s%s", n, show.stats.fps(),
              f"; recorded {', '.join(map(str, deck.takes))}" if deck.takes else "",
              f"; performance in {perf_path}" if perf_path else "")
-    for command in deck.reduced:
+    for feed in feeds:
+        if hasattr(feed, "summary"):
+            log.info("%s", feed.summary())
+    for command in deck.reduced if not live_source(show.patch.scene) else ():  # a camera plays once
         log.info("a take was recorded at reduced size; full size, exactly: %s", command)
     return 0
 

@@ -87,6 +87,11 @@ class RecordDeck:
         rec = self.recorder
         return None if rec is None else (rec.offered / self.fps, rec.dropped)
 
+    def at(self, frame: int) -> None:
+        """The show's next frame is `frame` though this deck was not given the frames before it (a
+        follower that joined mid-show): a take started now begins there."""
+        self._frame = frame
+
     @property
     def recording(self) -> bool:
         """A take is running (it may have stopped by itself since the show asked for it)."""

@@ -20,7 +20,6 @@ mistake is a PerformanceError, `file:line: what is wrong`, never a traceback fro
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
@@ -30,10 +29,10 @@ from typing import Any
 from .. import __version__
 from ..control import ControlEvent
 from ..events import CMD_TARGET
-from ..files import Migration, upgrade
+from ..files import Migration, strict_json, upgrade
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch, is_size
-from ..scene import SCENES
+from ..scene import SCENES, live_source
 from ..scene.source import SOURCE_SUFFIXES, probe
 from .eventlog import close_quietly, jsonable
 
@@ -52,6 +51,19 @@ class PerformanceError(ValueError):
         super().__init__(f"{path}:{line}: {message}")
 
 
+def make_header(patch: Patch, start: dict[str, Any], fps: float, size: tuple[int, int]) -> dict[str, Any]:
+    """The header line of a show: its patch, every parameter's `start` value, `fps` and output
+    `size` (a performance file's first line; a leader's first word to each follower)."""
+    return {
+        "kind": KIND, "version": VERSION, "noclip": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fps": fps, "size": list(size),
+        "models": {"generator": patch.model},
+        "patch": {**asdict(patch), "dream_size": list(patch.dream),
+                  "path": str(patch.path) if patch.path else None},
+        "start": start,
+    }
+
+
 class PerformanceWriter:
     """An EventSink of the Show."""
 
@@ -59,14 +71,7 @@ class PerformanceWriter:
                  size: tuple[int, int]) -> None:
         self.path = Path(path)
         self.file = open(self.path, "w", encoding="utf-8", buffering=1)
-        header = {
-            "kind": KIND, "version": VERSION, "noclip": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fps": fps, "size": list(size),
-            "models": {"generator": patch.model},
-            "patch": {**asdict(patch), "dream_size": list(patch.dream),
-                      "path": str(patch.path) if patch.path else None},
-            "start": start,
-        }
+        header = make_header(patch, start, fps, size)
         try:
             self.file.write(json.dumps(header) + "\n")
         except BaseException:
@@ -112,7 +117,7 @@ class Performance:
 
     @property
     def patch(self) -> Patch:
-        return _patch(self.header["patch"])
+        return header_patch(self.header["patch"])
 
     def events_at(self, frame: int, fps: float | None = None) -> list[ControlEvent]:
         """The events of output frame `frame`; at another fps, events land at the same time."""
@@ -136,22 +141,6 @@ def _v1_to_v2(header: dict[str, Any]) -> dict[str, Any]:
 
 # version v → v + 1, applied in order up to VERSION as a file is read (files.upgrade)
 MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
-
-
-def _finite(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x):
-        raise ValueError(f"{text} is not a finite number")
-    return x
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number a performance can hold (only finite numbers)")
-
-
-def _row(line: str) -> Any:
-    """One line of JSON; NaN, Infinity and numbers too large for a float are errors."""
-    return json.loads(line, parse_float=_finite, parse_constant=_no_constant)
 
 
 def _frame(value: Any, what: str) -> int:
@@ -184,13 +173,13 @@ def check_header(row: Any) -> dict[str, Any]:
             raise ValueError(f"header: no {key!r} (the patch and every parameter's start value)")
         if not isinstance(row[key], dict):
             raise ValueError(f"header: {key} must be a table, not {type(row[key]).__name__}")
-    patch = _patch(row["patch"])
+    patch = header_patch(row["patch"])
     _values(row["start"], patch, "start")
     _values(patch.params, patch, "patch.params")
     return row
 
 
-def _patch(d: dict[str, Any]) -> Patch:
+def header_patch(d: dict[str, Any]) -> Patch:
     """The header's patch as a Patch, its fields checked by type (a scene or model that is not on
     this machine is the show's to report, as it is for any patch)."""
     names = {f.name for f in fields(Patch)}
@@ -215,6 +204,9 @@ def _patch(d: dict[str, Any]) -> Patch:
         raise ValueError("header: patch.path must be a string or null")
     scene = d.get("scene", Patch.scene)
     if scene not in SCENES:
+        if live_source(scene):
+            raise ValueError(f"header: patch.scene: {scene!r} is a live source: what it showed cannot be "
+                             "played again, so this performance cannot be re-rendered")
         if Path(scene).suffix.lower() not in SOURCE_SUFFIXES or not Path(scene).is_file():
             raise ValueError(f"header: patch.scene: {scene!r} is neither a scene ({', '.join(SCENES)}) "
                              "nor a video or image file on this machine")
@@ -257,7 +249,7 @@ def load_performance(path: str | Path, *, salvage: bool = False) -> Performance:
             try:
                 if len(raw) > MAX_LINE:
                     raise ValueError(f"line longer than {MAX_LINE // 2**20} MiB")
-                row = _row(raw.decode("utf-8"))
+                row = strict_json(raw.decode("utf-8"))
                 if header is None:
                     header = check_header(row)
                     continue

@@ -1,8 +1,7 @@
 """Video files through PyAV, written so that a show can lose power and keep its recording.
 
-Readback goes through a ring of pixel-pack buffers: frame n is read into one buffer and the buffer
-filled RING-1 frames earlier is mapped, so on a real GPU the copy is done by the time we touch it
-and the frame loop does not stall on it. Encoding runs on its own thread; in live play a full queue
+Readback goes through a ring of pixel-pack buffers (readback.py), so the frame loop does not stall
+on the copy. Encoding runs on its own thread; in live play a full queue
 drops the frame and counts it (never silently), offline the loop waits so the file is exact.
 
 Crash safety: MP4/MOV are written fragmented (a fragment per keyframe, a keyframe every second),
@@ -36,6 +35,7 @@ from ..params import FrameParams
 from ..report import Reporter
 from .audio import CHANNELS, Soundtrack, samples_before
 from .encoding import QUALITIES, encode_size, h264_encoder
+from .readback import ReadbackRing
 
 # name → (encoder, pixel format, options). HAP is decode-only in PyAV's FFmpeg build.
 CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -46,7 +46,6 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 CONTAINER_OPTIONS = {".mp4": FRAGMENTED, ".mov": FRAGMENTED, ".m4v": FRAGMENTED,
                      ".mkv": {"cluster_time_limit": "1000", "flush_packets": "1"}}
-RING = 3
 
 
 def lower_priority(nice: int) -> None:
@@ -163,8 +162,7 @@ class VideoRecorder:
         self._lock = threading.Lock()
         self._backlog = 0                 # pictures queued, not yet encoded
         self._drained = threading.Event()
-        self._ring: list[moderngl.Buffer] = []
-        self._pending: list[moderngl.Buffer] = []  # filled, not yet mapped, oldest first
+        self._ring = ReadbackRing(size)
         self._first = self.first_frame = first_frame
         self._audio_pos = samples_before(first_frame, fps, audio.rate) if audio else 0
         self._queue: queue.Queue[tuple[int, np.ndarray | None, np.ndarray | None] | None] = queue.Queue()
@@ -174,20 +172,10 @@ class VideoRecorder:
     # -- frame loop side -------------------------------------------------------------------------
 
     def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None:
-        """Start reading this frame into the ring; hand on the one read RING-1 frames ago."""
-        if not self._ring:
-            w, h = self.size
-            self._ring = [fbo.ctx.buffer(reserve=w * h * 3) for _ in range(RING)]
-        buf = next(b for b in self._ring if b not in self._pending)
-        fbo.read_into(buf, components=3, alignment=1)
-        self._pending.append(buf)
-        if len(self._pending) == RING:
-            self._hand_on(self._pending.pop(0))
-
-    def _hand_on(self, buf: moderngl.Buffer) -> None:
-        w, h = self.size
-        rgb = np.frombuffer(buf.read(), dtype=np.uint8).reshape(h, w, 3)[::-1]
-        self.push(rgb)
+        """Start reading this frame into the ring; hand on the one read two frames ago."""
+        rgb = self._ring.read(fbo)
+        if rgb is not None:
+            self.push(rgb)
 
     def push(self, rgb: np.ndarray) -> None:
         """Queue frame `offered`; live, a backlog of `depth` frames drops the picture (counted) but
@@ -280,12 +268,11 @@ class VideoRecorder:
         self.closed = True
         try:
             with contextlib.suppress(TakeStopped):  # the encoder stopped meanwhile: `why` says which
-                for buf in self._pending:
-                    self._hand_on(buf)
+                for rgb in self._ring.drain():
+                    self.push(rgb)
         except Exception as exc:  # the last frames could not be queued: the file ends before them
             self.error = self.error or exc.with_traceback(None)
         finally:
-            self._pending.clear()
             self._queue.put(None)
             self._thread.join()
         container = self.container
@@ -306,12 +293,7 @@ class VideoRecorder:
             # dropped here, not at some later collection: the codec's threads end with it
             self.container = self.stream = self.sound = None
             del container  # nor kept by a traceback of the TakeStopped raised below
-            for buf in self._ring:
-                try:
-                    buf.release()
-                except Exception:
-                    pass
-            self._ring = []
+            self._ring.release()
             if self.audio is not None:
                 try:
                     self.audio.close()

@@ -69,6 +69,9 @@ class Compositor:
         self.mixed, self.mixed_fbo = target(ctx, source_size)
         self.texture, self.fbo = target(ctx, output_size)
         self._box: tuple[int, int, int, int] | None = None
+        # the picture before the tape, at the scene's size: the dream mixed over the scene (or the
+        # scene alone), as the last frame made it; what `--ndi-source clean` sends
+        self.clean: moderngl.Texture | None = None
         self.chain: Chain | None = None
         if not self.load_chain(chain):
             raise RuntimeError(f"the shader chain '{chain}' could not be built (see the log)")
@@ -147,6 +150,7 @@ class Compositor:
             self._pass(self.mixer_grid if same else self.mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None
+        self.clean = source
         taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
         box = picture_box(self.output_size, taped.size, fp["fit"])
         if box != self._box:  # the bars outside the picture are cleared once, then never shaded

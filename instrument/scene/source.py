@@ -1,9 +1,9 @@
 """Footage as the base scene (`--source PATH`): a video file looped (PyAV) or a still image (Pillow).
 
 Frames are cropped to fill the working size. Frame n shows the video frame at show time
-`fp.time`, so offline renders are exact and repeatable. Depth and motion are not estimated: depth
-is 0 (unknown) and motion is zero, which a generator reads as "no warp". Tests use this to feed
-exact patterns through the chain.
+`fp.time`, so offline renders are exact and repeatable. This is only the picture: `Moving`
+(scene/flow.py) makes it a scene, estimating a video's motion from its frames (depth stays 0,
+unknown); a still has no motion. Tests use this to feed exact patterns through the chain.
 
 A file that is not a picture or a video (corrupt, truncated, empty, a decompression bomb) is a
 SourceError, `file: what is wrong`, before the show starts (`probe`). A video that breaks further
@@ -84,24 +84,20 @@ def blank_aux(ctx: moderngl.Context, size: tuple[int, int]) -> tuple[moderngl.Te
     return depth, motion
 
 
-def _pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
+def fit_pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
     """Crop to fill, RGBA, rows bottom-up as GL stores them."""
     fitted = ImageOps.fit(image.convert("RGBA"), size, Image.Resampling.BILINEAR)
     return fitted.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes()
 
 
 class Footage:
-    """The scene made of a `--source` file: a video looped at show time, or a still."""
-
-    tracked = False  # depth and motion are blanks: a late dream cannot be carried along them
-    cut = False      # (never tracked: nothing to cut)
-    commands: dict = {}  # none of its own
+    """The picture of a `--source` file (a flow.PictureSource): a video looped at show time, or a still."""
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path) -> None:
         self.size, self.path = size, Path(path)
         self.texture = ctx.texture(size, 4)
-        self.depth, self.motion = blank_aux(ctx, size)
-        self.video = self.path.suffix.lower() in VIDEOS
+        self.video = self.moving = self.path.suffix.lower() in VIDEOS
+        self.fresh = self.cut = False  # render gave a new frame; that frame went back (the loop)
         self.count: int | None = None  # video frames, known after the first pass
         self.shown = -1
         self._container: InputContainer | None = None
@@ -112,7 +108,7 @@ class Footage:
                 self.fps = self._fps
             else:
                 with _image(self.path) as img:
-                    self.texture.write(_pixels(img, size))
+                    self.texture.write(fit_pixels(img, size))
         except Exception:
             self.release()
             raise
@@ -155,24 +151,23 @@ class Footage:
                                   f"looping its first {self._next} frames") from None
             self._next += 1
         if frame is not None:
-            self.texture.write(_pixels(frame.to_image(), self.size))
+            self.texture.write(fit_pixels(frame.to_image(), self.size))
         return k
 
     def render(self, fp: FrameParams) -> moderngl.Texture:
+        self.fresh = self.cut = False
         if self.video:
             k = int(fp.time * self.fps + 1e-6)
             if self.count:
                 k %= self.count
             if k != self.shown:
-                self.shown = self._seek(k)
+                before, self.shown = self.shown, self._seek(k)
+                self.cut = self.shown < before  # looped (or sought back): not the motion of one step
+                self.fresh = True
         return self.texture
-
-    def skip(self, fp: FrameParams) -> None:
-        """Nothing carries: `render` seeks to the frame its show time names."""
 
     def release(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
-        for obj in (self.texture, self.depth, self.motion):
-            obj.release()
+        self.texture.release()

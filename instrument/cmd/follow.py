@@ -1,0 +1,138 @@
+"""`noclip play --lead [HOST:]PORT` and `noclip play --follow HOST:PORT`: one show on several machines.
+
+The leader is an ordinary show with one more part (record/lead.py); a follower is a show whose
+patch, start state, events and clock all come from the leader (control/follow.py), with its own
+output size, window, monitor and takes. Apart from play.py so the live show's own assembly stays
+as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from ..control import ControlQueue
+from ..control.follow import PORT, FollowClock, Follower, FollowError
+from ..control.oscroute import is_loopback, parse_hostport
+from ..record.deck import RecordDeck, free_take, performance_path
+from ..record.eventlog import EventLog
+from ..record.lead import Leader
+from ..record.performance import PerformanceWriter, check_header, header_patch, make_header
+from ..record.session import Session
+from ..report import Reporter
+from ..show import Show
+from .play import sigint_quits
+
+log = logging.getLogger("noclip")
+JOIN_WAIT = 30.0  # s a follower waits for its leader's hello (started first, it waits for the leader)
+
+
+def lead_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` (loopback when no host is named); ValueError for anything else."""
+    if text.isdigit():
+        return "127.0.0.1", int(text)
+    host, port = parse_hostport(text, PORT)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port}")
+    return host, port
+
+
+def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int]) -> Leader | None:
+    """The show's leader on `--lead`, handed in as a sink, feedback and a source (the show closes
+    it); None when the port cannot be had (said; the show plays unfollowed)."""
+    host, port = lead_address(args.lead)
+    header = make_header(show.patch, dict(show.targets), fps, size)
+    try:
+        leader = Leader(host, port, header, show.reporter, allow=args.osc_allow)
+    except OSError as exc:
+        log.error("--lead %s:%d cannot listen (%s); the show plays without followers", host, port,
+                  exc.strerror or exc)
+        return None
+    show.add_sink(leader)
+    show.add_feedback(leader)
+    show.add_source(leader)
+    log.info("leading on %s:%d: followers join with noclip play --follow %s:%d", *leader.address,
+             *leader.address)
+    return leader
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    """Play the show of the leader at `--follow`, from its first frame, until --seconds after
+    catching up, Ctrl-C or the window's quit (the leader's quit is its own)."""
+    from ..render.gl import headless_context
+    from ..render.window import Window, WindowError
+
+    try:
+        host, port = lead_address(args.follow)
+    except ValueError:
+        print(f"noclip: --follow {args.follow}: HOST:PORT, e.g. 192.168.1.10:{PORT}", file=sys.stderr)
+        return 2
+    queue, local, reporter = ControlQueue(), ControlQueue(), Reporter()
+    follower = Follower(host, port, queue, reporter, local=local, remote=not is_loopback(host))
+    try:
+        header = check_header(follower.join(JOIN_WAIT))
+        patch = header_patch(header["patch"])
+    except (FollowError, ValueError) as exc:
+        follower.close()
+        print(f"noclip: --follow: {exc}", file=sys.stderr)
+        return 2
+    fps = float(header["fps"])
+    if args.fps and args.fps != fps:
+        log.warning("--fps %g ignored: a follower plays at its leader's %g fps", args.fps, fps)
+    log.info("following %s:%d: patch %s at %g fps", host, port, patch.name, fps)
+    window = None
+    if not args.headless:
+        try:
+            window = Window(local, args.size, fullscreen=not args.windowed, monitor=args.monitor,
+                            vsync=not args.no_vsync)
+        except WindowError as exc:
+            follower.close()
+            print(f"noclip: --follow: {exc} (--headless to follow without a window)", file=sys.stderr)
+            return 2
+    ctx = window.ctx if window else headless_context()
+    size = window.framebuffer_size if window else args.size
+    record = free_take(args.record) if args.record else None
+    perf_path = args.performance or (performance_path(record) if record else None)
+    live_from = -1
+
+    with Session() as opened:
+        opened.open(follower)
+        # the leader's record/start and stop start and stop this follower's takes (its own size)
+        deck = RecordDeck(size, fps, reporter, first=record, base=args.record, folder=args.takes,
+                          codec=args.codec, quality=args.record_quality, performance=perf_path)
+        show = opened.show(ctx, patch, size, clock=FollowClock(fps, follower), queue=queue,
+                           reporter=reporter, sources=[follower], overrides=header["start"])
+        if args.log:
+            opened.sink(show, lambda: EventLog(args.log), args.log)
+        if perf_path is not None:
+            written = perf_path
+            opened.sink(show, lambda: PerformanceWriter(written, patch, dict(show.targets), fps, size), written)
+        if window:
+            window.attach(show, lambda: show.hud_state({"follow": f"{host}:{port}"}))
+
+        def live(frame: int) -> None:
+            """Caught up: from this frame on, the outputs are given what the show makes."""
+            nonlocal live_from
+            live_from = frame
+            deck.at(frame)
+            for out in (window, deck):
+                if out is not None:
+                    show.add_output(out)
+            if show.recording:  # the leader records: so does this tile, from here
+                deck.record(True)
+
+        follower.on_live = live
+        frames = round(args.seconds * fps) if args.seconds else None
+        started = time.perf_counter()
+        with sigint_quits(local):
+            n = show.run(until=lambda: frames is not None and live_from >= 0
+                         and show.fp.frame - live_from + 1 >= frames)
+        elapsed = time.perf_counter() - started
+    log.info("followed %s:%d: played %d frames (%s) in %.1f s; %s", host, port, n,
+             f"live from frame {live_from}" if live_from >= 0 else "never caught up", elapsed,
+             follower.summary())
+    if deck.takes:
+        log.info("recorded %s", ", ".join(map(str, deck.takes)))
+    return 0

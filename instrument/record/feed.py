@@ -1,0 +1,141 @@
+"""Feeds: outputs that hand every frame to another program (NDI, a virtual camera, Syphon) on a
+thread of their own, so that a slow receiver, a network hiccup or a codec never holds the frame.
+
+The frame loop only starts the frame's read-back (readback.py) and puts the frame read one frame
+earlier on a queue of `depth` frames; a full queue drops its oldest frame, counted, so what is sent
+is always the newest picture and the loop never waits. The sending thread opens the connection
+itself (at the first frame, at the frame's size; again when the size changes) and sends.
+
+A feed that fails (the device vanished, the runtime threw) is reported once and stops reading
+frames back: the show plays on without it (DESIGN, principle 3).
+
+What is fed: the output as the audience sees it (the framebuffer every output gets), or another
+picture the show names through `pick` (the dream before the tape, `Compositor.clean`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import moderngl
+import numpy as np
+
+from ..params import FrameParams
+from ..report import Reporter
+from .readback import ReadbackRing
+from .video import lower_priority
+
+Picture = moderngl.Framebuffer | moderngl.Texture
+Pick = Callable[[moderngl.Framebuffer], Picture | None]  # the output -> what to send (None: the output)
+
+
+class Feed:
+    """The frame loop's side and the sending thread; a kind of feed says how to `open`, `send`
+    and `shut` (each called on the sending thread only)."""
+
+    kind = "feed"     # its name in reports
+    components = 4    # RGBA (3: RGB)
+
+    def __init__(self, reporter: Reporter, *, pick: Pick | None = None, depth: int = 2, ring: int = 2) -> None:
+        """`pick(fbo)`: the picture to send instead of the output (None: the output); `depth`:
+        frames queued before the oldest is dropped; `ring`: read-back buffers (2: frames leave
+        one frame after they were drawn)."""
+        self.reporter, self.pick, self.depth, self.ring_depth = reporter, pick, max(1, depth), ring
+        self.offered = self.sent = self.dropped = 0
+        self.error: Exception | None = None  # the sending thread failed: the feed has stopped
+        self.size: tuple[int, int] | None = None  # what the thread has open (sending-thread side)
+        self._told = False
+        self._ring: ReadbackRing | None = None
+        self._queue: deque[np.ndarray] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind}-send", daemon=True)
+        self._thread.start()
+
+    # -- frame loop side ------------------------------------------------------------------------
+
+    def write(self, fbo: moderngl.Framebuffer, fp: FrameParams) -> None:
+        if self.error is not None:
+            if not self._told:
+                self._told = True
+                self.reporter.error(self.kind, f"stopped ({self.error}); the show plays on without it")
+            return
+        src = (self.pick(fbo) if self.pick is not None else None) or fbo
+        if self._ring is None or self._ring.size != src.size:  # a new size (a resized window)
+            if self._ring is not None:
+                self._ring.release()
+            self._ring = ReadbackRing(src.size, self.components, self.ring_depth)
+        frame = self._ring.read(src)
+        if frame is None:
+            return
+        self.offered += 1
+        with self._cond:
+            if len(self._queue) >= self.depth:
+                self._queue.popleft()
+                self.dropped += 1
+                dropped = True
+            else:
+                dropped = False
+            self._queue.append(frame)
+            self._cond.notify()
+        if dropped:
+            self.reporter.problem(self.kind, self.kind, "the sender is behind: frames dropped (counted)")
+
+    # -- sending thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        lower_priority(5)  # the frame loop first: a late frame sent beats a late frame shown
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    frame = self._queue.popleft()
+                frame = np.ascontiguousarray(frame)  # top row first, here rather than in the loop
+                size = (frame.shape[1], frame.shape[0])
+                if size != self.size:
+                    if self.size is not None:
+                        self.shut()
+                    self.size = None
+                    self.open(size)
+                    self.size = size
+                self.send(frame)
+                self.sent += 1
+        except Exception as exc:  # the runtime or the device failed: reported by the loop, once
+            self.error = exc.with_traceback(None)
+        finally:
+            if self.size is not None:
+                try:
+                    self.shut()
+                except Exception:
+                    pass
+                self.size = None
+
+    def open(self, size: tuple[int, int]) -> None:
+        """Start sending frames of `size` (width, height)."""
+
+    def send(self, frame: np.ndarray) -> None:
+        """Send one frame: (h, w, components) uint8, top row first, contiguous."""
+        raise NotImplementedError
+
+    def shut(self) -> None:
+        """Stop sending (the connection or device closed)."""
+
+    def close(self) -> None:
+        """Send what is queued, end the thread, release the read-back buffers."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout=5.0)
+        if self._ring is not None:
+            self._ring.release()
+            self._ring = None
+
+    def summary(self) -> str:
+        """What it did, for the end of the show."""
+        why = f"; stopped: {self.error}" if self.error is not None else ""
+        return f"{self.kind}: sent {self.sent} frames, dropped {self.dropped}{why}"

@@ -50,6 +50,19 @@ def _positive(most: float):
 
 
 FPS = _positive(1000.0)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 to 1024 (a farm's workers)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"{n} is not from 1 to 1024")
+    return n
+
+
 SECONDS = _positive(7 * 24 * 3600.0)  # a week: longer is a typo, not a show
 
 
@@ -184,6 +197,19 @@ def parser() -> argparse.ArgumentParser:
                    help="play a standard MIDI file through the patch's MIDI bindings (length: the file's)")
     r.add_argument("--midi-device", default="file", metavar="NAME",
                    help="the device name the file's messages come from (selects controller files)")
+    r.add_argument("--farm", metavar="ADDRESS",
+                   help="render on a Ray cluster (needs noclip[farm]): `local` starts one here with "
+                        "--workers CPUs, `auto` joins RAY_ADDRESS's, or ray://HOST:10001")
+    r.add_argument("--workers", type=_positive_int, default=2,
+                   help="chunks rendered at once on the farm (and a local farm's CPUs; default 2)")
+    r.add_argument("--chunk", type=SECONDS, default=60.0, metavar="SECONDS",
+                   help="seconds of the performance a farm's task renders (default 60)")
+    r.add_argument("--preroll", type=SECONDS, default=4.0, metavar="SECONDS",
+                   help="seconds a farm's chunk draws before its first frame to reach the exact state; "
+                        "one that does not is drawn again with twice it, at last from frame 0 (default 4)")
+    r.add_argument("--farm-dir", type=Path, metavar="DIR",
+                   help="where a farm's chunks go (default OUT.farm beside the output; on a cluster, "
+                        "a folder every node can write)")
 
     q = sub.add_parser("params", help="list every parameter, its range and OSC addresses")
     q.add_argument("--patch", default="default", help="include the parameters of this patch's chain")

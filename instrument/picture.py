@@ -50,6 +50,11 @@ class Picture:
         fbo = stage("composite", render, scene, generated, fp, *carry)
         return fbo, base
 
+    def skip(self, fp: FrameParams) -> None:
+        """Frame `fp.frame` passes undrawn (Show.skip): the scene moves on, the dream and the tape
+        are left as they were (a chunk's pre-roll rebuilds what they carry)."""
+        self.scene.skip(fp)
+
     def load(self, patch: Patch) -> bool:
         """Take the parts `patch` needs, keeping those it shares with the one playing. A chain that
         does not build keeps the old patch whole (False; the compositor has reported why)."""

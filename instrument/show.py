@@ -154,14 +154,7 @@ class Show(ShowCommands):
     # -- one frame -----------------------------------------------------------------------------
 
     def step(self) -> FrameParams:
-        tick = self.clock.tick(self._idle)
-        t = time.perf_counter()
-        for source in self.sources:
-            source.poll()
-        events = self.queue.drain(t)
-        self._wall, self._show_time = t, tick.time
-        self._apply(events, tick.frame)
-        fp = self.fp = self._advance(tick.frame, tick.time, tick.dt)
+        fp, events, t = self._controls()
         built = time.perf_counter()
         if self.stats.measure_latency:
             self.stats.latencies.extend(built - e.time for e in events)
@@ -191,6 +184,28 @@ class Show(ShowCommands):
             self.ctx.finish()
         self.stats.frame_times.append(time.perf_counter())
         return fp
+
+    def skip(self) -> FrameParams:
+        """Frame n's controls without its picture: the events applied, the parameters and the beat
+        advanced, the scene's camera moved, nothing drawn or dreamed. A farm's chunk fast-forwards
+        its controls this way to where its pre-roll starts (record/farm.py): they are the state that
+        never forgets (a knob set an hour ago still holds), at 0.24 ms a frame (measured, docs/FARM.md)."""
+        fp = self._controls()[0]
+        self.picture.skip(fp)
+        return fp
+
+    def _controls(self) -> tuple[FrameParams, list[ControlEvent], float]:
+        """Tick the clock, poll the sources, apply what they sent, advance the bank: frame n's
+        parameters, the events that made them and when the frame began (after the clock's wait)."""
+        tick = self.clock.tick(self._idle)
+        t = time.perf_counter()
+        for source in self.sources:
+            source.poll()
+        events = self.queue.drain(t)
+        self._wall, self._show_time = t, tick.time
+        self._apply(events, tick.frame)
+        fp = self.fp = self._advance(tick.frame, tick.time, tick.dt)
+        return fp, events, t
 
     def _idle(self, seconds: float) -> None:
         """The frame's slack: read the sources' sockets as packets come, in batches at most every

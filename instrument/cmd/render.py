@@ -62,7 +62,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     start, end = args.range or (0.0, seconds)
     job = Job(args.output, min(end, seconds), args.fps, args.size, start=start, codec=args.codec,
               resume=args.resume, allow_missing=args.allow_missing_dreams)
+    if args.farm:
+        return farm(args, perf, job)
     return render_offline(patch, overrides, job, performance=perf, audio=audio_factory(args), midi=player)
+
+
+def farm(args: argparse.Namespace, perf, job: Job) -> int:
+    """The render on a Ray cluster (record/farm.py): a performance file's, not resumed (the chunks
+    are what a farm keeps)."""
+    from ..record.farm import FarmError, render_farm
+
+    why = ("renders a performance file" if perf is None else
+           "keeps its own chunks: run it again instead of --resume" if args.resume else None)
+    if why:
+        print(f"noclip: --farm {why}", file=sys.stderr)
+        return 2
+    try:
+        return render_farm(perf, args.model, job, address=args.farm, workers=args.workers,
+                           chunk=args.chunk, preroll=args.preroll, folder=args.farm_dir,
+                           sound=getattr(args, "audio", None))
+    except FarmError as exc:
+        print(f"noclip: {exc}", file=sys.stderr)
+        return 2
 
 
 def time_range(text: str) -> tuple[float, float]:

@@ -16,6 +16,7 @@ closes its file, which `--resume` then continues, and stops the generator's proc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -98,7 +99,9 @@ def heard(audio: Callable[[], Soundtrack] | None, fps: float, performance=None) 
 class Job:
     """What an offline render makes: `output`, the show up to `seconds` at `fps` and `size`, the
     frames before `start` played but not kept; `resume` continues a file cut short; `allow_missing`
-    renders on past a frame whose dream failed."""
+    renders on past a frame whose dream failed. `preroll` bounds the frames played before `start`
+    to that many seconds, the ones before them only fast-forwarded (their controls applied, the
+    camera walked, nothing drawn: Show.skip); None plays them all (exact always)."""
 
     output: Path
     seconds: float
@@ -108,14 +111,19 @@ class Job:
     codec: str = "h264"
     resume: bool = False
     allow_missing: bool = False
+    preroll: float | None = None
 
 
 def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, performance=None,
-                   audio: Callable[[], Soundtrack] | None = None, midi=None) -> int:
+                   audio: Callable[[], Soundtrack] | None = None, midi=None,
+                   progress: Callable[[int], Any] = Progress,
+                   look: Callable[[int, Any], None] | None = None) -> int:
     """Render `job` of the show `patch` plays (with `overrides`). A performance replays its events
     at their frames; a MIDI file (`midi`, a MidiFilePlayer) plays through the bindings and its
     events go to a performance file beside the output; `audio` is the sound the file carries (and
-    the show hears, unless the performance kept what it heard live).
+    the show hears, unless the performance kept what it heard live). `progress(frames)` makes what
+    is told of each frame drawn (a farm's worker tells its driver); `look(frame, fbo)` sees every
+    frame drawn, kept or not (a farm's chunk fingerprints its seams).
 
     Returns 0 when done; FAILED when a frame's dream is missing and `allow_missing` is off;
     STOPPED (or 143 on SIGTERM) when interrupted. Either way the file written so far is closed
@@ -127,6 +135,7 @@ def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, perform
     seconds, start, resume = job.seconds, job.start, job.resume
 
     frames, first = round(seconds * fps), round(start * fps)
+    drawn_from = 0 if job.preroll is None else max(0, first - round(job.preroll * fps))
     have = keep = 0
     if resume and output.exists():
         have, keep = kept_frames(output, fps)
@@ -146,7 +155,7 @@ def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, perform
     missed: list[int] = []  # frames rendered without their dream (allow_missing)
     status, i = 0, 0
     sigterm = _catch_sigterm()
-    progress = None
+    bar = None
 
     def close_recorder() -> None:
         nonlocal status
@@ -169,8 +178,11 @@ def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, perform
             session.sink(show, lambda: PerformanceWriter(perf, patch, dict(show.targets), fps, size), perf)
         try:
             _await_model(show)
-            progress = Progress(frames)  # its clock starts with the dreaming, not the loading
+            bar = progress(frames - drawn_from)  # its clock starts with the dreaming, not the loading
             for i in range(frames):
+                if i < drawn_from:
+                    show.skip()
+                    continue
                 show.step()
                 why = show.generator.missing(i)
                 if why is not None:
@@ -178,9 +190,11 @@ def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, perform
                         raise MissingDream(i, why)
                     missed.append(i)
                     log.warning("frame %d rendered without its dream (--allow-missing-dreams): %s", i, why)
+                if look is not None:
+                    look(i, show.picture_fbo)
                 if i >= first + keep:
                     recorder.write(show.picture_fbo, show.fp)
-                progress.update()
+                bar.update()
         except MissingDream as exc:
             status = FAILED
             log.error("render failed: %s", exc)
@@ -192,8 +206,8 @@ def render_offline(patch: Patch, overrides: dict[str, Any], job: Job, *, perform
             log.error("render %s at frame %d", "interrupted" if status == STOPPED else "terminated", i)
         finally:
             _ignore_sigterm(sigterm)  # the clean-up below is short and must not itself be cut short
-            if progress is not None:
-                progress.close()
+            if bar is not None:
+                bar.close()
     # (the session closed the show, which stopped and joined the generator, then the file)
     _restore_sigterm(sigterm)
     if keep and recorder.frames:
@@ -261,27 +275,44 @@ def _restore_sigterm(previous) -> None:
 
 
 def join(head: Path, tail: Path, keep: int, fps: float, audio: Soundtrack | None, first: int) -> None:
-    """`head`'s first `keep` frames, then all of `tail`, by packet copy, into `head`; sound encoded
-    afresh alongside, a packet's worth ahead of the picture so the file stays interleaved."""
+    """`head`'s first `keep` frames, then all of `tail`, by packet copy, into `head` (stitch)."""
+    joined = head.with_name(f"{head.stem}.joined{head.suffix}")
+    stitch([(head, keep), (tail, None)], joined, fps, audio, first)
+    joined.replace(head)
+
+
+def stitch(parts: list[tuple[Path, int | None]], output: Path, fps: float, audio: Soundtrack | None = None,
+           first: int = 0) -> int:
+    """The first `n` frames of each part (None: all of it), one after the other, by packet copy into
+    `output`: each part's packets shifted by the frames before it. The parts must come from one
+    encoder with one setting, each starting on a keyframe (a resumed file's head and tail; a farm's
+    chunks). Sound, if any, is encoded afresh alongside, a packet's worth ahead of the picture so the
+    file stays interleaved, from show frame `first` on. Returns the frames written."""
     from .video import CONTAINER_OPTIONS, add_sound_stream, mux_sound
 
-    joined = head.with_name(f"{head.stem}.joined{head.suffix}")
-    with av.open(str(head)) as a, av.open(str(tail)) as b, \
-            av.open(str(joined), "w", options=CONTAINER_OPTIONS.get(head.suffix.lower(), {})) as out:
-        va, vb = a.streams.video[0], b.streams.video[0]
-        vo = out.add_stream_from_template(va)
-        sound = add_sound_stream(out, head, audio.rate) if audio else None
+    rate = Fraction(fps).limit_denominator(1001)
+    with contextlib.ExitStack() as stack:
+        ins = [stack.enter_context(av.open(str(path))) for path, _ in parts]
+        out = stack.enter_context(av.open(str(output), "w",
+                                          options=CONTAINER_OPTIONS.get(output.suffix.lower(), {})))
+        vo = out.add_stream_from_template(ins[0].streams.video[0])
+        sound = add_sound_stream(out, output, audio.rate) if audio else None
         pos = samples_before(first, fps, audio.rate) if audio else 0
-        late = Fraction(keep) / Fraction(fps).limit_denominator(1001)  # the tail starts this late
+        written = 0
+        decoded: Fraction | None = None  # the last packet's decoding time
 
         def copy(pkt: av.Packet, offset: Fraction) -> None:
-            nonlocal pos
-            if pkt.pts is None or pkt.size == 0:
-                return
+            nonlocal pos, decoded
+            assert pkt.pts is not None  # (packets without one are passed over)
             shift = round(offset / pkt.time_base)
             pkt.pts += shift
             if pkt.dts is not None:
                 pkt.dts += shift
+                # a part after a short one (less B-frame delay) starts decoding before that one
+                # ended: a tick later instead, never past its showing time
+                if decoded is not None and pkt.dts * pkt.time_base <= decoded:
+                    pkt.dts = min(pkt.pts, int(decoded / pkt.time_base) + 1)
+                decoded = pkt.dts * pkt.time_base
             if sound is not None and audio is not None:
                 end = samples_before(first + round(float(pkt.pts * pkt.time_base) * fps) + 1, fps, audio.rate)
                 if end > pos:
@@ -289,16 +320,26 @@ def join(head: Path, tail: Path, keep: int, fps: float, audio: Soundtrack | None
             pkt.stream = vo
             out.mux(pkt)
 
-        origin, base = None, time_base(va)
-        for pkt in a.demux(va):
-            if pkt.pts is not None:
-                origin = pkt.pts if origin is None else origin  # the first packet is the keyframe at 0
-                if (pkt.pts - origin) * base >= late - Fraction(1, 2 * round(fps)):
+        lead: Fraction | None = None  # where the first part's first frame sits (an encoder's delay)
+        for c, (_, count) in zip(ins, parts, strict=True):
+            v = c.streams.video[0]
+            origin, base, n, offset = None, time_base(v), 0, Fraction(0)
+            cut = None if count is None else Fraction(count) / rate - Fraction(1, 2 * round(fps))
+            for pkt in c.demux(v):
+                if pkt.pts is None or pkt.size == 0:
+                    continue
+                if origin is None:  # the first packet is the keyframe at 0
+                    origin = pkt.pts
+                    lead = origin * base if lead is None else lead
+                    # this part starts this late, its frame 0 where the first part's was (a short
+                    # part can have less of an encoder's delay than a long one)
+                    offset = Fraction(written) / rate + lead - origin * base
+                if cut is not None and (pkt.pts - origin) * base >= cut:
                     break
-            copy(pkt, Fraction(0))
-        for pkt in b.demux(vb):
-            copy(pkt, late)
+                copy(pkt, offset)
+                n += 1
+            written += n if count is None else count
         if sound is not None:
             for packet in sound.encode():
                 out.mux(packet)
-    joined.replace(head)
+    return written

@@ -94,7 +94,9 @@ class Ring:
         self.out, self.out_fbo = target(ctx, grid)  # the carried dream, at the scene's size
         self.zero = ctx.texture(grid, 1, data=np.zeros(grid[::-1], "f4").tobytes(), dtype="f4")
         self.frames: deque[int] = deque(maxlen=slots)  # frames in the ring, oldest first
-        self.written = 0       # frames ever written: the newest is in slot (written - 1) % slots
+        # frame f lives in slot f % slots: where a frame sits (and so how its lookups round) is a
+        # function of its number, not of how many frames came before (a farm's chunk, pre-rolled
+        # from mid-show, fills its ring exactly as the whole show did once `slots` frames are in)
         self.last_cut = -1     # the newest frame that did not continue the one before
 
     def record(self, pack: Program, frame: int, scene: SceneMotion) -> None:
@@ -102,7 +104,7 @@ class Ring:
         last one recorded (a patch load, a stage that failed) counts as a cut."""
         if scene.cut or not self.frames or frame != self.frames[-1] + 1:
             self.last_cut = frame
-        slot = self.written % self.slots
+        slot = frame % self.slots
         w, h = self.grid
         x, y = slot % self.cols * w, slot // self.cols * h
         self.fbo.viewport = (x, y, w, h)
@@ -111,7 +113,6 @@ class Ring:
         sw, sh = scene.motion.size
         pack.set("u_scale", (sw / w, sh / h))
         draw(pack, self.fbo)
-        self.written += 1
         self.frames.append(frame)
 
     def carry(self, prog: Program, dream: moderngl.Texture, base: int, frame: int,
@@ -129,7 +130,7 @@ class Ring:
         steps = age
         prog.bind_textures({"generated": dream, "scene": scene, "ring": self.atlas})
         prog.set("u_grid", self.grid)
-        prog.set("u_newest", (self.written - 1) % self.slots)
+        prog.set("u_newest", frame % self.slots)
         prog.set("u_slots", self.slots)
         prog.set("u_texel", self.texel)
         prog.set("u_cols", self.cols)

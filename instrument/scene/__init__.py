@@ -43,6 +43,10 @@ class Scene(Protocol):
 
     def render(self, fp: FrameParams) -> moderngl.Texture: ...
 
+    def skip(self, fp: FrameParams) -> None:
+        """Frame `fp.frame` passes undrawn: what carries to the next frame (a camera's walk) moves
+        on exactly as `render` would have moved it (a farm's chunk fast-forwards so)."""
+
     def release(self) -> None: ...
 
 

@@ -148,6 +148,11 @@ class Backrooms:
         self.pose = self.walker.step(fp.dt, float(fp["speed"]), float(fp["wander"]))
         return self.pose
 
+    def skip(self, fp: FrameParams) -> None:
+        """The walk of `render` without the drawing: the next frame drawn moves from this pose."""
+        pose = self.advance(fp)
+        self.prev_vp = self.proj @ view_matrix(pose)
+
     # -- drawing -------------------------------------------------------------------------------
 
     def _program(self, level: int) -> moderngl.Program:

@@ -264,6 +264,11 @@ class Moving:
         self.tracked = True
         return texture
 
+    def skip(self, fp: FrameParams) -> None:
+        """A frame passes undrawn (a farm's fast-forward): the picture is found again by its show
+        time when drawn; the flow has nothing to move from, as after frames nobody read."""
+        self._read = False
+
     def release(self) -> None:
         if self.flow is not None:
             self.flow.release()

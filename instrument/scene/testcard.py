@@ -29,6 +29,9 @@ class TestCard:
         draw(self.program, self.fbo)
         return self.texture
 
+    def skip(self, fp: FrameParams) -> None:
+        """Nothing carries: each frame is drawn from its number alone."""
+
     def release(self) -> None:
         for obj in (self.program, self.texture, self.fbo, self.quad, self.depth, self.motion):
             obj.release()

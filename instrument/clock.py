@@ -129,6 +129,8 @@ class BeatClock:
         on the tap: the internal clock is re-anchored so the tap is a whole beat."""
         if self.taps and t - self.taps[-1] > self.TAP_RESET:
             self.taps.clear()
+        if self.taps and t <= self.taps[-1]:  # the same instant (a flood in one frame) or older: one tap
+            return None
         self.taps = [*self.taps[-7:], t]
         if len(self.taps) < 2:
             return None

@@ -109,6 +109,8 @@ def test_tap_tempo_sets_tempo_and_lands_the_beat_on_the_tap():
     b = c.advance(2.0, tempo)
     assert b.source == "tap" and b.phase == pytest.approx(0.0, abs=1e-9)
     assert c.tap(10.0) is None  # a long pause starts a new tap
+    assert c.tap(10.0) is None and c.tap(9.5) is None  # the same instant, or older: not a tempo (no 1/0)
+    assert c.tap(10.5) == pytest.approx(120.0)
 
 
 def test_live_clock_reports_and_taps_replay_to_the_same_beats(ctx, tmp_path):

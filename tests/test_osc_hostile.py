@@ -9,6 +9,7 @@ in this process, with a watchdog thread that interrupts the test if a frame ever
 from __future__ import annotations
 
 import _thread
+import logging
 import math
 import re
 import socket
@@ -145,7 +146,7 @@ def _in_range(show: Show) -> None:
             assert len(v) <= spec.length
 
 
-def test_fuzz_100k_through_the_router_then_20k_through_a_running_show(ctx):
+def test_fuzz_100k_through_the_router_then_20k_through_a_running_show(ctx, caplog):
     packets = corpus(3, 100_000)
     queue, reporter = ControlQueue(), Reporter()
     # the fuzzer counts as a network sender: remote rules apply (no quit, no paths, throttled)
@@ -201,6 +202,11 @@ def test_fuzz_100k_through_the_router_then_20k_through_a_running_show(ctx):
             sender.join()
             tx.close()
         assert not dog.fired
+        # a hostile value is refused by name, never met by a command's own arithmetic (taps in one
+        # instant once divided by zero)
+        failed = [r.getMessage() for r in caplog.records
+                  if r.levelno >= logging.ERROR and r.getMessage().startswith("command ")]
+        assert not failed
         # never seconds without a frame under fire (a hang is forever; a shared CI machine under
         # load 9 stalled a 60 fps show for up to ~1 s between frames, flood or not)
         assert dog.worst < 3.0

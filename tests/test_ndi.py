@@ -23,10 +23,12 @@ from instrument.scene.ndi_source import NdiSource, matches, ndi_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (256, 192)
-# quadrants: red, green / blue, white (top row first), flat so NDI's SpeedHQ keeps them; the runtime's
-# RGBA -> YUV 4:2:2 -> RGBA moves a saturated primary by up to ~16 levels (blue came back at 240), a
-# flipped or swapped picture by 255
-TOLERANCE = 24
+# quadrants: red, green / blue, white (top row first), flat so NDI's SpeedHQ keeps them. Sent as UYVY
+# packed on the GPU (BT.709, video range; the exact packing is tests/test_feeds.py's), compressed and
+# decoded to RGBA by the receiver's runtime, a saturated primary moves by up to ~13 levels (blue comes
+# back at 242, green with 9 of blue: the runtime's decoding, the same for UYVY written to it by hand);
+# a flipped or swapped picture moves by 255, a BT.601 matrix where BT.709 is decoded by ~25 (red's green)
+TOLERANCE = 16
 COLOURS = np.array([[(255, 0, 0), (0, 255, 0)], [(0, 0, 255), (255, 255, 255)]], np.float64)
 
 

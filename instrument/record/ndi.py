@@ -1,9 +1,12 @@
 """NDI out (`--ndi NAME`): the show as a source on the network, for Resolume, TouchDesigner, OBS.
 
 Through cyndilib (the optional extra `noclip[ndi]`), whose wheel carries the NDI runtime (Vizrt's
-NDI SDK licence; README, NDI). Frames go as RGBA at the show's rate, announced at that rate: the
-runtime compresses them (SpeedHQ) on the feed's thread (feed.py), never the frame loop's. Other
-machines find the source over mDNS (on Linux, through avahi-daemon).
+NDI SDK licence; README, NDI). Frames go at the show's rate, announced at that rate, as UYVY packed
+on the GPU (render/uyvy.py: the runtime takes 4:2:2 Y'CbCr as it is, where RGBA costs it a
+conversion first, and the read-back is half the bytes); a picture of odd width, which 4:2:2 cannot
+carry, as RGBA. The runtime compresses them (SpeedHQ) on the feed's thread (feed.py), never the
+frame loop's; it does so whether or not anyone is connected (measured). Other machines find the
+source over mDNS (on Linux, through avahi-daemon).
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+import moderngl
 import numpy as np
 
 from ..extras import need
+from ..render.uyvy import UyvyPack, packs
 from ..report import Reporter
-from .feed import Feed, Pick
+from .feed import Feed, Pick, Picture
 
 SOURCES = ("output", "clean")  # --ndi-source: as the audience sees it, or the dream without the tape
 
@@ -32,15 +37,24 @@ class NdiOutput(Feed):
         self.ndi = need("cyndilib", "ndi", "--ndi")  # here, so a missing extra is said at the start
         self.name, self.fps = name, fps
         self._sender: Any = None
+        self._uyvy: UyvyPack | None = None  # the packing pass, made at the first frame (GL's thread)
         super().__init__(reporter, pick=pick)
 
-    def open(self, size: tuple[int, int]) -> None:
+    def pack(self, picture: Picture) -> tuple[Picture, int, bool]:
+        texture = picture.color_attachments[0] if isinstance(picture, moderngl.Framebuffer) else picture
+        if not isinstance(texture, moderngl.Texture) or not packs(texture.size):
+            return picture, 4, True  # RGBA: the runtime converts it
+        if self._uyvy is None:
+            self._uyvy = UyvyPack(texture.ctx)
+        return self._uyvy(texture), 2, False
+
+    def open(self, size: tuple[int, int], components: int) -> None:
         from cyndilib.video_frame import VideoSendFrame
         from cyndilib.wrapper.ndi_structs import FourCC
 
         frame = VideoSendFrame()
         frame.set_resolution(*size)
-        frame.set_fourcc(FourCC.RGBA)
+        frame.set_fourcc(FourCC.UYVY if components == 2 else FourCC.RGBA)
         frame.set_frame_rate(Fraction(self.fps).limit_denominator(1001))
         # clock_video off: the show's own clock paces the frames; the runtime must not wait again
         sender = self.ndi.Sender(self.name, clock_video=False)
@@ -56,3 +70,9 @@ class NdiOutput(Feed):
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.close()
+
+    def close(self) -> None:
+        super().close()
+        pack, self._uyvy = self._uyvy, None
+        if pack is not None:
+            pack.release()

@@ -17,6 +17,7 @@ picture the show names through `pick` (the dream before the tape, `Compositor.cl
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -46,6 +47,7 @@ class Feed:
         one frame after they were drawn)."""
         self.reporter, self.pick, self.depth, self.ring_depth = reporter, pick, max(1, depth), ring
         self.offered = self.sent = self.dropped = 0
+        self.send_cpu = 0.0  # CPU seconds the sending thread spent in `send` (bench: what a frame costs it)
         self.error: Exception | None = None  # the sending thread failed: the feed has stopped
         self.size: tuple[int, int] | None = None  # what the thread has open (sending-thread side)
         self.shape: tuple[int, ...] | None = None  # the frames it has open: (h, w, components)
@@ -108,7 +110,9 @@ class Feed:
                     size = (frame.shape[1], frame.shape[0])
                     self.open(size, frame.shape[2])
                     self.size, self.shape = size, frame.shape
+                cpu = time.thread_time()
                 self.send(frame)
+                self.send_cpu += time.thread_time() - cpu
                 self.sent += 1
         except Exception as exc:  # the runtime or the device failed: reported by the loop, once
             self.error = exc.with_traceback(None)

@@ -4,6 +4,8 @@ Sent as RGBA, a 1280x720 frame costs NDI's runtime ~2 ms of CPU to convert to Y'
 compresses, and the read-back moves twice the bytes. Packed here (shaders/core/uyvy.frag: BT.709,
 video range, the matrix the runtime decodes UYVY with), the read-back is half the size, top row
 first (nothing to flip or copy on the way out), and the runtime compresses the bytes as they are.
+That is a gain where a GPU draws the pass; on llvmpipe the pass costs more CPU than it saves (the
+record/ndi.py docstring has the figures), so NDI out packs only on a GPU.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from instrument.clock import RealtimeClock
 from instrument.patch import load_patch
 from instrument.record.feed import Feed
 from instrument.record.session import make_show
+from instrument.render.uyvy import UyvyPack, packs
 from instrument.report import Reporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +35,12 @@ class Slow(Feed):
         self.delay, self.fail_at = delay, fail_at
         self.frames: list[np.ndarray] = []
         self.opened: list[tuple[int, int]] = []
+        self.layouts: list[int] = []  # components a pixel, as each open was told
         super().__init__(reporter, **kw)
 
-    def open(self, size):
+    def open(self, size, components):
         self.opened.append(size)
+        self.layouts.append(components)
 
     def send(self, frame):
         if self.fail_at is not None and len(self.frames) >= self.fail_at:
@@ -99,6 +102,56 @@ def test_a_feed_sends_what_pick_names_and_reopens_at_a_new_size(ctx):
     assert {f.shape for f in feed.frames} == {(48, 64, 4), (72, 96, 4)}
     for obj in (small, small_fbo, big, big_fbo):
         obj.release()
+
+
+def _uyvy(top: np.ndarray) -> np.ndarray:
+    """The UYVY frame (h, w, 2) of an RGB picture (top row first), by the book: BT.709, video range,
+    each pair's chroma from its mean."""
+    rgb = top.astype(np.float64) / 255.0
+    k = np.array([0.2126, 0.7152, 0.0722])
+    y = rgb @ k
+    m = 0.5 * (rgb[:, 0::2] + rgb[:, 1::2])
+    ym = m @ k
+    cb, cr = (m[..., 2] - ym) / 1.8556, (m[..., 0] - ym) / 1.5748
+    out = np.zeros((*top.shape[:2], 2))
+    out[:, 0::2, 0], out[:, 1::2, 0] = 128 + 224 * cb, 128 + 224 * cr
+    out[..., 1] = 16 + 219 * y
+    return out
+
+
+def test_uyvy_is_packed_by_the_book_top_row_first(ctx):
+    """NDI's UYVY (render/uyvy.py) through a feed: half the bytes, the rows top first and
+    contiguous as read back (no flip, no copy on the way out), the values BT.709 video range."""
+    colours = np.array([(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255),
+                        (128, 128, 128), (200, 40, 60), (20, 180, 220)], np.uint8)
+    top = np.zeros((6, 8, 4), np.uint8)
+    top[..., 3] = 255
+    top[:3, :, :3], top[3:, :, :3] = colours, colours[::-1]
+    tex = ctx.texture((8, 6), 4)
+    tex.write(top[::-1].tobytes())  # GL rows bottom up
+    pack = UyvyPack(ctx)
+
+    class Uyvy(Slow):
+        def pack(self, picture):
+            return pack(picture), 2, False
+
+    feed = Uyvy(Reporter(), delay=0.0, depth=8)
+    try:
+        for _ in range(3):
+            feed.write(tex, None)
+    finally:
+        feed.close()
+    assert feed.opened == [(8, 6)] and feed.layouts == [2] and len(feed.frames) == 2  # the ring: one late
+    frame = feed.frames[0]
+    assert frame.shape == (6, 8, 2) and frame.flags.c_contiguous
+    error = np.abs(frame - _uyvy(top[..., :3]))
+    assert error.max() <= 1.0, f"packed {frame.tolist()}"
+    assert frame[0, 0, 1] == 16 and frame[0, 1, 1] == 235 and frame[0, 0, 0] == frame[0, 1, 0] == 128
+    assert packs((8, 6)) and not packs((7, 6))
+    with pytest.raises(ValueError, match="even width"):
+        pack(ctx.texture((7, 6), 4))
+    pack.release()
+    tex.release()
 
 
 def test_a_failing_feed_is_said_once_and_the_show_plays_on(ctx, caplog):

@@ -18,25 +18,34 @@ import pytest
 from PIL import Image
 
 from instrument.params import REGISTRY, ParamBank
+from instrument.record.ndi import NdiOutput
+from instrument.report import Reporter
 from instrument.scene import make_scene
 from instrument.scene.ndi_source import NdiSource, matches, ndi_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (256, 192)
-# quadrants: red, green / blue, white (top row first), flat so NDI's SpeedHQ keeps them; the runtime's
-# RGBA -> YUV 4:2:2 -> RGBA moves a saturated primary by up to ~16 levels (blue came back at 240), a
-# flipped or swapped picture by 255
-TOLERANCE = 24
+# quadrants: red, green / blue, white (top row first), flat so NDI's SpeedHQ keeps them. Through the
+# runtime (4:2:2 Y'CbCr, SpeedHQ, back to RGBA) a saturated primary moves by up to ~16 levels sent as
+# RGBX (blue came back at 240: the runtime's own conversion) and ~13 as UYVY packed here (blue at 242,
+# green with 9 of blue: the runtime's decoding, the same for UYVY written to it by hand; the exact
+# packing is tests/test_feeds.py's); a flipped or swapped picture moves by 255, a BT.601 matrix where
+# BT.709 is decoded by ~25 (red's green)
+TOLERANCE = 20
 COLOURS = np.array([[(255, 0, 0), (0, 255, 0)], [(0, 0, 255), (255, 255, 255)]], np.float64)
 
 
-def _quad(path: Path, size: tuple[int, int]) -> Path:
+def _quad_rgb(size: tuple[int, int]) -> np.ndarray:
     w, h = size
     a = np.zeros((h, w, 3), np.uint8)
     for i in range(2):
         for j in range(2):
             a[i * h // 2:(i + 1) * h // 2, j * w // 2:(j + 1) * w // 2] = COLOURS[i, j]
-    Image.fromarray(a).save(path)
+    return a
+
+
+def _quad(path: Path, size: tuple[int, int]) -> Path:
+    Image.fromarray(_quad_rgb(size)).save(path)
     return path
 
 
@@ -121,3 +130,34 @@ def test_ndi_out_of_one_process_into_another(ctx, tmp_path, caplog):
             sender.kill()
             sender.wait()
         scene.release()
+
+
+def test_ndi_out_packed_as_uyvy_arrives_in_its_colours(ctx):
+    """The frame packed as UYVY on the GPU (what a GPU machine sends; on llvmpipe the show sends
+    RGBX, the test above): the receiver's runtime decodes it to the colours sent."""
+    name = f"noclip-uyvy-{os.getpid()}"
+    w, h = 320, 240
+    top = np.dstack([_quad_rgb((w, h)), np.full((h, w), 255, np.uint8)])
+    tex = ctx.texture((w, h), 4)
+    tex.write(np.ascontiguousarray(top[::-1]).tobytes())  # GL rows bottom up
+    fbo = ctx.framebuffer(color_attachments=[tex])
+    out = NdiOutput(name, 30.0, Reporter(), uyvy=True)
+    bank = ParamBank(REGISTRY)
+    scene = make_scene(f"ndi:{name}", ctx, SIZE)
+    source = scene.picture
+    assert isinstance(source, NdiSource)
+
+    def sent_and_received() -> bool:
+        out.write(fbo, None)
+        return source.state == "live" and source.received >= 5
+
+    try:
+        assert _render_until(source, bank, sent_and_received, 30.0), f"nothing received: {source.error}"
+        assert out.shape == (h, w, 2) and out.error is None  # opened as UYVY
+        got = _quadrants(_pixels(source.texture))
+        assert np.abs(got - COLOURS).max() < TOLERANCE, f"arrived as {got.round()}"
+    finally:
+        out.close()
+        scene.release()
+        fbo.release()
+        tex.release()

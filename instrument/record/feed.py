@@ -1,10 +1,11 @@
 """Feeds: outputs that hand every frame to another program (NDI, a virtual camera, Syphon) on a
 thread of their own, so that a slow receiver, a network hiccup or a codec never holds the frame.
 
-The frame loop only starts the frame's read-back (readback.py) and puts the frame read one frame
-earlier on a queue of `depth` frames; a full queue drops its oldest frame, counted, so what is sent
+The frame loop only starts the frame's read-back (readback.py; a kind may first pack the picture in
+a pass of its own, `pack`: NDI's UYVY) and puts the frame read one frame earlier on a queue of
+`depth` frames; a full queue drops its oldest frame, counted, so what is sent
 is always the newest picture and the loop never waits. The sending thread opens the connection
-itself (at the first frame, at the frame's size; again when the size changes) and sends.
+itself (at the first frame, at the frame's size and layout; again when either changes) and sends.
 
 A feed that fails (the device vanished, the runtime threw) is reported once and stops reading
 frames back: the show plays on without it (DESIGN, principle 3).
@@ -16,6 +17,7 @@ picture the show names through `pick` (the dream before the tape, `Compositor.cl
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -33,7 +35,8 @@ Pick = Callable[[moderngl.Framebuffer], Picture | None]  # the output -> what to
 
 class Feed:
     """The frame loop's side and the sending thread; a kind of feed says how to `open`, `send`
-    and `shut` (each called on the sending thread only)."""
+    and `shut` (each called on the sending thread only), and may `pack` the picture on the GPU
+    (on the frame loop's side)."""
 
     kind = "feed"     # its name in reports
     components = 4    # RGBA (3: RGB)
@@ -44,8 +47,10 @@ class Feed:
         one frame after they were drawn)."""
         self.reporter, self.pick, self.depth, self.ring_depth = reporter, pick, max(1, depth), ring
         self.offered = self.sent = self.dropped = 0
+        self.send_cpu = 0.0  # CPU seconds the sending thread spent in `send` (bench: what a frame costs it)
         self.error: Exception | None = None  # the sending thread failed: the feed has stopped
         self.size: tuple[int, int] | None = None  # what the thread has open (sending-thread side)
+        self.shape: tuple[int, ...] | None = None  # the frames it has open: (h, w, components)
         self._told = False
         self._ring: ReadbackRing | None = None
         self._queue: deque[np.ndarray] = deque()
@@ -63,11 +68,13 @@ class Feed:
                 self.reporter.error(self.kind, f"stopped ({self.error}); the show plays on without it")
             return
         src = (self.pick(fbo) if self.pick is not None else None) or fbo
-        if self._ring is None or self._ring.size != src.size:  # a new size (a resized window)
-            if self._ring is not None:
-                self._ring.release()
-            self._ring = ReadbackRing(src.size, self.components, self.ring_depth)
-        frame = self._ring.read(src)
+        picture, components, flip = self.pack(src)
+        ring = self._ring
+        if ring is None or (ring.size, ring.components, ring.flip) != (src.size, components, flip):
+            if ring is not None:  # a new size (a resized window) or layout
+                ring.release()
+            self._ring = ring = ReadbackRing(src.size, components, self.ring_depth, flip=flip)
+        frame = ring.read(picture)
         if frame is None:
             return
         self.offered += 1
@@ -96,14 +103,16 @@ class Feed:
                         return
                     frame = self._queue.popleft()
                 frame = np.ascontiguousarray(frame)  # top row first, here rather than in the loop
-                size = (frame.shape[1], frame.shape[0])
-                if size != self.size:
+                if frame.shape != self.shape:
                     if self.size is not None:
                         self.shut()
-                    self.size = None
-                    self.open(size)
-                    self.size = size
+                    self.size = self.shape = None
+                    size = (frame.shape[1], frame.shape[0])
+                    self.open(size, frame.shape[2])
+                    self.size, self.shape = size, frame.shape
+                cpu = time.thread_time()
                 self.send(frame)
+                self.send_cpu += time.thread_time() - cpu
                 self.sent += 1
         except Exception as exc:  # the runtime or the device failed: reported by the loop, once
             self.error = exc.with_traceback(None)
@@ -113,10 +122,17 @@ class Feed:
                     self.shut()
                 except Exception:
                     pass
-                self.size = None
+                self.size = self.shape = None
 
-    def open(self, size: tuple[int, int]) -> None:
-        """Start sending frames of `size` (width, height)."""
+    def pack(self, picture: Picture) -> tuple[Picture, int, bool]:
+        """What is read back for `picture` (frame loop side): a picture whose bytes are the frame,
+        (h, w, components) at `picture`'s size, and whether its rows run bottom up as GL draws
+        them (flipped on the way out). By default the picture itself, `components` a pixel."""
+        return picture, self.components, True
+
+    def open(self, size: tuple[int, int], components: int) -> None:
+        """Start sending frames of `size` (width, height), `components` bytes a pixel (what `pack`
+        said: 4 RGBA, 3 RGB, 2 UYVY)."""
 
     def send(self, frame: np.ndarray) -> None:
         """Send one frame: (h, w, components) uint8, top row first, contiguous."""

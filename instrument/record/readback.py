@@ -4,7 +4,8 @@ pixels on (takes, NDI, a virtual camera).
 Frame n is read into one buffer and the buffer filled `depth`-1 frames earlier is mapped, so on a
 real GPU the copy is done by the time it is touched and the frame loop does not stall on it (on
 llvmpipe the read is a plain copy either way). Frames come back top row first, as a view: the
-thread that takes them makes them contiguous, not the frame loop.
+thread that takes them makes them contiguous, not the frame loop. A picture a pass drew top row
+first already (`flip` False: render/uyvy.py) comes back as it is, contiguous.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ RING = 3  # buffers: a frame is mapped two frames after it was read
 
 
 class ReadbackRing:
-    def __init__(self, size: tuple[int, int], components: int = 3, depth: int = RING) -> None:
-        """`size`: the frames' (width, height); `components`: 3 (RGB) or 4 (RGBA); `depth`: buffers
-        in the ring (2: a frame comes back one frame late)."""
-        self.size, self.components, self.depth = size, components, max(1, depth)
+    def __init__(self, size: tuple[int, int], components: int = 3, depth: int = RING, *,
+                 flip: bool = True) -> None:
+        """`size`: the frames' (width, height); `components`: bytes a pixel, 3 (RGB) or 4 (RGBA) read
+        from a framebuffer, or any from a texture whose bytes are the frame (2: UYVY packed in an
+        RGBA8 texture half as wide); `depth`: buffers in the ring (2: a frame comes back one frame
+        late); `flip`: the rows run bottom up, as GL draws them."""
+        self.size, self.components, self.depth, self.flip = size, components, max(1, depth), flip
         self._ring: list[moderngl.Buffer] = []
         self._pending: list[moderngl.Buffer] = []  # filled, not yet mapped, oldest first
 
     def read(self, src: moderngl.Framebuffer | moderngl.Texture) -> np.ndarray | None:
-        """Start reading `src` (a framebuffer, or an RGBA8 texture with `components` 4); the frame
+        """Start reading `src` (a framebuffer, or a texture of w * h * `components` bytes); the frame
         read `depth`-1 calls ago (h, w, components; None until the ring is full)."""
         if not self._ring:
             w, h = self.size
@@ -45,7 +49,9 @@ class ReadbackRing:
 
     def _take(self, buf: moderngl.Buffer) -> np.ndarray:
         w, h = self.size
-        return np.frombuffer(buf.read(), dtype=np.uint8).reshape(h, w, self.components)[::-1]
+        frame = np.empty((h, w, self.components), np.uint8)  # writable: NDI's runtime takes no read-only memory
+        buf.read_into(frame)
+        return frame[::-1] if self.flip else frame
 
     def release(self) -> None:
         self._pending.clear()

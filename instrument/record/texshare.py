@@ -63,7 +63,7 @@ class SyphonOutput(Feed):
         self._texture: Any = None
         super().__init__(reporter)
 
-    def open(self, size: tuple[int, int]) -> None:
+    def open(self, size: tuple[int, int], components: int) -> None:
         from syphon.utils.raw import create_mtl_texture
 
         if self._server is None:

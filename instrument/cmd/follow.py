@@ -16,6 +16,8 @@ import time
 from ..control import ControlQueue
 from ..control.follow import PORT, FollowClock, Follower, FollowError
 from ..control.oscroute import is_loopback, parse_hostport
+from ..patch import Patch
+from ..record.cuts import AFTER, last_clean_cut, survey
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.lead import Leader
@@ -56,6 +58,26 @@ def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int]
     log.info("leading on %s:%d: followers join with noclip play --follow %s:%d", *leader.address,
              *leader.address)
     return leader
+
+
+def catch_up(show: Show, follower: Follower, header: dict, patch: Patch, fps: float,
+             size: tuple[int, int]) -> int:
+    """A late joiner's start: the show so far surveyed for its clean cuts (record/cuts.py) from the
+    leader's history, then fast-forwarded (Show.skip: controls, nothing drawn) to the last one far
+    enough back; the frames from there are drawn as they come. Exact by construction (a cut drops
+    what the picture carries), and it draws seconds of the show instead of all of it. Returns the
+    frame drawing starts at (0: no cut, the whole show is drawn, as from the start)."""
+    newest = follower.newest
+    if newest <= AFTER:
+        return 0
+    t = time.perf_counter()
+    cuts = survey(patch, header["start"], fps, size, newest + 1, [follower.known], show.ctx)
+    cut = last_clean_cut(cuts, newest) or 0
+    for _ in range(cut):
+        show.skip()
+    log.info("following: the show is at frame %d; fast-forwarded to its cut at frame %d in %.2f s, "
+             "drawing %d frames to catch up", newest, cut, time.perf_counter() - t, newest - cut + 1)
+    return cut
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
@@ -124,6 +146,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
                 deck.record(True)
 
         follower.on_live = live
+        catch_up(show, follower, header, patch, fps, size)
         frames = round(args.seconds * fps) if args.seconds else None
         started = time.perf_counter()
         with sigint_quits(local):

@@ -341,6 +341,11 @@ class Follower:
         self.newest = max(self.newest, frame)
         return None
 
+    def known(self, frame: int) -> list[ControlEvent]:
+        """Frame `frame`'s events as far as they have come, left for the show to play (a late
+        joiner's survey reads the history ahead, cmd/follow.py)."""
+        return list(self._due.get(frame, ()))
+
     # -- the clock's questions -----------------------------------------------------------------
 
     @property

@@ -25,9 +25,13 @@ start AFTER + CHECK frames past a cut and asserts none is drawn again).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import moderngl
+
+from ..control import ControlEvent, ControlQueue
 from ..patch import Patch
 from ..show import Show
 
@@ -55,27 +59,30 @@ def clean_cuts(show: Show, frames: int, until: int | None = None) -> list[int]:
     return cuts
 
 
-def survey(patch: Patch, overrides: dict[str, Any], fps: float, size: tuple[int, int], frames: int, *,
-           performance: Any = None, audio: Any = None) -> list[int]:
-    """The clean cuts of the first `frames` frames of the show a performance (and a sound file, as
-    `render_offline` takes it) plays, fast-forwarded in a show of its own without a model (the cut
-    is the scene's; a generator would only cost its load)."""
+def survey(patch: Patch, overrides: dict[str, Any], fps: float, size: tuple[int, int], frames: int,
+           events: Sequence[Callable[[int], Iterable[ControlEvent]]],
+           ctx: moderngl.Context | None = None) -> list[int]:
+    """The clean cuts of the first `frames` frames of the show that `patch` (with `overrides`) plays
+    under `events` (each frame's, as a performance's, a sound file's features or a leader's history
+    give them: render.replayed), fast-forwarded in a show of its own without a model (the cut is the
+    scene's; a generator would only cost its load), in `ctx` (a show's own: a second context made
+    here would leave the caller's no longer current, and its frames black) or a headless one."""
     from ..clock import OfflineClock
-    from ..control import ControlQueue
     from ..render.gl import headless_context
-    from .render import replayed
     from .session import Scheduled, Session
 
-    ctx = headless_context()
+    own = ctx is None
+    ctx = headless_context() if ctx is None else ctx
     try:
         with Session() as session:
             clock, queue = OfflineClock(fps), ControlQueue()
-            sources = [Scheduled(events, clock, queue) for events in replayed(fps, performance, None, audio)]
+            sources = [Scheduled(each, clock, queue) for each in events]
             show = session.show(ctx, replace(patch, model="none"), size, clock=clock, queue=queue,
                                 overrides=overrides, sources=sources)
             return clean_cuts(show, frames)
     finally:
-        ctx.release()
+        if own:
+            ctx.release()
 
 
 def last_clean_cut(cuts: list[int], before: int) -> int | None:

@@ -51,7 +51,7 @@ import av
 
 from .cuts import AFTER, CHECK, last_clean_cut
 from .progress import Progress
-from .render import Job, stitch
+from .render import Job, replayed, stitch
 
 log = logging.getLogger("noclip")
 
@@ -339,8 +339,8 @@ def _cuts(perf: Any, job: Job, frames: int, track: Any) -> list[int]:
 
     t = time.perf_counter()
     try:
-        cuts = survey(perf.patch, perf.header["start"], job.fps, job.size, frames, performance=perf,
-                      audio=(lambda: track) if track is not None else None)
+        cuts = survey(perf.patch, perf.header["start"], job.fps, job.size, frames,
+                      replayed(job.fps, perf, None, (lambda: track) if track is not None else None))
     except Exception as exc:  # (a driver without EGL): the farm still works, by its checks alone
         log.warning("farm: cannot look for the show's cuts here (%s: %s); every chunk is pre-rolled",
                     type(exc).__name__, exc)

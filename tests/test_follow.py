@@ -60,7 +60,7 @@ def by_frame(path, first: int = 0) -> dict[int, np.ndarray]:
 def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path):
     (tmp_path / "small.toml").write_text(SMALL)
     osc, lead = free_udp_port(), free_tcp_port()
-    leader = play("--patch", "small.toml", "--fps", str(FPS), "--seconds", "10", "--osc", f"127.0.0.1:{osc}",
+    leader = play("--patch", "small.toml", "--fps", str(FPS), "--seconds", "12", "--osc", f"127.0.0.1:{osc}",
                   "--oscquery", "off", "--lead", str(lead), "--record", "leader.mkv", cwd=tmp_path)
     early = play("--follow", f"127.0.0.1:{lead}", "--record", "early.mkv", cwd=tmp_path)  # waits for it
     client, stop = SimpleUDPClient("127.0.0.1", osc), threading.Event()
@@ -73,13 +73,21 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
             client.send_message("/noclip/seed", i % 5)
             if i % 9 == 4:
                 client.send_message("/noclip/cmd/tracking/jump", 0.8)
-            if i in (5, 12):  # level changes: the late joiner fast-forwards to the second one's cut
-                client.send_message("/noclip/level", str(i % 2))
+            if i in (2, 7):  # level changes: the late joiner fast-forwards to the second one's cut
+                client.send_message("/noclip/level", str(1 - i % 2))
             i += 1
 
+    leader_perf = tmp_path / "leader.performance.jsonl"
+    deadline = time.monotonic() + 30
+    while not leader_perf.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the leader's show is made (on a loaded machine, seconds): the steering lands
     steering = threading.Thread(target=steer, daemon=True)
     steering.start()
-    time.sleep(3.5)
+    time.sleep(2.5)
+    deadline = time.monotonic() + 10  # its second level change played (the header names "level" once)
+    while leader_perf.read_text().count('"level"') < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.2)  # and its cut (midway through the lights' 1.6 s change)
     late = play("--follow", f"127.0.0.1:{lead}", "--record", "late.mkv", cwd=tmp_path)
     try:
         _, lead_err = leader.communicate(timeout=90)
@@ -96,7 +104,9 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
     osc_frames = [e["f"] for e in perf if e.get("src") == "osc"]
     for name, err in errs.items():
         assert early.returncode == 0 and late.returncode == 0, err
-        joined = int(re.search(r"caught up at frame (\d+)", err).group(1))
+        caught = re.search(r"caught up at frame (\d+)", err)
+        assert caught, (name, err)
+        joined = int(caught.group(1))
         theirs = by_frame(tmp_path / f"{name}.mkv", joined)
         common = sorted(set(theirs) & set(ours))
         assert common and common[0] == joined  # identical from its first frame on

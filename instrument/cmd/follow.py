@@ -18,7 +18,7 @@ from ..control.follow import PORT, FollowClock, Follower, FollowError
 from ..control.oscroute import is_loopback, parse_hostport
 from ..events import CMD_TARGET
 from ..patch import ChainPreset, ConfigError, Patch, chain_preset, load_patch
-from ..record.cuts import AFTER, last_clean_cut, survey
+from ..record.cuts import last_clean_cut, survey
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.lead import Leader
@@ -30,6 +30,7 @@ from ..show import Show
 from .play import sigint_quits
 
 log = logging.getLogger("noclip")
+SURVEY_FROM = 2.0  # s of show before a joiner looks for a cut to start from (the survey costs ~1 s)
 JOIN_WAIT = 30.0  # s a follower waits for its leader's hello (started first, it waits for the leader)
 
 
@@ -78,7 +79,7 @@ def catch_up(show: Show, follower: Follower, start: dict, patch: Patch, fps: flo
     what the picture carries), and it draws seconds of the show instead of all of it. Returns the
     frame drawing starts at (0: no cut, the whole show is drawn, as from the start)."""
     newest = follower.newest
-    if newest <= AFTER:
+    if newest < SURVEY_FROM * fps:  # drawing a second of show costs less than the survey's own show
         return 0
     t = time.perf_counter()
     cuts = survey(patch, start, fps, size, newest + 1, [follower.known], show.ctx)

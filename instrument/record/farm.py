@@ -16,12 +16,16 @@ carries across frames, and how fast it forgets:
   reveals it), so a slow walk keeps some cells for many seconds; the prompt's cross-fade; the
   frames in flight. None of these has a bound that can be computed ahead.
 
-So a chunk draws a pre-roll (`preroll` seconds) before its first kept frame, and exactness is
-checked, not hoped for: each chunk fingerprints the last frames of its pre-roll (its lead), the
-chunk before fingerprints its own last frames (its tail), the same frame numbers. Where they agree,
-the pre-roll reached the state the frames before it left, and the chunk is taken. Where they do not,
-that chunk is drawn again with twice the pre-roll, and at last from frame 0 (the `--range`
-mechanism, exact by construction), and its successor is checked again against what it now follows.
+A cut (a level change) drops all of the picture's state but the tape's one kept field, so where
+the show has a clean cut near a chunk boundary (record/cuts.py, found by fast-forwarding the whole
+show on the driver), the chunk starts just after it, its pre-roll drawn from the cut: exact by
+construction. Elsewhere a chunk draws a pre-roll (`preroll` seconds) before its first kept frame.
+Either way exactness is checked, not hoped for: each chunk fingerprints the last frames of its
+pre-roll (its lead), the chunk before fingerprints its own last frames (its tail), the same frame
+numbers. Where they agree, the pre-roll reached the state the frames before it left, and the chunk
+is taken. Where they do not, that chunk is drawn again with twice the pre-roll, and at last from
+frame 0 (the `--range` mechanism, exact by construction), and its successor is checked again
+against what it now follows.
 So the joined file is the single process's, frame for frame (what agreeing over the seam cannot
 prove, a difference hidden in the state that surfaces only later, docs/FARM.md measures), and the
 log says how many chunks needed a longer pre-roll.

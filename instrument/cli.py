@@ -175,6 +175,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", metavar="HOST:PORT",
                    help="play the show of the leader at HOST:PORT: its patch, events and frame clock, "
                         "at this machine's --size, window and monitor; it records when the leader does")
+    p.add_argument("--chain-from", metavar="PATCH",
+                   help="with --follow: this follower's own tape, the chain of PATCH and its values for the "
+                        "chain's parameters, kept through the leader's patch loads (the leader's events at "
+                        "them are counted, not applied)")
 
     r = sub.add_parser("render", help="render offline on a fixed-step clock to a video file")
     _common(r)

@@ -60,6 +60,26 @@ class Patch:
         return replace(self, params={**self.params, **values})
 
 
+@dataclass(frozen=True)
+class ChainPreset:
+    """A tape chain and the values of the parameters it declares, which a show keeps whatever patch
+    it loads (a follower's own tape, `noclip play --follow --chain-from P`: the leader plays the
+    show, each tile keeps its own look)."""
+
+    chain: str
+    values: dict[str, Any]  # every parameter the chain declares: the patch's value, else its default
+
+    def apply(self, patch: Patch) -> Patch:
+        """`patch` with this chain and these values in place of its own."""
+        return replace(patch, chain=self.chain, params={**patch.params, **self.values})
+
+
+def chain_preset(patch: Patch, registry: Registry = REGISTRY) -> ChainPreset:
+    """The chain `patch` plays and its values for that chain's parameters."""
+    spec = load_chain_spec(patch.chain, registry)
+    return ChainPreset(patch.chain, {p.name: patch.params.get(p.name, p.default) for p in spec.params})
+
+
 def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
     """dream_size became part of the format: a version-1 file without it dreamed at the scene's
     size, its `size` (or the default size when it named none)."""

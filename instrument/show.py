@@ -27,7 +27,7 @@ from .events import CMD_TARGET
 from .generate import Generator
 from .glance import Glance
 from .params import REGISTRY, FrameParams, ParamBank, ParamError
-from .patch import Patch
+from .patch import ChainPreset, Patch
 from .picture import Picture
 from .ports import ControlSource, EventSink, Feedback, FileSink, Output, Stats, is_socket
 from .render.compositor import Compositor
@@ -65,6 +65,7 @@ class Show(ShowCommands):
         self._settled = False
         self.running = True
         self.patch = patch
+        self.chain_preset: ChainPreset | None = None  # a tape kept across patch loads (a follower's own)
         self.bank = ParamBank(REGISTRY)
         for name, value in {**patch.params, **(overrides or {})}.items():
             self.bank.set(name, value, immediate=True)  # (before the picture: a bad one leaves nothing open)

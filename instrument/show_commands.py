@@ -13,7 +13,7 @@ from .control.modulators import Modulators, build
 from .control.oscroute import PATCH_NAME
 from .events import ControlEvent
 from .params import REGISTRY, ParamBank
-from .patch import ConfigError, Patch, load_patch
+from .patch import ChainPreset, ConfigError, Patch, load_patch
 from .picture import Picture
 from .ports import Output, is_deck
 from .report import Reporter
@@ -49,6 +49,7 @@ class ShowCommands:
     outputs: list[Output]
     modulators: Modulators
     patch: Patch
+    chain_preset: ChainPreset | None
     audio: dict[str, float]
     _on_patch: list[Callable[[Patch], None]]
     _wall: float
@@ -72,6 +73,8 @@ class ShowCommands:
         except (ConfigError, FileNotFoundError) as exc:
             self.reporter.error("patch", str(exc))
             return
+        if self.chain_preset is not None:  # this show's own tape, whatever the patch says (a follower's)
+            patch = self.chain_preset.apply(patch)
         if not self.picture.load(patch):
             return
         for spec in REGISTRY:

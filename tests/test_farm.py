@@ -3,10 +3,11 @@ builtin model (latents fed back, noise carried along the walk: state across fram
 local Ray cluster of 2 workers to the same decoded frames as in one process; and still does when
 the worker drawing a chunk is killed half-way (Ray draws the chunk again).
 
-One local cluster serves the module (Ray's start costs seconds). The chunks are 2.5 s at 8 fps:
-chunk 1 starts at frame 20 and its 2 s pre-roll (frames 4-19) spans the cut of a level change
-(frame 8), after which nothing from before carries, so its seam must agree and the chunk be taken
-as drawn; how many seams needed frame 0 is what the log says, not what the test fixes.
+One local cluster serves the module (Ray's start costs seconds). The chunks are about 1.7 s at 8 fps
+and the show has a level change in each: the farm finds the cuts by fast-forwarding the show
+(record/cuts.py) and starts chunks 1 and 2 three frames after them, their pre-roll drawn from the
+cut, after which nothing from before carries but the tape's field, so every seam must agree and no
+chunk be drawn again.
 """
 
 import hashlib
@@ -59,7 +60,8 @@ command = "seed/next"
 
 def write_midi(path: Path) -> None:
     """5 s at 120 BPM (480 ticks a beat, 960 a second): a level change at 0.1 s (its cut lands at
-    0.9 s, frame 8), the feedback up, two seed steps, the bleed down."""
+    0.9 s, frame 8) and one at 2.5 s (its cut at frame 26), the feedback up, two seed steps, the
+    bleed down."""
     mid = mido.MidiFile(ticks_per_beat=480)
     tr = mido.MidiTrack()
     mid.tracks.append(tr)
@@ -69,7 +71,8 @@ def write_midi(path: Path) -> None:
     tr.append(mido.Message("control_change", control=75, value=80, time=864))        # 1.0 s: feedback
     tr.append(mido.Message("note_on", note=60, velocity=100, time=960))              # 2.0 s
     tr.append(mido.Message("note_off", note=60, time=240))
-    tr.append(mido.Message("control_change", control=74, value=10, time=480))        # 2.75 s
+    tr.append(mido.Message("control_change", control=76, value=0, time=240))         # 2.5 s: level
+    tr.append(mido.Message("control_change", control=74, value=10, time=240))        # 2.75 s
     tr.append(mido.Message("note_on", note=60, velocity=100, time=480))              # 3.25 s
     tr.append(mido.Message("note_off", note=60, time=240))
     tr.append(mido.MetaMessage("end_of_track", time=1200))                           # 5.0 s
@@ -81,7 +84,7 @@ def hashes(path: Path) -> list[str]:
         return [hashlib.sha1(f.to_ndarray(format="rgb24").tobytes()).hexdigest() for f in c.decode(video=0)]
 
 
-FARM = ["--codec", "ffv1", "--farm", "local", "--workers", "2", "--chunk", "2.5", "--preroll", "2"]
+FARM = ["--codec", "ffv1", "--farm", "local", "--workers", "2", "--chunk", "1.7", "--preroll", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +118,10 @@ def test_farm_renders_what_one_process_renders(cluster, show, tmp_path, caplog):
         assert main(["render", str(perf), "-o", str(out), *FARM]) == 0
     assert hashes(out) == plain
     said = caplog.text
-    assert "2 chunks joined" in said
-    assert "0 drawn again with a longer pre-roll" in said  # chunk 1's pre-roll spans the cut: taken as drawn
+    assert "3 clean cuts in 39 frames" in said  # frames 0 (the first arrival), 8 and 26
+    assert "3 chunks" in said and "2 start at a cut" in said  # frames 11 and 29: each cut + 3
+    assert "3 chunks joined" in said
+    assert "0 drawn again with a longer pre-roll" in said  # exact by construction: no seam missed
     assert not out.with_name("farmed.mkv.farm").exists()  # the intermediates are gone once joined
 
 
@@ -178,6 +183,21 @@ def test_plan_cuts_chunks_with_their_preroll():
     assert [c.drawn for c in chunks] == [30, 40, 40, 20]
     ranged = plan(25, 60, 10.0, 2.0, 1.0)  # --range 2.5:6: the first chunk plays from frame 0
     assert ranged[0].start == 25 and ranged[0].preroll is None and ranged[0].drawn == 45
+
+
+def test_plan_starts_chunks_just_after_cuts_near_their_boundaries():
+    from instrument.record.farm import longer, plan
+
+    # cuts at 24 (chunk 1 starts at 27, near 30), 50 (chunk 2 at 53, near 57) and 98 (101: past the end)
+    chunks = plan(0, 100, 10.0, 3.0, 1.0, cuts=[0, 24, 50, 98])
+    assert [(c.start, c.end, c.preroll, c.seam, c.cut) for c in chunks] == [
+        (0, 27, None, 0, None), (27, 53, 3, 2, 24), (53, 83, 3, 2, 50), (83, 100, 10, 5, None)]
+    assert [c.tail for c in chunks] == [2, 2, 5, 0]  # each fingerprints its successor's seam
+    assert longer(chunks[1]).preroll == 6 and longer(chunks[1]).cut is None
+    far = plan(0, 100, 10.0, 3.0, 1.0, cuts=[5, 60])  # 8 and 63: further than half a chunk from 30, 60
+    assert [c.start for c in far] == [0, 30, 63, 93] and far[2].cut == 60
+    ranged = plan(40, 100, 10.0, 3.0, 1.0, cuts=[24])  # --range from 4 s: drawn from the cut, not frame 0
+    assert ranged[0].start == 40 and ranged[0].preroll == 16 and ranged[0].drawn == 46
 
 
 def test_stitch_lines_up_h264_parts_of_any_length(tmp_path):

@@ -60,7 +60,7 @@ def by_frame(path, first: int = 0) -> dict[int, np.ndarray]:
 def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path):
     (tmp_path / "small.toml").write_text(SMALL)
     osc, lead = free_udp_port(), free_tcp_port()
-    leader = play("--patch", "small.toml", "--fps", str(FPS), "--seconds", "10", "--osc", f"127.0.0.1:{osc}",
+    leader = play("--patch", "small.toml", "--fps", str(FPS), "--seconds", "12", "--osc", f"127.0.0.1:{osc}",
                   "--oscquery", "off", "--lead", str(lead), "--record", "leader.mkv", cwd=tmp_path)
     early = play("--follow", f"127.0.0.1:{lead}", "--record", "early.mkv", cwd=tmp_path)  # waits for it
     client, stop = SimpleUDPClient("127.0.0.1", osc), threading.Event()
@@ -73,11 +73,21 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
             client.send_message("/noclip/seed", i % 5)
             if i % 9 == 4:
                 client.send_message("/noclip/cmd/tracking/jump", 0.8)
+            if i in (2, 7):  # level changes: the late joiner fast-forwards to the second one's cut
+                client.send_message("/noclip/level", str(1 - i % 2))
             i += 1
 
+    leader_perf = tmp_path / "leader.performance.jsonl"
+    deadline = time.monotonic() + 30
+    while not leader_perf.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the leader's show is made (on a loaded machine, seconds): the steering lands
     steering = threading.Thread(target=steer, daemon=True)
     steering.start()
-    time.sleep(3.5)
+    time.sleep(2.5)
+    deadline = time.monotonic() + 10  # its second level change played (the header names "level" once)
+    while leader_perf.read_text().count('"level"') < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.2)  # and its cut (midway through the lights' 1.6 s change)
     late = play("--follow", f"127.0.0.1:{lead}", "--record", "late.mkv", cwd=tmp_path)
     try:
         _, lead_err = leader.communicate(timeout=90)
@@ -94,12 +104,17 @@ def test_followers_make_the_leaders_frames_and_a_late_joiner_catches_up(tmp_path
     osc_frames = [e["f"] for e in perf if e.get("src") == "osc"]
     for name, err in errs.items():
         assert early.returncode == 0 and late.returncode == 0, err
-        joined = int(re.search(r"caught up at frame (\d+)", err).group(1))
+        caught = re.search(r"caught up at frame (\d+)", err)
+        assert caught, (name, err)
+        joined = int(caught.group(1))
         theirs = by_frame(tmp_path / f"{name}.mkv", joined)
         common = sorted(set(theirs) & set(ours))
         assert common and common[0] == joined  # identical from its first frame on
         if name == "late":
-            assert joined >= 3 * FPS  # it joined late and replayed what it missed
+            assert joined >= 3 * FPS  # it joined late and caught up on what it missed
+            # ... drawing only from the last cut before it joined (nothing before it carries)
+            cut = re.search(r"fast-forwarded to its cut at frame (\d+)", err)
+            assert cut and FPS < int(cut.group(1)) < joined, err
         assert len(common) >= 2 * FPS, (name, joined, len(theirs))
         differ = [f for f in common if not np.array_equal(ours[f], theirs[f])]
         assert not differ, f"{name}: {len(differ)} of {len(common)} frames differ: {differ[:5]}"
@@ -229,3 +244,90 @@ def test_leading_beyond_this_machine_must_name_who_may_follow():
     assert r.returncode == 2 and "--lead 0.0.0.0:9100 listens beyond this machine" in r.stderr
     r = noclip("play", "--headless", "--osc", "off", "--lead", "9100", "--follow", "127.0.0.1:9101")
     assert r.returncode == 2 and "--lead and --follow" in r.stderr
+
+
+CLEAN = SMALL.replace('name = "small"', 'name = "clean"') + """
+[params]
+bleed = 0.0
+snow = 0.0
+luma_noise = 0.0
+chroma_noise = 0.0
+dropouts = 0.0
+osd = false
+"""
+
+
+def test_a_follower_keeps_its_own_tape_through_the_leaders_events_and_patch_loads(tmp_path):
+    """`--chain-from clean.toml`: the leader's show (its walk, fog, a patch load) on a clean tape. Its
+    frames are those of the leader's performance re-rendered with that tape (the leader's events at
+    the tape dropped, its patch load loading the clean patch), and not the leader's own."""
+    (tmp_path / "small.toml").write_text(SMALL)
+    (tmp_path / "clean.toml").write_text(CLEAN)
+    for name, text in (("small", SMALL), ("clean", CLEAN)):  # what OSC may load: a name (a file here wins)
+        (tmp_path / name).write_text(text)
+    osc, lead = free_udp_port(), free_tcp_port()
+    leader = play("--patch", "small.toml", "--fps", str(FPS), "--seconds", "5", "--osc", f"127.0.0.1:{osc}",
+                  "--oscquery", "off", "--lead", str(lead), "--record", "leader.mkv", cwd=tmp_path)
+    tile = play("--follow", f"127.0.0.1:{lead}", "--chain-from", "clean.toml", "--record", "tile.mkv",
+                cwd=tmp_path)
+    client, stop = SimpleUDPClient("127.0.0.1", osc), threading.Event()
+
+    def steer():
+        i = 0
+        while not stop.wait(0.2):
+            client.send_message("/noclip/speed", 0.5 + 0.4 * (i % 5))
+            client.send_message("/noclip/fog", 0.1 * (i % 6))
+            client.send_message("/noclip/bleed", 0.2 * (i % 4))  # the tape's: not this tile's
+            if i % 5 == 2:
+                client.send_message("/noclip/cmd/tracking/jump", 0.8)
+            if i == 8:
+                client.send_message("/noclip/cmd/patch/load", "small")  # the leader's tape again
+            i += 1
+
+    said: list[str] = []
+    reading = threading.Thread(target=lambda: said.extend(tile.stderr), daemon=True)
+    reading.start()
+    deadline = time.monotonic() + 30
+    while not any("caught up" in x for x in said) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the tile plays the show: the patch load lands while it is live
+    steering = threading.Thread(target=steer, daemon=True)
+    steering.start()
+    try:
+        _, lead_err = leader.communicate(timeout=60)
+    finally:
+        stop.set()
+        time.sleep(0.3)
+        tile.send_signal(signal.SIGINT)
+    tile.wait(timeout=60)
+    reading.join(10)
+    err = "".join(said)
+    assert leader.returncode == 0 and tile.returncode == 0, lead_err + err
+    own = re.search(r"(\d+) own chain", err)
+    assert own and int(own.group(1)) >= 15, err  # bleed and jolts, counted and not applied
+
+    # the leader's show on the clean tape: the performance with the tape's events taken out
+    lines = (tmp_path / "leader.performance.jsonl").read_text().splitlines()
+    header, rows = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+    clean = {"bleed": 0.0, "snow": 0.0, "luma_noise": 0.0, "chroma_noise": 0.0, "dropouts": 0.0, "osd": False}
+    header["patch"]["params"], header["start"] = clean, {**header["start"], **clean}
+    assert any(r.get("t") == "cmd/patch/load" for r in rows), lead_err
+    kept = [{**r, "v": ["clean"]} if r.get("t") == "cmd/patch/load" else r for r in rows
+            if r.get("t") not in ("bleed", "cmd/tracking/jump")]
+    (tmp_path / "clean.performance.jsonl").write_text("\n".join(json.dumps(x) for x in [header, *kept]) + "\n")
+    for name in ("clean", "leader"):
+        r = subprocess.run([sys.executable, "-m", "instrument.cli", "render", f"{name}.performance.jsonl",
+                            "-o", f"{name}-again.mkv", "--codec", "ffv1"], cwd=tmp_path, capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+    joined = int(re.search(r"caught up at frame (\d+)", err).group(1))
+    theirs, ours = by_frame(tmp_path / "tile.mkv", joined), by_frame(tmp_path / "leader.mkv")
+    wanted, again = by_frame(tmp_path / "clean-again.mkv"), by_frame(tmp_path / "leader-again.mkv")
+    common = sorted(set(theirs) & set(wanted) & set(ours))
+    assert len(common) >= 2 * FPS
+    # (a live show and its re-render differ on a few frames after a patch load, the leader's own
+    # included: seen at frames 31-32 after a load at 24. Those frames are left out here.)
+    exact = [f for f in common if np.array_equal(ours[f], again[f])]
+    assert len(exact) >= 0.8 * len(common), (len(exact), len(common))
+    differ = [f for f in exact if not np.array_equal(theirs[f], wanted[f])]
+    assert not differ, f"{len(differ)} of {len(exact)} differ from the clean re-render: {differ[:5]}; {err}"
+    assert all(not np.array_equal(theirs[f], ours[f]) for f in common)  # the leader's tape is not this one

@@ -16,16 +16,21 @@ import time
 from ..control import ControlQueue
 from ..control.follow import PORT, FollowClock, Follower, FollowError
 from ..control.oscroute import is_loopback, parse_hostport
+from ..events import CMD_TARGET
+from ..patch import ChainPreset, ConfigError, Patch, chain_preset, load_patch
+from ..record.cuts import last_clean_cut, survey
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
 from ..record.lead import Leader
 from ..record.performance import PerformanceWriter, check_header, header_patch, make_header
 from ..record.session import Session
+from ..render.chain import load_chain_spec
 from ..report import Reporter
 from ..show import Show
 from .play import sigint_quits
 
 log = logging.getLogger("noclip")
+SURVEY_FROM = 2.0  # s of show before a joiner looks for a cut to start from (the survey costs ~1 s)
 JOIN_WAIT = 30.0  # s a follower waits for its leader's hello (started first, it waits for the leader)
 
 
@@ -58,6 +63,34 @@ def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int]
     return leader
 
 
+def own_targets(leader: Patch, preset: ChainPreset) -> frozenset[str]:
+    """What a follower with a tape of its own keeps from its leader: the parameters of both chains
+    (the leader's tape is not played here) and the tape's tracking jolt (a command that moves only
+    the chain's `tracking_jump`)."""
+    names = {p.name for p in load_chain_spec(leader.chain).params} | set(preset.values)
+    return frozenset(names | {CMD_TARGET + "tracking/jump"})
+
+
+def catch_up(show: Show, follower: Follower, start: dict, patch: Patch, fps: float,
+             size: tuple[int, int]) -> int:
+    """A late joiner's start: the show so far surveyed for its clean cuts (record/cuts.py) from the
+    leader's history, then fast-forwarded (Show.skip: controls, nothing drawn) to the last one far
+    enough back; the frames from there are drawn as they come. Exact by construction (a cut drops
+    what the picture carries), and it draws seconds of the show instead of all of it. Returns the
+    frame drawing starts at (0: no cut, the whole show is drawn, as from the start)."""
+    newest = follower.newest
+    if newest < SURVEY_FROM * fps:  # drawing a second of show costs less than the survey's own show
+        return 0
+    t = time.perf_counter()
+    cuts = survey(patch, start, fps, size, newest + 1, [follower.known], show.ctx)
+    cut = last_clean_cut(cuts, newest) or 0
+    for _ in range(cut):
+        show.skip()
+    log.info("following: the show is at frame %d; fast-forwarded to its cut at frame %d in %.2f s, "
+             "drawing %d frames to catch up", newest, cut, time.perf_counter() - t, newest - cut + 1)
+    return cut
+
+
 def cmd_follow(args: argparse.Namespace) -> int:
     """Play the show of the leader at `--follow`, from its first frame, until --seconds after
     catching up, Ctrl-C or the window's quit (the leader's quit is its own)."""
@@ -69,6 +102,13 @@ def cmd_follow(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"noclip: --follow {args.follow}: HOST:PORT, e.g. 192.168.1.10:{PORT}", file=sys.stderr)
         return 2
+    preset = None
+    if args.chain_from:
+        try:
+            preset = chain_preset(load_patch(args.chain_from))
+        except (ConfigError, FileNotFoundError) as exc:
+            print(f"noclip: --chain-from: {exc}", file=sys.stderr)
+            return 2
     queue, local, reporter = ControlQueue(), ControlQueue(), Reporter()
     follower = Follower(host, port, queue, reporter, local=local, remote=not is_loopback(host))
     try:
@@ -78,6 +118,12 @@ def cmd_follow(args: argparse.Namespace) -> int:
         follower.close()
         print(f"noclip: --follow: {exc}", file=sys.stderr)
         return 2
+    start = header["start"]
+    if preset is not None:
+        follower.own = own_targets(patch, preset)
+        patch, start = preset.apply(patch), {**start, **preset.values}
+        log.info("following with a tape of its own: %s (%d parameters, the leader's events at them "
+                 "not applied)", preset.chain, len(preset.values))
     fps = float(header["fps"])
     if args.fps and args.fps != fps:
         log.warning("--fps %g ignored: a follower plays at its leader's %g fps", args.fps, fps)
@@ -103,7 +149,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
         deck = RecordDeck(size, fps, reporter, first=record, base=args.record, folder=args.takes,
                           codec=args.codec, quality=args.record_quality, performance=perf_path)
         show = opened.show(ctx, patch, size, clock=FollowClock(fps, follower), queue=queue,
-                           reporter=reporter, sources=[follower], overrides=header["start"])
+                           reporter=reporter, sources=[follower], overrides=start)
+        show.chain_preset = preset  # kept across the leader's patch loads
         if args.log:
             opened.sink(show, lambda: EventLog(args.log), args.log)
         if perf_path is not None:
@@ -124,6 +171,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
                 deck.record(True)
 
         follower.on_live = live
+        catch_up(show, follower, start, patch, fps, size)
         frames = round(args.seconds * fps) if args.seconds else None
         started = time.perf_counter()
         with sigint_quits(local):

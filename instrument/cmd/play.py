@@ -118,6 +118,8 @@ def _exposure(args: argparse.Namespace) -> str | None:
     lead = getattr(args, "lead", None)
     if lead and getattr(args, "follow", None):
         return "--lead and --follow: a follower plays its leader's show, it does not lead one"
+    if getattr(args, "chain_from", None) and not getattr(args, "follow", None):
+        return "--chain-from is a follower's own tape (with --follow); a show of its own plays its patch's"
     try:
         from .follow import lead_address
 

@@ -104,6 +104,9 @@ class Follower:
                  local: ControlQueue | None = None, remote: bool = False) -> None:
         self.host, self.port, self.queue, self.reporter = host, port, queue, reporter
         self.local = local
+        # targets this follower keeps for itself (its own chain's parameters, cmd/follow.py): the
+        # leader's events at them are counted and dropped
+        self.own: frozenset[str] = frozenset()
         self.remote = remote  # the leader is beyond this machine: its patch/loads name patches only
         self.stats: Counter[str] = Counter()
         self.header: dict[str, Any] | None = None
@@ -211,6 +214,14 @@ class Follower:
         self._keys()
         for event in self._due.pop(self.frame, ()):
             self._pending -= 1
+            self._put(event)
+
+    def _put(self, event: ControlEvent) -> None:
+        """An event of the leader's onto the show's queue, unless it is aimed at this follower's own
+        tape (`own`: counted, not applied)."""
+        if event.target in self.own:
+            self.stats["own chain"] += 1
+        else:
             self.queue.put(event)
 
     def receive(self) -> None:
@@ -329,7 +340,7 @@ class Follower:
                 self.reporter.problem("follow late", "late", f"{len(events)} events came after their "
                                       "frame was played: applied now, frames may differ from the leader's")
             for e in events:
-                self.queue.put(e)
+                self._put(e)
         elif events:
             if self._pending + len(events) > MAX_PENDING:
                 self.stats["overflow"] += len(events)
@@ -340,6 +351,11 @@ class Follower:
                 self._pending += len(events)
         self.newest = max(self.newest, frame)
         return None
+
+    def known(self, frame: int) -> list[ControlEvent]:
+        """Frame `frame`'s events as far as they have come, left for the show to play (a late
+        joiner's survey reads the history ahead, cmd/follow.py)."""
+        return [e for e in self._due.get(frame, ()) if e.target not in self.own]
 
     # -- the clock's questions -----------------------------------------------------------------
 

@@ -16,12 +16,16 @@ carries across frames, and how fast it forgets:
   reveals it), so a slow walk keeps some cells for many seconds; the prompt's cross-fade; the
   frames in flight. None of these has a bound that can be computed ahead.
 
-So a chunk draws a pre-roll (`preroll` seconds) before its first kept frame, and exactness is
-checked, not hoped for: each chunk fingerprints the last frames of its pre-roll (its lead), the
-chunk before fingerprints its own last frames (its tail), the same frame numbers. Where they agree,
-the pre-roll reached the state the frames before it left, and the chunk is taken. Where they do not,
-that chunk is drawn again with twice the pre-roll, and at last from frame 0 (the `--range`
-mechanism, exact by construction), and its successor is checked again against what it now follows.
+A cut (a level change) drops all of the picture's state but the tape's one kept field, so where
+the show has a clean cut near a chunk boundary (record/cuts.py, found by fast-forwarding the whole
+show on the driver), the chunk starts just after it, its pre-roll drawn from the cut: exact by
+construction. Elsewhere a chunk draws a pre-roll (`preroll` seconds) before its first kept frame.
+Either way exactness is checked, not hoped for: each chunk fingerprints the last frames of its
+pre-roll (its lead), the chunk before fingerprints its own last frames (its tail), the same frame
+numbers. Where they agree, the pre-roll reached the state the frames before it left, and the chunk
+is taken. Where they do not, that chunk is drawn again with twice the pre-roll, and at last from
+frame 0 (the `--range` mechanism, exact by construction), and its successor is checked again
+against what it now follows.
 So the joined file is the single process's, frame for frame (what agreeing over the seam cannot
 prove, a difference hidden in the state that surfaces only later, docs/FARM.md measures), and the
 log says how many chunks needed a longer pre-roll.
@@ -41,14 +45,17 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import av
 
+from .cuts import AFTER, CHECK, last_clean_cut
 from .progress import Progress
-from .render import Job, stitch
+from .render import Job, replayed, stitch
 
 log = logging.getLogger("noclip")
 
@@ -65,13 +72,16 @@ class FarmError(RuntimeError):
 @dataclass(frozen=True)
 class Chunk:
     """Frames [start, end) kept, drawn after `preroll` frames of pre-roll (None: all from frame 0,
-    exact by construction), its lead fingerprinted over the last `seam` of them."""
+    exact by construction), its lead fingerprinted over the last `seam` of them; `cut`: the scene
+    cut where its pre-roll starts (record/cuts.py: exact by construction from AFTER frames on)."""
 
     index: int
     start: int
     end: int
     preroll: int | None
     seam: int
+    cut: int | None = None  # the cut its pre-roll starts at (exact by construction), if one does
+    tail: int = 0  # its last frames fingerprinted: the next chunk's seam
 
     @property
     def drawn(self) -> int:
@@ -105,15 +115,29 @@ class Done:
     tail: dict[int, str]
 
 
-def plan(first: int, frames: int, fps: float, chunk: float, preroll: float) -> list[Chunk]:
-    """Frames [first, frames) cut into chunks of `chunk` seconds, each after `preroll` seconds of
-    pre-roll and seamed over the last half of it. The first chunk has nothing before it to be
-    checked against: it is drawn from frame 0 (no pre-roll at all when it starts there)."""
+def plan(first: int, frames: int, fps: float, chunk: float, preroll: float,
+         cuts: Sequence[int] = ()) -> list[Chunk]:
+    """Frames [first, frames) cut into chunks of about `chunk` seconds. Where one of the show's
+    clean `cuts` (record/cuts.py) lies within half a chunk of a boundary, the chunk starts just
+    after it: its pre-roll draws from the cut (everything the picture carries starts afresh there),
+    AFTER frames for the tape's field and CHECK more fingerprinted: exact by construction, and still
+    checked. Elsewhere a chunk draws `preroll` seconds of pre-roll, seamed over the last half of it.
+    The first chunk has nothing before it to be checked against: it is drawn from the last cut far
+    enough before it, or from frame 0 (no pre-roll at all when it starts there)."""
     size = max(1, round(chunk * fps))
     pre = max(1, round(preroll * fps))
     seam = max(1, pre // 2)
-    return [Chunk(index, start, min(frames, start + size), None if index == 0 else pre, seam)
-            for index, start in enumerate(range(first, frames, size))]
+    known = last_clean_cut(list(cuts), first) if first else None
+    chunks = [Chunk(0, first, 0, None if known is None else first - known, 0, known)]
+    while (nominal := chunks[-1].start + size) < frames:
+        after = [c + AFTER + CHECK for c in cuts]
+        near = [s for s in after if chunks[-1].start < s < frames and abs(s - nominal) <= size // 2]
+        start = min(near, key=lambda s: (abs(s - nominal), s)) if near else nominal
+        at_cut = start - AFTER - CHECK if near else None
+        chunks.append(Chunk(len(chunks), start, 0, pre if at_cut is None else AFTER + CHECK,
+                            seam if at_cut is None else CHECK, at_cut))
+    return [replace(c, end=nxt.start, tail=nxt.seam) for c, nxt in pairwise(chunks)] + \
+        [replace(chunks[-1], end=frames)]
 
 
 def ray_module() -> Any:
@@ -175,7 +199,7 @@ def render_chunk(order: Order, chunk: Chunk, tally: Any = None) -> Done:
     def look(frame: int, fbo: Any) -> None:
         if chunk.start - chunk.seam <= frame < chunk.start:
             lead[frame] = hashlib.blake2b(fbo.read(components=3)).hexdigest()
-        elif frame >= chunk.end - chunk.seam:  # the next chunk's lead: the same frames
+        elif frame >= chunk.end - chunk.tail:  # the next chunk's lead: the same frames
             tail[frame] = hashlib.blake2b(fbo.read(components=3)).hexdigest()
 
     job = Job(part, chunk.end / order.fps, order.fps, order.size, start=chunk.start / order.fps,
@@ -230,7 +254,7 @@ def longer(chunk: Chunk) -> Chunk:
     a little more than the pre-roll given."""
     assert chunk.preroll is not None  # (a chunk drawn from frame 0 never misses)
     twice = 2 * chunk.preroll
-    return replace(chunk, preroll=None if twice >= chunk.start else twice)
+    return replace(chunk, preroll=None if twice >= chunk.start else twice, cut=None)
 
 
 def seams(done: dict[int, Done]) -> list[int]:
@@ -256,18 +280,20 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
 
     ray = ray_module()
     frames, first = round(job.seconds * job.fps), round(job.start * job.fps)
-    chunks = plan(first, frames, job.fps, chunk, preroll)
     folder = folder or job.output.with_name(f"{job.output.name}.farm")
+    try:
+        track = FileSoundtrack(sound) if sound else None
+    except (ValueError, OSError, av.FFmpegError) as exc:
+        log.error("farm: %s: not a sound file that can be decoded (%s)", sound, exc)
+        return 1
+    cuts = _cuts(perf, job, frames, track)
+    chunks = plan(first, frames, job.fps, chunk, preroll, cuts)
     started = connect(address, workers)
     try:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FarmError(f"--farm-dir {folder}: {exc.strerror or exc}") from None
-        try:
-            track = FileSoundtrack(sound) if sound else None
-        except (ValueError, OSError, av.FFmpegError) as exc:
-            raise FarmError(f"{sound}: not a sound file that can be decoded ({exc})") from None
         order = Order(Path(perf.path).read_text(encoding="utf-8"), job.output.name, model, job.fps,
                       job.size, job.codec, str(folder.resolve()), job.allow_missing,
                       str(Path(sound).resolve()) if sound else None)
@@ -276,9 +302,10 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
         task = ray.remote(render_chunk).options(num_cpus=1, num_gpus=gpus, max_retries=RETRIES,
                                                 retry_exceptions=False)
         tally = ray.remote(Tally).options(num_cpus=0).remote()
-        log.info("farm: %d frames in %d chunks of %.1f s (pre-roll %.1f s) on %s, %d at a time%s",
-                 frames - first, len(chunks), chunk, preroll, address, workers,
-                 ", a GPU each" if gpus else "")
+        log.info("farm: %d frames in %d chunks of about %.1f s on %s, %d at a time%s; %d start at a cut "
+                 "(exact by construction), the others pre-roll %.1f s", frames - first, len(chunks), chunk,
+                 address, workers, ", a GPU each" if gpus else "", sum(c.cut is not None for c in chunks[1:]),
+                 preroll)
         ref = ray.put(order)
         bar = Progress(sum(c.drawn for c in chunks), desc="farm")
         try:
@@ -306,6 +333,25 @@ def render_farm(perf: Any, model: str | None, job: Job, *, address: str, workers
              len(done), job.output, written, redrawn)
     shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def _cuts(perf: Any, job: Job, frames: int, track: Any) -> list[int]:
+    """The show's clean cuts (record/cuts.py), found by fast-forwarding it here on the driver (about
+    0.24 ms a frame); none where this machine cannot (no GL: every chunk is then pre-rolled and
+    checked, as it would be anyway)."""
+    from .cuts import survey
+
+    t = time.perf_counter()
+    try:
+        cuts = survey(perf.patch, perf.header["start"], job.fps, job.size, frames,
+                      replayed(job.fps, perf, None, (lambda: track) if track is not None else None))
+    except Exception as exc:  # (a driver without EGL): the farm still works, by its checks alone
+        log.warning("farm: cannot look for the show's cuts here (%s: %s); every chunk is pre-rolled",
+                    type(exc).__name__, exc)
+        return []
+    log.info("farm: %d clean cuts in %d frames (fast-forwarded in %.1f s)", len(cuts), frames,
+             time.perf_counter() - t)
+    return cuts
 
 
 def _run(ray: Any, task: Any, ref: Any, tally: Any, chunks: list[Chunk], workers: int,

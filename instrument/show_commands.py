@@ -78,7 +78,8 @@ class ShowCommands:
         if not self.picture.load(patch):
             return
         for spec in REGISTRY:
-            self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
+            if spec.name != "recording":  # the deck's state, not the patch's: a take runs on through a load
+                self.bank.set(spec.name, patch.params.get(spec.name, spec.default))
         self.modulators = self._modulators(patch)
         self.patch = patch
         log.info("patch %s loaded", patch.name)

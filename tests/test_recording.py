@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, free_udp_port, noclip
 from pythonosc.udp_client import SimpleUDPClient
 
-from instrument.clock import RealtimeClock
+from instrument.clock import OfflineClock, RealtimeClock
 from instrument.patch import load_patch
 from instrument.record.audio import RATE, FileSoundtrack, LiveSoundtrack
 from instrument.record.deck import RecordDeck
@@ -233,3 +233,21 @@ def test_a_live_headless_take_with_sound(tmp_path):
     h264_with_aac(out, 60)
     assert abs(float(ffprobe(out)["format"]["duration"]) - 2.0) < 0.15
     assert out.with_suffix(".performance.jsonl").is_file()
+
+
+def test_a_take_runs_on_through_a_patch_load(ctx, tmp_path):
+    """REC is the deck's state, not a patch value: loading a patch mid-take neither stops the take
+    nor turns the tape's REC to PLAY (a follower catching up later would never have started it)."""
+    from instrument.events import ControlEvent
+
+    deck = RecordDeck(SIZE, 30, Reporter(), first=tmp_path / "take.mkv", codec="ffv1")
+    show = Show(ctx, load_patch("testcard"), SIZE, clock=OfflineClock(30), outputs=[deck])
+    try:
+        show.queue.put(ControlEvent("test", "cmd/record/start"))
+        show.run(frames=3)
+        show.queue.put(ControlEvent("test", "cmd/patch/load", "clean_broadcast"))
+        show.run(frames=3)
+        assert show.patch.name == "clean_broadcast"
+        assert show.fp["recording"] is True and deck.recording
+    finally:
+        show.close()

@@ -19,7 +19,7 @@ from conftest import free_udp_port, noclip
 from pythonosc.udp_client import SimpleUDPClient
 
 from instrument.control import ControlEvent
-from instrument.control.follow import hello, line
+from instrument.control.followwire import hello, line
 from instrument.patch import load_patch
 from instrument.record.lead import SLOW_BYTES, Leader
 from instrument.record.performance import make_header

@@ -14,7 +14,8 @@ import sys
 import time
 
 from ..control import ControlQueue
-from ..control.follow import PORT, FollowClock, Follower, FollowError
+from ..control.follow import FollowClock, Follower
+from ..control.followwire import PORT, FollowError
 from ..control.oscroute import is_loopback, parse_hostport
 from ..events import CMD_TARGET
 from ..patch import ChainPreset, ConfigError, Patch, chain_preset, load_patch

@@ -7,21 +7,11 @@ Why the history and not a snapshot of the state: a frame depends on every frame 
 camera's walk integrates the speed, parameters are smoothed, the beat clock runs, the tape keeps
 the other field of the last frame), so the only exact state is the show replayed from its first
 frame, the mechanism `noclip render --range` uses for its pre-roll. A follower that joins late
-replays the events so far as fast as it can, its outputs not yet given those frames, and joins the
-leader's clock once it has caught up (`on_live`).
+fast-forwards to the last clean cut in the history (record/cuts.py: a cut drops what the frames carry)
+and draws from there, its outputs not yet given those frames, and joins the leader's clock once it
+has caught up (`on_live`).
 
-The stream, one JSON object a line, each at most MAX_LINE bytes:
-
-    {"kind": "noclip follow", "version": 1, "frame": P, "header": {...}}
-        first: the performance header (record/performance.py: the patch, every parameter's start
-        value, fps) and P, the newest frame the leader has played (-1: none yet)
-    {"f": n, "ev": [[source, target, value], ...], "w": seconds}
-        frame n's applied events: first the past frames that had any and frame P's line, then
-        every frame as the leader plays it, events or not (the follower's clock). Frames come in
-        order. "w" is the leader's time.time() when it sent the frame (the lag measure; meaningful
-        on one machine, or between machines whose clocks are synchronised)
-    {"refused": "why"}
-        the leader will not serve this follower
+The stream's lines are described in control/followwire.py.
 
 Nothing on the stream can stop the show (DESIGN, principle 3). A line that is not one of these is
 dropped and counted ("malformed"), one longer than MAX_LINE is skipped to its end ("oversize"),
@@ -34,7 +24,6 @@ reconnects every RETRY seconds; the same show's history then brings what it miss
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import select
 import socket
@@ -47,52 +36,15 @@ from ..clock import RealtimeClock, Tick
 from ..events import ControlEvent, ControlQueue
 from ..files import strict_json
 from ..report import Reporter
+from .followwire import KIND, MAX_LINE, MAX_PENDING, VERSION, FollowError, frame_number, wire_events
 
 log = logging.getLogger("noclip")
 
-KIND = "noclip follow"
-VERSION = 1
-PORT = 9100  # the leader's default port
-MAX_LINE = 1 << 20  # bytes: a frame's events are a few hundred; a header a few kB
-MAX_FRAME = 2**31 - 1  # as a performance file's
-MAX_PENDING = 1_000_000  # events held for frames not yet played (a long show's history fits)
 READ = 1 << 20  # bytes read per poll at most: parsing stays bounded per frame
 STALL = 0.5  # s without a frame from the leader: play on by our own clock
 RETRY = 1.0  # s between reconnection attempts
 SLICE = 0.0005  # s: how often the clock looks for the leader's next frame while it waits
 LOCAL = ("quit",)  # what the follower's own keys may still do: the leader plays the show
-
-
-class FollowError(RuntimeError):
-    """No show to follow: the leader cannot be reached, refused, or said something else first."""
-
-
-def hello(header: dict[str, Any], frame: int) -> bytes:
-    """The leader's first line to a follower."""
-    return line({"kind": KIND, "version": VERSION, "frame": frame, "header": header})
-
-
-def line(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, separators=(",", ":")) + "\n").encode()
-
-
-def _frame(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FRAME:
-        raise ValueError(f"a frame number is 0..{MAX_FRAME}, not {value!r}")
-    return value
-
-
-def _events(value: Any, remote: bool) -> list[ControlEvent]:
-    """A frame's [[source, target, value], ...] as events (lists as tuples, as a performance's)."""
-    if not isinstance(value, list):
-        raise ValueError("ev is a list")
-    out = []
-    for e in value:
-        if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str)):
-            raise ValueError("an event is [source, target, value]")
-        v = tuple(e[2]) if isinstance(e[2], list) else e[2]
-        out.append(ControlEvent(e[0], e[1], v, remote=remote))
-    return out
 
 
 class Follower:
@@ -296,8 +248,8 @@ class Follower:
                 raise ValueError("a line is a table")
             if not self._greeted:
                 return self._hello(row)
-            frame = _frame(row["f"])
-            events = _events(row.get("ev", []), self.remote)
+            frame = frame_number(row["f"])
+            events = wire_events(row.get("ev", []), self.remote)
             w = row.get("w")
             if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float))):
                 raise ValueError("w is a number")
@@ -314,7 +266,7 @@ class Follower:
         if row.get("kind") != KIND or row.get("version") != VERSION or not isinstance(row.get("header"), dict):
             return self._drop(f"not a {KIND} stream of version {VERSION}")
         frame = row.get("frame", -1)
-        frame = -1 if frame == -1 and not isinstance(frame, bool) else _frame(frame)
+        frame = -1 if frame == -1 and not isinstance(frame, bool) else frame_number(frame)
         if self.header is not None and row["header"] != self.header:
             self.reporter.error("follow", f"{self.host}:{self.port} plays another show now; "
                                 "start this follower again to follow it")
@@ -418,4 +370,4 @@ class FollowClock(RealtimeClock):
         return Tick(nxt, nxt * self.period, self.period)
 
 
-__all__ = ["KIND", "PORT", "VERSION", "FollowClock", "FollowError", "Follower", "hello", "line"]
+__all__ = ["FollowClock", "FollowError", "Follower"]

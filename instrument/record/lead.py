@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..control import ControlEvent
-from ..control.follow import hello, line
+from ..control.followwire import hello, line
 from ..control.oscroute import ip_of
 from ..params import FrameParams
 from ..report import Reporter

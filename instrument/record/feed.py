@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ Picture = moderngl.Framebuffer | moderngl.Texture
 Pick = Callable[[moderngl.Framebuffer], Picture | None]  # the output -> what to send (None: the output)
 
 
-class Feed:
+class Feed(ABC):
     """The frame loop's side and the sending thread; a kind of feed says how to `open`, `send`
     and `shut` (each called on the sending thread only), and may `pack` the picture on the GPU
     (on the frame loop's side)."""
@@ -130,15 +131,15 @@ class Feed:
         them (flipped on the way out). By default the picture itself, `components` a pixel."""
         return picture, self.components, True
 
-    def open(self, size: tuple[int, int], components: int) -> None:
+    def open(self, size: tuple[int, int], components: int) -> None:  # noqa: B027 (a hook: may be empty)
         """Start sending frames of `size` (width, height), `components` bytes a pixel (what `pack`
         said: 4 RGBA, 3 RGB, 2 UYVY)."""
 
+    @abstractmethod
     def send(self, frame: np.ndarray) -> None:
         """Send one frame: (h, w, components) uint8, top row first, contiguous."""
-        raise NotImplementedError
 
-    def shut(self) -> None:
+    def shut(self) -> None:  # noqa: B027 (a hook: may be empty)
         """Stop sending (the connection or device closed)."""
 
     def close(self) -> None:

@@ -36,6 +36,9 @@ class VirtualCamera(Feed):
         return self.cams.Camera(size[0], size[1], self.fps, fmt=self.cams.PixelFormat.RGB, device=self.device)
 
     def open(self, size: tuple[int, int], components: int) -> None:
+        """The camera of `size`: the one open when it has that size (a camera stays open across
+        the feed's `shut`, so a size change reopens it here, once the new size is known; `close`
+        closes it)."""
         camera = self._camera
         if camera is None or (camera.width, camera.height) != size:
             if camera is not None:
@@ -45,9 +48,6 @@ class VirtualCamera(Feed):
 
     def send(self, frame: np.ndarray) -> None:
         self._camera.send(frame)
-
-    def shut(self) -> None:
-        pass  # kept open across a size change until `open` knows the new size; closed by `close`
 
     def close(self) -> None:
         super().close()

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "instrument"
 LAYERS = {
     # ground: data and plumbing every layer shares
     "": 0, "params": 0, "clock": 0, "commands": 0, "events": 0, "report": 0, "tomlfile": 0,
-    "resources": 0, "files": 0, "extras": 0,
+    "resources": 0, "files": 0, "extras": 0, "net": 0,
     # the parts: none imports another (but PART_EXCEPTIONS)
     "control": 1, "scene": 1, "generate": 1, "render": 1,
     # the loop, and what assembles it or edits what it loads

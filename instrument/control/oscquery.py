@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -51,6 +50,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..commands import COMMANDS
 from ..events import ControlQueue
+from ..net import tcp_listener
 from ..params import REGISTRY, FrameParams, Registry
 from ..report import Reporter
 from .oschttp import QueryHttp, own_names
@@ -103,15 +103,7 @@ class OscQueryServer(QueryHttp):
         self.stats = self.router.stats
         self.reporter, self.registry, self.commands = reporter, registry, commands
         self.osc, self.name, self.max_clients = osc, name, max_clients
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-            self.sock.listen(64)
-        except OSError:
-            self.sock.close()
-            raise
-        self.sock.setblocking(False)
+        self.sock = tcp_listener(host, port, 64)
         self.address: tuple[str, int] = self.sock.getsockname()[:2]
         self._snap: Snapshot = snapshot(registry, commands, None)
         self._tree = Tree(self._snap)

@@ -31,6 +31,7 @@ from typing import Any
 from ..control import ControlEvent
 from ..control.followwire import hello, line
 from ..control.oscroute import ip_of
+from ..net import tcp_listener
 from ..params import FrameParams
 from ..report import Reporter
 from .eventlog import jsonable
@@ -63,15 +64,7 @@ class Leader:
                  allow: Iterable[str] = ()) -> None:
         self.header, self.reporter = header, reporter
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-            self.sock.listen(16)
-        except OSError:
-            self.sock.close()
-            raise
-        self.sock.setblocking(False)
+        self.sock = tcp_listener(host, port, 16)
         self.address = self.sock.getsockname()[:2]
         self.followers: list[_Follower] = []
         self.stats: Counter[str] = Counter()

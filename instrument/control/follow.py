@@ -63,7 +63,6 @@ class Follower:
         self.stats: Counter[str] = Counter()
         self.header: dict[str, Any] | None = None
         self.newest = -1  # the newest frame the leader has played, as far as we know
-        self._seen = -1  # the newest frame whose line came (its events are known)
         self._last = -1  # this connection's last frame line (frames come in order)
         self._why = ""  # why the last connection ended
         self._upto = -1  # the leader's newest frame when this follower joined
@@ -278,14 +277,12 @@ class Follower:
 
     def _arrived(self, frame: int, events: list[ControlEvent], wall: float | None) -> None:
         self.heard = time.perf_counter()
-        if wall is not None and len(self._wall) < 4 * 3600 * 60:
-            self._wall[frame] = float(wall)
         if frame <= self._last:
             return self._bad("out of order", f"frame {frame} after frame {self._last}")
         self._last = frame
-        if frame <= self._seen:
+        if frame <= self.newest:
             return None  # known: a reconnection's history repeats what came before
-        self._seen = frame
+        self.newest = frame  # its line came: its events are known
         if frame <= self.frame:  # played already, on our own clock while the leader was away
             if events:
                 self.stats["late"] += len(events)
@@ -293,7 +290,10 @@ class Follower:
                                       "frame was played: applied now, frames may differ from the leader's")
             for e in events:
                 self._put(e)
-        elif events:
+            return None
+        if wall is not None and len(self._wall) < 4 * 3600 * 60:  # popped when the frame is built
+            self._wall[frame] = float(wall)
+        if events:
             if self._pending + len(events) > MAX_PENDING:
                 self.stats["overflow"] += len(events)
                 self.reporter.problem("follow overflow", "overflow",
@@ -301,7 +301,6 @@ class Follower:
             else:
                 self._due.setdefault(frame, []).extend(events)
                 self._pending += len(events)
-        self.newest = max(self.newest, frame)
         return None
 
     def known(self, frame: int) -> list[ControlEvent]:

@@ -111,6 +111,18 @@ def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return mapped or ip
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(cidrs: Iterable[str]) -> list[Network]:
+    """An allow-list's entries (`192.168.1.0/24`, `10.0.0.5`) as networks."""
+    return [ipaddress.ip_network(a, strict=False) for a in cidrs]
+
+
+def within(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Network]) -> bool:
+    return any(ip in n for n in nets if n.version == ip.version)
+
+
 def parse_hostport(text: str, default_port: int = 9000) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host:
@@ -128,8 +140,7 @@ class OscRouter:
         self.reporter = reporter
         self.registry = registry
         self.source = source  # the ControlEvents' source: "osc" (UDP), "oscquery" (WebSocket)
-        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
-        self.local = [ipaddress.ip_network(a, strict=False) for a in local]
+        self.allow, self.local = networks(allow), networks(local)
         self.allow_quit = allow_quit
         self.stats: Counter[str] = Counter()
         self._last: tuple[str, list[Any]] = ("", [])  # formatted only when the HUD asks
@@ -149,8 +160,8 @@ class OscRouter:
                 ip = ip_of(host)
             except ValueError:
                 return False, False
-            local = any(ip in n for n in self.local if n.version == ip.version)
-            allowed = not self.allow or any(ip in n for n in self.allow if n.version == ip.version)
+            local = within(ip, self.local)
+            allowed = not self.allow or within(ip, self.allow)
             if len(self._senders) >= 4096:
                 self._senders.clear()
             known = self._senders[host] = (allowed, local)

@@ -39,10 +39,9 @@ AFTER = 1  # frames after a cut (the cut frame itself) still showing what came b
 CHECK = 2  # frames past those that a chunk starting at a cut still fingerprints (the seam is checked)
 
 
-def clean_cuts(show: Show, frames: int, until: int | None = None) -> list[int]:
+def clean_cuts(show: Show, frames: int) -> list[int]:
     """Fast-forward `show` (Show.skip) over its next `frames` frames: the frames at which its scene
-    cut with nothing but the tape carried across (no prompt cross-fading). `until`: stop skipping
-    after that frame (the show is left there, ready to draw the next)."""
+    cut with nothing but the tape carried across (no prompt cross-fading)."""
     cuts: list[int] = []
     prompt: Any = None
     changed, fade = float("-inf"), 0.0  # show time of the last prompt change, and its fade
@@ -54,8 +53,6 @@ def clean_cuts(show: Show, frames: int, until: int | None = None) -> list[int]:
         prompt = now
         if show.scene.cut and fp.time - changed >= fade:
             cuts.append(fp.frame)
-        if until is not None and fp.frame >= until:
-            break
     return cuts
 
 

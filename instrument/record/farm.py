@@ -129,8 +129,8 @@ def plan(first: int, frames: int, fps: float, chunk: float, preroll: float,
     seam = max(1, pre // 2)
     known = last_clean_cut(list(cuts), first) if first else None
     chunks = [Chunk(0, first, 0, None if known is None else first - known, 0, known)]
+    after = [c + AFTER + CHECK for c in cuts]  # where a chunk starting at each cut starts
     while (nominal := chunks[-1].start + size) < frames:
-        after = [c + AFTER + CHECK for c in cuts]
         near = [s for s in after if chunks[-1].start < s < frames and abs(s - nominal) <= size // 2]
         start = min(near, key=lambda s: (abs(s - nominal), s)) if near else nominal
         at_cut = start - AFTER - CHECK if near else None

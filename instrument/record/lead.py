@@ -20,7 +20,6 @@ What followers send is read and thrown away (a few KiB a poll at most).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 from ..control import ControlEvent
 from ..control.followwire import hello, line
-from ..control.oscroute import ip_of
+from ..control.oscroute import ip_of, networks, within
 from ..net import tcp_listener
 from ..params import FrameParams
 from ..report import Reporter
@@ -63,7 +62,7 @@ class Leader:
     def __init__(self, host: str, port: int, header: dict[str, Any], reporter: Reporter,
                  allow: Iterable[str] = ()) -> None:
         self.header, self.reporter = header, reporter
-        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.allow = networks(allow)
         self.sock = tcp_listener(host, port, 16)
         self.address = self.sock.getsockname()[:2]
         self.followers: list[_Follower] = []
@@ -168,7 +167,7 @@ class Leader:
             ip = ip_of(host)
         except ValueError:
             return False
-        return any(ip in n for n in self.allow if n.version == ip.version)
+        return within(ip, self.allow)
 
     def _send(self, f: _Follower) -> None:
         try:

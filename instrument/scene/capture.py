@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import moderngl
 
 from ..params import FrameParams
-from .source import SourceError, fit_pixels
+from .source import SourceError, fit_pixels, why
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -85,16 +85,11 @@ def _open(device: Device) -> InputContainer:
         container = av.open(device.url, format=device.format, options=dict(device.options),
                             timeout=(TIMEOUT_S, TIMEOUT_S))
     except Exception as exc:  # av.FFmpegError (no such device, unknown format), OSError
-        raise SourceError(f"{device.spec}: cannot open ({_why(exc)})") from None
+        raise SourceError(f"{device.spec}: cannot open ({why(exc)})") from None
     if not container.streams.video:
         container.close()
         raise SourceError(f"{device.spec}: no video stream")
     return container
-
-
-def _why(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:300] + "…"
 
 
 def capture_devices() -> list[str]:
@@ -146,13 +141,13 @@ class Capture:
         while not self._stop.is_set():
             try:
                 self._frames(container, opening)
-                why = "the stream ended"
+                lost = "the stream ended"
             except Exception as exc:  # av.FFmpegError (unplugged: EIO, ENODEV), a decode error
-                why = _why(exc)
+                lost = why(exc)
             container.close()
             if self._stop.is_set():
                 return
-            self._say(f"{self.device.spec}: lost ({why}); showing its last frame, trying to reopen it")
+            self._say(f"{self.device.spec}: lost ({lost}); showing its last frame, trying to reopen it")
             for _ in range(self.retries):
                 if self._stop.wait(self.retry_s):
                     return

@@ -68,8 +68,12 @@ class BlockFlow:
         self.luma = self._program("scene/flow_luma.frag")
         self.match = self._program("scene/flow_match.frag")
         self.match.set("u_block", BLOCK)
+        self.match.set("u_lambda", LAMBDA)
         self.median = self._program("scene/flow_median.frag")
         self.spread = self._program("scene/flow_out.frag")
+        gain = self._gain()  # the sizes are fixed: set once
+        self.spread.set("u_gain", gain)
+        self.spread.set("u_cell", (gain[0] * BLOCK, gain[1] * BLOCK))
         # two pyramids of luma pictures (R8), this one and the last
         self.pyramids = [[self._luma(s) for s in self.levels] for _ in range(2)]
         # each level's block grid: its vectors, in its texels
@@ -81,6 +85,7 @@ class BlockFlow:
         self.motion.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.motion_fbo = ctx.framebuffer(color_attachments=[self.motion])
         self.motion_fbo.clear()
+        self.zeroed = True  # the motion target holds no motion (cleared, nothing estimated since)
         self.have = False   # a picture is in the last pyramid
         self.now = 0        # which pyramid holds this picture
 
@@ -136,7 +141,6 @@ class BlockFlow:
             self.match.bind_textures({"current": pyramid[k][0], "previous": before[k][0], "guess": guess})
             self.match.set("u_up", up)
             self.match.set("u_radius", RADIUS if k == LEVELS - 1 else 1)
-            self.match.set("u_lambda", LAMBDA)
             self.match.set("u_final", k == 0)
             draw(self.match, out_fbo)
             if k:
@@ -145,18 +149,19 @@ class BlockFlow:
         self.median.bind_textures({"field": self.fields[0][0]})
         draw(self.median, self.smooth[1])
         self.spread.bind_textures({"field": self.smooth[0]})
-        gain = self._gain()
-        self.spread.set("u_gain", gain)
-        self.spread.set("u_cell", (gain[0] * BLOCK, gain[1] * BLOCK))
         draw(self.spread, self.motion_fbo)
+        self.zeroed = False
 
     def _gain(self) -> tuple[float, float]:
         """Scene pixels per finest luma texel."""
         return self.size[0] / self.levels[0][0], self.size[1] / self.levels[0][1]
 
     def still(self) -> None:
-        """No motion this frame (the picture did not change)."""
-        self.motion_fbo.clear()
+        """No motion this frame (the picture did not change): the target cleared once, not again
+        on every frame that brings no picture (a scene-size float target: ~7 MB at 720p)."""
+        if not self.zeroed:
+            self.motion_fbo.clear()
+            self.zeroed = True
 
     def forget(self) -> None:
         """The next picture does not continue the last one (a cut, a reopened device): no motion to it."""

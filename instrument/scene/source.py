@@ -35,8 +35,11 @@ class SourceError(ValueError):
     """A source file that cannot be shown; str() is `file: what is wrong`."""
 
 
-def _why(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+def why(exc: Exception) -> str:
+    """What went wrong, in a line a performer can read (an OS error's own words; at most 300
+    characters: a codec's message can be long)."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "…"
 
 
 def _image(path: Path) -> Image.Image:
@@ -48,7 +51,7 @@ def _image(path: Path) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise SourceError(f"{path}: too many pixels to be a source ({exc})") from None
     except Exception as exc:  # Pillow: UnidentifiedImageError, OSError (truncated), SyntaxError (broken PNG)
-        raise SourceError(f"{path}: not an image that can be read ({_why(exc)})") from None
+        raise SourceError(f"{path}: not an image that can be read ({why(exc)})") from None
 
 
 def probe(path: Path) -> None:
@@ -65,7 +68,7 @@ def probe(path: Path) -> None:
         except SourceError:
             raise
         except Exception as exc:  # av.InvalidDataError, OSError, ...
-            raise SourceError(f"{path}: not a video that can be decoded ({_why(exc)})") from None
+            raise SourceError(f"{path}: not a video that can be decoded ({why(exc)})") from None
     else:
         _image(path).close()
 
@@ -120,7 +123,7 @@ class Footage:
             self._container = av.open(str(self.path))
             stream = self._container.streams.video[0]
         except Exception as exc:
-            raise SourceError(f"{self.path}: not a video that can be decoded ({_why(exc)})") from None
+            raise SourceError(f"{self.path}: not a video that can be decoded ({why(exc)})") from None
         rate = stream.average_rate or stream.guessed_rate
         self._fps = float(rate) if rate else 30.0
         self._frames: Iterator = self._container.decode(stream)
@@ -145,9 +148,9 @@ class Footage:
                 return self._seek(k)
             except Exception as exc:  # corrupt from here on: what played so far is the loop
                 if self._next == 0:
-                    raise SourceError(f"{self.path}: not a video that can be decoded ({_why(exc)})") from None
+                    raise SourceError(f"{self.path}: not a video that can be decoded ({why(exc)})") from None
                 self.count = self._next
-                raise SourceError(f"{self.path}: broken after frame {self._next} ({_why(exc)}); "
+                raise SourceError(f"{self.path}: broken after frame {self._next} ({why(exc)}); "
                                   f"looping its first {self._next} frames") from None
             self._next += 1
         if frame is not None:

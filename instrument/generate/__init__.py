@@ -29,7 +29,8 @@ PARAMS = (
               description="denoising steps per frame: more is finer and slower "
                           "(Stream Batch lags steps-1 frames)"),
     ParamSpec("feedback", "float", 0.3, min=0.0, max=1.0, smooth=0.15, **_P,
-              description="previous output, moved along the motion, mixed into the next frame: less flicker"),
+              description="what the last output added, moved along the motion, kept in the next frame: "
+                          "less flicker"),
     ParamSpec("seed_morph", "float", 0.0, min=0.0, max=1.0, smooth=0.3, **_P,
               description="travel from the noise of `seed` (0) to that of `seed + 1` (1), smoothly"),
     ParamSpec("prompt", "str", "an empty office hallway, yellow wallpaper, fluorescent lights, liminal space",

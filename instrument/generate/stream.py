@@ -1,11 +1,12 @@
 """The stream engine: few-step img2img on a stream of base frames, for any Backend.
 
-Per frame: base image → [-1, 1] at the working size → encode → z0 = lerp(encoded, previous output
-latent warped onto this frame, `feedback`) → noised to the first timestep with the warped, seed-
-morphed noise (generate/noise.py) → k LCM-style steps (predict x0, re-noise it to the next timestep
-with that step's own warped noise) → held towards the last output moved along the motion
-(`HOLD`·`feedback`) → decode (a backend that edits: its base image plus the decoded change, the
-decoder's softness cancelling out) → uint8 at the scene's size.
+Per frame: base image → [-1, 1] at the working size → encode → z0 = encoded + `feedback` * what the
+last output added to its own base latent, warped onto this frame → noised to the first timestep
+with the warped, seed-morphed noise (generate/noise.py) → k LCM-style steps (predict x0, re-noise it
+to the next timestep with that step's own warped noise) → held towards this frame's base latent plus
+the last output's addition moved along the motion (`HOLD`·`feedback`) → decode (a backend that
+edits: its base image plus the decoded change, the decoder's softness cancelling out) → uint8 at
+the scene's size.
 
 Stream Batch (`stream_batch`): the k frames in flight each take one step per frame, all k in one
 batched denoiser call (frame n at its first timestep, frame n-1 at its second, …), so a frame costs
@@ -58,6 +59,10 @@ MAX_STEPS = int(next(spec for spec in PARAMS if spec.name == "steps").bounds[1])
 # How much of `feedback` also holds the finished latent to the last one shown (moved along the
 # motion): the start-latent blend alone cannot hold details the model re-dreams from fresh noise
 # each frame (cells revealed as the camera walks in), and below 1 a fresh dream always shows through.
+# Feedback and hold carry only what the dream added (its latent less its base's), never the old
+# frame itself: the geometry is always this frame's. Carrying whole latents dragged the last
+# frame's edges in wherever the latent-grid warp is off (depth edges, 4x4-pixel cells), which smeared
+# walls into each other and lagged the picture behind its scene (default walk: detail 0.92x -> 0.97x).
 HOLD = 0.75
 
 
@@ -157,8 +162,9 @@ class StreamEngine:
     def recover(self) -> None:
         """Forget everything carried between frames (after an error, or an out-of-memory)."""
         self.pipe: list[InFlight] = []
-        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (latent, valid) on the newest frame
-        self.shown: torch.Tensor | None = None  # the last finished latent, on its own frame
+        # what the last finished latent added to its base latent, and where that is valid, on the newest frame
+        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.shown: torch.Tensor | None = None  # what the last finished latent added, on its own frame
         self.last: np.ndarray | None = None
         self.reference: tuple[torch.Tensor, tuple] | None = None  # input and settings last generated
         self.held: np.ndarray | None = None  # motion of skipped frames, still to apply
@@ -203,7 +209,7 @@ class StreamEngine:
             self.previous = self._carry(self.previous, motion)
             latent, valid = self.previous
             if amount > 0:
-                z = z + (amount * valid) * (latent - z)
+                z = z + (amount * valid) * latent
         t0 = torch.tensor([timesteps[0]], device=b.device)
         frame = InFlight(fp.frame, self.schedule.noise(z, eps[:1], t0), timesteps, eps, cond, base_latent,
                          image, motion, (base.image.shape[1], base.image.shape[0]))
@@ -224,9 +230,9 @@ class StreamEngine:
             assert x0 is not None  # done: denoised
             if self.shown is not None and amount > 0:  # hold: the output follows the last one along the motion
                 held, inside = self._carry((self.shown, torch.ones_like(self.shown[:, :1])), newest.motion)
-                newest.x0 = x0 = x0 + (HOLD * amount * inside) * (held - x0)
-            self.shown = x0
-            latent, valid = x0, torch.ones_like(x0[:, :1])
+                newest.x0 = x0 = x0 + (HOLD * amount * inside) * (newest.base + held - x0)
+            self.shown = x0 - newest.base
+            latent, valid = self.shown, torch.ones_like(x0[:, :1])
             for later in self.pipe[i + 1:]:  # bring it onto the newest frame (batch mode lags)
                 latent, valid = self._carry((latent, valid), later.motion)
             self.previous = (latent, valid)

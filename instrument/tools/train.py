@@ -315,7 +315,8 @@ class Trainer:
 
         from ..generate.builtin import config_of, read_config
 
-        theirs = replace(config_of(read_config(folder)), change=self.config.change)
+        # int8 aside too: whether the dream holds in int8 is measured again for a new change decoder
+        theirs = replace(config_of(read_config(folder)), change=self.config.change, int8=self.config.int8)
         if theirs != self.config:
             raise CheckpointError(f"{folder}: weights of another architecture than this run's ({theirs})")
         state = load_file(str(folder / "model.safetensors"))

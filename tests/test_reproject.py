@@ -10,7 +10,7 @@ from instrument.clock import OfflineClock
 from instrument.generate.worker import ThreadedGenerator
 from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch
-from instrument.render.compositor import PROGRAMS, Compositor
+from instrument.render.compositor import DEFINES, PROGRAMS, Compositor
 from instrument.render.gl import load_program, quad_buffer, read_rgb
 from instrument.render.hud import dream_line
 from instrument.render.reproject import CARRY, Ring, SceneMotion, tiling
@@ -23,10 +23,11 @@ W, H = 64, 48
 @pytest.fixture(scope="module")
 def progs(ctx):
     quad = quad_buffer(ctx)
-    pack, carry = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1]) for k in ("pack", "reproject"))
-    yield pack, carry
-    pack.release()
-    carry.release()
+    pack, even, odd = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1], DEFINES.get(k, ()))
+                       for k in ("pack", "reproject", "reproject_odd"))
+    yield pack, (even, odd)
+    for prog in (pack, even, odd):
+        prog.release()
     quad.release()
 
 
@@ -66,7 +67,7 @@ def filled(got: np.ndarray, scene: np.ndarray, wrong=None) -> bool:
 def test_a_stale_dream_carried_lines_up_with_the_current_frame(ctx, progs, most):
     pack, carry = progs
     ring = Ring(ctx, (W, H), most=most)
-    assert ring.cols == (CARRY + 1 if most is None else 4)
+    assert ring.cols == (-(-(CARRY + 1) // 2) if most is None else 4)  # an atlas holds half the frames
     motion = field(ctx, np.tile(np.float32([3, 0]), (H, W, 1)))
     depth = field(ctx, np.full((H, W), 2.0))
     for n in range(5):
@@ -93,7 +94,8 @@ def test_a_ring_at_a_big_grid_fits_the_texture_limit(ctx):
     assert tiling((1280, 720), CARRY + 1, 16384) == (12, 2, CARRY + 1)
     assert tiling((1280, 720), CARRY + 1, 2048) == (1, 2, 2)  # a tiny limit: a shorter carry
     ring = Ring(ctx, (1280, 720))
-    assert ring.slots == CARRY + 1 and max(ring.atlas.size) <= ctx.info["GL_MAX_TEXTURE_SIZE"]
+    assert ring.reach == CARRY
+    assert all(max(atlas.size) <= ctx.info["GL_MAX_TEXTURE_SIZE"] for atlas in ring.atlases)
     ring.release()
 
 

@@ -20,14 +20,15 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     frames it carries, each finished before it is timed (llvmpipe draws lazily)."""
 
     from ..params import REGISTRY, FrameParams
-    from ..render.compositor import PROGRAMS
+    from ..render.compositor import DEFINES, PROGRAMS
     from ..render.gl import load_program, quad_buffer
     from ..render.reproject import CARRY, Ring, SceneMotion
     from ..scene.backrooms import Backrooms
     from .common import summary
 
     quad = quad_buffer(ctx)
-    pack, carry = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1]) for k in ("pack", "reproject"))
+    pack, even, odd = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1], DEFINES.get(k, ()))
+                       for k in ("pack", "reproject", "reproject_odd"))
     scene = Backrooms(ctx, size)
     ring = Ring(ctx, size)
     dream = ctx.texture(size, 3)
@@ -46,11 +47,11 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
                 continue
             for k in (1, 2, 4, CARRY):
                 t = time.perf_counter()
-                ring.carry(carry, dream, n - k, n, tex)
+                ring.carry((even, odd), dream, n - k, n, tex)
                 ctx.finish()
                 times[f"carry {k}"].append((time.perf_counter() - t) * 1000)
     finally:
-        for obj in (ring, scene, pack, carry):
+        for obj in (ring, scene, pack, even, odd):
             obj.release()
         dream.release()
         quad.release()

@@ -22,9 +22,10 @@ from .reproject import Carry, Ring, SceneMotion, ring_grid
 # the compositor's own programs: attribute -> (fragment, vertex shader)
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
             "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT),
-            "mixer_grid": ("core/mix.frag", QUAD_VERT)}
+            "mixer_grid": ("core/mix.frag", QUAD_VERT), "reproject_odd": ("core/reproject.frag", QUAD_VERT)}
 # variants of a program (names #defined): the mix where scene, dream and `low` share the scene's grid
-DEFINES = {"mixer_grid": ("SAME_GRID",)}
+# (and the carry for an odd age, which takes one single step before its two-frame ones)
+DEFINES = {"mixer_grid": ("SAME_GRID",), "reproject_odd": ("ODD",)}
 
 PARAMS = (
     ParamSpec("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
@@ -61,6 +62,7 @@ class Compositor:
         self.mixer, self.out = self._program("mixer"), self._program("out")
         self.mixer_grid = self._program("mixer_grid")
         self.pack, self.reproject = self._program("pack"), self._program("reproject")
+        self.reproject_odd = self._program("reproject_odd")
         self.ring: Ring | None = None  # the scene's recent motion and depth, made at its first frame
         self.carry = Carry()  # how the last dream composited was carried (HUD, bench)
         self.core = {shader_path(f) for pair in PROGRAMS.values() for f in pair}
@@ -179,7 +181,8 @@ class Compositor:
         if generated is None or base is None:
             self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
             return generated
-        generated, self.carry = self.ring.carry(self.reproject, generated, base, fp.frame, scene)
+        generated, self.carry = self.ring.carry((self.reproject, self.reproject_odd), generated, base,
+                                                fp.frame, scene)
         return generated
 
     def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
@@ -194,8 +197,8 @@ class Compositor:
             self.chain.release()
         if self.ring is not None:
             self.ring.release()
-        for obj in (self.mixer, self.mixer_grid, self.out, self.pack, self.reproject, self.mixed,
-                    self.mixed_fbo, self.texture, self.fbo, self.quad):
+        for obj in (self.mixer, self.mixer_grid, self.out, self.pack, self.reproject, self.reproject_odd,
+                    self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
 
 

@@ -28,6 +28,12 @@ vec2 corner(int slot) {
     return vec2(float(slot) - row * float(u_cols), row) * vec2(u_grid);
 }
 
+// a slot's texel nearest q (ring pixels, clamped into the slot) in an atlas; its corner in pixels
+vec4 at(sampler2D ring, vec2 corner, vec2 q) {
+    vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
+    return texture(ring, (corner + c) * u_texel);
+}
+
 // depth agrees within what `frames` of walking and turning can change (10 % + 15 cm a frame);
 // twice that is surely another surface. Unknown depth (0, a video source) always agrees.
 float agree(float now, float then, float frames) {
@@ -37,11 +43,11 @@ float agree(float now, float then, float frames) {
 
 void main() {
     vec2 q = uv * vec2(u_grid);  // this pixel's centre, in ring pixels
-    vec4 here = at(first, u_first, q, u_grid, u_texel);
+    vec4 here = at(first, u_first, q);
     float seen = 1.0;
 #ifdef ODD
     q -= decoded(here.w);
-    vec4 back = at(rest, corner(u_start), q, u_grid, u_texel);
+    vec4 back = at(rest, corner(u_start), q);
     seen *= agree(here.z, back.z, 1.0);
     here = back;
 #endif
@@ -49,7 +55,7 @@ void main() {
     for (int i = 0; i < u_pairs; i++) {
         q -= here.xy;
         slot = slot == 0 ? u_half - 1 : slot - 1;
-        vec4 before = at(rest, corner(slot), q, u_grid, u_texel);
+        vec4 before = at(rest, corner(slot), q);
         seen *= agree(here.z, before.z, 2.0);
         here = before;
     }

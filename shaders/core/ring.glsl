@@ -13,9 +13,3 @@ vec2 decoded(float w) {
     float x = floor(w / 4096.0);
     return (vec2(x, w - x * 4096.0) - 2048.0) / ENC;
 }
-
-// a slot's texel nearest q (ring pixels, clamped into the slot) in an atlas; its corner in pixels
-vec4 at(sampler2D ring, vec2 corner, vec2 q, ivec2 grid, vec2 texel) {
-    vec2 c = clamp(q, vec2(0.5), vec2(grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
-    return texture(ring, (corner + c) * texel);
-}

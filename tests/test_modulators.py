@@ -12,7 +12,7 @@ from instrument.params import REGISTRY
 from instrument.patch import ConfigError, load_patch
 from instrument.show import Show
 
-HEAD = 'version = 1\nscene = "testcard"\n[params]\naberration = 2.0\n'
+HEAD = 'version = 1\nscene = "testcard"\nmodel = "none"\n[params]\naberration = 2.0\n'
 
 
 def patch_file(tmp_path, body):

@@ -15,7 +15,9 @@ from typing import Protocol
 
 import torch
 
-PREDICTIONS = ("epsilon", "v_prediction", "sample")
+# what a denoiser outputs: the noise, DDPM's v, the clean latent, or rectified flow's velocity
+# (eps - x0: SD3's transformer, on a `Schedule.flow`)
+PREDICTIONS = ("epsilon", "v_prediction", "sample", "flow")
 
 
 class Autoencoder(Protocol):
@@ -72,18 +74,35 @@ class Backend:
 
 
 class Schedule:
-    """A DDPM-family training schedule (alphas_cumprod over T steps) and the few-step, LCM-style
-    sampling on it: x0 is predicted at each step and re-noised to the next timestep."""
+    """The noise levels of a model's T training timesteps, and the few-step, LCM-style sampling on
+    them: x0 is predicted at each step and re-noised to the next timestep. A noisy latent at
+    timestep t is signal(t) * x0 + sigma(t) * eps: DDPM's family from its alphas_cumprod (sqrt(ab),
+    sqrt(1 - ab)), or rectified flow (`flow`: 1 - sigma, sigma), SD3's."""
 
     def __init__(self, alphas_cumprod: torch.Tensor) -> None:
         self.alphas_cumprod = alphas_cumprod.to(torch.float64)
         self.T = len(alphas_cumprod)
+        self.signal, self.sigma = self.alphas_cumprod.sqrt(), (1 - self.alphas_cumprod).sqrt()
 
     @classmethod
     def scaled_linear(cls, T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> Schedule:
         """Stable Diffusion's schedule (diffusers' "scaled_linear")."""
         betas = torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
         return cls(torch.cumprod(1.0 - betas, 0))
+
+    @classmethod
+    def flow(cls, T: int = 1000, shift: float = 3.0) -> Schedule:
+        """Rectified flow as SD3 and SD3.5 train it (diffusers' FlowMatchEulerDiscreteScheduler):
+        sigma of timestep t is (t + 1) / T, shifted towards noise by `shift` (shift s / (1 + (shift
+        - 1) s)); the latent goes straight from x0 to the noise. `alphas_cumprod` is the DDPM
+        schedule of the same signal-to-noise ratios (the flow latent divided by sqrt(signal^2 +
+        sigma^2)), for what reads one; the flow's own levels are `signal` and `sigma`."""
+        s = torch.arange(1, T + 1, dtype=torch.float64) / T
+        sigma = shift * s / (1 + (shift - 1) * s)
+        signal = 1 - sigma
+        sched = cls(signal**2 / (signal**2 + sigma**2))
+        sched.signal, sched.sigma = signal, sigma
+        return sched
 
     def timesteps(self, strength: float, steps: int) -> list[int]:
         """Descending timesteps for img2img: the first at `strength` of the way to pure noise,
@@ -93,10 +112,11 @@ class Schedule:
         return [max(0, round(top * (steps - i) / steps)) for i in range(steps)]
 
     def ab(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t), shaped to broadcast over `like`."""
-        a = self.alphas_cumprod.to(like.device)[t.long()].to(like.dtype)
+        """signal(t) and sigma(t) (sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t) for DDPM's family),
+        shaped to broadcast over `like`."""
         shape = (-1,) + (1,) * (like.dim() - 1)
-        return a.sqrt().reshape(shape), (1 - a).sqrt().reshape(shape)
+        a, s = (v.to(like.device)[t.long()].to(like.dtype).reshape(shape) for v in (self.signal, self.sigma))
+        return a, s
 
     def noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a, s = self.ab(t, x0)
@@ -111,4 +131,6 @@ class Schedule:
             return a * x - s * out
         if prediction == "sample":
             return out
+        if prediction == "flow":  # out = eps - x0, and x = (1 - s) x0 + s eps
+            return x - s * out
         raise ValueError(f"unknown prediction type {prediction!r} (have: {', '.join(PREDICTIONS)})")

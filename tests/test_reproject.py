@@ -10,8 +10,8 @@ from instrument.clock import OfflineClock
 from instrument.generate.worker import ThreadedGenerator
 from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch
-from instrument.render.compositor import DEFINES, PROGRAMS, Compositor
-from instrument.render.gl import load_program, quad_buffer, read_rgb
+from instrument.render.compositor import Compositor, core_program
+from instrument.render.gl import quad_buffer, read_rgb
 from instrument.render.hud import dream_line
 from instrument.render.reproject import CARRY, Ring, SceneMotion, tiling
 from instrument.report import Reporter
@@ -23,8 +23,7 @@ W, H = 64, 48
 @pytest.fixture(scope="module")
 def progs(ctx):
     quad = quad_buffer(ctx)
-    pack, even, odd = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1], DEFINES.get(k, ()))
-                       for k in ("pack", "reproject", "reproject_odd"))
+    pack, even, odd = (core_program(ctx, quad, k) for k in ("pack", "reproject", "reproject_odd"))
     yield pack, (even, odd)
     for prog in (pack, even, odd):
         prog.release()

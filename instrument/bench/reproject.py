@@ -20,15 +20,14 @@ def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     frames it carries, each finished before it is timed (llvmpipe draws lazily)."""
 
     from ..params import REGISTRY, FrameParams
-    from ..render.compositor import DEFINES, PROGRAMS
-    from ..render.gl import load_program, quad_buffer
+    from ..render.compositor import core_program
+    from ..render.gl import quad_buffer
     from ..render.reproject import CARRY, Ring, SceneMotion
     from ..scene.backrooms import Backrooms
     from .common import summary
 
     quad = quad_buffer(ctx)
-    pack, even, odd = (load_program(ctx, PROGRAMS[k][0], quad, PROGRAMS[k][1], DEFINES.get(k, ()))
-                       for k in ("pack", "reproject", "reproject_odd"))
+    pack, even, odd = (core_program(ctx, quad, k) for k in ("pack", "reproject", "reproject_odd"))
     scene = Backrooms(ctx, size)
     ring = Ring(ctx, size)
     dream = ctx.texture(size, 3)

@@ -120,8 +120,7 @@ class Compositor:
         return self._box
 
     def _program(self, attr: str) -> Program:
-        frag, vert = PROGRAMS[attr]
-        return load_program(self.ctx, frag, self.quad, vert, DEFINES.get(attr, ()))
+        return core_program(self.ctx, self.quad, attr)
 
     def resize(self, output_size: tuple[int, int]) -> None:
         """New output size (window resized or went fullscreen): new targets, same chain."""
@@ -200,6 +199,13 @@ class Compositor:
         for obj in (self.mixer, self.mixer_grid, self.out, self.pack, self.reproject, self.reproject_odd,
                     self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
+
+
+def core_program(ctx: moderngl.Context, quad: moderngl.Buffer, name: str) -> Program:
+    """One of the compositor's own programs (PROGRAMS, with its DEFINES), over `quad`: what the
+    compositor, the reprojection bench and its tests build the same way."""
+    frag, vert = PROGRAMS[name]
+    return load_program(ctx, frag, quad, vert, DEFINES.get(name, ()))
 
 
 def picture_box(output: tuple[int, int], frame: tuple[int, int], fit: str) -> tuple[int, int, int, int]:

@@ -231,7 +231,8 @@ def parser() -> argparse.ArgumentParser:
                     help="listen only to MIDI inputs whose name contains PATTERN")
 
     f = sub.add_parser("fetch", help="download a model into the Hugging Face cache, to play it offline later")
-    f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm or a hub id org/name")
+    f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm, sd3-medium, sd35-medium, sd35-large-turbo "
+                                 "or a hub id org/name")
     f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
 
     e = sub.add_parser("build-engines", help="build a model's TensorRT engines ahead of a show (cached)")

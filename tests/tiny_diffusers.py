@@ -93,3 +93,58 @@ def backends(root: Path) -> dict:
     sd_pipeline(root / "taesd", tiny_vae=True)
     sdxl_pipeline(root / "sdxl")
     return {k: load_backend(str(root / k), "cpu") for k in ("sd", "taesd", "sdxl")}
+
+
+def t5_tokenizer():
+    """A T5 tokenizer (fast, a unigram model over single characters, no sentencepiece file)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789 ,.") - {" "})
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0),
+             *((c, -3.0) for c in chars), *(("▁" + c, -2.5) for c in chars)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                           extra_ids=0)
+
+
+def sd3_pipeline(folder: Path, *, t5: bool = False, joint: int = 96, seed: int = 0, stochastic: bool = True):
+    """A tiny SD3-shaped StableDiffusion3Img2ImgPipeline (an MMDiT transformer on rectified flow with
+    shift 3, a 16-channel VAE with SD3's shift and scaling factors, two CLIP encoders with
+    projection, and with `t5` a T5 encoder of width `joint`), saved to `folder`. `stochastic`: the
+    scheduler re-noises each step's clean estimate with fresh noise (diffusers' stochastic_sampling),
+    which is what the stream engine does."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Img2ImgPipeline,
+    )
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(sample_size=SIZE // 2, patch_size=2, in_channels=16, out_channels=16,
+                                        num_layers=2, attention_head_dim=8, num_attention_heads=4,
+                                        caption_projection_dim=32, joint_attention_dim=joint,
+                                        pooled_projection_dim=64, pos_embed_max_size=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=16,
+                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], use_quant_conv=False,
+                        use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5305)
+    cfg = clip_config(projection_dim=32, hidden_act="gelu")
+    tokenizer_3 = text_encoder_3 = None
+    if t5:
+        tokenizer_3 = t5_tokenizer()
+        text_encoder_3 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_3), d_model=joint, d_kv=16, d_ff=64,
+                                                 num_layers=2, num_heads=4, dropout_rate=0.0))
+    pipe = StableDiffusion3Img2ImgPipeline(
+        transformer=transformer, vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, stochastic_sampling=stochastic),
+        text_encoder=CLIPTextModelWithProjection(cfg), tokenizer=tokenizer(folder / "_vocab"),
+        text_encoder_2=CLIPTextModelWithProjection(cfg), tokenizer_2=tokenizer(folder / "_vocab2"),
+        text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3)
+    pipe.save_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -14,6 +14,7 @@ from pathlib import Path
 
 TAESD = "madebyollin/taesd"      # tiny autoencoder for the SD 1.x / 2.x latent space
 TAESDXL = "madebyollin/taesdxl"  # and for SDXL's
+TAESD3 = "madebyollin/taesd3"    # and for SD3's (16 channels)
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class Alias:
     repo: str                # hub id of the diffusers model
     size: int                # working size (square) the model plays best at
     lora: str | None = None  # hub id of a LoRA fused into the UNet (LCM-LoRA)
-    variant: str = "fp16"    # weight variant to fetch when running in half precision
+    variant: str | None = "fp16"  # weight variant to fetch (None: the plain weights, SD3's repositories
+                                  # keep their half-precision weights under the plain names)
 
 
 ALIASES: dict[str, Alias] = {
@@ -29,6 +31,10 @@ ALIASES: dict[str, Alias] = {
     "sdxl-turbo": Alias("stabilityai/sdxl-turbo", 512),  # trained at 512; 1024 works, 4x the cost
     "sd15-lcm": Alias("stable-diffusion-v1-5/stable-diffusion-v1-5", 512,
                       lora="latent-consistency/lcm-lora-sdv1-5"),
+    # rectified-flow models (SD3's MMDiT; gated on the hub: accept the licence, then `hf auth login`)
+    "sd3-medium": Alias("stabilityai/stable-diffusion-3-medium-diffusers", 512, variant=None),
+    "sd35-medium": Alias("stabilityai/stable-diffusion-3.5-medium", 512, variant=None),
+    "sd35-large-turbo": Alias("stabilityai/stable-diffusion-3.5-large-turbo", 512, variant=None),
 }
 BACKENDS = ("none", "builtin", *ALIASES)
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")

@@ -1,5 +1,6 @@
-"""Stable Diffusion family models through diffusers: SD-Turbo, SDXL-Turbo, SD 1.5 + LCM-LoRA, or
-any compatible model the performer brings (see generate/catalog.py for the names).
+"""Stable Diffusion family models through diffusers: SD-Turbo, SDXL-Turbo, SD 1.5 + LCM-LoRA, SD3 and
+SD3.5 (rectified flow), or any compatible model the performer brings (see generate/catalog.py for
+the names).
 
 A hub id is fetched by `noclip fetch NAME` into the Hugging Face cache (HF_HOME,
 ~/.cache/huggingface by default), with the hub's progress bars, and plays from there; nothing is
@@ -17,7 +18,11 @@ Options (keywords of `load`, or environment variables for the CLI):
   folder or hub id of an AutoencoderTiny. Default on for the named aliases, off for other models.
 - `compile` / NOCLIP_COMPILE=1: torch.compile the UNet and the autoencoder ("reduce-overhead", which
   records CUDA graphs). CUDA only; the first frames then take a while to compile.
-Half precision on CUDA, full precision on CPU (SDXL's own VAE stays float32: it overflows in fp16).
+- `t5` / NOCLIP_T5=1: SD3's third text encoder (T5-XXL, ~9 GB in fp16), fetched and played. Off by
+  default: without it SD3 reads zeros in its place, as diffusers allows (text_encoder_3=None), and a
+  show starts in seconds on far less memory; prompts lose some of their grip.
+Half precision on CUDA (bfloat16 for SD3 where the GPU has it: SD3.5's activations overflow fp16),
+full precision on CPU (SDXL's own VAE stays float32: it overflows in fp16).
 """
 
 from __future__ import annotations
@@ -32,14 +37,23 @@ from typing import Any
 
 import torch
 
-from .catalog import ALIASES, CHECKPOINT_SUFFIXES, TAESD, TAESDXL, check_model, local_path
-from .diffusers_parts import ClipConditioner, DiffusersAutoencoder, UNetDenoiser, fuse_lora
+from .catalog import ALIASES, CHECKPOINT_SUFFIXES, TAESD, TAESD3, TAESDXL, check_model, local_path
+from .diffusers_parts import (
+    ClipConditioner,
+    DiffusersAutoencoder,
+    SD3Conditioner,
+    TransformerDenoiser,
+    UNetDenoiser,
+    fuse_lora,
+)
 from .model import PREDICTIONS, Backend, Schedule
 
 log = logging.getLogger("noclip")
 
-PIPELINE_PARTS = ("unet", "vae", "scheduler", "tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
-_MODEL_FILES = ["*.json", "*.txt"]                    # configs, tokenizer vocabularies
+PIPELINE_PARTS = ("unet", "transformer", "vae", "scheduler", "tokenizer", "text_encoder", "tokenizer_2",
+                  "text_encoder_2", "tokenizer_3", "text_encoder_3")
+T5_PARTS = ("tokenizer_3", "text_encoder_3")          # SD3's T5: loaded only when asked (the `t5` option)
+_MODEL_FILES = ["*.json", "*.txt", "*.model"]         # configs, tokenizer vocabularies (T5's sentencepiece)
 _SKIP = ["safety_checker/*", "*non_ema*", "*.ema.*"]  # never needed to play
 
 
@@ -56,7 +70,8 @@ class Sources:
     tiny: Path | None = None   # an AutoencoderTiny folder that replaces the model's VAE
 
 
-def locate(name: str, *, taesd: bool | str | None = None, download: bool = False) -> Sources:
+def locate(name: str, *, taesd: bool | str | None = None, t5: bool | None = None,
+           download: bool = False) -> Sources:
     """Everything `load(name)` needs, from this machine (the hub cache or local paths). With
     `download` (`noclip fetch`, never a show) what is missing is fetched into the cache first."""
     check_model(name)
@@ -65,25 +80,31 @@ def locate(name: str, *, taesd: bool | str | None = None, download: bool = False
     model = local_path(name) if alias is None else None
     if model is None:
         repo, variant = (alias.repo, alias.variant) if alias else (name, None)
-        model = fetch(repo, **_weights(variant), model=name, download=download)
+        model = fetch(repo, **_weights(variant, t5=bool(_option(t5, "NOCLIP_T5", False))), model=name,
+                      download=download)
     elif download and model.is_file():
         _fetch_single_file_configs(model, name)
     lora = (fetch(alias.lora, ["pytorch_lora_weights.safetensors"], model=name, download=download)
             if alias and alias.lora else None)
     tiny = _option(taesd, "NOCLIP_TAESD", alias is not None)
     if tiny:
-        source = tiny if isinstance(tiny, str) else (TAESDXL if _is_sdxl(model) else TAESD)
+        source = tiny if isinstance(tiny, str) else {"sdxl": TAESDXL, "sd3": TAESD3}.get(_family(model), TAESD)
         tiny = local_path(source) or fetch(source, ["config.json", "diffusion_pytorch_model.safetensors"],
                                            model=name, download=download)
     return Sources(model, lora, tiny or None)
 
 
 def load(name: str, device: str | torch.device | None = None, *, taesd: bool | str | None = None,
-         compile: bool | None = None) -> Backend:
-    src = locate(name, taesd=taesd)
+         compile: bool | None = None, t5: bool | None = None) -> Backend:
+    t5 = bool(_option(t5, "NOCLIP_T5", False))
+    src = locate(name, taesd=taesd, t5=t5)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    parts = _from_single_file(src.model, dtype) if src.model.is_file() else _from_folder(src.model, dtype)
+    dtype = torch.float32
+    if dev.type == "cuda":
+        bf16 = _family(src.model) == "sd3" and torch.cuda.is_bf16_supported()
+        dtype = torch.bfloat16 if bf16 else torch.float16
+    parts = (_from_single_file(src.model, dtype) if src.model.is_file()
+             else _from_folder(src.model, dtype, t5=t5))
     if src.lora is not None:
         n = fuse_lora(parts["unet"], src.lora)
         log.info("%s: fused the LoRA in %s into %d UNet layers", name, src.lora, n)
@@ -100,7 +121,10 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
 
 def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torch.dtype,
              *, size: int | None = None, compile: bool = False) -> Backend:
-    """Wrap loaded diffusers components (unet, vae, scheduler, tokenizer(s), text encoder(s))."""
+    """Wrap loaded diffusers components (unet or transformer, vae, scheduler, tokenizer(s), text
+    encoder(s))."""
+    if parts.get("transformer") is not None:
+        return _assemble_sd3(name, parts, device, dtype, size=size, compile=compile)
     unet, vae, sched = parts["unet"], parts["vae"], parts["scheduler"]
     for m in (unet, vae, parts["text_encoder"], parts.get("text_encoder_2")):
         if m is not None:
@@ -124,6 +148,34 @@ def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torc
         autoencoder.graphs = denoiser.graphs = True
     elif compile:
         log.info("%s: compile asked for, but it only pays on CUDA; playing uncompiled", name)
+    return Backend(name=name, autoencoder=autoencoder, conditioner=conditioner, denoiser=denoiser,
+                   device=device, dtype=dtype, size=(side, side))
+
+
+def _assemble_sd3(name: str, parts: dict[str, Any], device: torch.device, dtype: torch.dtype,
+                  *, size: int | None = None, compile: bool = False) -> Backend:
+    """SD3 / SD3.5: the MMDiT transformer on a rectified-flow schedule with the scheduler's shift,
+    its 16-channel VAE (scaling and shift factors), two CLIP encoders and T5 where loaded."""
+    transformer, vae, sched = parts["transformer"], parts["vae"], parts["scheduler"]
+    encoders = [parts["text_encoder"], parts.get("text_encoder_2")]
+    if encoders[1] is None:
+        raise ValueError(f"{name}: an SD3 model needs text_encoder_2 (both CLIP encoders)")
+    t5 = (parts["tokenizer_3"], parts["text_encoder_3"]) if parts.get("text_encoder_3") is not None else None
+    for m in (transformer, vae, *encoders, t5[1] if t5 else None):
+        if m is not None:
+            m.requires_grad_(False).eval().to(device)
+    if sched.config.get("use_dynamic_shifting"):
+        raise ValueError(f"{name}: the scheduler shifts by resolution (use_dynamic_shifting); noclip plays "
+                         "SD3's fixed shift")
+    autoencoder = DiffusersAutoencoder(vae)
+    conditioner = SD3Conditioner([parts["tokenizer"], parts["tokenizer_2"]], encoders, t5,
+                                 transformer.config.joint_attention_dim, device)
+    schedule = Schedule.flow(sched.config.num_train_timesteps, float(sched.config.shift))
+    denoiser = TransformerDenoiser(transformer, schedule, conditioner.pooled_dim)
+    if compile and device.type == "cuda":
+        denoiser.transformer = torch.compile(transformer, mode="reduce-overhead")
+        autoencoder.graphs = denoiser.graphs = True
+    side = size or transformer.config.sample_size * autoencoder.factor
     return Backend(name=name, autoencoder=autoencoder, conditioner=conditioner, denoiser=denoiser,
                    device=device, dtype=dtype, size=(side, side))
 
@@ -168,10 +220,11 @@ def _fetch_single_file_configs(path: Path, model: str) -> Path:
     return fetch(repo, ["**/*.json", "*.json", "*.txt", "**/*.txt", "**/*.model"], model=model, download=True)
 
 
-def _weights(variant: str | None) -> dict[str, list[str]]:
+def _weights(variant: str | None, *, t5: bool = False) -> dict[str, list[str]]:
+    skip = _SKIP if t5 else [*_SKIP, *(f"{part}/*" for part in T5_PARTS)]
     if variant:
-        return {"allow": [*_MODEL_FILES, f"*/*.{variant}.safetensors"], "ignore": _SKIP}
-    return {"allow": [*_MODEL_FILES, "*/*.safetensors"], "ignore": [*_SKIP, "*.fp16.*"]}
+        return {"allow": [*_MODEL_FILES, f"*/*.{variant}.safetensors"], "ignore": skip}
+    return {"allow": [*_MODEL_FILES, "*/*.safetensors"], "ignore": [*skip, "*.fp16.*"]}
 
 
 def _offline() -> bool:
@@ -181,26 +234,31 @@ def _offline() -> bool:
     return flag or bool(constants.HF_HUB_OFFLINE)
 
 
-def _from_folder(folder: Path, dtype: torch.dtype) -> dict[str, Any]:
-    """The pipeline parts of a diffusers folder, each by the class its model_index.json names."""
+def _from_folder(folder: Path, dtype: torch.dtype, *, t5: bool = False) -> dict[str, Any]:
+    """The pipeline parts of a diffusers folder, each by the class its model_index.json names (SD3's
+    T5 only with `t5`)."""
     index = json.loads((folder / "model_index.json").read_text())
+    if (index.get("transformer") or [None, None])[1] not in (None, "SD3Transformer2DModel"):
+        raise ValueError(f"{folder}: its transformer is a {index['transformer'][1]}; noclip plays SD, SDXL "
+                         "and SD3 models (SD3Transformer2DModel)")
     parts: dict[str, Any] = {}
     for part in PIPELINE_PARTS:
         entry = index.get(part)
-        if not entry or entry[0] is None:
+        if not entry or entry[0] is None or (part in T5_PARTS and not t5):
             continue
         library, cls_name = entry
         if library not in ("diffusers", "transformers"):
             raise ValueError(f"{folder}: {part} is a {library}.{cls_name}; noclip plays diffusers models")
         cls = getattr(import_module(library), cls_name)
         kw: dict[str, Any] = {}
-        if part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if not part.startswith(("tokenizer", "scheduler")):
             kw["torch_dtype" if library == "diffusers" or _transformers_4() else "dtype"] = dtype
             kw["variant"] = _variant(folder / part)
         parts[part] = cls.from_pretrained(folder / part, **kw)
-    for need in ("unet", "vae", "scheduler", "tokenizer", "text_encoder"):
+    net = "transformer" if "transformer" in parts else "unet"
+    for need in (net, "vae", "scheduler", "tokenizer", "text_encoder"):
         if need not in parts:
-            raise ValueError(f"{folder}: no {need} in model_index.json (noclip plays SD / SDXL models)")
+            raise ValueError(f"{folder}: no {need} in model_index.json (noclip plays SD, SDXL and SD3 models)")
     return parts
 
 
@@ -235,6 +293,15 @@ def _from_single_file(path: Path, dtype: torch.dtype) -> dict[str, Any]:
                                f"family's configs must be in the hub cache: run `noclip fetch {path}` "
                                "where there is a network, or convert it to a diffusers folder") from None
     return {part: getattr(pipe, part, None) for part in PIPELINE_PARTS}
+
+
+def _family(path: Path) -> str:
+    """"sd3" (a transformer), "sdxl" (two text encoders, or a checkpoint's second embedder) or "sd"."""
+    if path.is_dir():
+        index = json.loads((path / "model_index.json").read_text())
+        if (index.get("transformer") or [None])[0]:
+            return "sd3"
+    return "sdxl" if _is_sdxl(path) else "sd"
 
 
 def _is_sdxl(path: Path) -> bool:

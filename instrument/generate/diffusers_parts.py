@@ -2,21 +2,25 @@
 
 Each wrapper does what diffusers' own image-to-image pipelines do with the same module, no more, so
 the stream engine on these parts computes what the pipeline computes (tests/test_diffusers_backend
-holds them to it). Inputs are cast to the module's dtype and results back to the caller's.
+and tests/test_sd3_backend hold them to it). Inputs are cast to the module's dtype and results back
+to the caller's.
 
-SDXL packing: the UNet wants the prompt's token states *and* a pooled text embedding. The
-conditioner returns both in one tensor, (1, 77 + 1, D): the 77 token rows, then one row whose first
-`pooled_dim` entries are the pooled embedding (zeros after). Linear blends of two prompts stay valid
-(both parts blend linearly), and repeating it along the batch repeats both.
+Pooled packing (SDXL, SD3): the denoiser wants the prompt's token states *and* a pooled text
+embedding. The conditioner returns both in one tensor, (1, L + r, D): the L token rows, then the
+pooled embedding laid over r = ceil(pooled_dim / D) rows (zeros after it; r is 1 for SDXL and SD3's
+real sizes). Linear blends of two prompts stay valid (both parts blend linearly), and repeating it
+along the batch repeats both.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .model import Schedule
 
@@ -32,6 +36,7 @@ class DiffusersAutoencoder:
         self.vae, self.factor = vae, 2 ** (len(blocks) - 1)
         self.channels: int = cfg.latent_channels
         self.scale = float(cfg.scaling_factor)
+        self.shift = float(getattr(cfg, "shift_factor", None) or 0.0)  # SD3's latents are centred first
         self.tiny = type(vae).__name__ == "AutoencoderTiny"
         self.dtype = next(vae.parameters()).dtype
         self.graphs = False  # set when compiled with CUDA graphs (diffusers_backend.assemble)
@@ -41,28 +46,38 @@ class DiffusersAutoencoder:
         _step(self.graphs)
         enc = self.vae.encode(image.to(self.dtype))
         z = enc.latents if self.tiny else enc.latent_dist.mean
-        return (self.scale * z).to(image.dtype)
+        return (self.scale * (z - self.shift)).to(image.dtype)
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         _step(self.graphs)
-        return self.vae.decode((latent / self.scale).to(self.dtype)).sample.to(latent.dtype, copy=self.graphs)
+        z = latent / self.scale + self.shift
+        return self.vae.decode(z.to(self.dtype)).sample.to(latent.dtype, copy=self.graphs)
 
 
-class ClipConditioner:
-    """CLIP text conditioning as SD's pipelines compute it (no classifier-free guidance: the turbo
-    and LCM models need none). SD: the last hidden states. SDXL: both encoders' penultimate
-    states side by side, plus the pooled embedding of the second, packed (see the module doc).
-    Encodings are cached per prompt: a prompt played again costs nothing."""
+def pack_pooled(tokens: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """(1, L, D) token states and a (1, P) pooled embedding as one (1, L + ceil(P / D), D) tensor."""
+    d = tokens.shape[-1]
+    rows = math.ceil(pooled.shape[-1] / d)
+    laid = F.pad(pooled.to(tokens.dtype), (0, rows * d - pooled.shape[-1])).reshape(1, rows, d)
+    return torch.cat([tokens, laid], dim=1)
 
-    def __init__(self, tokenizers: list[Any], encoders: list[Any], device: torch.device,
-                 *, sdxl: bool, keep: int = 64) -> None:
-        """`tokenizers`, `encoders`: transformers' CLIP tokenizers and text models (typed Any, as
-        their configs are set at run time)."""
-        self.tokenizers, self.encoders, self.device = tokenizers, encoders, device
-        self.sdxl, self.keep = sdxl, keep
-        self.pooled_dim: int = encoders[-1].config.projection_dim if sdxl else 0
+
+def unpack_pooled(cond: torch.Tensor, pooled_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """pack_pooled's inverse, along a batch: (B, L, D) token states, (B, pooled_dim) pooled."""
+    rows = math.ceil(pooled_dim / cond.shape[-1])
+    return cond[:, :-rows], cond[:, -rows:].flatten(1)[:, :pooled_dim]
+
+
+class CachedConditioner:
+    """Encodings cached per prompt (the newest `keep`): a prompt played again costs nothing."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def _encode(self, prompt: str) -> torch.Tensor:
+        raise NotImplementedError
 
     def __call__(self, prompt: str) -> torch.Tensor:
         if prompt in self._cache:
@@ -73,6 +88,20 @@ class ClipConditioner:
         while len(self._cache) > self.keep:
             self._cache.popitem(last=False)
         return cond
+
+
+class ClipConditioner(CachedConditioner):
+    """CLIP text conditioning as SD's pipelines compute it (no classifier-free guidance: the turbo
+    and LCM models need none). SD: the last hidden states. SDXL: both encoders' penultimate
+    states side by side, plus the pooled embedding of the second, packed (see the module doc)."""
+
+    def __init__(self, tokenizers: list[Any], encoders: list[Any], device: torch.device,
+                 *, sdxl: bool, keep: int = 64) -> None:
+        """`tokenizers`, `encoders`: transformers' CLIP tokenizers and text models (typed Any, as
+        their configs are set at run time)."""
+        super().__init__(keep)
+        self.tokenizers, self.encoders, self.device, self.sdxl = tokenizers, encoders, device, sdxl
+        self.pooled_dim: int = encoders[-1].config.projection_dim if sdxl else 0
 
     @torch.no_grad()
     def _encode(self, prompt: str) -> torch.Tensor:
@@ -86,10 +115,43 @@ class ClipConditioner:
         if not self.sdxl:
             return states[0]
         assert pooled is not None  # SDXL has two encoders
-        tokens = torch.cat(states, dim=-1)
-        row = tokens.new_zeros(1, 1, tokens.shape[-1])
-        row[0, 0, : self.pooled_dim] = pooled[0]
-        return torch.cat([tokens, row], dim=1)
+        return pack_pooled(torch.cat(states, dim=-1), pooled)
+
+
+class SD3Conditioner(CachedConditioner):
+    """SD3's text conditioning as its pipelines compute it (no classifier-free guidance): both CLIP
+    encoders' penultimate states side by side, zero-padded to the joint width, then T5's states
+    (`max_length` rows; zeros where the model plays without T5, as diffusers does with
+    text_encoder_3=None), and both CLIP pooled embeddings, packed (see the module doc)."""
+
+    def __init__(self, tokenizers: list[Any], encoders: list[Any], t5: tuple[Any, Any] | None,
+                 joint_dim: int, device: torch.device, *, max_length: int = 256, keep: int = 64) -> None:
+        """`tokenizers`, `encoders`: the two CLIP tokenizers and text models with projection; `t5`:
+        (tokenizer, T5EncoderModel) or None; `joint_dim`: the transformer's joint_attention_dim."""
+        super().__init__(keep)
+        self.tokenizers, self.encoders, self.t5, self.device = tokenizers, encoders, t5, device
+        self.joint_dim, self.max_length = joint_dim, max_length
+        self.pooled_dim: int = sum(e.config.projection_dim for e in encoders)
+
+    @torch.no_grad()
+    def _encode(self, prompt: str) -> torch.Tensor:
+        states, pooled = [], []
+        for tok, enc in zip(self.tokenizers, self.encoders, strict=True):
+            ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids.to(self.device)
+            out = enc(ids, output_hidden_states=True)
+            states.append(out.hidden_states[-2])
+            pooled.append(out[0])
+        clip = torch.cat(states, dim=-1)                                  # (1, 77, 2 x CLIP width)
+        if self.t5 is None:
+            t5 = clip.new_zeros(1, self.max_length, self.joint_dim)
+        else:
+            tok, enc = self.t5
+            ids = tok(prompt, padding="max_length", max_length=self.max_length, truncation=True,
+                      add_special_tokens=True, return_tensors="pt").input_ids.to(self.device)
+            t5 = enc(ids)[0].to(clip.dtype)                               # (1, max_length, joint)
+        tokens = torch.cat([F.pad(clip, (0, t5.shape[-1] - clip.shape[-1])), t5], dim=-2)
+        return pack_pooled(tokens, torch.cat(pooled, dim=-1))
 
 
 class UNetDenoiser:
@@ -118,7 +180,7 @@ class UNetDenoiser:
         if self.w_embedding is not None:
             kwargs["timestep_cond"] = self.w_embedding.expand(x.shape[0], -1)
         if self.sdxl_factor:
-            cond, pooled = cond[:, :-1], cond[:, -1, : self.pooled_dim]
+            cond, pooled = unpack_pooled(cond, self.pooled_dim)
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled,
                                            "time_ids": self.time_ids(x).expand(x.shape[0], -1)}
         _step(self.graphs)
@@ -131,6 +193,31 @@ class UNetDenoiser:
         if (h, w) not in self._time_ids:
             self._time_ids[h, w] = torch.tensor([[h, w, 0, 0, h, w]], dtype=self.dtype, device=self.device)
         return self._time_ids[h, w]
+
+
+class TransformerDenoiser:
+    """SD3Transformer2DModel called as SD3's pipelines call it: a rectified-flow velocity from the
+    latents, the timestep as the scheduler gives it (sigma x T, a float), the token states and the
+    pooled embedding (unpacked from the conditioning)."""
+
+    prediction = "flow"
+
+    def __init__(self, transformer: Any, schedule: Schedule, pooled_dim: int) -> None:
+        self.transformer, self.schedule, self.pooled_dim = transformer, schedule, pooled_dim
+        self.dtype = next(transformer.parameters()).dtype
+        self.device = next(transformer.parameters()).device
+        self.graphs = False
+        self._timesteps = (schedule.sigma * schedule.T).to(self.device, torch.float32)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
+                 base: torch.Tensor | None = None) -> torch.Tensor:
+        tokens, pooled = unpack_pooled(cond.to(self.device, self.dtype), self.pooled_dim)
+        _step(self.graphs)
+        timestep = self._timesteps[t.to(self.device).long()]
+        out = self.transformer(hidden_states=x.to(self.dtype), timestep=timestep, encoder_hidden_states=tokens,
+                               pooled_projections=pooled, return_dict=False)[0]
+        return out.to(x.dtype, copy=self.graphs)
 
 
 def guidance_embedding(w: float, dim: int) -> torch.Tensor:

@@ -76,6 +76,9 @@ def _assignment(text: str) -> tuple[str, str]:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default="default", help="patch name (in patches/) or path")
     p.add_argument("--model", help="generator backend (overrides the patch)")
+    p.add_argument("--lora", action="append", metavar="PATH_OR_HUB_ID[:SCALE]",
+                   help="a LoRA played live on the model (repeatable, 4 at most; in place of the patch's "
+                        "loras): the n-th is parameter lora<n>, 0 off, 1 as trained, SCALE its start")
     _accel(p)
     p.add_argument("--source", metavar="SPEC",
                    help="the base instead of the patch's scene: a video (looped) or still image file, a "
@@ -234,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("model", help="sd-turbo, sdxl-turbo, sd15-lcm, sd3-medium, sd35-medium, sd35-large-turbo "
                                  "or a hub id org/name")
     f.add_argument("--no-taesd", action="store_true", help="not the tiny autoencoder (TAESD) too")
+    f.add_argument("--lora", action="append", metavar="HUB_ID", help="a LoRA from the hub too (repeatable)")
 
     e = sub.add_parser("build-engines", help="build a model's TensorRT engines ahead of a show (cached)")
     e.add_argument("--model", help="generator backend (default: the patch's)")

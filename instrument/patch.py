@@ -31,7 +31,7 @@ from .tomlfile import ConfigError, TomlFile
 
 VERSION = 2
 MAX_BYTES = 1 << 20  # a patch file's size at most
-KEYS = {"version", "name", "description", "scene", "model", "chain", "size", "dream_size", "params",
+KEYS = {"version", "name", "description", "scene", "model", "loras", "chain", "size", "dream_size", "params",
         "midi", "modulator"}
 
 
@@ -41,6 +41,9 @@ class Patch:
     description: str = ""
     scene: str = "testcard"
     model: str = "builtin"
+    # LoRAs played live on the model, `PATH_OR_HUB_ID[:SCALE]`, the n-th under parameter `lora{n}` (its
+    # scale, when given, is that parameter's value in `params`)
+    loras: tuple[str, ...] = ()
     chain: str = "vhs"
     size: tuple[int, int] = (512, 384)  # the scene's working resolution
     # the generator's, when smaller: it dreams on the scene shrunk to this and the compositor carries
@@ -78,6 +81,21 @@ def chain_preset(patch: Patch, registry: Registry = REGISTRY) -> ChainPreset:
     """The chain `patch` plays and its values for that chain's parameters."""
     spec = load_chain_spec(patch.chain, registry)
     return ChainPreset(patch.chain, {p.name: patch.params.get(p.name, p.default) for p in spec.params})
+
+
+def with_loras(patch: Patch, specs: Sequence[object]) -> Patch:
+    """`patch` playing the LoRAs `specs` (`PATH_OR_HUB_ID[:SCALE]`): a scale given becomes its
+    `lora{n}` value unless the patch's params set one. A ValueError says what is wrong with a spec
+    (whether the file plays is the generator's to find out: the show plays on without it)."""
+    if len(specs) > len(generate.LORA_PARAMS):
+        raise ValueError(f"{len(specs)} LoRAs: {len(generate.LORA_PARAMS)} at most (lora1 ... "
+                         f"lora{len(generate.LORA_PARAMS)})")
+    values = {}
+    for name, spec in zip(generate.LORA_PARAMS, specs, strict=False):
+        scale = generate.parse_lora(spec)[1]
+        if scale is not None:
+            values[name] = scale
+    return replace(patch, loras=tuple(str(s) for s in specs), params={**values, **patch.params})
 
 
 def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
@@ -148,11 +166,18 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     load_bindings(tf, registry)  # raises ConfigError naming the binding's line and key
     mods = d.get("modulator", [])
     modulators.parse(mods, tf.error, registry)
-    return Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
-                 scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                 size=(size[0], size[1]), dream_size=_dream_size(dream, size),
-                 params=values, path=tf.path, midi=tuple(d.get("midi", ())),
-                 modulators=tuple(mods))
+    patch = Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
+                  scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
+                  size=(size[0], size[1]), dream_size=_dream_size(dream, size),
+                  params=values, path=tf.path, midi=tuple(d.get("midi", ())),
+                  modulators=tuple(mods))
+    loras = d.get("loras", [])
+    if not isinstance(loras, list):
+        raise tf.error(("loras",), 'loras = ["PATH_OR_HUB_ID[:SCALE]", ...]')
+    try:
+        return with_loras(patch, loras)
+    except ValueError as exc:
+        raise tf.error(("loras",), str(exc)) from None
 
 
 def _dream_size(dream: list[int], size: list[int]) -> tuple[int, int] | None:
@@ -186,6 +211,8 @@ def save_patch(patch: Patch, path: Path) -> None:
         "version": VERSION, "name": patch.name, "description": patch.description, "scene": patch.scene,
         "model": patch.model, "chain": patch.chain, "size": list(patch.size), "dream_size": list(patch.dream),
         "params": dict(sorted(patch.params.items()))}
+    if patch.loras:
+        data["loras"] = list(patch.loras)
     if patch.midi:
         data["midi"] = [dict(t) for t in patch.midi]
     if patch.modulators:

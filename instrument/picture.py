@@ -33,7 +33,8 @@ class Picture:
                  reporter: Reporter, live: bool) -> None:
         self.ctx, self.reporter, self.live, self.patch = ctx, reporter, live, patch
         self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
-        self.generator: Generator = make_generator(patch.model, ctx, patch.dream, reporter, live=live)
+        self.generator: Generator = make_generator(patch.model, ctx, patch.dream, reporter, live=live,
+                                                   loras=patch.loras)
         self.shrink = self._shrink(patch)
         self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, reporter)
 
@@ -64,9 +65,10 @@ class Picture:
         if patch.scene != old.scene or patch.size != old.size:
             scene, self.scene = self.scene, make_scene(patch.scene, self.ctx, patch.size)
             scene.release()
-        if patch.model != old.model or patch.dream != old.dream:
+        if (patch.model, patch.dream, patch.loras) != (old.model, old.dream, old.loras):
             generator = self.generator
-            self.generator = make_generator(patch.model, self.ctx, patch.dream, self.reporter, live=self.live)
+            self.generator = make_generator(patch.model, self.ctx, patch.dream, self.reporter, live=self.live,
+                                            loras=patch.loras)
             generator.release()
         if (patch.model, patch.size, patch.dream) != (old.model, old.size, old.dream):
             if self.shrink is not None:

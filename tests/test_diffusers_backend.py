@@ -160,8 +160,9 @@ def test_tiny_autoencoder_option_swaps_the_vae(models):
 def test_lora_is_fused_into_the_unet(models, tmp_path, layout):
     from safetensors.torch import save_file
 
+    from instrument.generate.catalog import lora_file
     from instrument.generate.diffusers_backend import load
-    from instrument.generate.diffusers_parts import fuse_lora
+    from instrument.generate.lora import fuse
 
     folder, *_ = models["sd"]
     unet = load(str(folder), "cpu").denoiser.unet
@@ -176,7 +177,7 @@ def test_lora_is_fused_into_the_unet(models, tmp_path, layout):
         state = {f"{k}.lora_down.weight": down, f"{k}.lora_up.weight": up, f"{k}.alpha": torch.tensor(2.0)}
         scale = 0.5
     save_file(state, tmp_path / "pytorch_lora_weights.safetensors")
-    assert fuse_lora(unet, tmp_path) == 1
+    assert fuse(unet, lora_file(str(tmp_path)), "sd") == 1
     assert torch.allclose(unet.get_submodule(name).weight, w0 + scale * up @ down, atol=1e-5)
 
 

@@ -25,6 +25,13 @@ def resolve_patch(args: argparse.Namespace) -> tuple[Patch, dict[str, Any]]:
         except ValueError as exc:
             raise SystemExit(f"noclip: --model: {exc}") from None
         patch = replace(patch, model=args.model)
+    if getattr(args, "lora", None):
+        from ..patch import with_loras
+
+        try:
+            patch = with_loras(replace(patch, loras=()), args.lora)
+        except ValueError as exc:
+            raise SystemExit(f"noclip: --lora: {exc}") from None
     spec = getattr(args, "source", None)
     if spec is not None:
         from ..scene import SOURCES_HELP, SourceError, source

@@ -115,6 +115,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for what, path in (("model", src.model), ("LoRA", src.lora), ("tiny autoencoder", src.tiny)):
         if path is not None:
             print(f"{what}: {path}")
+    from ..generate.catalog import LoraError, lora_file, parse_lora
+
+    for spec in args.lora or []:
+        try:
+            print(f"LoRA: {lora_file(parse_lora(spec)[0], download=True)}")
+        except LoraError as exc:
+            raise SystemExit(f"noclip fetch: {exc}") from None
     return 0
 
 

@@ -30,6 +30,13 @@ def cmd_render(args: argparse.Namespace) -> int:
             return 2
         if not perf.complete:
             log.warning("%s ends early (crash or --salvage): rendering its %d frames", perf.path, perf.frames)
+        from ..record.performance import check_loras
+
+        problems = check_loras(perf.header)
+        if problems:
+            print(f"noclip: {perf.path}: the re-render would not play the show's LoRAs: " + "; ".join(problems),
+                  file=sys.stderr)
+            return 2
         patch = replace(perf.patch, model=args.model) if args.model else perf.patch
         overrides = perf.header["start"]
         seconds = args.seconds or perf.frames / perf.fps

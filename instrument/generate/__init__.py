@@ -16,10 +16,12 @@ from ..params import FrameParams, ParamSpec
 from ..report import Reporter
 from .catalog import BACKENDS as BACKENDS  # re-exported: the named backends, and the check a patch's
 from .catalog import check_model as check_model  # model passes (paths and hub ids pass too)
+from .catalog import parse_lora as parse_lora  # and a LoRA's name and scale
 
 # The stream engine's parameters (read in stream.py) live here, so that the registry, `noclip
 # params` and the none model never have to import torch.
 _P: dict[str, Any] = {"origin": __name__, "group": "generator"}
+LORA_PARAMS = ("lora1", "lora2", "lora3", "lora4")  # one per LoRA slot (generate/lora.py)
 PARAMS = (
     ParamSpec("seed", "int", 0, min=0, max=2**31 - 1, origin=__name__,
               description="noise seed of the generator and the tape"),
@@ -43,6 +45,10 @@ PARAMS = (
                           "(mean difference, 0 off)"),
     ParamSpec("stream_batch", "bool", True, **_P,
               description="denoise the frames in flight as one batch: faster, output lags steps-1 frames"),
+    # in the order --lora / a patch's loras name them
+    *(ParamSpec(name, "float", 1.0, min=0.0, max=2.0, smooth=0.1, **_P,
+                description=f"strength of LoRA {name[4:]} (--lora, a patch's loras): 0 off, 1 as trained")
+      for name in LORA_PARAMS),
 )
 
 
@@ -140,18 +146,25 @@ def live_rate(name: str, take: bool = False, cores: int | None = None) -> tuple[
     return 60.0, "GPU generator" if device == "cuda" else "no generator"
 
 
-def load_backend(name: str, device: str | None = None):
-    """The models behind a model name (see generate/model.py for what a Backend is). Imports torch
-    and the backend's library only when asked, so `noclip params` and the none model stay quick."""
+def load_backend(name: str, device: str | None = None, loras: tuple[str, ...] = ()):
+    """The models behind a model name (see generate/model.py for what a Backend is), with `loras`
+    (`PATH_OR_HUB_ID[:SCALE]`) played live. Imports torch and the backend's library only when
+    asked, so `noclip params` and the none model stay quick."""
     if name == "builtin":
         from .builtin import load as load_builtin
-        return load_builtin(device)
+        backend = load_builtin(device)
+        if loras:  # a LoRA is for a diffusers model; the builtin learns a look by `noclip train --from`
+            from dataclasses import replace
+            return replace(backend, notes=("LoRAs play on diffusers models (SD, SDXL, SD3), not the builtin "
+                                           "one (teach it a look with `noclip train --from builtin`); "
+                                           "playing without them",))
+        return backend
     from .diffusers_backend import load as load_diffusers
-    return load_diffusers(name, device)
+    return load_diffusers(name, device, loras=tuple(loras))
 
 
 def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], reporter: Reporter | None = None,
-                   *, live: bool = True) -> Generator:
+                   *, live: bool = True, loras: tuple[str, ...] = ()) -> Generator:
     """The generator for a model name. The model loads on the generator's thread, so the show plays
     the scene meanwhile; live, the loop never waits for it; offline (`live=False`) each frame waits
     for its own generation, however long it takes. The engine runs in a process of its own
@@ -161,19 +174,22 @@ def make_generator(name: str, ctx: moderngl.Context, size: tuple[int, int], repo
     (an offline render asks `missing` and decides)."""
     if name == "none":
         return PassThrough()
+    from functools import partial
+
     from .worker import ThreadedGenerator
 
     reporter = Reporter() if reporter is None else reporter
+    load = partial(load_backend, loras=tuple(loras)) if loras else load_backend
     if os.environ.get("NOCLIP_GENERATOR", "process") == "process":
         from .remote import RemoteEngine
 
         # the child loads with load_backend as this module holds it now (pickled by its name)
-        remote = RemoteEngine(name, load=load_backend, live=live)
+        remote = RemoteEngine(name, load=load, live=live)
         return ThreadedGenerator(name, None, ctx, size, reporter, live=live, load=remote.start,
                                  interrupt=remote.kill)
 
     return ThreadedGenerator(name, None, ctx, size, reporter, live=live,
-                             load=lambda: open_engine(name, load_backend, reporter))
+                             load=lambda: open_engine(name, load, reporter))
 
 
 def open_engine(name: str, load, reporter: Reporter):

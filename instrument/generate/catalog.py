@@ -8,6 +8,7 @@ CLI ask `check_model`, so a typo is reported before the show starts instead of a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,72 @@ def check_model(name: object) -> str:
     if looks_like_path:
         raise ValueError(f"{name!r}: no such file or folder")
     raise ValueError(f"unknown model {name!r}: " + _KINDS)
+
+
+# -- LoRAs (generate/lora.py plays them): names, files and content hashes, without torch -------------
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # what diffusers' trainers and `noclip finetune` write
+MAX_LORA_SCALE = 2.0
+
+
+class LoraError(ValueError):
+    """A LoRA that cannot play on this model; the message names the file and why."""
+
+
+def parse_lora(spec: object) -> tuple[str, float | None]:
+    """`PATH_OR_HUB_ID[:SCALE]` → (where, scale or None), or a LoraError saying what is wrong. The
+    scale is a plain number after the last colon, 0 to MAX_LORA_SCALE."""
+    if not isinstance(spec, str) or not spec.strip() or len(spec) > 1000:
+        raise LoraError(f"a LoRA is PATH_OR_HUB_ID[:SCALE] (a string, 1,000 characters at most), not {spec!r}")
+    where, sep, tail = spec.rpartition(":")
+    if sep and where:
+        try:
+            scale = float(tail)
+        except ValueError:
+            return spec, None
+        if not 0.0 <= scale <= MAX_LORA_SCALE:
+            raise LoraError(f"LoRA {where}: scale {tail} is not within 0..{MAX_LORA_SCALE:g}")
+        return where, scale
+    return spec, None
+
+
+def lora_file(where: str, *, download: bool = False) -> Path:
+    """The weights file a LoRA name points at: a .safetensors file, a folder's (its
+    pytorch_lora_weights.safetensors, or its only .safetensors), or a hub id's from the Hugging Face
+    cache (fetched first with `download`: `noclip fetch --lora`, never a show)."""
+    path = local_path(where)
+    if path is None:
+        looks_like_path = where.startswith((".", "/", "~")) or where.lower().endswith(".safetensors")
+        if looks_like_path or not _HUB_ID.match(where) or ".." in where:
+            raise LoraError(f"LoRA {where}: no such file or folder")
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = Path(snapshot_download(where, allow_patterns=["*.safetensors", "*.json"],
+                                          local_files_only=not download))
+        except Exception as exc:
+            raise LoraError(f"LoRA {where}: not in the Hugging Face cache, and a show never downloads: run "
+                            f"`noclip fetch --lora {where}` first ({type(exc).__name__})") from None
+    if path.is_dir():
+        if (path / LORA_WEIGHTS).is_file():
+            return path / LORA_WEIGHTS
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) != 1:
+            raise LoraError(f"LoRA {where}: a folder with {LORA_WEIGHTS} or a single .safetensors file "
+                            f"({len(found)} found)")
+        return found[0]
+    if path.suffix.lower() != ".safetensors":
+        raise LoraError(f"LoRA {where}: not a .safetensors file")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    """A file's content hash (a performance file records its LoRAs' so a re-render plays the same)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 _KINDS = (f"one of {', '.join(BACKENDS)}, a diffusers folder, a .safetensors/.ckpt file "

@@ -37,15 +37,26 @@ from typing import Any
 
 import torch
 
-from .catalog import ALIASES, CHECKPOINT_SUFFIXES, TAESD, TAESD3, TAESDXL, check_model, local_path
+from .catalog import (
+    ALIASES,
+    CHECKPOINT_SUFFIXES,
+    TAESD,
+    TAESD3,
+    TAESDXL,
+    LoraError,
+    check_model,
+    local_path,
+    lora_file,
+    parse_lora,
+)
 from .diffusers_parts import (
     ClipConditioner,
     DiffusersAutoencoder,
     SD3Conditioner,
     TransformerDenoiser,
     UNetDenoiser,
-    fuse_lora,
 )
+from .lora import LiveLoras, fuse, read
 from .model import PREDICTIONS, Backend, Schedule
 
 log = logging.getLogger("noclip")
@@ -95,7 +106,10 @@ def locate(name: str, *, taesd: bool | str | None = None, t5: bool | None = None
 
 
 def load(name: str, device: str | torch.device | None = None, *, taesd: bool | str | None = None,
-         compile: bool | None = None, t5: bool | None = None) -> Backend:
+         compile: bool | None = None, t5: bool | None = None, loras: tuple[str, ...] = ()) -> Backend:
+    """The backend of model `name`, with the LoRAs named in `loras` (`PATH_OR_HUB_ID[:SCALE]`, the
+    scale being the patch's business) played live under lora1, lora2, ...; a LoRA that cannot play
+    is left out, the reason in the backend's notes."""
     t5 = bool(_option(t5, "NOCLIP_T5", False))
     src = locate(name, taesd=taesd, t5=t5)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -105,8 +119,9 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
         dtype = torch.bfloat16 if bf16 else torch.float16
     parts = (_from_single_file(src.model, dtype) if src.model.is_file()
              else _from_folder(src.model, dtype, t5=t5))
+    family = _family(src.model)
     if src.lora is not None:
-        n = fuse_lora(parts["unet"], src.lora)
+        n = fuse(parts["unet"], lora_file(str(src.lora)), family)
         log.info("%s: fused the LoRA in %s into %d UNet layers", name, src.lora, n)
     if src.tiny is not None:
         from diffusers import AutoencoderTiny
@@ -115,8 +130,25 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
     elif dtype == torch.float16 and parts.get("text_encoder_2") and parts["vae"].config.get("force_upcast"):
         parts["vae"] = parts["vae"].to(torch.float32)  # SDXL's VAE overflows in fp16 (as its pipelines know)
     alias = ALIASES.get(name)
-    return assemble(name, parts, dev, dtype, size=alias.size if alias else None,
-                    compile=bool(_option(compile, "NOCLIP_COMPILE", False)))
+    compiled = bool(_option(compile, "NOCLIP_COMPILE", False)) and not loras  # hooks would be traced away
+    backend = assemble(name, parts, dev, dtype, size=alias.size if alias else None, compile=compiled)
+    return with_loras(backend, parts.get("transformer") or parts["unet"], family, loras) if loras else backend
+
+
+def with_loras(backend: Backend, net: torch.nn.Module, family: str, loras: tuple[str, ...]) -> Backend:
+    """The backend with `loras` hooked onto its network (lora.LiveLoras), in order; one that cannot
+    play is skipped (its slot stays empty, so lora2 stays the second LoRA named) and noted."""
+    from dataclasses import replace
+
+    live, notes = LiveLoras(net, backend.dtype), []
+    for i, spec in enumerate(loras, 1):
+        try:
+            path = lora_file(parse_lora(spec)[0])
+            n = live.add(path, read(path, family), family, slot=i - 1)
+            log.info("%s: LoRA %s on %d layers, played as lora%d", backend.name, path, n, i)
+        except LoraError as exc:
+            notes.append(f"lora{i}: {exc}; playing without it")
+    return replace(backend, loras=live.set, notes=backend.notes + tuple(notes))
 
 
 def assemble(name: str, parts: dict[str, Any], device: torch.device, dtype: torch.dtype,

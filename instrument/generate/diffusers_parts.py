@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -235,33 +234,3 @@ def _step(graphs: bool) -> None:
     if graphs:
         torch.compiler.cudagraph_mark_step_begin()
 
-
-def fuse_lora(unet: torch.nn.Module, folder: Path, scale: float = 1.0) -> int:
-    """Fuse a LoRA (e.g. LCM-LoRA) into the UNet's weights: W += scale · alpha/rank · B·A.
-    Fused, it costs nothing per frame, and it needs no PEFT. diffusers reads and converts the file
-    (kohya or diffusers naming); text-encoder parts are ignored. Returns the layers changed."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_unet_state_dict_to_peft
-
-    state, alphas = StableDiffusionPipeline.lora_state_dict(str(folder))
-    state = convert_unet_state_dict_to_peft(
-        {k.removeprefix("unet."): v for k, v in state.items() if not k.startswith("text_encoder")})
-    scales = {}  # alpha keys name the layer as the weights did: convert them the same way
-    for key, alpha in (alphas or {}).items():
-        (layer,) = convert_unet_state_dict_to_peft({key.removeprefix("unet.").removesuffix(".alpha"): 0})
-        scales[layer.removesuffix(".lora_A.weight")] = float(alpha)
-    n = 0
-    for key, down in state.items():
-        if not key.endswith(".lora_A.weight"):
-            continue
-        name = key.removesuffix(".lora_A.weight")
-        up = state[name + ".lora_B.weight"]
-        layer = unet.get_submodule(name)
-        rank = down.shape[0]
-        delta = (up.flatten(1).float() @ down.flatten(1).float()).reshape(layer.weight.shape)
-        s = scale * scales.get(name, rank) / rank
-        layer.weight.data += (s * delta).to(layer.weight.device, layer.weight.dtype)
-        n += 1
-    if n == 0:
-        raise ValueError(f"{folder}: no UNet LoRA weights found")
-    return n

@@ -71,6 +71,10 @@ class Backend:
     # the picture holds with the denoiser's convolutions in int8 on a CPU (measured per model: the
     # builtin's dream figures unchanged, MODEL_CARD.md), so `--accel auto` may choose it
     int8: bool = False
+    # the live LoRAs' scales setter (lora1, lora2, ... values; generate/lora.py), None without LoRAs
+    loras: Callable[[tuple[float, ...]], None] | None = None
+    # what loading noticed and the show should say once (a LoRA that could not play, and why)
+    notes: tuple[str, ...] = ()
 
 
 class Schedule:

@@ -60,7 +60,8 @@ def _serve(conn, name: str, load: Callable[[str], Any] | None = None, live: bool
     from ..clock import settle_memory
 
     settle_memory()  # torch's objects out of the collector's way: no 100 ms pause mid-dream
-    conn.send(("ready", {"motion_grid": getattr(engine, "motion_grid", None), "runtime": backend.runtime}))
+    conn.send(("ready", {"motion_grid": getattr(engine, "motion_grid", None), "runtime": backend.runtime,
+                         "notes": list(backend.notes)}))
     while True:
         try:
             msg = conn.recv()
@@ -118,6 +119,7 @@ class RemoteEngine:
         self.stats: dict[str, Any] = {}
         self.motion_grid = None
         self.runtime = "torch"   # what the child's parts run on, once loaded
+        self.notes: tuple[str, ...] = ()  # what the child's loading noticed (worker.py says it)
         self.proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None  # to the process, while there is one
         self._lock = threading.Lock()  # start and kill: a kill never misses a process being started
@@ -141,7 +143,7 @@ class RemoteEngine:
         if kind == "error":
             self.close()
             raise GeneratorProcessError(info)
-        self.motion_grid, self.runtime = info["motion_grid"], info["runtime"]
+        self.motion_grid, self.runtime, self.notes = info["motion_grid"], info["runtime"], tuple(info["notes"])
         return self
 
     def __call__(self, frame: BaseFrame, fp: FrameParams) -> np.ndarray:

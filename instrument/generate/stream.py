@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..params import FrameParams
-from . import PARAMS
+from . import LORA_PARAMS, PARAMS
 from .model import Backend
 from .motion import compose, to_grid, warp
 from .noise import WarpedNoise, slerp
@@ -153,6 +153,7 @@ class StreamEngine:
             raise ValueError(f"working size {self.size} is not a multiple of the autoencoder's {f}")
         self.grid = self.motion_grid = (self.size[0] // f, self.size[1] // f)
         self.cond = Conditioning(backend.conditioner, backend.device, backend.dtype)
+        self.notes = backend.notes  # said once by the worker (a LoRA that could not play)
         self.noise = WarpedNoise()
         # base_frame: the frame the image last returned is a dream of (Stream Batch answers k-1 frames
         # late; a skipped frame answers with the last dream): the compositor carries it from there
@@ -190,13 +191,16 @@ class StreamEngine:
         steps = max(1, min(int(fp["steps"]), MAX_STEPS))
         timesteps = self.schedule.timesteps(float(fp["strength"]), steps)
         seed, morph = int(fp["seed"]), float(fp["seed_morph"])
+        loras = tuple(float(fp[name]) for name in LORA_PARAMS) if b.loras is not None else ()
         settings = (timesteps, seed, morph, self.cond.prompt, self.cond.progress(fp.time) < 1.0,
-                    bool(fp["stream_batch"]), base.image.shape)
+                    bool(fp["stream_batch"]), base.image.shape, loras)
         if not cut and self.last is not None and self._similar(image, settings, float(fp["similarity_skip"])):
             self.held = motion
             self.stats["skipped"] += 1
             return self.last  # its base_frame stays that of the dream it is
         self.reference = (image, settings)
+        if b.loras is not None:
+            b.loras(loras)  # this frame's denoiser calls play the LoRAs at the knobs' values
 
         shape = (MAX_STEPS, self.ae.channels, self.grid[1], self.grid[0])
         fields = self.noise.advance(fp.frame, (seed, seed + 1), shape, motion, cut)

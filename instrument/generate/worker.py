@@ -167,6 +167,8 @@ class GeneratorWorker:
                     raise RuntimeError("no engine, and nothing to load one with")
                 self.engine = self._load()
                 log.info("%s: dreams on %s", self.name, getattr(self.engine, "runtime", "torch"))
+                for note in getattr(self.engine, "notes", ()):
+                    self.reporter.error(self.name, note)
             except Exception as exc:  # missing weights, no network, out of memory: play the scene
                 self.load_error = described(exc)
                 if not self._stop:

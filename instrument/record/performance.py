@@ -30,6 +30,7 @@ from .. import __version__
 from ..control import ControlEvent
 from ..events import CMD_TARGET
 from ..files import Migration, strict_json, upgrade
+from ..generate.catalog import LoraError, file_sha256, lora_file, parse_lora
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch, is_size
 from ..scene import SCENES, live_source
@@ -57,11 +58,44 @@ def make_header(patch: Patch, start: dict[str, Any], fps: float, size: tuple[int
     return {
         "kind": KIND, "version": VERSION, "noclip": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fps": fps, "size": list(size),
-        "models": {"generator": patch.model},
+        "models": {"generator": patch.model, "loras": [lora_record(spec) for spec in patch.loras]},
         "patch": {**asdict(patch), "dream_size": list(patch.dream),
                   "path": str(patch.path) if patch.path else None},
         "start": start,
     }
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime): a LoRA is hashed once per show
+
+
+def lora_record(spec: str) -> dict[str, Any]:
+    """What a performance file keeps of a LoRA: its name, the file it was, and that file's sha256
+    (None where it was not found: the show played without it)."""
+    try:
+        path = lora_file(parse_lora(spec)[0])
+        st = path.stat()
+    except (LoraError, OSError):
+        return {"lora": spec, "path": None, "sha256": None}
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return {"lora": spec, "path": str(path), "sha256": _HASHES[key]}
+
+
+def check_loras(header: dict[str, Any]) -> list[str]:
+    """What keeps a re-render from playing the performance's LoRAs: each recorded one must be
+    found here with the same content (sha256). Returns the problems, in words."""
+    problems = []
+    for n, rec in enumerate(header.get("models", {}).get("loras", []), 1):
+        if not isinstance(rec, dict) or rec.get("sha256") is None:
+            continue  # not played then (not found): not played now either, as the show did
+        now = lora_record(str(rec.get("lora")))
+        if now["sha256"] is None:
+            problems.append(f"lora{n}: {rec.get('lora')} ({rec.get('path')}) is not on this machine")
+        elif now["sha256"] != rec["sha256"]:
+            problems.append(f"lora{n}: {now['path']} has changed since the show (sha256 {now['sha256'][:12]}, "
+                            f"recorded {str(rec['sha256'])[:12]})")
+    return problems
 
 
 class PerformanceWriter:
@@ -200,6 +234,9 @@ def header_patch(d: dict[str, Any]) -> Patch:
     for key in ("midi", "modulators"):
         if not (isinstance(d.get(key, []), list) and all(isinstance(t, dict) for t in d.get(key, []))):
             raise ValueError(f"header: patch.{key} must be a list of tables")
+    loras = d.get("loras", [])
+    if not (isinstance(loras, list) and len(loras) <= 4 and all(isinstance(s, str) for s in loras)):
+        raise ValueError("header: patch.loras must be a list of at most 4 strings")
     if d.get("path") is not None and not isinstance(d["path"], str):
         raise ValueError("header: patch.path must be a string or null")
     scene = d.get("scene", Patch.scene)
@@ -213,7 +250,8 @@ def header_patch(d: dict[str, Any]) -> Patch:
         probe(Path(scene))  # SourceError (a ValueError): `file: what is wrong`
     return Patch(**{**d, "size": tuple(size), "dream_size": None if dream == size else tuple(dream),
                     "path": Path(d["path"]) if d.get("path") else None,
-                    "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ()))})
+                    "midi": tuple(d.get("midi", ())), "modulators": tuple(d.get("modulators", ())),
+                    "loras": tuple(loras)})
 
 
 def _values(values: dict[str, Any], patch: Patch, where: str) -> None:

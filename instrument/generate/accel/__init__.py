@@ -69,6 +69,13 @@ def accelerate(backend: Backend, mode: str | None = None, reporter: Reporter | N
     if mode == "torch":
         return backend
     reporter = reporter or Reporter()
+    if backend.loras is not None:  # an engine would freeze the LoRAs' scales at their export values
+        message = f"{backend.name}: its LoRAs play live on torch (an engine would fix their scales)"
+        if mode == "auto":
+            log.info("accel: %s", message)
+        else:
+            _warn(reporter, backend.name)("accel", message)
+        return backend
     if toolchain is None and (mode in cpu.RUNTIMES or (mode == "auto" and backend.device.type == "cpu")):
         return _on_cpu(backend, mode, reporter, precision or os.environ.get("NOCLIP_CPU_PRECISION") or None,
                        folder, force)

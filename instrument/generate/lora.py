@@ -1,0 +1,185 @@
+"""LoRAs: low-rank additions to a diffusion model's layers, read from diffusers' or kohya's files and
+played live (each under a registry parameter, `lora1` ... `lora4`) or fused for good (LCM-LoRA).
+
+Live, each LoRA stays apart from the weights: a forward hook on every layer it touches adds
+`scale * alpha / rank * up(down(x))` to the layer's output, with the scale read from its parameter
+every frame. A knob therefore takes effect on the next denoiser call with nothing reloaded or
+re-fused, a scale of 0 skips the LoRA altogether (exactly the picture without it), and several
+LoRAs on one layer add up. The cost is two thin matrix products per touched layer (rank 4-64
+against widths of 320-1536).
+
+Files (found by catalog.lora_file, which needs no torch): a `.safetensors` file, or a folder holding
+`pytorch_lora_weights.safetensors` (what diffusers' trainers and `noclip finetune` write) or a single
+`.safetensors`; or a hub id already in the Hugging Face cache (`noclip fetch --lora ID`; a show
+never downloads). diffusers reads and
+converts the names (its own, PEFT's, and kohya's for SD 1.x/2.x and SDXL); SD3 LoRAs are read in
+diffusers' layout. Text-encoder parts are left out (a prompt's encoding is cached, so it could not
+follow the knob), and the log says so.
+
+Bad input is named and the show plays without the LoRA: a file that does not read, one for another
+model family (its layers are not this model's, or not their shapes), one with no weights for the
+model's network.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import LORA_PARAMS
+from .catalog import LoraError
+
+log = logging.getLogger("noclip")
+
+MAX_LORAS = len(LORA_PARAMS)    # lora1 ... lora4: registry parameters (generate/__init__.py)
+_NET = {"sd": "unet", "sdxl": "unet", "sd3": "transformer"}  # the prefix of a family's network keys
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer's low-rank addition: out += scale * factor * up(down(x))."""
+
+    down: torch.Tensor   # (rank, in) for a Linear; (rank, in, kh, kw) for a Conv2d
+    up: torch.Tensor     # (out, rank) or (out, rank, 1, 1)
+    factor: float        # alpha / rank (1 where the file names no alpha)
+
+
+def read(path: Path, family: str) -> dict[str, Layer]:
+    """The network layers a LoRA file changes, by module name: diffusers reads and converts the
+    file for the family ("sd", "sdxl", "sd3")."""
+    import diffusers
+    from diffusers.utils import convert_unet_state_dict_to_peft
+
+    pipe = {"sd": diffusers.StableDiffusionPipeline, "sdxl": diffusers.StableDiffusionXLPipeline,
+            "sd3": diffusers.StableDiffusion3Pipeline}[family]
+    net = _NET[family]
+    try:
+        loaded = pipe.lora_state_dict(str(path.parent), weight_name=path.name)
+    except Exception as exc:
+        raise LoraError(f"LoRA {path}: does not read ({type(exc).__name__}: {exc})") from None
+    state, alphas = loaded if isinstance(loaded, tuple) else (loaded, None)
+    mine = {k.removeprefix(net + "."): v for k, v in state.items() if k.startswith(net + ".")}
+    others = len(state) - len(mine)
+    if others:
+        log.info("LoRA %s: %d tensors for the text encoders left out (only the %s plays live)",
+                 path, others, net)
+    if net == "unet":
+        mine = convert_unet_state_dict_to_peft(mine)
+    factors: dict[str, float] = {}
+    for key, alpha in (alphas or {}).items():  # alpha keys name the layer as the weights did
+        layer_key = key.removeprefix(net + ".").removesuffix(".alpha")
+        (layer,) = (convert_unet_state_dict_to_peft({layer_key: 0}) if net == "unet" else {layer_key: 0})
+        factors[layer.removesuffix(".lora_A.weight")] = float(alpha)
+    for key in [k for k in mine if k.endswith(".alpha")]:  # PEFT-style alphas in the weights
+        factors[key.removesuffix(".alpha")] = float(mine.pop(key))
+    layers = {}
+    for key, down in mine.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key.removesuffix(".lora_A.weight")
+        up = mine.get(name + ".lora_B.weight")
+        if up is None:
+            raise LoraError(f"LoRA {path}: {name} has lora_A without lora_B")
+        rank = down.shape[0]
+        layers[name] = Layer(down.float(), up.float(), factors.get(name, rank) / rank)
+    if not layers:
+        raise LoraError(f"LoRA {path}: no {net} LoRA weights in it (a LoRA for another model family?)")
+    return layers
+
+
+def check(net: nn.Module, layers: dict[str, Layer], path: Path,
+          family: str) -> dict[str, nn.Linear | nn.Conv2d]:
+    """The modules the layers name, each a Linear or Conv2d of the LoRA's shapes, or a LoraError
+    naming the first that is not (the mark of a LoRA for another model)."""
+    found: dict[str, nn.Linear | nn.Conv2d] = {}
+    for name, layer in layers.items():
+        try:
+            module = net.get_submodule(name)
+        except AttributeError:
+            raise LoraError(f"LoRA {path}: this {family} model has no layer {name} (a LoRA for another "
+                            "model family?)") from None
+        if isinstance(module, nn.Linear):
+            shape_ok = layer.down.dim() == 2 and (layer.down.shape[1], layer.up.shape[0]) == (
+                module.in_features, module.out_features)
+        elif isinstance(module, nn.Conv2d):
+            shape_ok = layer.down.dim() == 4 and (layer.down.shape[1], layer.up.shape[0]) == (
+                module.in_channels, module.out_channels)
+        else:
+            raise LoraError(f"LoRA {path}: {name} is a {type(module).__name__}, not a Linear or Conv2d")
+        if not shape_ok or layer.up.shape[1] != layer.down.shape[0]:
+            raise LoraError(f"LoRA {path}: {name} is {tuple(module.weight.shape)} in this {family} model, the "
+                            f"LoRA's is {tuple(layer.up.shape[:1]) + tuple(layer.down.shape[1:])} (a LoRA for "
+                            "another model family?)")
+        found[name] = module
+    return found
+
+
+def fuse(net: nn.Module, path: Path, family: str, scale: float = 1.0) -> int:
+    """Fuse the LoRA file at `path` into the weights for good: W += scale * factor * up @ down
+    (LCM-LoRA: it costs nothing per frame). Returns the layers changed."""
+    layers = read(path, family)
+    for name, module in check(net, layers, path, family).items():
+        layer, w = layers[name], module.weight
+        delta = (layer.up.flatten(1) @ layer.down.flatten(1)).reshape(w.shape)
+        w.data += (scale * layer.factor * delta).to(w.device, w.dtype)
+    return len(layers)
+
+
+class LiveLoras:
+    """LoRAs hooked onto a network, each with its own scale (`set`), applied in every forward."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        self.net, self.dtype = net, dtype
+        self.scales = [0.0] * MAX_LORAS   # by slot: lora1 is slot 0
+        self.files: dict[int, Path] = {}
+        self._on: dict[nn.Module, list[tuple[int, Layer]]] = {}
+        self._handles: list[Any] = []
+
+    def add(self, path: Path, layers: dict[str, Layer], family: str, slot: int) -> int:
+        """Hook one LoRA's layers as lora{slot + 1} (checked first: nothing is hooked for a LoRA that
+        does not fit). Returns the layers hooked."""
+        if not 0 <= slot < MAX_LORAS:
+            raise LoraError(f"LoRA {path}: {MAX_LORAS} LoRAs at most (lora1 ... lora{MAX_LORAS})")
+        modules = check(self.net, layers, path, family)
+        index = slot
+        device = next(self.net.parameters()).device
+        for name, module in modules.items():
+            layer = layers[name]
+            moved = Layer(layer.down.to(device, self.dtype), layer.up.to(device, self.dtype), layer.factor)
+            if module not in self._on:
+                self._on[module] = []
+                self._handles.append(module.register_forward_hook(self._hook))
+            self._on[module].append((index, moved))
+        self.files[slot] = path
+        self.scales[slot] = 1.0
+        return len(modules)
+
+    def set(self, scales: tuple[float, ...] | list[float]) -> None:
+        """The scales by slot (the lora1, lora2, ... values; missing ones are 0: off)."""
+        for i in range(MAX_LORAS):
+            self.scales[i] = float(scales[i]) if i < len(scales) else 0.0
+
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        for index, layer in self._on[module]:
+            s = self.scales[index]
+            if s == 0.0:
+                continue
+            if isinstance(module, nn.Conv2d):
+                h = F.conv2d(x, layer.down, stride=module.stride, padding=module.padding,
+                             dilation=module.dilation)
+                out = out + (s * layer.factor) * F.conv2d(h, layer.up)
+            else:
+                out = out + (s * layer.factor) * F.linear(F.linear(x, layer.down), layer.up)
+        return out
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._on = [], {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .catalogue import assemble
 from .cmd import resolve_patch
-from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_params, cmd_train
+from .cmd.info import cmd_bench, cmd_build_engines, cmd_devices, cmd_fetch, cmd_finetune, cmd_params, cmd_train
 from .cmd.learn import cmd_learn
 from .cmd.play import cmd_play
 from .cmd.render import cmd_render, time_range
@@ -303,6 +303,25 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--clips", type=int, help="buildings rendered per level")
     t.add_argument("--per-clip", type=int, help="frames per building")
     t.add_argument("--threads", type=int, help="torch CPU threads")
+
+    ft = sub.add_parser("finetune", help="teach a diffusers model a look from your footage, as a LoRA "
+                                         "(--lora DIR plays it)")
+    ft.add_argument("--model", required=True, help="the model the LoRA is for (a --model name)")
+    ft.add_argument("--data", type=Path, nargs="+", required=True, metavar="PATH",
+                    help="image and video files, or folders of them (a .txt beside a file is its caption)")
+    ft.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="where pytorch_lora_weights.safetensors, its card and the checkpoint go")
+    ft.add_argument("--steps", type=int, default=500)
+    ft.add_argument("--prompt", default="", help="the caption of every file without its own .txt")
+    ft.add_argument("--rank", type=int, default=8)
+    ft.add_argument("--lr", type=float, default=1e-4)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--frames", type=int, default=32, help="frames sampled evenly from each video")
+    ft.add_argument("--every", type=int, default=100, help="a checkpoint every this many steps")
+    ft.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
+    again = ft.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    again.add_argument("--fresh", action="store_true", help="start over: delete DIR/checkpoint.pt")
     return ap
 
 
@@ -331,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"play": cmd_play, "render": cmd_render, "params": cmd_params,
                 "devices": cmd_devices, "bench": cmd_bench, "learn": cmd_learn,
-                "fetch": cmd_fetch, "build-engines": cmd_build_engines, "train": cmd_train}[args.command](args)
+                "fetch": cmd_fetch, "build-engines": cmd_build_engines, "train": cmd_train,
+                "finetune": cmd_finetune}[args.command](args)
     except ConfigError as exc:
         print(f"noclip: {exc}", file=sys.stderr)
         return 2

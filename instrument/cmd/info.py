@@ -142,6 +142,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from ..tools.finetune import Finetune, FinetuneError, run
+
+    ckpt = args.out / "checkpoint.pt"
+    if ckpt.is_file() and args.fresh:
+        ckpt.unlink()
+    elif ckpt.is_file() and not args.resume:
+        print(f"noclip finetune: {ckpt} is an earlier run's; --resume continues it, --fresh starts over",
+              file=sys.stderr)
+        return 2
+    job = Finetune(args.model, list(args.data), args.out, steps=args.steps, prompt=args.prompt, rank=args.rank,
+                   lr=args.lr, seed=args.seed, frames=args.frames, every=args.every, device=args.device)
+    try:
+        weights = run(job)
+    except FinetuneError as exc:
+        print(f"noclip finetune: {exc}", file=sys.stderr)
+        return 2
+    print(f"noclip: LoRA in {weights}; card in {args.out / 'README.md'}; play it with --lora {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace as with_
 

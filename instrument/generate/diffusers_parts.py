@@ -171,9 +171,10 @@ class UNetDenoiser:
         dim = unet.config.get("time_cond_proj_dim")
         self.w_embedding = guidance_embedding(guidance - 1, dim).to(self.device, self.dtype) if dim else None
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                  base: torch.Tensor | None = None) -> torch.Tensor:
+        # no no_grad: the weights are frozen (assemble), so only a fine-tune's LoRA builds a graph
+        # (tools/finetune.py); the engine calls it under inference_mode
         cond = cond.to(self.device, self.dtype)
         kwargs: dict[str, Any] = {}
         if self.w_embedding is not None:
@@ -208,9 +209,10 @@ class TransformerDenoiser:
         self.graphs = False
         self._timesteps = (schedule.sigma * schedule.T).to(self.device, torch.float32)
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                  base: torch.Tensor | None = None) -> torch.Tensor:
+        # no no_grad: the weights are frozen (assemble), so only a fine-tune's LoRA builds a graph
+        # (tools/finetune.py); the engine calls it under inference_mode
         tokens, pooled = unpack_pooled(cond.to(self.device, self.dtype), self.pooled_dim)
         _step(self.graphs)
         timestep = self._timesteps[t.to(self.device).long()]

@@ -40,6 +40,17 @@ def ctx():
     context.release()
 
 
+@pytest.fixture(scope="session")
+def tiny_folders(tmp_path_factory):
+    """Tiny SD and SD3 diffusers folders (tests/tiny_diffusers.py) under one root: "sd", "sd3"."""
+    import tiny_diffusers as tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    tiny.sd_pipeline(root / "sd")
+    tiny.sd3_pipeline(root / "sd3")
+    return root
+
+
 @pytest.fixture(scope="module")
 def rig(ctx):
     """The analog chain fed exact images (tests/analog_rig.py)."""

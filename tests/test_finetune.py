@@ -1,4 +1,4 @@
-"""`noclip finetune` (issue 19, item 4) on tiny SD and SD3 folders: a LoRA trained for a few steps on
+"""`noclip finetune` (issue 19, item 4) on tiny SD and SD3 tiny_folders: a LoRA trained for a few steps on
 images and a video changes the model's answer, plays with --lora DIR (0 = the model itself), comes
 with its card, resumes exactly, and names bad data."""
 
@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
-import tiny_diffusers as tiny
 import torch
 from PIL import Image
 
@@ -22,14 +21,6 @@ from instrument.tools.finetune import Finetune, FinetuneError, load_data, run, v
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(2)
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ft-models")
-    tiny.sd_pipeline(root / "sd")
-    tiny.sd3_pipeline(root / "sd3")
-    return root
 
 
 def write_video(path, frames: int = 12, size=(48, 32)):
@@ -73,17 +64,17 @@ def answer(backend, scale=None):
 
 
 @pytest.mark.parametrize("kind", ["sd", "sd3"])
-def test_a_finetuned_lora_changes_the_model_and_plays_with_lora_dir(folders, footage, tmp_path, kind):
+def test_a_finetuned_lora_changes_the_model_and_plays_with_lora_dir(tiny_folders, footage, tmp_path, kind):
     out = tmp_path / "look"
-    weights = run(Finetune(str(folders / kind), [footage], out, steps=12, lr=5e-3, rank=4, frames=4, every=5),
-                  progress=False)
+    job = Finetune(str(tiny_folders / kind), [footage], out, steps=12, lr=5e-3, rank=4, frames=4, every=5)
+    weights = run(job, progress=False)
     assert weights == out / "pytorch_lora_weights.safetensors" and weights.is_file()
     for name in ("README.md", "loss.png", "sample.png", "checkpoint.pt"):
         assert (out / name).is_file(), name
     card = (out / "README.md").read_text()
     assert "6 frames from 3 files" in card and "--lora" in card and "Steps: 12" in card
-    plain = load_backend(str(folders / kind), "cpu")
-    live = load_backend(str(folders / kind), "cpu", loras=(str(out),))
+    plain = load_backend(str(tiny_folders / kind), "cpu")
+    live = load_backend(str(tiny_folders / kind), "cpu", loras=(str(out),))
     assert not live.notes
     assert torch.equal(answer(live, 0.0), answer(plain))
     assert (answer(live, 1.0) - answer(plain)).abs().max() > 1e-3   # it learned something
@@ -91,14 +82,14 @@ def test_a_finetuned_lora_changes_the_model_and_plays_with_lora_dir(folders, foo
     assert sample.size == (3 * 32, 32)   # frame | without | with
 
 
-def test_a_resumed_run_is_the_unbroken_run(folders, footage, tmp_path):
+def test_a_resumed_run_is_the_unbroken_run(tiny_folders, footage, tmp_path):
     from safetensors.torch import load_file
 
     job = dict(steps=8, lr=5e-3, rank=4, frames=3, every=4, seed=3)
-    run(Finetune(str(folders / "sd"), [footage], tmp_path / "whole", **job), progress=False)
+    run(Finetune(str(tiny_folders / "sd"), [footage], tmp_path / "whole", **job), progress=False)
     half = {**job, "steps": 4}
-    run(Finetune(str(folders / "sd"), [footage], tmp_path / "parts", **half), progress=False)
-    resumed = Finetune(str(folders / "sd"), [footage], tmp_path / "parts", **job)
+    run(Finetune(str(tiny_folders / "sd"), [footage], tmp_path / "parts", **half), progress=False)
+    resumed = Finetune(str(tiny_folders / "sd"), [footage], tmp_path / "parts", **job)
     run(resumed, progress=False)
     a = load_file(tmp_path / "whole" / "pytorch_lora_weights.safetensors")
     b = load_file(tmp_path / "parts" / "pytorch_lora_weights.safetensors")
@@ -126,11 +117,11 @@ def test_bad_data_is_named(tmp_path, caplog):
     assert "broken.png" in caplog.text
 
 
-def test_the_command_line(folders, footage, tmp_path, capsys):
+def test_the_command_line(tiny_folders, footage, tmp_path, capsys):
     from instrument.cli import main
 
-    args = ["finetune", "--model", str(folders / "sd"), "--data", str(footage), "--out", str(tmp_path / "o"),
-            "--steps", "3", "--rank", "2", "--frames", "2"]
+    args = ["finetune", "--model", str(tiny_folders / "sd"), "--data", str(footage),
+            "--out", str(tmp_path / "o"), "--steps", "3", "--rank", "2", "--frames", "2"]
     assert main(args) == 0 and "--lora" in capsys.readouterr().out
     assert main(args) == 2 and "--resume" in capsys.readouterr().err   # an earlier run is not overwritten
     assert main([*args[:-6], "--steps", "4", "--rank", "2", "--frames", "2", "--resume"]) == 0

@@ -1,4 +1,4 @@
-"""LoRAs played live (issue 19, item 3): on tiny SD, SDXL and SD3 folders, in diffusers', PEFT's and
+"""LoRAs played live (issue 19, item 3): on tiny SD, SDXL and SD3 tiny_folders, in diffusers', PEFT's and
 kohya's layouts, each under its registry parameter (lora1 ...): 0 is exactly the model without it,
 1 is the LoRA fused as trained, and a knob takes effect on the next frame with nothing reloaded.
 Patches, the command line and performance files carry them; a bad LoRA is named and the show plays
@@ -31,14 +31,6 @@ CONV = "down_blocks.0.resnets.0.conv1"                            # a Conv2d of 
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(2)
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lora-models")
-    tiny.sd_pipeline(root / "sd")
-    tiny.sd3_pipeline(root / "sd3")
-    return root
 
 
 def sd_lora(path, *, seed=3, layout="peft", rank=4, alpha=None):
@@ -78,17 +70,17 @@ def call(backend, scales=None):
 
 
 @pytest.mark.parametrize("layout", ["peft", "kohya"])
-def test_a_live_lora_at_0_is_the_model_and_at_s_the_fused_lora(folders, tmp_path, layout):
+def test_a_live_lora_at_0_is_the_model_and_at_s_the_fused_lora(tiny_folders, tmp_path, layout):
     from instrument.generate.lora import fuse
 
     lora = sd_lora(tmp_path / "l.safetensors", layout=layout, alpha=2 if layout == "kohya" else None)
-    plain = load_backend(str(folders / "sd"), "cpu")
-    live = load_backend(str(folders / "sd"), "cpu", loras=(str(lora),))
+    plain = load_backend(str(tiny_folders / "sd"), "cpu")
+    live = load_backend(str(tiny_folders / "sd"), "cpu", loras=(str(lora),))
     assert live.loras is not None and not live.notes
     assert torch.equal(call(live, [0.0]), call(plain))           # exactly the model without it
     want = call(plain)
     for s in (0.5, 1.0, 2.0):
-        fused = load_backend(str(folders / "sd"), "cpu")
+        fused = load_backend(str(tiny_folders / "sd"), "cpu")
         fuse(fused.denoiser.unet, lora, "sd", scale=s)
         got, want = call(live, [s]), call(fused)
         assert torch.allclose(got, want, atol=1e-5), (s, float((got - want).abs().max()))
@@ -96,51 +88,51 @@ def test_a_live_lora_at_0_is_the_model_and_at_s_the_fused_lora(folders, tmp_path
     assert torch.equal(call(live, [0.0]), call(plain))           # back to 0: nothing left behind
 
 
-def test_two_loras_add_and_each_has_its_knob(folders, tmp_path):
+def test_two_loras_add_and_each_has_its_knob(tiny_folders, tmp_path):
     a = sd_lora(tmp_path / "a.safetensors", seed=1)
     b = sd_lora(tmp_path / "b" / "pytorch_lora_weights.safetensors", seed=2)
-    both = load_backend(str(folders / "sd"), "cpu", loras=(str(a), str(tmp_path / "b") + ":0.5"))
-    only_a = load_backend(str(folders / "sd"), "cpu", loras=(str(a),))
-    only_b = load_backend(str(folders / "sd"), "cpu", loras=(str(b),))
+    both = load_backend(str(tiny_folders / "sd"), "cpu", loras=(str(a), str(tmp_path / "b") + ":0.5"))
+    only_a = load_backend(str(tiny_folders / "sd"), "cpu", loras=(str(a),))
+    only_b = load_backend(str(tiny_folders / "sd"), "cpu", loras=(str(b),))
     assert torch.allclose(call(both, [1.0, 0.0]), call(only_a, [1.0]), atol=1e-6)
     assert torch.allclose(call(both, [0.0, 0.7]), call(only_b, [0.7]), atol=1e-6)
     from instrument.generate.lora import fuse
 
-    fused = load_backend(str(folders / "sd"), "cpu")   # on a shared layer the two additions sum
+    fused = load_backend(str(tiny_folders / "sd"), "cpu")   # on a shared layer the two additions sum
     fuse(fused.denoiser.unet, a, "sd")
     fuse(fused.denoiser.unet, b, "sd", scale=0.3)
     assert torch.allclose(call(both, [1.0, 0.3]), call(fused), atol=1e-5)
 
 
-def test_sd3_lora_plays_on_the_transformer(folders, tmp_path):
+def test_sd3_lora_plays_on_the_transformer(tiny_folders, tmp_path):
     lora = sd3_lora(tmp_path / "sd3.safetensors")
-    plain = load_backend(str(folders / "sd3"), "cpu")
-    live = load_backend(str(folders / "sd3"), "cpu", loras=(str(lora),))
+    plain = load_backend(str(tiny_folders / "sd3"), "cpu")
+    live = load_backend(str(tiny_folders / "sd3"), "cpu", loras=(str(lora),))
     assert not live.notes
     assert torch.equal(call(live, [0.0]), call(plain))
     assert not torch.allclose(call(live, [1.0]), call(plain), atol=1e-3)
 
 
-def test_bad_loras_are_named_and_the_model_plays_without_them(folders, tmp_path):
+def test_bad_loras_are_named_and_the_model_plays_without_them(tiny_folders, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x00\x01 not a safetensors file" * 10)
     sd_on_sd3 = sd_lora(tmp_path / "sd.safetensors")
     good = sd3_lora(tmp_path / "good.safetensors")
-    backend = load_backend(str(folders / "sd3"), "cpu",
+    backend = load_backend(str(tiny_folders / "sd3"), "cpu",
                            loras=(str(broken), str(sd_on_sd3), str(tmp_path / "gone.safetensors"), str(good)))
     notes = "\n".join(backend.notes)
     assert len(backend.notes) == 3, notes
     assert "lora1" in notes and "broken.safetensors: does not read" in notes
     assert "lora2" in notes and "another model family" in notes
     assert "lora3" in notes and "no such file" in notes and "playing without it" in notes
-    plain = load_backend(str(folders / "sd3"), "cpu")
+    plain = load_backend(str(tiny_folders / "sd3"), "cpu")
     assert torch.equal(call(backend, [1, 1, 1, 0.0]), call(plain))   # the bad ones do nothing
     assert not torch.allclose(call(backend, [1, 1, 1, 1.0]), call(plain), atol=1e-3)  # lora4 still plays
     builtin = load_backend("builtin", "cpu", loras=(str(good),))
     assert builtin.loras is None and "not the builtin" in builtin.notes[0]
 
 
-def test_the_engine_plays_the_knob_within_a_frame(folders, tmp_path):
+def test_the_engine_plays_the_knob_within_a_frame(tiny_folders, tmp_path):
     """Through the stream engine: lora1 = 0 gives the frames of the model without the LoRA, and a
     move of the knob shows on the next frame (the similarity skip does not hide it)."""
     from instrument.generate.stream import StreamEngine
@@ -158,8 +150,9 @@ def test_the_engine_plays_the_knob_within_a_frame(folders, tmp_path):
             out.append(engine(BaseFrame(picture, None, n == 0), fp))
         return out, engine
 
-    plain, _ = frames(load_backend(str(folders / "sd"), "cpu"), [1.0] * 3)
-    live, engine = frames(load_backend(str(folders / "sd"), "cpu", loras=(str(lora),)), [0.0, 0.0, 1.5, 1.5])
+    plain, _ = frames(load_backend(str(tiny_folders / "sd"), "cpu"), [1.0] * 3)
+    with_lora = load_backend(str(tiny_folders / "sd"), "cpu", loras=(str(lora),))
+    live, engine = frames(with_lora, [0.0, 0.0, 1.5, 1.5])
     assert np.array_equal(live[0], plain[0]) and np.array_equal(live[1], plain[1])  # 0: the model's own
     assert not np.array_equal(live[2], live[1])   # the knob moved: the next frame shows it, never skipped
     assert engine.stats["skipped"] == 1           # frame 3: a still scene with nothing moved (1 warms the pipe)
@@ -220,7 +213,7 @@ def test_a_performance_records_its_loras_and_a_changed_one_stops_the_rerender(tm
     json.dumps(perf.header)  # still plain JSON
 
 
-def test_a_show_with_a_bad_lora_says_so_and_dreams(ctx, folders, tmp_path):
+def test_a_show_with_a_bad_lora_says_so_and_dreams(ctx, tiny_folders, tmp_path):
     from instrument.clock import OfflineClock
     from instrument.patch import Patch
     from instrument.report import Reporter
@@ -229,7 +222,7 @@ def test_a_show_with_a_bad_lora_says_so_and_dreams(ctx, folders, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"nonsense")
     reporter = Reporter()
-    patch = Patch(model=str(folders / "sd"), size=(64, 48), loras=(str(bad),))
+    patch = Patch(model=str(tiny_folders / "sd"), size=(64, 48), loras=(str(bad),))
     show = Show(ctx, patch, (64, 48), clock=OfflineClock(30), reporter=reporter,
                 overrides={"similarity_skip": 0.0})
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tiny_diffusers as tiny
 import torch
-from test_diffusers_backend import PROMPT, close, frame_params, image
+from test_diffusers_backend import PROMPT, close, dream, frame_params, image
 
 from instrument.generate import load_backend
 
@@ -87,21 +87,6 @@ def test_denoiser_is_the_transformer_at_the_schedulers_timestep(models):
         want = pipe.transformer(hidden_states=x, timestep=sigma * 1000, encoder_hidden_states=cond[:, :-1],
                                 pooled_projections=cond[:, -1, :64], return_dict=False)[0]
     assert close(backend.denoiser(x, t, cond), want)
-
-
-def dream(backend, picture: torch.Tensor, noises: list[torch.Tensor], timesteps: list[int]) -> torch.Tensor:
-    """The stream engine's frame with Stream Batch, feedback and noise warping off: encode, noise to
-    the first level, then per step predict x0 and re-noise it to the next level with fresh noise."""
-    s, den = backend.denoiser.schedule, backend.denoiser
-    z = backend.autoencoder.encode(picture * 2 - 1)
-    cond = backend.conditioner(PROMPT)
-    x = s.noise(z, noises[0], torch.tensor([timesteps[0]]))
-    for i, t in enumerate(timesteps):
-        tt = torch.tensor([t])
-        x0 = s.x0(x, den(x, tt, cond), tt, den.prediction)
-        if i + 1 < len(timesteps):
-            x = s.noise(x0, noises[i + 1], torch.tensor([timesteps[i + 1]]))
-    return x0
 
 
 @pytest.mark.parametrize("kind, strength, steps, size", [

@@ -132,7 +132,10 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
     alias = ALIASES.get(name)
     compiled = bool(_option(compile, "NOCLIP_COMPILE", False)) and not loras  # hooks would be traced away
     backend = assemble(name, parts, dev, dtype, size=alias.size if alias else None, compile=compiled)
-    return with_loras(backend, parts.get("transformer") or parts["unet"], family, loras) if loras else backend
+    if not loras:
+        return backend
+    net = parts["transformer"] if parts.get("transformer") is not None else parts["unet"]
+    return with_loras(backend, net, family, loras)
 
 
 def with_loras(backend: Backend, net: torch.nn.Module, family: str, loras: tuple[str, ...]) -> Backend:

@@ -196,10 +196,10 @@ def run(job: Finetune, *, progress: bool = True) -> Path:
     device = job.device or ("cuda" if torch.cuda.is_available() else "cpu")
     backend = load_backend(job.model, device)
     den, ae, sched = backend.denoiser, backend.autoencoder, backend.denoiser.schedule
-    net = getattr(den, "unet", None) or getattr(den, "transformer", None)
-    if net is None:
+    prefix = next((p for p in ("unet", "transformer") if getattr(den, p, None) is not None), None)
+    if prefix is None:
         raise FinetuneError(f"{job.model}: no UNet or transformer to train a LoRA on")
-    prefix = "unet" if hasattr(den, "unet") else "transformer"
+    net = getattr(den, prefix)
     data = load_data(job.data, backend.size, job.frames, job.prompt)
     with torch.no_grad():
         latents = [ae.encode(img[None].to(backend.device, backend.dtype)) for img, _ in data]

@@ -37,7 +37,7 @@ class Browser:
     """One headless Chromium with one page, sized like a phone; `close` ends the process."""
 
     def __init__(self, exe: str, size: tuple[int, int] = PHONE, scale: float = 2.0) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="noclip-chromium-")
+        self._dir = tempfile.TemporaryDirectory(prefix="noclip-chromium-", ignore_cleanup_errors=True)
         args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--mute-audio", "--remote-debugging-port=0",
@@ -157,4 +157,11 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        # Chromium's helper processes can outlive the browser by a moment and still write to the
+        # profile ("Directory not empty" mid-removal): remove it until it is gone, 2 s at most
+        for _ in range(20):
+            shutil.rmtree(self._dir.name, ignore_errors=True)
+            if not os.path.exists(self._dir.name):
+                break
+            time.sleep(0.1)
         self._dir.cleanup()

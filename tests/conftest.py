@@ -40,6 +40,15 @@ def ctx():
     context.release()
 
 
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """The Hugging Face hub switched off (tests never download) and torch on the machine's 2 cores."""
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(2)
+
+
 @pytest.fixture(scope="session")
 def tiny_folders(tmp_path_factory):
     """Tiny SD and SD3 diffusers folders (tests/tiny_diffusers.py) under one root: "sd", "sd3"."""

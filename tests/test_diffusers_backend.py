@@ -23,10 +23,7 @@ PROMPT = "a yellow hallway"
 LAT = tiny.SIZE // 2  # latent cells per side
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("hub_offline")
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,7 @@ from PIL import Image
 from instrument.generate import load_backend
 from instrument.tools.finetune import Finetune, FinetuneError, load_data, run, video_frames
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("hub_offline")
 
 
 def write_video(path, frames: int = 12, size=(48, 32)):

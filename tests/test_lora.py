@@ -27,10 +27,7 @@ ATTN = "mid_block.attentions.0.transformer_blocks.0.attn1.to_q"   # a Linear of 
 CONV = "down_blocks.0.resnets.0.conv1"                            # a Conv2d of it
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("hub_offline")
 
 
 def sd_lora(path, *, seed=3, layout="peft", rank=4, alpha=None):

@@ -63,10 +63,9 @@ def check_model(name: object) -> str:
         if path.suffix.lower() in CHECKPOINT_SUFFIXES:
             return name
         raise ValueError(f"{name!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})")
-    looks_like_path = name.startswith((".", "/", "~")) or name.lower().endswith(CHECKPOINT_SUFFIXES)
-    if not looks_like_path and _HUB_ID.match(name) and ".." not in name:
+    if _is_hub_id(name, CHECKPOINT_SUFFIXES):
         return name
-    if looks_like_path:
+    if _looks_like_path(name, CHECKPOINT_SUFFIXES):
         raise ValueError(f"{name!r}: no such file or folder")
     raise ValueError(f"unknown model {name!r}: " + _KINDS)
 
@@ -104,8 +103,7 @@ def lora_file(where: str, *, download: bool = False) -> Path:
     cache (fetched first with `download`: `noclip fetch --lora`, never a show)."""
     path = local_path(where)
     if path is None:
-        looks_like_path = where.startswith((".", "/", "~")) or where.lower().endswith(".safetensors")
-        if looks_like_path or not _HUB_ID.match(where) or ".." in where:
+        if not _is_hub_id(where, (".safetensors",)):
             raise LoraError(f"LoRA {where}: no such file or folder")
         from huggingface_hub import snapshot_download
 
@@ -135,6 +133,15 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _looks_like_path(name: str, suffixes: tuple[str, ...]) -> bool:
+    return name.startswith((".", "/", "~")) or name.lower().endswith(suffixes)
+
+
+def _is_hub_id(name: str, suffixes: tuple[str, ...]) -> bool:
+    """`org/name` as the hub spells ids, and not a path to a missing file (one with `suffixes`)."""
+    return not _looks_like_path(name, suffixes) and bool(_HUB_ID.match(name)) and ".." not in name
 
 
 _KINDS = (f"one of {', '.join(BACKENDS)}, a diffusers folder, a .safetensors/.ckpt file "

@@ -113,13 +113,12 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
     t5 = bool(_option(t5, "NOCLIP_T5", False))
     src = locate(name, taesd=taesd, t5=t5)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    family = _family(src.model)
     dtype = torch.float32
     if dev.type == "cuda":
-        bf16 = _family(src.model) == "sd3" and torch.cuda.is_bf16_supported()
-        dtype = torch.bfloat16 if bf16 else torch.float16
+        dtype = torch.bfloat16 if family == "sd3" and torch.cuda.is_bf16_supported() else torch.float16
     parts = (_from_single_file(src.model, dtype) if src.model.is_file()
              else _from_folder(src.model, dtype, t5=t5))
-    family = _family(src.model)
     if src.lora is not None:
         n = fuse(parts["unet"], lora_file(str(src.lora)), family)
         log.info("%s: fused the LoRA in %s into %d UNet layers", name, src.lora, n)
@@ -135,10 +134,10 @@ def load(name: str, device: str | torch.device | None = None, *, taesd: bool | s
     if not loras:
         return backend
     net = parts["transformer"] if parts.get("transformer") is not None else parts["unet"]
-    return with_loras(backend, net, family, loras)
+    return hook_loras(backend, net, family, loras)
 
 
-def with_loras(backend: Backend, net: torch.nn.Module, family: str, loras: tuple[str, ...]) -> Backend:
+def hook_loras(backend: Backend, net: torch.nn.Module, family: str, loras: tuple[str, ...]) -> Backend:
     """The backend with `loras` hooked onto its network (lora.LiveLoras), in order; one that cannot
     play is skipped (its slot stays empty, so lora2 stays the second LoRA named) and noted."""
     from dataclasses import replace

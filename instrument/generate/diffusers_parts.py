@@ -15,7 +15,7 @@ along the batch repeats both.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -68,39 +68,22 @@ def unpack_pooled(cond: torch.Tensor, pooled_dim: int) -> tuple[torch.Tensor, to
     return cond[:, :-rows], cond[:, -rows:].flatten(1)[:, :pooled_dim]
 
 
-class CachedConditioner:
-    """Encodings cached per prompt (the newest `keep`): a prompt played again costs nothing."""
-
-    def __init__(self, keep: int = 64) -> None:
-        self.keep = keep
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def _encode(self, prompt: str) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __call__(self, prompt: str) -> torch.Tensor:
-        if prompt in self._cache:
-            self._cache.move_to_end(prompt)
-            return self._cache[prompt]
-        cond = self._encode(prompt)
-        self._cache[prompt] = cond
-        while len(self._cache) > self.keep:
-            self._cache.popitem(last=False)
-        return cond
-
-
-class ClipConditioner(CachedConditioner):
+class ClipConditioner:
     """CLIP text conditioning as SD's pipelines compute it (no classifier-free guidance: the turbo
     and LCM models need none). SD: the last hidden states. SDXL: both encoders' penultimate
-    states side by side, plus the pooled embedding of the second, packed (see the module doc)."""
+    states side by side, plus the pooled embedding of the second, packed (see the module doc).
+    Encodings are cached per prompt (the newest `keep`): a prompt played again costs nothing."""
 
     def __init__(self, tokenizers: list[Any], encoders: list[Any], device: torch.device,
                  *, sdxl: bool, keep: int = 64) -> None:
         """`tokenizers`, `encoders`: transformers' CLIP tokenizers and text models (typed Any, as
         their configs are set at run time)."""
-        super().__init__(keep)
         self.tokenizers, self.encoders, self.device, self.sdxl = tokenizers, encoders, device, sdxl
         self.pooled_dim: int = encoders[-1].config.projection_dim if sdxl else 0
+        self._cached = lru_cache(maxsize=keep)(self._encode)
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        return self._cached(prompt)
 
     @torch.no_grad()
     def _encode(self, prompt: str) -> torch.Tensor:
@@ -117,20 +100,24 @@ class ClipConditioner(CachedConditioner):
         return pack_pooled(torch.cat(states, dim=-1), pooled)
 
 
-class SD3Conditioner(CachedConditioner):
+class SD3Conditioner:
     """SD3's text conditioning as its pipelines compute it (no classifier-free guidance): both CLIP
     encoders' penultimate states side by side, zero-padded to the joint width, then T5's states
     (`max_length` rows; zeros where the model plays without T5, as diffusers does with
-    text_encoder_3=None), and both CLIP pooled embeddings, packed (see the module doc)."""
+    text_encoder_3=None), and both CLIP pooled embeddings, packed (see the module doc). Cached per
+    prompt as ClipConditioner is."""
 
     def __init__(self, tokenizers: list[Any], encoders: list[Any], t5: tuple[Any, Any] | None,
                  joint_dim: int, device: torch.device, *, max_length: int = 256, keep: int = 64) -> None:
         """`tokenizers`, `encoders`: the two CLIP tokenizers and text models with projection; `t5`:
         (tokenizer, T5EncoderModel) or None; `joint_dim`: the transformer's joint_attention_dim."""
-        super().__init__(keep)
         self.tokenizers, self.encoders, self.t5, self.device = tokenizers, encoders, t5, device
         self.joint_dim, self.max_length = joint_dim, max_length
         self.pooled_dim: int = sum(e.config.projection_dim for e in encoders)
+        self._cached = lru_cache(maxsize=keep)(self._encode)
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        return self._cached(prompt)
 
     @torch.no_grad()
     def _encode(self, prompt: str) -> torch.Tensor:

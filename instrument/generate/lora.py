@@ -11,10 +11,9 @@ against widths of 320-1536).
 Files (found by catalog.lora_file, which needs no torch): a `.safetensors` file, or a folder holding
 `pytorch_lora_weights.safetensors` (what diffusers' trainers and `noclip finetune` write) or a single
 `.safetensors`; or a hub id already in the Hugging Face cache (`noclip fetch --lora ID`; a show
-never downloads). diffusers reads and
-converts the names (its own, PEFT's, and kohya's for SD 1.x/2.x and SDXL); SD3 LoRAs are read in
-diffusers' layout. Text-encoder parts are left out (a prompt's encoding is cached, so it could not
-follow the knob), and the log says so.
+never downloads). diffusers reads and converts the names (its own, PEFT's, and kohya's for SD
+1.x/2.x and SDXL); SD3 LoRAs are read in diffusers' layout. Text-encoder parts are left out (a
+prompt's encoding is cached, so it could not follow the knob), and the log says so.
 
 Bad input is named and the show plays without the LoRA: a file that does not read, one for another
 model family (its layers are not this model's, or not their shapes), one with no weights for the
@@ -26,7 +25,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -137,9 +135,7 @@ class LiveLoras:
     def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
         self.net, self.dtype = net, dtype
         self.scales = [0.0] * MAX_LORAS   # by slot: lora1 is slot 0
-        self.files: dict[int, Path] = {}
         self._on: dict[nn.Module, list[tuple[int, Layer]]] = {}
-        self._handles: list[Any] = []
 
     def add(self, path: Path, layers: dict[str, Layer], family: str, slot: int) -> int:
         """Hook one LoRA's layers as lora{slot + 1} (checked first: nothing is hooked for a LoRA that
@@ -154,9 +150,8 @@ class LiveLoras:
             moved = Layer(layer.down.to(device, self.dtype), layer.up.to(device, self.dtype), layer.factor)
             if module not in self._on:
                 self._on[module] = []
-                self._handles.append(module.register_forward_hook(self._hook))
+                module.register_forward_hook(self._hook)  # for the network's life, as the LoRA is
             self._on[module].append((index, moved))
-        self.files[slot] = path
         self.scales[slot] = 1.0
         return len(modules)
 
@@ -178,8 +173,3 @@ class LiveLoras:
             else:
                 out = out + (s * layer.factor) * F.linear(F.linear(x, layer.down), layer.up)
         return out
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles, self._on = [], {}

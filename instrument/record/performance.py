@@ -30,6 +30,7 @@ from .. import __version__
 from ..control import ControlEvent
 from ..events import CMD_TARGET
 from ..files import Migration, strict_json, upgrade
+from ..generate import LORA_PARAMS
 from ..generate.catalog import LoraError, file_sha256, lora_file, parse_lora
 from ..params import REGISTRY, ParamError
 from ..patch import ConfigError, Patch, is_size
@@ -235,8 +236,9 @@ def header_patch(d: dict[str, Any]) -> Patch:
         if not (isinstance(d.get(key, []), list) and all(isinstance(t, dict) for t in d.get(key, []))):
             raise ValueError(f"header: patch.{key} must be a list of tables")
     loras = d.get("loras", [])
-    if not (isinstance(loras, list) and len(loras) <= 4 and all(isinstance(s, str) for s in loras)):
-        raise ValueError("header: patch.loras must be a list of at most 4 strings")
+    most = len(LORA_PARAMS)
+    if not (isinstance(loras, list) and len(loras) <= most and all(isinstance(s, str) for s in loras)):
+        raise ValueError(f"header: patch.loras must be a list of at most {most} strings")
     if d.get("path") is not None and not isinstance(d["path"], str):
         raise ValueError("header: patch.path must be a string or null")
     scene = d.get("scene", Patch.scene)

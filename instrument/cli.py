@@ -285,7 +285,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("quality", add_help=False,
                    help="measure the builtin model against its quality bars (--help for options)")
 
-    t = sub.add_parser("train", help="train the builtin model from scratch (resumable)")
+    t = sub.add_parser("train", help="train the builtin model from scratch, or teach it a look from footage "
+                                     "(--from builtin --data PATH...; resumable)")
     t.add_argument("--out", type=Path, default=Path("models/builtin"), help="where the weights go")
     t.add_argument("--work", type=Path, default=Path(".cache/builtin-train"),
                    help="rendered data set and checkpoints")
@@ -303,6 +304,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--clips", type=int, help="buildings rendered per level")
     t.add_argument("--per-clip", type=int, help="frames per building")
     t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--from", dest="start", choices=("builtin",),
+                   help="fine-tune the shipped builtin model on --data instead of training from scratch")
+    t.add_argument("--data", type=Path, nargs="+", metavar="PATH",
+                   help="with --from builtin: footage (image and video files, or folders of them) whose look "
+                        "the model learns; --out must then name a new folder, played with --model DIR")
+    t.add_argument("--frames", type=int, default=48, help="with --data: frames sampled evenly from each video")
 
     ft = sub.add_parser("finetune", help="teach a diffusers model a look from your footage, as a LoRA "
                                          "(--lora DIR plays it)")

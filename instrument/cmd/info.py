@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..commands import CMD_ADDRESS, COMMANDS
@@ -170,24 +171,55 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ..tools.train import CheckpointError, Plan, Trainer
 
-    old = [args.work / name for name in ("ae.pt", "unet.pt", "change.pt") if (args.work / name).is_file()]
+    if bool(args.start) != bool(args.data):
+        print("noclip train: --from builtin and --data go together (a fine-tune on footage)", file=sys.stderr)
+        return 2
+    work = args.work / "restyle" if args.data else args.work
+    old = [work / name for name in ("ae.pt", "unet.pt", "change.pt") if (work / name).is_file()]
     if old and args.fresh:
         for path in old:   # asked for: keep the rendered data, drop the weights
             path.unlink()
     elif old and not args.resume:
         names = ", ".join(p.name for p in old)
-        print(f"noclip train: {args.work} holds checkpoints of an earlier run ({names}); "
+        print(f"noclip train: {work} holds checkpoints of an earlier run ({names}); "
               "--resume continues it, --fresh starts over and deletes them", file=sys.stderr)
         return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.data:
+        return _restyle(args, work, device)
     given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
              "change_steps": args.change_steps,
              "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
     plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         out = Trainer(args.work, args.out, plan, device=device).run(keep=args.keep)
     except CheckpointError as exc:
         print(f"noclip train: {exc}", file=sys.stderr)
         return 2
     print(f"noclip: weights and loss log in {out}")
+    return 0
+
+
+def _restyle(args: argparse.Namespace, work: Path, device: str) -> int:
+    """`noclip train --from builtin --data PATH...`: the shipped model fine-tuned on footage."""
+    import torch
+
+    from ..generate.builtin import WEIGHTS
+    from ..tools.finetune import FinetuneError
+    from ..tools.restyle import restyle
+    from ..tools.train import CheckpointError
+
+    if args.out.resolve() == WEIGHTS.resolve():
+        print(f"noclip train: --out {args.out} is the shipped model; name a new folder for the fine-tune",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        out = restyle(list(args.data), args.out, work, steps=args.unet_steps or 600, seed=args.seed,
+                      frames=args.frames, device=device)
+    except (FinetuneError, CheckpointError) as exc:
+        print(f"noclip train: {exc}", file=sys.stderr)
+        return 2
+    print(f"noclip: the builtin model with the footage's look in {out}; play it with --model {out}")
     return 0

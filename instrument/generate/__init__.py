@@ -14,6 +14,7 @@ import moderngl
 
 from ..params import FrameParams, ParamSpec
 from ..report import Reporter
+from . import catalog
 from .catalog import BACKENDS as BACKENDS  # re-exported: the named backends, and the check a patch's
 from .catalog import check_model as check_model  # model passes (paths and hub ids pass too)
 from .catalog import parse_lora as parse_lora  # and a LoRA's name and scale
@@ -150,11 +151,16 @@ def load_backend(name: str, device: str | None = None, loras: tuple[str, ...] = 
     """The models behind a model name (see generate/model.py for what a Backend is), with `loras`
     (`PATH_OR_HUB_ID[:SCALE]`) played live. Imports torch and the backend's library only when
     asked, so `noclip params` and the none model stay quick."""
-    if name == "builtin":
+    folder = catalog.local_path(name) if name != "builtin" else None
+    if name == "builtin" or (folder is not None and catalog.builtin_folder(folder)):
+        from dataclasses import replace
+
+        from .builtin import WEIGHTS
         from .builtin import load as load_builtin
-        backend = load_builtin(device)
+        backend = load_builtin(device, folder or WEIGHTS)
+        if folder is not None:   # a performer's own builtin weights: named as given
+            backend = replace(backend, name=name)
         if loras:  # a LoRA is for a diffusers model; the builtin learns a look by `noclip train --from`
-            from dataclasses import replace
             return replace(backend, notes=("LoRAs play on diffusers models (SD, SDXL, SD3), not the builtin "
                                            "one (teach it a look with `noclip train --from builtin`); "
                                            "playing without them",))

@@ -1,6 +1,7 @@
 """Which names `--model` and a patch's `model` accept, decided without importing torch.
 
-A model is a named backend (`none`, `builtin`, or an alias below), a local diffusers folder (with
+A model is a named backend (`none`, `builtin`, or an alias below), a folder of builtin weights
+(model.safetensors and config.json, as `noclip train` writes them), a local diffusers folder (with
 model_index.json), a single-file checkpoint (.safetensors / .ckpt) or a Hugging Face hub id
 (`org/name`, downloaded once into the hub cache by `diffusers_backend`). Patch validation and the
 CLI ask `check_model`, so a typo is reported before the show starts instead of as a failed download.
@@ -48,6 +49,12 @@ def local_path(name: str) -> Path | None:
     return p if p.exists() else None
 
 
+def builtin_folder(path: Path) -> bool:
+    """Weights of the builtin model's kind (`noclip train`, `noclip train --from builtin --data`)."""
+    return (path / "model.safetensors").is_file() and (path / "config.json").is_file() \
+        and not (path / "model_index.json").is_file()
+
+
 def check_model(name: object) -> str:
     """Accept `name` or raise ValueError saying what a model name may be; returns the name."""
     if not isinstance(name, str) or not name.strip():
@@ -57,9 +64,10 @@ def check_model(name: object) -> str:
     path = local_path(name)
     if path is not None:
         if path.is_dir():
-            if (path / "model_index.json").is_file():
+            if (path / "model_index.json").is_file() or builtin_folder(path):
                 return name
-            raise ValueError(f"{name!r} is a folder without model_index.json (not a diffusers model)")
+            raise ValueError(f"{name!r} is a folder without model_index.json (not a diffusers model) nor "
+                             "builtin weights (model.safetensors and config.json)")
         if path.suffix.lower() in CHECKPOINT_SUFFIXES:
             return name
         raise ValueError(f"{name!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})")

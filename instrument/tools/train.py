@@ -181,14 +181,19 @@ class Trainer:
     # -- stage 2: denoiser ---------------------------------------------------------------------
 
     def train_unet(self, latents: torch.Tensor, levels: np.ndarray, images: np.ndarray, enc: Encoder,
-                   shift: torch.Tensor, scale: torch.Tensor) -> tuple[UNet, UNet]:
+                   shift: torch.Tensor, scale: torch.Tensor,
+                   init: dict[str, torch.Tensor] | None = None) -> tuple[UNet, UNet]:
         """The denoiser. Each sample: a frame's base latent z_b, noise eps, the frame richened by eps
         and encoded (z_r, the answer), a timestep; the noisy input is made from z_b as the stream
         engine makes it (`play_like` of the time) or from z_r as plain diffusion does, and the loss is
-        the squared error of the clean latent the output implies (one step plays exactly that)."""
+        the squared error of the clean latent the output implies (one step plays exactly that).
+        `init`: weights to start from (a fine-tune, tools/restyle.py) instead of random ones."""
         p, c = self.plan, self.config
         torch.manual_seed(p.seed + 1)
-        unet = channels_last(UNet(c), self.device)
+        unet = UNet(c)
+        if init is not None:
+            unet.load_state_dict(init)
+        unet = channels_last(unet, self.device)
         ema = channels_last(UNet(c), self.device)
         ema.load_state_dict(unet.state_dict())
         ema.requires_grad_(False)

@@ -110,6 +110,84 @@ def test_sd3_lora_plays_on_the_transformer(tiny_folders, tmp_path):
     assert not torch.allclose(call(live, [1.0]), call(plain), atol=1e-3)
 
 
+# the original MMDiT's layers (sd-scripts names a LoRA's layers by them) and the diffusers modules whose
+# weights each is made of (q, k, v fused in one qkv), for the tiny SD3 transformer's two joint blocks
+def _mmdit_layers(blocks):
+    out = {"x_embedder.proj": ["pos_embed.proj"], "context_embedder": ["context_embedder"],
+           "t_embedder.mlp.0": ["time_text_embed.timestep_embedder.linear_1"],
+           "t_embedder.mlp.2": ["time_text_embed.timestep_embedder.linear_2"],
+           "y_embedder.mlp.0": ["time_text_embed.text_embedder.linear_1"],
+           "y_embedder.mlp.2": ["time_text_embed.text_embedder.linear_2"],
+           "final_layer.linear": ["proj_out"], "final_layer.adaLN_modulation.1": ["norm_out.linear"]}
+    for i in range(blocks):
+        d, o = f"transformer_blocks.{i}.", f"joint_blocks.{i}."
+        out |= {o + "x_block.attn.qkv": [d + "attn.to_q", d + "attn.to_k", d + "attn.to_v"],
+                o + "context_block.attn.qkv": [d + f"attn.add_{c}_proj" for c in "qkv"],
+                o + "x_block.attn.proj": [d + "attn.to_out.0"],
+                o + "x_block.adaLN_modulation.1": [d + "norm1.linear"],
+                o + "x_block.mlp.fc1": [d + "ff.net.0.proj"], o + "x_block.mlp.fc2": [d + "ff.net.2"],
+                o + "context_block.adaLN_modulation.1": [d + "norm1_context.linear"]}
+        if i < blocks - 1:   # the last block's context side ends before its projection and MLP
+            out |= {o + "context_block.attn.proj": [d + "attn.to_add_out"],
+                    o + "context_block.mlp.fc1": [d + "ff_context.net.0.proj"],
+                    o + "context_block.mlp.fc2": [d + "ff_context.net.2"]}
+    return out
+
+
+def test_kohya_sd3_loras_play_as_diffusers_converts_the_original_model(tiny_folders, tmp_path):
+    """A kohya (sd-scripts) SD3 LoRA on every kind of MMDiT layer (fused qkv, the patch-embedding
+    convolution, the norms whose shift and scale diffusers swaps) changes each diffusers module by
+    exactly what diffusers' own converter of original SD3 checkpoints makes of the same change, and
+    played at 1 equals the model with those converted changes added."""
+    from diffusers.loaders.single_file_utils import convert_sd3_transformer_checkpoint_to_diffusers
+
+    from instrument.generate.lora import read
+
+    plain = load_backend(str(tiny_folders / "sd3"), "cpu")
+    net = plain.denoiser.transformer
+    layers = _mmdit_layers(len(net.transformer_blocks))
+    g, rank = torch.Generator().manual_seed(5), 3
+    original = {"pos_embed": torch.zeros_like(net.pos_embed.pos_embed)}  # every original tensor: no change
+    for name, parts in layers.items():
+        w = [net.get_submodule(p).weight for p in parts]
+        original[name + ".weight"] = torch.zeros(sum(x.shape[0] for x in w), *w[0].shape[1:])
+        original[name + ".bias"] = torch.zeros(sum(x.shape[0] for x in w))
+    kohya = {"lora_te1_text_model_encoder_layers_0_mlp_fc1.alpha": torch.tensor(1.0)}  # left out
+    for name in layers:   # the LoRA on every layer: its change written into the original tensor too
+        w = original[name + ".weight"]
+        down = torch.randn(rank, *w.shape[1:], generator=g) * 0.2
+        up = torch.randn(w.shape[0], rank, *([1, 1] if w.dim() == 4 else []), generator=g) * 0.2
+        key = "lora_unet_" + name.replace(".", "_")
+        kohya |= {f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up,
+                  f"{key}.alpha": torch.tensor(2.0)}
+        original[name + ".weight"] += (2.0 / rank) * (up.flatten(1) @ down.flatten(1)).reshape(w.shape)
+    path = tmp_path / "kohya_sd3.safetensors"
+    save_file(kohya, path)
+    want = convert_sd3_transformer_checkpoint_to_diffusers(dict(original))
+    got = read(path, "sd3", net)
+    assert set(got) == {p for parts in layers.values() for p in parts}
+    for module, layer in got.items():
+        w = net.get_submodule(module).weight
+        delta = layer.factor * (layer.up.flatten(1) @ layer.down.flatten(1)).reshape(w.shape)
+        assert torch.allclose(delta, want[module + ".weight"], atol=1e-6), module
+    live = load_backend(str(tiny_folders / "sd3"), "cpu", loras=(str(path),))
+    assert not live.notes
+    fused = load_backend(str(tiny_folders / "sd3"), "cpu")
+    for module in got:
+        fused.denoiser.transformer.get_submodule(module).weight.data += want[module + ".weight"]
+    assert torch.equal(call(live, [0.0]), call(plain))
+    assert torch.allclose(call(live, [1.0]), call(fused), atol=1e-5)
+    assert not torch.allclose(call(live, [1.0]), call(plain), atol=1e-3)
+
+
+def test_a_kohya_sd3_lora_with_a_layer_sd3_lacks_is_named(tiny_folders, tmp_path):
+    path = tmp_path / "odd.safetensors"
+    save_file({"lora_unet_joint_blocks_0_x_block_attn_qkvz.lora_down.weight": torch.zeros(2, 32),
+               "lora_unet_joint_blocks_0_x_block_attn_qkvz.lora_up.weight": torch.zeros(96, 2)}, path)
+    backend = load_backend(str(tiny_folders / "sd3"), "cpu", loras=(str(path),))
+    assert len(backend.notes) == 1 and "attn_qkvz is not a layer of an SD3 transformer" in backend.notes[0]
+
+
 def test_bad_loras_are_named_and_the_model_plays_without_them(tiny_folders, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x00\x01 not a safetensors file" * 10)

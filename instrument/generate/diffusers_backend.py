@@ -146,7 +146,7 @@ def hook_loras(backend: Backend, net: torch.nn.Module, family: str, loras: tuple
     for i, spec in enumerate(loras, 1):
         try:
             path = lora_file(parse_lora(spec)[0])
-            n = live.add(path, read(path, family), family, slot=i - 1)
+            n = live.add(path, read(path, family, net), family, slot=i - 1)
             log.info("%s: LoRA %s on %d layers, played as lora%d", backend.name, path, n, i)
         except LoraError as exc:
             notes.append(f"lora{i}: {exc}; playing without it")

@@ -264,7 +264,10 @@ def parser() -> argparse.ArgumentParser:
                         "reproject,lag,late,oscquery (20 LISTENing WebSocket clients),remote (the web "
                         "remote's round trip in headless Chromium),dream,ndi (the show with and without NDI "
                         "out, a receiver in another process),flow (a video source's motion: its cost, and the "
-                        "dream on the walk as a video with and without it)")
+                        "dream on the walk as a video with and without it),look (how far a fine-tune, "
+                        "--model DIR, moved the dream toward the look of --data FOOTAGE)")
+    b.add_argument("--data", type=Path, nargs="+", metavar="PATH",
+                   help="look section: the footage a fine-tune learnt (video or image files, or folders)")
     b.add_argument("--audio-device", metavar="DEVICE",
                    help="input the audio section listens to (index or name; default: the system's)")
     b.add_argument("--accel", type=_runtimes, metavar="A,B",

@@ -11,7 +11,7 @@ from instrument.generate.worker import ThreadedGenerator
 from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch
 from instrument.render.compositor import Compositor, core_program
-from instrument.render.gl import quad_buffer, read_rgb
+from instrument.render.gl import draw, quad_buffer, read_rgb
 from instrument.render.hud import dream_line
 from instrument.render.reproject import CARRY, Ring, SceneMotion, tiling
 from instrument.report import Reporter
@@ -323,4 +323,59 @@ def test_a_dream_smaller_than_the_scene_is_carried_on_its_own_grid(ctx, progs):
     assert filled(got[:, 1:5], panned(3)[:, 1:5])
     ring.release()
     for t in (motion, depth, dream, scene):
+        t.release()
+
+
+@pytest.mark.parametrize("age", [2, 3])
+def test_on_one_grid_the_mix_carries_the_dream_as_it_mixes(ctx, progs, age):
+    """Where scene, dream and ring share one grid (the default show) the mix carries the dream itself
+    (core/mix.frag with CARRY): one pass, no carried texture written and read back. Where the dream
+    saw, the same picture as the carrying pass then the mix; where it never saw, the scene's own
+    texel (the scene is on the dream's grid: no sharper than the dream, nothing to soften)."""
+    pack, carry = progs
+    quad = quad_buffer(ctx)
+    variant = ("mixer_carry", "mixer_carry_odd")[age % 2]
+    mixer, carrying = (core_program(ctx, quad, k) for k in ("mixer_grid", variant))
+    ring = Ring(ctx, (W, H))
+    motion = field(ctx, np.tile(np.float32([3, 0]), (H, W, 1)))
+    depth = field(ctx, np.full((H, W), 2.0))
+    for n in range(5):
+        ring.record(pack, n, SceneMotion(motion, depth, cut=n == 0))
+    dream, scene = texture(ctx, 255 - panned(4 - age)), texture(ctx, panned(4))
+    out = ctx.texture((W, H), 4)
+    fbo = ctx.framebuffer([out])
+
+    def mixed(prog, generated):
+        prog.bind_textures({"scene": scene, "generated": generated, "low": scene})
+        prog.set("mix", 1.0)
+        prog.set("detail", 1.0)
+        draw(prog, fbo)
+        return pixels(out)
+
+    two_passes = mixed(mixer, ring.carry(carry, dream, 4 - age, 4, scene)[0])
+    assert ring.route(4 - age, 4)[0] == "carry"
+    ring.bind(carrying, dream, 4 - age, 4)
+    one_pass = mixed(carrying, dream)
+    seen = slice(3 * age + 1, W)
+    assert np.array_equal(one_pass[:, seen], two_passes[:, seen])
+    assert np.array_equal(one_pass[:, seen], 255 - panned(4)[:, seen].astype(int))
+    never = slice(0, 3 * age - 1)
+    assert np.array_equal(one_pass[:, never], panned(4)[:, never].astype(int))
+    ring.release()
+    for obj in (mixer, carrying, motion, depth, dream, scene, out, fbo, quad):
+        obj.release()
+
+
+def test_the_compositor_takes_the_one_pass_way_on_one_grid(ctx, monkeypatch):
+    comp = Compositor(ctx, "vhs", (W, H), (W, H), Reporter(), watch=False)
+    dream, scene = texture(ctx, panned(0)), texture(ctx, panned(2))
+    motion = field(ctx, np.tile(np.float32([3, 0]), (H, W, 1)))
+    for n in range(4):
+        if n == 3:   # frames with a dream two frames late: carried, and never by a pass of its own
+            monkeypatch.setattr(Ring, "carry", lambda *a, **k: pytest.fail("a carrying pass on one grid"))
+        fp = FrameParams(n, n / 20, 1 / 20, {**REGISTRY.defaults(), "tracking": 0.0})
+        comp.render(scene, dream, fp, SceneMotion(motion, None, cut=n == 0), base=max(n - 2, 0))
+    assert (comp.carry.age, comp.carry.carried) == (2, 2)
+    comp.release()
+    for t in (dream, scene, motion):
         t.release()

@@ -20,6 +20,7 @@ from .dream import bench_dream, print_dream
 from .flow import bench_flow, print_flow
 from .generator import bench_budget, bench_generator, print_budget, print_generator
 from .lag import bench_lag, print_lag
+from .look import bench_look, print_look
 from .midi import bench_midi, print_midi
 from .ndi import bench_ndi, print_ndi
 from .oscquery import bench_oscquery, bench_remote, print_oscquery, print_remote
@@ -29,7 +30,7 @@ from .take import bench_take, print_take
 
 SECTIONS = ("scene", "stages", "chain", "big", "latency", "flood", "hostile", "midi", "recording",
             "generator", "budget", "music", "audio", "take", "reproject", "lag", "late", "oscquery", "remote",
-            "dream", "ndi", "flow")
+            "dream", "ndi", "flow", "look")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -106,6 +107,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if "dream" in only:
         # the walk: 4 s at 15 fps, 640x480, clean tape; the renders are offline, so exact
         report["dream"] = bench_dream(args.patch, keep=args.keep)
+    if "look" in only and (args.data or args.only):  # every section: the look only with footage given
+        if not args.data or not args.model:
+            raise SystemExit("noclip bench --only look needs --model DIR (the fine-tuned weights) and "
+                             "--data FOOTAGE")
+        report["look"] = bench_look(args.model, args.data, keep=args.keep)
     if "flow" in only:
         # the flow's cost at 640x480 and 1280x720; the walk as a video, dreamed with and without it
         report["flow"] = bench_flow(ctx, args.patch, keep=args.keep)
@@ -213,6 +219,8 @@ def print_report(r: dict[str, Any]) -> None:
         print_dream(r["dream"])
     if "flow" in r:
         print_flow(r["flow"])
+    if "look" in r:
+        print_look(r["look"])
     if "budget" in r:
         print_budget(r["budget"])
     if "accel_bench" in r:

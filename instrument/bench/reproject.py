@@ -4,7 +4,9 @@ number of frames late on purpose (`noclip bench --only reproject,late`)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,50 +18,72 @@ from .lag import clean_tape, compare, sheet
 
 def bench_reproject(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
     """What the compositor pays a frame to carry a dream, on a Backrooms walk at `size` (the scene's
-    grid): recording the frame's motion and depth into the ring, and the carrying pass by how many
-    frames it carries, each finished before it is timed (llvmpipe draws lazily)."""
+    grid): recording the frame's motion and depth into the ring, the carrying pass by how many frames
+    it carries, and the mix alone and carrying as it mixes (the way a show whose scene, dream and
+    ring share one grid takes), each finished before it is timed (llvmpipe draws lazily)."""
 
     from ..params import REGISTRY, FrameParams
     from ..render.compositor import core_program
-    from ..render.gl import quad_buffer
+    from ..render.gl import draw, quad_buffer, target
     from ..render.reproject import CARRY, Ring, SceneMotion
     from ..scene.backrooms import Backrooms
     from .common import summary
 
+    ages = (1, 2, 4, 6, CARRY)
     quad = quad_buffer(ctx)
-    pack, even, odd = (core_program(ctx, quad, k) for k in ("pack", "reproject", "reproject_odd"))
+    names = ("pack", "reproject", "reproject_odd", "mixer_grid", "mixer_carry", "mixer_carry_odd")
+    pack, even, odd, mixer, mixing, mixing_odd = (core_program(ctx, quad, k) for k in names)
     scene = Backrooms(ctx, size)
     ring = Ring(ctx, size)
     dream = ctx.texture(size, 3)
+    mixed, mixed_fbo = target(ctx, size)
     values = REGISTRY.defaults()
-    times: dict[str, list[float]] = {"record": [], **{f"carry {k}": [] for k in (1, 2, 4, CARRY)}}
+    times: dict[str, list[float]] = {"record": [], "mix": [], **{f"carry {k}": [] for k in ages},
+                                     **{f"mixing carry {k}": [] for k in ages}}
+
+    @contextlib.contextmanager
+    def timed(key: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        ctx.finish()
+        times[key].append((time.perf_counter() - t) * 1000)
+
+    def mix(prog, tex) -> None:
+        prog.bind_textures({"scene": tex, "generated": dream, "low": tex})
+        draw(prog, mixed_fbo)
+
     try:
         for n in range(frames):
             fp = FrameParams(n, n / 30.0, 1 / 30.0, values)
             tex = scene.render(fp)
             ctx.finish()
-            t = time.perf_counter()
-            ring.record(pack, n, SceneMotion(scene.motion, scene.depth, scene.cut))
-            ctx.finish()
-            times["record"].append((time.perf_counter() - t) * 1000)
+            with timed("record"):
+                ring.record(pack, n, SceneMotion(scene.motion, scene.depth, scene.cut))
             if n < CARRY + 1:
                 continue
-            for k in (1, 2, 4, CARRY):
-                t = time.perf_counter()
-                ring.carry((even, odd), dream, n - k, n, tex)
-                ctx.finish()
-                times[f"carry {k}"].append((time.perf_counter() - t) * 1000)
+            with timed("mix"):
+                mix(mixer, tex)
+            for k in ages:
+                with timed(f"carry {k}"):
+                    ring.carry((even, odd), dream, n - k, n, tex)
+                with timed(f"mixing carry {k}"):
+                    ring.bind((mixing, mixing_odd)[k % 2], dream, n - k, n)
+                    mix((mixing, mixing_odd)[k % 2], tex)
     finally:
-        for obj in (ring, scene, pack, even, odd):
+        for obj in (ring, scene, pack, even, odd, mixer, mixing, mixing_odd, dream, mixed, mixed_fbo, quad):
             obj.release()
-        dream.release()
-        quad.release()
-    return {"size": f"{size[0]}x{size[1]}", **{k: summary(v) for k, v in times.items()}}
+    p50 = {k: float(np.median(v)) for k, v in times.items() if v}
+    # on one grid the carry costs the record and what carrying adds to the mix
+    one_grid = {k: p50["record"] + p50[f"mixing carry {k}"] - p50["mix"] for k in ages}
+    return {"size": f"{size[0]}x{size[1]}", **{k: summary(v) for k, v in times.items()},
+            "one_grid_ms": one_grid}
 
 
 def print_reproject(r: dict[str, Any]) -> None:
     print(f"reprojection at a {r['size']} scene grid, each pass finished, median ms: "
           + "  ".join(f"{k} {v['p50']:.2f}" for k, v in r.items() if isinstance(v, dict) and v.get("n")))
+    print("  carried as it is mixed (scene, dream and ring on one grid, as the default show): record + what "
+          "carrying adds to the mix, ms: " + "  ".join(f"age {k} {v:.2f}" for k, v in r["one_grid_ms"].items()))
 
 
 def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: int = 2,

@@ -22,10 +22,14 @@ from .reproject import Carry, Ring, SceneMotion, ring_grid
 # the compositor's own programs: attribute -> (fragment, vertex shader)
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
             "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT),
-            "mixer_grid": ("core/mix.frag", QUAD_VERT), "reproject_odd": ("core/reproject.frag", QUAD_VERT)}
-# variants of a program (names #defined): the mix where scene, dream and `low` share the scene's grid
-# (and the carry for an odd age, which takes one single step before its two-frame ones)
-DEFINES = {"mixer_grid": ("SAME_GRID",), "reproject_odd": ("ODD",)}
+            "mixer_grid": ("core/mix.frag", QUAD_VERT), "reproject_odd": ("core/reproject.frag", QUAD_VERT),
+            "mixer_carry": ("core/mix.frag", QUAD_VERT), "mixer_carry_odd": ("core/mix.frag", QUAD_VERT)}
+# variants of a program (names #defined): the mix where scene, dream and `low` share the scene's grid;
+# the carry for an odd age, which takes one single step before its two-frame ones; the mix that
+# carries the dream as it mixes, where scene, dream and the ring share one grid (the default show):
+# one pass fewer, and the carried picture is never written and read back
+DEFINES = {"mixer_grid": ("SAME_GRID",), "reproject_odd": ("ODD",), "mixer_carry": ("SAME_GRID", "CARRY"),
+           "mixer_carry_odd": ("SAME_GRID", "CARRY", "ODD")}
 
 PARAMS = (
     ParamSpec("mix", "float", 1.0, min=0.0, max=1.0, smooth=0.1, origin=__name__,
@@ -63,6 +67,7 @@ class Compositor:
         self.mixer_grid = self._program("mixer_grid")
         self.pack, self.reproject = self._program("pack"), self._program("reproject")
         self.reproject_odd = self._program("reproject_odd")
+        self.mixer_carry, self.mixer_carry_odd = self._program("mixer_carry"), self._program("mixer_carry_odd")
         self.ring: Ring | None = None  # the scene's recent motion and depth, made at its first frame
         self.carry = Carry()  # how the last dream composited was carried (HUD, bench)
         self.core = {shader_path(f) for pair in PROGRAMS.values() for f in pair}
@@ -141,14 +146,16 @@ class Compositor:
         to this frame) with the scene's detail finer than `low` (the scene at the dream's size)
         over it, the chain, the output pass."""
         self.poll()
+        carrying = None  # the mix that carries the dream as it mixes, its ring bound (_carried)
         if motion is not None:
-            generated = self._carried(scene, generated, fp, motion, base)
+            generated, carrying = self._carried(scene, generated, fp, motion, base, low)
         source = scene
         if generated is not None and generated is not scene:
             low = scene if low is None else low
             textures = {"scene": scene, "generated": generated, "low": low}
             same = generated.size == low.size == scene.size   # one grid: the plain-fetch variant
-            self._pass(self.mixer_grid if same else self.mixer, textures, fp, self.mixed_fbo)
+            mixer = carrying if carrying is not None else self.mixer_grid if same else self.mixer
+            self._pass(mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None
         self.clean = source
@@ -164,12 +171,16 @@ class Compositor:
         return self.fbo
 
     def _carried(self, scene: moderngl.Texture, generated: moderngl.Texture | None, fp: FrameParams,
-                 motion: SceneMotion, base: int | None) -> moderngl.Texture | None:
-        """Record this frame's motion, then the dream carried from its base frame to this one.
-        Switched off, nothing is recorded (turned back on, the gap reads as a cut)."""
+                 motion: SceneMotion, base: int | None,
+                 low: moderngl.Texture | None) -> tuple[moderngl.Texture | None, Program | None]:
+        """Record this frame's motion, then the dream carried from its base frame to this one: where
+        scene, dream and ring share one grid (and no `low`), the dream as it is with the mix that will
+        carry it as it mixes (its ring bound); else carried by a pass of its own (or as it is, or None
+        across a cut) and no such mix. Switched off, nothing is recorded (turned back on, the gap
+        reads as a cut)."""
         if not fp["reproject"]:
             self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
-            return generated
+            return generated, None
         grid = ring_grid(motion.motion.size, generated.size if generated is not None else
                          self.ring.grid if self.ring is not None else None)
         if self.ring is None or self.ring.grid != grid:  # a new size: nothing before it is carried
@@ -179,10 +190,15 @@ class Compositor:
         self.ring.record(self.pack, fp.frame, motion)
         if generated is None or base is None:
             self.carry = Carry(max(fp.frame - base, 0) if base is not None else 0)
-            return generated
+            return generated, None
+        way, self.carry = self.ring.route(base, fp.frame)
+        if way == "carry" and low is None and generated.size == scene.size == grid:
+            carrying = self.mixer_carry_odd if self.carry.age % 2 else self.mixer_carry
+            self.ring.bind(carrying, generated, base, fp.frame)
+            return generated, carrying
         generated, self.carry = self.ring.carry((self.reproject, self.reproject_odd), generated, base,
                                                 fp.frame, scene)
-        return generated
+        return generated, None
 
     def _pass(self, prog: Program, textures: dict, fp: FrameParams, fbo: moderngl.Framebuffer) -> None:
         prog.bind_textures(textures)
@@ -196,7 +212,8 @@ class Compositor:
             self.chain.release()
         if self.ring is not None:
             self.ring.release()
-        for obj in (self.mixer, self.mixer_grid, self.out, self.pack, self.reproject, self.reproject_odd,
+        for obj in (self.mixer, self.mixer_grid, self.mixer_carry, self.mixer_carry_odd, self.out, self.pack,
+                    self.reproject, self.reproject_odd,
                     self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
 

@@ -137,22 +137,25 @@ class Ring:
         draw(pack, fbo)
         self.frames.append(frame)
 
-    def carry(self, progs: tuple[Program, Program], dream: moderngl.Texture, base: int, frame: int,
-              scene: moderngl.Texture) -> tuple[moderngl.Texture | None, Carry]:
-        """The dream of frame `base` carried to frame `frame` (the newest recorded) by `progs` (the
-        pass for even ages, for odd ones): the dream itself when it is current, older than the ring,
-        or the ring does not know this frame; None across a cut (show the scene); else the carried
-        texture."""
+    def route(self, base: int, frame: int) -> tuple[str, Carry]:
+        """How the dream of frame `base` reaches frame `frame` (the newest recorded): "as is" (it is
+        current, older than the ring, or the ring does not know this frame), "cut" (show the scene)
+        or "carry" (a carrying program of its age's parity, `bind`-ed, draws it)."""
         age = frame - base
         if age <= 0 or not self.frames or self.frames[-1] != frame:
-            return dream, Carry(max(age, 0))
+            return "as is", Carry(max(age, 0))
         if self.last_cut > base:
-            return None, Carry(age, 0, cut=True)
+            return "cut", Carry(age, 0, cut=True)
         if age > min(self.reach, len(self.frames) - 1):  # older: as it is, at no cost (see CARRY)
-            return dream, Carry(age)
-        prog = progs[age % 2]
+            return "as is", Carry(age)
+        return "carry", Carry(age, age)
+
+    def bind(self, prog: Program, dream: moderngl.Texture, base: int, frame: int) -> None:
+        """The ring's textures and the walk from frame `frame` back to `base` into a carrying
+        program (core/carry.glsl): the one for even ages or, for an odd age, the ODD one."""
+        age = frame - base
         start = frame - age % 2  # where the two-frame steps start: this frame, or the one before
-        prog.bind_textures({"generated": dream, "scene": scene, "first": self.atlases[frame % 2],
+        prog.bind_textures({"generated": dream, "first": self.atlases[frame % 2],
                             "rest": self.atlases[start % 2]})
         prog.set("u_grid", self.grid)
         prog.set("u_texel", self.texel)
@@ -161,8 +164,20 @@ class Ring:
         prog.set("u_first", self.corner(frame))
         prog.set("u_start", self.slot(start))
         prog.set("u_pairs", age // 2)
+
+    def carry(self, progs: tuple[Program, Program], dream: moderngl.Texture, base: int, frame: int,
+              scene: moderngl.Texture) -> tuple[moderngl.Texture | None, Carry]:
+        """The dream of frame `base` carried to frame `frame` by the carrying pass `progs` (for even
+        ages, for odd ones; core/reproject.frag) into a texture of its own: the dream itself when
+        `route` says "as is", None across a cut (show the scene), else the carried texture."""
+        way, info = self.route(base, frame)
+        if way != "carry":
+            return (dream if way == "as is" else None), info
+        prog = progs[info.age % 2]
+        self.bind(prog, dream, base, frame)
+        prog.bind_textures({"scene": scene})
         draw(prog, self.out_fbo)
-        return self.out, Carry(age, age)
+        return self.out, info
 
     def release(self) -> None:
         for fbo in (*self.fbos, self.out_fbo):

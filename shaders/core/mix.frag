@@ -3,6 +3,14 @@
 // `dream_size`) gets back the scene's fine band, the detail it had no room for: the scene less the
 // same scene at the dream's size (`low`, render/shrink.py), by `detail`. Where the dream is the
 // scene, that is the scene exactly; where it dreamed, its own picture carries the scene's edges.
+// With CARRY (render/compositor.py: scene, dream and the reprojection ring on one grid, no `low`)
+// the dream is carried to this frame as it is mixed (core/carry.glsl): one pass, not a carrying
+// pass and a mix, and the fill of what the dream never saw is the scene's own texel (the scene is
+// on the dream's grid, so no sharper than the dream).
+#ifdef CARRY
+#include "core/ring.glsl"
+#include "core/carry.glsl"
+#endif
 uniform sampler2D scene;
 uniform sampler2D generated;
 uniform sampler2D low;
@@ -20,6 +28,10 @@ out vec4 color;
 
 void main() {
     vec3 a = AT(scene).rgb;  // (the uniform `mix` hides GLSL's mix(): lerp by hand)
+#ifdef CARRY
+    vec3 dream = carried(generated, uv, a);
+#else
     vec3 dream = AT(generated).rgb + detail * (a - AT(low).rgb);
+#endif
     color = vec4(a + (dream - a) * mix, 1.0);
 }

@@ -1,72 +1,19 @@
 #version 330
-// The newest dream carried to this frame along the scene's own motion (render/reproject.py). Each
-// ring slot holds one frame's two-frame motion, depth and one-frame motion (core/ring.glsl), in
-// pixels of the ring's grid, GL orientation. Walking back from this frame, two frames a fetch (and
-// one single step first for an odd age, the ODD variant), finds where each pixel's surface was in
-// the dream's base frame; the dream is read there. A surface that was hidden on the way (its depth
-// there is not the depth it has now: something stood in front) or off the screen was never
-// dreamed: the current scene fills it, weighted softly so the join does not show as an edge.
+// The carrying pass (render/reproject.py): the newest dream carried to this frame (core/carry.glsl)
+// into a texture of its own, for a mix whose scene and dream are not on the ring's grid (where they
+// are, the mix carries as it mixes: core/mix.frag with CARRY). What the dream never saw is filled
+// from the current scene softened to about the dream's own detail (four plain fetches a pixel of
+// the coarser grid away, diagonally), so a revealed strip does not stand out as the one sharp thing
+// in the picture. Plain fetches: a filtered one costs llvmpipe ~3.7, and it pays for the fill on
+// every pixel (a branch around it saves nothing there).
 #include "core/ring.glsl"
+#include "core/carry.glsl"
 uniform sampler2D generated;  // the dream of the base frame (any size: read by uv)
 uniform sampler2D scene;      // this frame's scene colour: the fill
-uniform sampler2D first;      // the atlas holding this frame
-uniform sampler2D rest;       // the atlas the two-frame steps walk (this frame's parity or, ODD, the other)
-uniform ivec2 u_grid;         // a slot's size in pixels
-uniform vec2 u_texel;         // one ring pixel in atlas uv
-uniform int u_cols;           // slots in a row of an atlas
-uniform int u_half;           // slots in an atlas
-uniform vec2 u_first;         // this frame's slot corner in `first`
-uniform int u_start;          // the slot in `rest` the two-frame steps start from
-uniform int u_pairs;          // two-frame steps to the base frame
 in vec2 uv;
 out vec4 color;
 
-// a slot's corner, worked out rather than looked up in a uniform array: indexed per pixel, an array
-// costs llvmpipe a gather (0.5 ms a pass at 256x192); no integer division either (slow per lane)
-vec2 corner(int slot) {
-    float row = floor((float(slot) + 0.5) / float(u_cols));
-    return vec2(float(slot) - row * float(u_cols), row) * vec2(u_grid);
-}
-
-// a slot's texel nearest q (ring pixels, clamped into the slot) in an atlas; its corner in pixels
-vec4 at(sampler2D ring, vec2 corner, vec2 q) {
-    vec2 c = clamp(q, vec2(0.5), vec2(u_grid) - 0.5);  // (texture() beat texelFetch on llvmpipe)
-    return texture(ring, (corner + c) * u_texel);
-}
-
-// depth agrees within what `frames` of walking and turning can change (10 % + 15 cm a frame);
-// twice that is surely another surface. Unknown depth (0, a video source) always agrees.
-float agree(float now, float then, float frames) {
-    float tol = frames * (0.1 * now + 0.15);
-    return 1.0 - smoothstep(tol, 2.0 * tol, abs(then - now));
-}
-
 void main() {
-    vec2 q = uv * vec2(u_grid);  // this pixel's centre, in ring pixels
-    vec4 here = at(first, u_first, q);
-    float seen = 1.0;
-#ifdef ODD
-    q -= decoded(here.w);
-    vec4 back = at(rest, corner(u_start), q);
-    seen *= agree(here.z, back.z, 1.0);
-    here = back;
-#endif
-    int slot = u_start;
-    for (int i = 0; i < u_pairs; i++) {
-        q -= here.xy;
-        slot = slot == 0 ? u_half - 1 : slot - 1;
-        vec4 before = at(rest, corner(slot), q);
-        seen *= agree(here.z, before.z, 2.0);
-        here = before;
-    }
-    // off the screen in the base frame: the dream never saw it (a pixel's width of blend)
-    vec2 edge = min(q, vec2(u_grid) - q);
-    seen *= clamp(min(edge.x, edge.y) + 0.5, 0.0, 1.0);
-    vec3 dream = texture(generated, clamp(q / vec2(u_grid), 0.0, 1.0)).rgb;
-    // the fill: the scene softened to about the dream's own detail (four plain fetches a pixel of the
-    // coarser grid away, diagonally), so a revealed strip does not stand out as the one sharp thing in
-    // the picture. Plain fetches: a filtered one costs llvmpipe ~3.7, and it pays for the fill on
-    // every pixel (a branch around it saves nothing there)
     ivec2 size = textureSize(scene, 0), top = size - 1;
     ivec2 d = max(ivec2(1), size / min(u_grid, size));
     ivec2 p = ivec2(uv * vec2(size));
@@ -74,5 +21,5 @@ void main() {
                       + texelFetch(scene, clamp(p + ivec2(d.x, -d.y), ivec2(0), top), 0).rgb
                       + texelFetch(scene, clamp(p + ivec2(-d.x, d.y), ivec2(0), top), 0).rgb
                       + texelFetch(scene, clamp(p + d, ivec2(0), top), 0).rgb);
-    color = vec4(fill + (dream - fill) * seen, 1.0);
+    color = vec4(carried(generated, uv, fill), 1.0);
 }

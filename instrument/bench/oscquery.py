@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import random
-import threading
 import time
 import urllib.request
 from dataclasses import replace
@@ -116,63 +115,87 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
             "windows": {"idle": rates[0], "streaming": rates[1]}}
 
 
-def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
-    """The web remote in headless Chromium at phone size, the show paced at `fps` (the test card
-    at 640x360 from `run_bench`: what is measured is the remote's path, and a two-core machine
-    holds 60 fps there beside the browser): a fader touched at random places and moments; each
-    value's round trip timed by the page from the input event to the show's echo of it (the
-    value applied at a frame's start, then streamed back); and, in the show, each event's wait
-    from the server's receipt to the frame that applied it."""
+def drive_remote(url: str, seconds: float, out) -> None:
+    """The web remote in headless Chromium, driven from a process of its own as a phone is a machine
+    of its own (its driving, over the DevTools protocol, would otherwise take the show's interpreter:
+    a fifth of its samples): a fader touched at random places and moments for `seconds`. Puts
+    (marks, rtts, errors) on `out`: each input's perf_counter before dispatch (the system's monotonic
+    clock, the same in the show's process) with the value the page sent, and the page's own round
+    trips (input event to the show's echo of the value)."""
     from .browser import Browser, find_chromium
 
-    exe = find_chromium()
-    if exe is None:
+    marks: list[tuple[float, float]] = []
+    rtts: list[float] = []
+    errors: list[str] = []
+    browser = None
+    try:
+        browser = Browser(find_chromium() or "chromium")
+        browser.goto(url)
+        browser.wait("window.remote && window.remote.ready")
+        browser.tap('.tab[data-group="generator"]')
+        rng, end = random.Random(3), time.monotonic() + seconds
+        x, y, w, h = browser.rect('[data-path="/noclip/prompt_fade"] .fader')
+        while time.monotonic() < end:  # a click at a random place: one value, timed alone
+            at = {"x": x + rng.random() * w, "y": y + h / 2, "button": "left", "clickCount": 1}
+            t0 = time.perf_counter()
+            browser.call("Input.dispatchMouseEvent", type="mousePressed", **at)
+            browser.call("Input.dispatchMouseEvent", type="mouseReleased", **at)
+            marks.append((t0, browser.eval("remote.controls.get('/noclip/prompt_fade').value")))
+            time.sleep(rng.uniform(0.03, 0.12))
+        time.sleep(0.5)
+        rtts = browser.eval("remote.rtts")
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if browser is not None:
+            browser.close()
+        out.put((marks, rtts, errors))
+
+
+def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
+    """The web remote in headless Chromium at phone size (`drive_remote`, a process of its own), the
+    show paced at `fps` (the test card at 640x360 from `run_bench`: what is measured is the remote's
+    path, and a two-core machine holds 60 fps there beside the browser): each value's round trip
+    timed by the page from the input event to the show's echo of it (the value applied at a frame's
+    start, then streamed back); from the input's dispatch to the frame that applied it; and, in the
+    show, each event's wait from the server's receipt to the frame that applied it."""
+    import multiprocessing
+    import queue as queues
+
+    from .browser import find_chromium
+
+    if find_chromium() is None:
         return {"skipped": "no chromium (apt-get install chromium)"}
     queue, reporter = ControlQueue(), Reporter()
     server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
     show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
     show.run(frames=10)
-    browser = Browser(exe)
-    done = threading.Event()
-    errors: list[str] = []
-    marks: list[tuple[float, float]] = []  # (perf_counter before the input was dispatched, its value)
     applied = Applied("prompt_fade")
     show.add_sink(applied)
+    results = multiprocessing.get_context("spawn").Queue()
+    proc = spawn(drive_remote, f"http://127.0.0.1:{server.address[1]}/remote", seconds, results)
+    got: list[tuple[list, list, list]] = []
 
-    def drive() -> None:
-        try:
-            browser.goto(f"http://127.0.0.1:{server.address[1]}/remote")
-            browser.wait("window.remote && window.remote.ready")
-            browser.tap('.tab[data-group="generator"]')
-            rng, end = random.Random(3), time.monotonic() + seconds
-            x, y, w, h = browser.rect('[data-path="/noclip/prompt_fade"] .fader')
-            while time.monotonic() < end:  # a click at a random place: one value, timed alone
-                at = {"x": x + rng.random() * w, "y": y + h / 2, "button": "left", "clickCount": 1}
-                t0 = time.perf_counter()
-                browser.call("Input.dispatchMouseEvent", type="mousePressed", **at)
-                browser.call("Input.dispatchMouseEvent", type="mouseReleased", **at)
-                marks.append((t0, browser.eval("remote.controls.get('/noclip/prompt_fade').value")))
-                time.sleep(rng.uniform(0.03, 0.12))
-            time.sleep(0.5)
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            done.set()
+    def finished() -> bool:
+        if not got:
+            try:
+                got.append(results.get_nowait())
+            except queues.Empty:
+                if not proc.is_alive() and proc.exitcode is not None:   # died without a word
+                    got.append(([], [], [f"the browser's process ended ({proc.exitcode})"]))
+        return bool(got)
 
-    driver = threading.Thread(target=drive, daemon=True)
-    driver.start()
     show.stats.measure_latency = True
-    show.run(until=done.is_set)
-    driver.join(timeout=10)
-    rtts = browser.eval("remote.rtts") if not errors else []
-    browser.close()
+    show.run(until=finished)
+    proc.join(timeout=10)
+    marks, rtts, errors = got[0]
     received = np.array(show.stats.latencies) * 1000.0
     fps_seen = show.stats.fps()
     show.close()
     server.close()
     rtt = summary(rtts or [])
     period = 1000.0 / fps_seen if fps_seen else 1000.0 / fps  # frames of the rate the show held
-    lat = applied.latencies(marks)
+    lat = applied.latencies([tuple(m) for m in marks])
     to_applied: dict[str, Any] = summary(lat)
     to_applied["worst"] = sorted(lat)[-5:]
     out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": summary(received),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,30 @@ def headless_context() -> moderngl.Context:
 
 # GL_RENDERER of the renderers that draw on the CPU (Mesa's llvmpipe and softpipe, SwiftShader)
 _SOFTWARE = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer")
+
+
+@functools.cache
+def _gl_finish() -> Callable[[], None] | None:
+    """glFinish from the system's GL dispatch library, called through ctypes (which lets go of the
+    GIL for the call), or None where there is none to load."""
+    for name in ("libOpenGL.so.0", "libGL.so.1"):
+        try:
+            fn = ctypes.CDLL(name).glFinish
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = None, []
+        return fn
+    return None
+
+
+def settler(ctx: moderngl.Context) -> Callable[[], None] | None:
+    """What to call after each pass on `ctx`, or None. On a renderer that draws on the CPU, glFinish
+    through ctypes: llvmpipe draws a pass while the next call waits for it, and moderngl holds the GIL
+    through every call, so every other Python thread (the OSCQuery server reading a fader, NDI's
+    sender, the recorder) stood still for most of each frame (measured: a thread beside a 50-70 ms
+    draw counted 2-4 % as far as beside a sleep; 60 % through ctypes). The wait is the same, now
+    with the GIL free. On a GPU nothing: a pass waits for none, the driver orders them."""
+    return _gl_finish() if software(ctx) else None
 
 
 def software(ctx: moderngl.Context) -> bool:
@@ -122,6 +148,7 @@ class Program:
     path: Path
     uniforms: dict[str, moderngl.Uniform]
     samplers: list[str]
+    settle: Callable[[], None] | None = None   # called after each draw (settler)
 
     def set(self, name: str, value: Any) -> None:
         u = self.uniforms.get(name)
@@ -168,7 +195,7 @@ def load_program(ctx: moderngl.Context, frag: str | Path, quad: moderngl.Buffer,
     # gl_type is set by moderngl's C extension; its stubs leave it out
     samplers = sorted(k for k, u in uniforms.items() if u.gl_type in _SAMPLER_TYPES)  # type: ignore[attr-defined]
     vao = ctx.vertex_array(prog, [(quad, "2f", "in_pos")])
-    return Program(prog, vao, fpath, uniforms, samplers)
+    return Program(prog, vao, fpath, uniforms, samplers, settler(ctx))
 
 
 _SAMPLER_TYPES = {0x8B5E, 0x8DCA}  # GL_SAMPLER_2D, GL_INT_SAMPLER_2D
@@ -191,6 +218,8 @@ def target(ctx: moderngl.Context, size: tuple[int, int], dtype: str = "f1",
 def draw(program: Program, fbo: moderngl.Framebuffer) -> None:
     fbo.use()
     program.vao.render(moderngl.TRIANGLE_STRIP)
+    if program.settle is not None:
+        program.settle()
 
 
 def read_rgb(fbo: moderngl.Framebuffer) -> np.ndarray:

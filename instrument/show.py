@@ -31,6 +31,7 @@ from .patch import ChainPreset, Patch
 from .picture import Picture
 from .ports import ControlSource, EventSink, Feedback, FileSink, Output, Stats, is_socket
 from .render.compositor import Compositor
+from .render.gl import finisher
 from .render.hud import HudState
 from .report import Reporter
 from .scene import Scene
@@ -60,6 +61,7 @@ class Show(ShowCommands):
         self.sources: list[ControlSource] = [] if sources is None else sources
         self.sinks: list[EventSink] = [] if sinks is None else sinks
         self.sync_stages = sync_stages  # finish GL work per stage so timings mean something (bench)
+        self.finish = finisher(ctx)  # wait for the GL work drawn (on llvmpipe with the GIL let go)
         self.stats = Stats()
         self._good: dict[str, Any] = {}  # each stage's last good result
         self._settled = False
@@ -182,7 +184,7 @@ class Show(ShowCommands):
             # the frame's GL work ends inside the frame: left to drain while the clock spins and
             # the next frame starts, llvmpipe's threads fight both for the two cores (measured:
             # frames over the 60 fps period 11 % -> 0.6 %, frame time p99 19-26 -> 14-17 ms)
-            self.ctx.finish()
+            self.finish()
         self.stats.frame_times.append(time.perf_counter())
         return fp
 
@@ -258,7 +260,7 @@ class Show(ShowCommands):
             self.reporter.problem(f"{name} failed", text, f"{name} failed, showing its last good frame: {text}")
             result = self._good[name]
         if self.sync_stages:
-            self.ctx.finish()
+            self.finish()
         self.stats.add(name, time.perf_counter() - t)
         return result
 

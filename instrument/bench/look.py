@@ -14,31 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from .dream import render
-from .lag import rgb_frames
+from .dream import SIZE, render
 
-FOOTAGE_FRAMES = 60   # sampled evenly from the footage: as many as the walk has
+FOOTAGE_FRAMES = 60   # sampled evenly from each video: as many as the walk has
 
 
 def footage_frames(data: list[Path]) -> np.ndarray:
-    """Frames sampled evenly from each video (images as they are), RGB uint8, one stack (a stack
-    per size is compared as the spectra are: each frame at its own size)."""
-    from PIL import Image
+    """(N, H, W, 3) uint8: the footage as the fine-tune reads it (`tools.finetune.load_data`: frames
+    sampled evenly, images as they are), cropped to the walk's 4:3 and sized as its frames."""
+    from ..tools.finetune import load_data, picture
 
-    out: list[np.ndarray] = []
-    for path in data:
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-                out.append(np.asarray(Image.open(f).convert("RGB")))
-                continue
-            frames = rgb_frames(f, 15.0)
-            keys = sorted(frames)
-            step = max(1, len(keys) // FOOTAGE_FRAMES)
-            out += [frames[k] for k in keys[::step][:FOOTAGE_FRAMES]]
-    if not out:
-        raise ValueError(f"no frames in {', '.join(map(str, data))}")
-    return np.stack(out) if len({f.shape for f in out}) == 1 else np.array(out, dtype=object)
+    return np.stack([picture(img) for img, _ in load_data(data, SIZE, FOOTAGE_FRAMES, "")])
 
 
 def bench_look(model: str, data: list[Path], keep: Path | None = None) -> dict[str, Any]:
@@ -70,10 +56,8 @@ def bench_look(model: str, data: list[Path], keep: Path | None = None) -> dict[s
 def _sheet(path: Path, shots: dict[str, list[np.ndarray]], footage: np.ndarray) -> None:
     from PIL import Image
 
-    h, w = shots["scene"][0].shape[:2]
     picks = [footage[i] for i in np.linspace(0, len(footage) - 1, 4).round().astype(int)]
-    scaled = [np.asarray(Image.fromarray(np.asarray(f, np.uint8)).resize((w, h))) for f in picks]
-    rows = [*shots.values(), scaled]
+    rows = [*shots.values(), picks]
     Image.fromarray(np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)).save(path)
 
 

@@ -53,13 +53,19 @@ def _gl_finish() -> Callable[[], None] | None:
 
 
 def settler(ctx: moderngl.Context) -> Callable[[], None] | None:
-    """What to call after each pass on `ctx`, or None. On a renderer that draws on the CPU, glFinish
+    """What to call after each draw on `ctx`, or None. On a renderer that draws on the CPU, glFinish
     through ctypes: llvmpipe draws a pass while the next call waits for it, and moderngl holds the GIL
     through every call, so every other Python thread (the OSCQuery server reading a fader, NDI's
     sender, the recorder) stood still for most of each frame (measured: a thread beside a 50-70 ms
     draw counted 2-4 % as far as beside a sleep; 60 % through ctypes). The wait is the same, now
     with the GIL free. On a GPU nothing: a pass waits for none, the driver orders them."""
     return _gl_finish() if software(ctx) else None
+
+
+def finisher(ctx: moderngl.Context) -> Callable[[], None]:
+    """How to wait for everything drawn on `ctx`: as `settler` on a CPU renderer (the GIL let go),
+    else moderngl's own finish."""
+    return settler(ctx) or ctx.finish
 
 
 def software(ctx: moderngl.Context) -> bool:

@@ -18,7 +18,7 @@ import moderngl
 import numpy as np
 
 from ..params import FrameParams, ParamSpec
-from ..render.gl import line_directive, shader_error, shader_path
+from ..render.gl import line_directive, settler, shader_error, shader_path
 from .camera import Pose, Walker, projection, view_matrix
 from .layout import LEVELS, World
 from .lights import WINDOW, tubes, window_origin
@@ -83,6 +83,7 @@ class Backrooms:
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
         self.ctx, self.size = ctx, size
+        self._settle = settler(ctx)  # after the frame's draws: their wait with the GIL let go
         self.texture = ctx.texture(size, 4)
         self.depth = ctx.texture(size, 1, dtype="f4")
         self.motion = ctx.texture(size, 2, dtype="f4")
@@ -248,6 +249,8 @@ class Backrooms:
             for _, vao, count, split in meshes:
                 if count > split:
                     vao.render(moderngl.TRIANGLES, vertices=count - split, first=split)
+            if self._settle is not None:
+                self._settle()
         finally:
             self.ctx.disable(moderngl.DEPTH_TEST)
 

@@ -113,6 +113,11 @@ def fit(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1) / 127.5 - 1.0
 
 
+def picture(image: torch.Tensor) -> np.ndarray:
+    """A (3, h, w) image in [-1, 1] (as `fit` makes it) as (h, w, 3) uint8."""
+    return ((image.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 def load_data(paths: list[Path], size: tuple[int, int], frames: int,
               prompt: str) -> list[tuple[torch.Tensor, str]]:
     """(image, caption) pairs from the files; a FinetuneError when none is usable."""
@@ -304,7 +309,7 @@ def before_after(job: Finetune, frame: torch.Tensor, prompt: str, path: Path) ->
 
     backend = load_backend(job.model, job.device or ("cuda" if torch.cuda.is_available() else "cpu"),
                            loras=(str(job.out),))
-    image = ((frame.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    image = picture(frame)
     shots = [image]
     for scale in (0.0, 1.0):
         values: dict[str, Any] = {**REGISTRY.defaults(), "prompt": prompt or REGISTRY.defaults()["prompt"],

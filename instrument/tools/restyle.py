@@ -26,7 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from ..files import write_atomically
-from .finetune import load_data
+from .finetune import load_data, picture
 from .train import Plan, Trainer
 
 BINS = 32          # colour histogram bins per channel
@@ -85,8 +85,7 @@ def restyle(data: list[Path], out: Path, work: Path, *, steps: int = 600, seed: 
         change.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("change.")})
         change = channels_last(change, trainer.device).eval()
     pairs = load_data(data, (config.width, config.height), frames, "")
-    images = np.stack([((img.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-                       for img, _ in pairs])
+    images = np.stack([picture(img) for img, _ in pairs])
     bases = neutralise(images, scene_stats((config.width, config.height), seed))
     raw = trainer.encode_all(enc, bases)
     latents = ((raw - shift[None, :, None, None]) * scale[None, :, None, None]).half()

@@ -440,3 +440,32 @@ def test_mdns_on_every_address_advertises_v6_addresses_as_text(monkeypatch):
                         lambda: [(("::1", 0, 0), 1), (("fd00::2", 0, 0), 4)])
     (info,) = services("noclip", "::", 9001, None)
     assert info.parsed_addresses() == ["192.168.1.20", "fd00::2"]
+
+
+def test_the_benchs_lean_clients_listen_to_everything_and_read_the_stream(live):
+    """`noclip bench --only oscquery`'s clients (sans-I/O, one thread): every client LISTENs to every
+    readable path, reads what a frame streams, and reports its own CPU between the times it is given."""
+    import queue as queues
+    import threading
+
+    from instrument.bench.oscquery import listen_clients
+
+    show, server, _ = live
+    times, shares = queues.Queue(), queues.Queue()
+    worker = threading.Thread(target=listen_clients, args=(server.address[1], 3, times, shares), daemon=True)
+    worker.start()
+    readable = len(server._current_tree().readers)
+    assert until(lambda: sum(len(c.listens) for c in list(server.clients.values())) == 3 * readable,
+                 timeout=20.0)
+    sent = server.stats["sent"]
+    start = time.time()
+    times.put((start, start + 1.0))
+    for v in (0.2, 0.8, 0.4):  # three frames that change a value: one bundle to each client each
+        show.bank.set("aberration", v, immediate=True)
+        show.step()
+        time.sleep(0.05)
+    worker.join(timeout=5.0)
+    assert not worker.is_alive()
+    assert server.stats["sent"] - sent >= 3 * 3
+    share = shares.get(timeout=1.0)
+    assert 0.0 <= share < 1.0

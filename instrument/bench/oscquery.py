@@ -2,17 +2,24 @@
 latency in a real browser: from the input's dispatch to the frame that applied its value, and the
 whole round trip the page sees (input → applied → echoed back).
 
-The clients live in a spawned process (`common._sender`), as VJ software on the machine would, so
+The clients live in a spawned process (`listen_clients`), as VJ software on the machine would, so
 their reading does not count against the show's interpreter; the show plays modulators that move
-two parameters every frame, so every frame streams to every client.
+two parameters every frame, so every frame streams to every client. What serving costs is also
+measured as CPU (the server's thread, the loop's publishing), apart from the unpaced loop's rate,
+which on two shared cores moves by more between windows than serving costs.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import itertools
 import json
+import math
+import multiprocessing
+import queue
 import random
+import select
+import socket
 import time
 import urllib.request
 from dataclasses import replace
@@ -38,62 +45,106 @@ def _readable(node: dict, out: list[str]) -> list[str]:
     return out
 
 
-def listen_clients(port: int, clients: int, end: float) -> None:
+def listen_clients(port: int, clients: int, times, out) -> None:
     """`clients` WebSockets that LISTEN to every readable path and read everything they are sent
-    until wall-clock `end`."""
-    from websockets.asyncio.client import connect
+    until the wall-clock `end` of the (start, end) that comes on `times`; puts the share of a core
+    this process used from `start` to `end` on `out`. Lean on purpose: websockets' sans-I/O protocol
+    over plain sockets in one thread, no event loop (20 asyncio clients on the show's two cores took
+    10-45 % of a core, which is what those clients cost, not what serving them costs the show);
+    pings are answered, as a real client does."""
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
         paths = _readable(json.load(r), [])
+    uri = parse_uri(f"ws://127.0.0.1:{port}/")
+    conns: dict[socket.socket, ClientProtocol] = {}
 
-    async def main() -> None:
-        conns = [await connect(f"ws://127.0.0.1:{port}/", max_size=None) for _ in range(clients)]
-        for ws in conns:
-            for path in paths:
-                await ws.send(json.dumps({"COMMAND": "LISTEN", "DATA": path}))
+    def flush(sock: socket.socket, proto: ClientProtocol) -> None:
+        data = b"".join(proto.data_to_send())
+        if data:
+            sock.sendall(data)
 
-        async def drain(ws) -> None:
-            try:
-                async for _ in ws:
-                    pass
-            except Exception:
-                pass
-
-        readers = [asyncio.create_task(drain(ws)) for ws in conns]
-        await asyncio.sleep(max(0.0, end - time.time()))
-        for ws in conns:
-            await ws.close()
-        for task in readers:
-            task.cancel()
-
-    asyncio.run(main())
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        proto = ClientProtocol(uri, max_size=None)
+        proto.send_request(proto.connect())
+        flush(sock, proto)
+        while proto.state is State.CONNECTING and proto.handshake_exc is None:
+            proto.receive_data(sock.recv(1 << 16))
+        if proto.state is not State.OPEN:
+            raise ConnectionError(f"the WebSocket handshake failed: {proto.handshake_exc}")
+        for path in paths:
+            proto.send_text(json.dumps({"COMMAND": "LISTEN", "DATA": path}).encode())
+        flush(sock, proto)
+        conns[sock] = proto
+    cpu, start, end = None, math.inf, math.inf
+    while conns and (now := time.time()) < end:
+        if end == math.inf:
+            with contextlib.suppress(queue.Empty):
+                start, end = times.get_nowait()
+        if cpu is None and now >= start:
+            cpu = (time.process_time(), now)
+        for sock in select.select(list(conns), [], [], min(0.1, end - now))[0]:
+            proto = conns[sock]
+            data = sock.recv(1 << 16)
+            proto.receive_data(data) if data else proto.receive_eof()
+            proto.events_received()  # read and dropped
+            flush(sock, proto)  # pongs
+            if not data or proto.state is State.CLOSED:
+                del conns[sock]
+                sock.close()
+    if cpu is not None:
+        out.put((time.process_time() - cpu[0]) / max(time.time() - cpu[1], 1e-9))
+    for sock, proto in conns.items():
+        with contextlib.suppress(OSError):
+            proto.send_close()
+            flush(sock, proto)
+        sock.close()
 
 
 def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: int = 5) -> dict[str, Any]:
     """The unpaced loop's rate in alternating windows, `clients` connected and LISTENing to every
     value throughout: the server published to and streaming (odd windows) or left out of the
     show's feedback (even ones), medians compared."""
-    queue, reporter = ControlQueue(), Reporter()
-    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
-    show = realtime_show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=queue,
+    controls, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(controls, reporter, "127.0.0.1", 0).start()
+    show = realtime_show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=controls,
                          reporter=reporter, feedback=[server], outputs=[Readback()])
     show.run(frames=10)
     window, windows = max(1.0, seconds / 2), 2 * pairs
-    start = time.time() + 6.0  # the spawned clients are up, connected and listening by then
-    proc = spawn(listen_clients, server.address[1], clients, start + windows * window)
+    times, shares = (multiprocessing.get_context("spawn").Queue() for _ in range(2))
+    proc = spawn(listen_clients, server.address[1], clients, times, shares)
 
+    def listens() -> int:  # paths listened to, in all (read across threads: a glance, not a lock)
+        try:
+            return sum(len(c.listens) for c in list(server.clients.values()))
+        except RuntimeError:
+            return -1
+
+    # timed once every client listens to every path (the server parses at most its share of time)
+    everything = clients * len(server._current_tree().readers)
+    give_up = time.time() + 30.0
+    show.run(until=lambda: listens() >= everything or not proc.is_alive() or time.time() > give_up)
+    start = time.time() + 1.0
+    times.put((start, start + windows * window))
     listening: list[int] = []
     assert server._thread.ident is not None  # started with the server
     clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
     marks: list[tuple[float, float, bool]] = []
+    published = [0.0]  # seconds the loop spent publishing to the server
+
+    class Timed:
+        def publish(self, fp) -> None:
+            t = time.perf_counter()
+            server.publish(fp)
+            published[0] += time.perf_counter() - t
 
     def switch(on: bool) -> None:
         marks.append((time.perf_counter(), time.clock_gettime(clock), on))
-        show.feedback = [server] if on else []
-        try:  # how many paths are listened to, in all (read across threads: a glance, not a lock)
-            listening.append(sum(len(c.listens) for c in list(server.clients.values())))
-        except RuntimeError:
-            pass
+        show.feedback = [Timed()] if on else []
+        listening.append(listens())
 
     rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"], switch)
     marks.append((time.perf_counter(), time.clock_gettime(clock), False))
@@ -102,6 +153,10 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
         cpu[on][0] += c1 - c0
         cpu[on][1] += t1 - t0
     proc.join(timeout=10)
+    try:
+        clients_share = float(shares.get(timeout=2.0))
+    except queue.Empty:
+        clients_share = float("nan")
     connected = server.stats["websockets"]
     show.close()
     server.close()
@@ -112,6 +167,7 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
             "paired_cost": 1.0 - paired, "packets_sent": sent,
             "server_cpu_share": {"streaming": cpu[True][0] / max(cpu[True][1], 1e-9),
                                  "idle": cpu[False][0] / max(cpu[False][1], 1e-9)},
+            "publish_share": published[0] / max(cpu[True][1], 1e-9), "clients_cpu_share": clients_share,
             "windows": {"idle": rates[0], "streaming": rates[1]}}
 
 
@@ -152,23 +208,21 @@ def drive_remote(url: str, seconds: float, out) -> None:
         out.put((marks, rtts, errors))
 
 
-def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[str, Any]:
+def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0, name: str = "") -> dict[str, Any]:
     """The web remote in headless Chromium at phone size (`drive_remote`, a process of its own), the
-    show paced at `fps` (the test card at 640x360 from `run_bench`: what is measured is the remote's
-    path, and a two-core machine holds 60 fps there beside the browser): each value's round trip
+    show (patch `name`) paced at `fps` (from `run_bench`: the show people play at its rate, and the
+    test card at 640x360 at 60 fps, where what is measured is the remote's own path and a frame is
+    half as long; a two-core machine holds 60 fps there beside the browser): each value's round trip
     timed by the page from the input event to the show's echo of it (the value applied at a frame's
     start, then streamed back); from the input's dispatch to the frame that applied it; and, in the
     show, each event's wait from the server's receipt to the frame that applied it."""
-    import multiprocessing
-    import queue as queues
-
     from .browser import find_chromium
 
     if find_chromium() is None:
         return {"skipped": "no chromium (apt-get install chromium)"}
-    queue, reporter = ControlQueue(), Reporter()
-    server = OscQueryServer(queue, reporter, "127.0.0.1", 0).start()
-    show = realtime_show(ctx, patch, size, fps, True, queue=queue, reporter=reporter, feedback=[server])
+    controls, reporter = ControlQueue(), Reporter()
+    server = OscQueryServer(controls, reporter, "127.0.0.1", 0).start()
+    show = realtime_show(ctx, patch, size, fps, True, queue=controls, reporter=reporter, feedback=[server])
     show.run(frames=10)
     applied = Applied("prompt_fade")
     show.add_sink(applied)
@@ -180,7 +234,7 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
         if not got:
             try:
                 got.append(results.get_nowait())
-            except queues.Empty:
+            except queue.Empty:
                 if not proc.is_alive() and proc.exitcode is not None:   # died without a word
                     got.append(([], [], [f"the browser's process ended ({proc.exitcode})"]))
         return bool(got)
@@ -198,7 +252,8 @@ def bench_remote(ctx, patch, size, seconds: float, fps: float = 60.0) -> dict[st
     lat = applied.latencies([tuple(m) for m in marks])
     to_applied: dict[str, Any] = summary(lat)
     to_applied["worst"] = sorted(lat)[-5:]
-    out = {"fps": fps, "fps_seen": fps_seen, "round_trip_ms": rtt, "server_to_frame_ms": summary(received),
+    out = {"patch": name, "size": f"{size[0]}x{size[1]}", "fps": fps, "fps_seen": fps_seen,
+           "round_trip_ms": rtt, "server_to_frame_ms": summary(received),
            "input_to_applied_ms": to_applied, "inputs": len(marks), "period_ms": period, "errors": errors}
     if rtt.get("n"):
         out["round_trip_p99_frames"] = rtt["p99"] / period
@@ -238,7 +293,9 @@ def print_oscquery(r: dict[str, Any]) -> None:
           f"windows): {r['idle_fps']:.1f} fps not served, {r['streaming_fps']:.1f} fps served and streaming "
           f"(cost {100 * r['cost']:.1f}% by the medians, {100 * r['paired_cost']:.1f}% by the pairs' median); "
           f"the server's thread used {100 * r['server_cpu_share']['streaming']:.2f}% of a core streaming "
-          f"({100 * r['server_cpu_share']['idle']:.2f}% not served), {r['packets_sent']} packets sent")
+          f"({100 * r['server_cpu_share']['idle']:.2f}% not served) and the loop's publishing "
+          f"{100 * r.get('publish_share', 0.0):.2f}%, {r['packets_sent']} packets sent; the clients' process "
+          f"(lean readers) {100 * r.get('clients_cpu_share', float('nan')):.1f}% of a core")
 
 
 def print_remote(r: dict[str, Any]) -> None:
@@ -249,7 +306,8 @@ def print_remote(r: dict[str, Any]) -> None:
     if not t.get("n"):
         print(f"\nweb remote: no round trips measured {r['errors']}")
         return
-    print(f"\nweb remote in headless Chromium, show at {r['fps']:g} fps ({r['fps_seen']:.1f} seen), {t['n']} "
+    print(f"\nweb remote in headless Chromium, {r.get('patch') or 'the'} show at {r.get('size', '')} "
+          f"{r['fps']:g} fps ({r['fps_seen']:.1f} seen), {t['n']} "
           f"values: input → applied → echoed back p50 {t['p50']:.1f} ms  p99 {t['p99']:.1f} ms "
           f"({r['round_trip_p99_frames']:.2f} frames); input → applied p50 {i.get('p50', 0):.1f} ms "
           f"p99 {i.get('p99', 0):.1f} ms ({r.get('input_to_applied_p99_frames', 0):.2f} frames, {i['n']} of "

@@ -87,7 +87,7 @@ def print_reproject(r: dict[str, Any]) -> None:
 
 
 def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: int = 2,
-                         blocks: int = 6) -> dict[str, Any]:
+                         blocks: int = 25) -> dict[str, Any]:
     """The show's loop, unpaced, with the dream carried and not, in alternating blocks of frames (a
     busy machine drifts more over a run than the pass costs): the default show's scene and chain at
     output `size`, its generator replaced by one that answers at once but `age` frames late, so the
@@ -110,23 +110,26 @@ def bench_reproject_loop(ctx, patch, size: tuple[int, int], frames: int, age: in
     engine = Lagging()
     show = realtime_show(ctx, replace(patch, model="none"), size, 1000.0, False)
     show.generator = ThreadedGenerator("lagging", engine, ctx, patch.size, show.reporter, live=False)
-    rates: dict[str, list[float]] = {"on": [], "off": []}
+    per_frame: list[float] = []  # ms a frame of each block; even blocks carried, odd ones not
     try:
         show.run(frames=10)
-        for b in range(blocks):
-            key = "on" if b % 2 == 0 else "off"
-            show.bank.set("reproject", key == "on", immediate=True)
+        for b in range(blocks | 1):  # odd: every carried block has a block without on each side
+            show.bank.set("reproject", b % 2 == 0, immediate=True)
             show.run(frames=3)  # the switch settles (turned on, the ring refills)
             ctx.finish()
             t = time.perf_counter()
             show.run(frames=frames)
             ctx.finish()
-            rates[key].append(frames / (time.perf_counter() - t))
+            per_frame.append((time.perf_counter() - t) * 1000 / frames)
     finally:
         show.close()
-    on, off = float(np.median(rates["on"])), float(np.median(rates["off"]))
+    # each carried block against the mean of the blocks beside it: a machine's drift over the run
+    # cancels, and the median of the pairs leaves out the blocks a stall fell into
+    pairs = [per_frame[b] - (per_frame[b - 1] + per_frame[b + 1]) / 2 for b in range(2, len(per_frame) - 1, 2)]
+    on = 1000 / float(np.median(per_frame[0::2]))
+    off = 1000 / float(np.median(per_frame[1::2]))
     return {"size": f"{size[0]}x{size[1]}", "scene": f"{patch.size[0]}x{patch.size[1]}", "age": age,
-            "ms": 1000 / on - 1000 / off if on and off else 0.0,
+            "ms": float(np.median(pairs)), "spread": [float(x) for x in np.percentile(pairs, (25, 75))],
             "fps_on": on, "fps_off": off, "ratio": on / off if off else 0.0}
 
 

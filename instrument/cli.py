@@ -252,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=5.0,
                    help="length of each timed phase (the lag section's takes are twice this)")
     b.add_argument("--fps", type=float, default=30.0,
-                   help="the show's rate in the lag, ndi and remote sections")
+                   help="the show's rate in the lag, ndi, oscquery and remote sections")
     b.add_argument("--keep", type=Path, metavar="DIR",
                    help="lag and dream sections: keep the takes and renders there, with a contact sheet "
                         "of them (lag-FPS.png, dream-walk.png)")

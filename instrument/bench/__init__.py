@@ -62,7 +62,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if "hostile" in only:
         report["hostile_60fps"] = bench_hostile(ctx, patch, size, 60.0, secs, 10_000)
     if "oscquery" in only:
-        report["oscquery"] = bench_oscquery(ctx, patch, size, secs)
+        report["oscquery"] = bench_oscquery(ctx, patch, size, secs, args.fps)
     if "remote" in only:
         # the show people play at its rate, then the test card at 60 fps: the remote's own path, in
         # frames half as long

@@ -104,15 +104,23 @@ def listen_clients(port: int, clients: int, times, out) -> None:
         sock.close()
 
 
-def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: int = 5) -> dict[str, Any]:
-    """The unpaced loop's rate in alternating windows, `clients` connected and LISTENing to every
-    value throughout: the server published to and streaming (odd windows) or left out of the
-    show's feedback (even ones), medians compared."""
+def bench_oscquery(ctx, patch, size, seconds: float, fps: float = 30.0, clients: int = 20,
+                   pairs: int = 5) -> dict[str, Any]:
+    """The loop's rate in alternating windows, `clients` connected and LISTENing to every value
+    throughout: the server published to and streaming (odd windows) or left out of the show's
+    feedback (even ones), medians compared; unpaced (what the machine can do), then paced at `fps`
+    (what the audience sees). Beside it what serving costs in CPU: the server's thread, the loop's
+    publishing, and the clients' own process."""
     controls, reporter = ControlQueue(), Reporter()
     server = OscQueryServer(controls, reporter, "127.0.0.1", 0).start()
-    show = realtime_show(ctx, replace(patch, modulators=MODS), size, 1000.0, False, queue=controls,
-                         reporter=reporter, feedback=[server], outputs=[Readback()])
-    show.run(frames=10)
+
+    def make(paced: bool):
+        show = realtime_show(ctx, replace(patch, modulators=MODS), size, fps if paced else 1000.0, paced,
+                             queue=controls, reporter=reporter, feedback=[server], outputs=[Readback()])
+        show.run(frames=10)
+        return show
+
+    show = make(False)
     window, windows = max(1.0, seconds / 2), 2 * pairs
     times, shares = (multiprocessing.get_context("spawn").Queue() for _ in range(2))
     proc = spawn(listen_clients, server.address[1], clients, times, shares)
@@ -127,8 +135,9 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
     everything = clients * len(server._current_tree().readers)
     give_up = time.time() + 30.0
     show.run(until=lambda: listens() >= everything or not proc.is_alive() or time.time() > give_up)
+    phase = windows * window + 3.0  # each phase's windows, and the paced show's making and warming
     start = time.time() + 1.0
-    times.put((start, start + windows * window))
+    times.put((start, start + 2 * phase))
     listening: list[int] = []
     assert server._thread.ident is not None  # started with the server
     clock = time.pthread_getcpuclockid(server._thread.ident)  # the server thread's own CPU time
@@ -141,13 +150,26 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
             server.publish(fp)
             published[0] += time.perf_counter() - t
 
-    def switch(on: bool) -> None:
-        marks.append((time.perf_counter(), time.clock_gettime(clock), on))
-        show.feedback = [Timed()] if on else []
-        listening.append(listens())
+    out: dict[str, Any] = {"clients": clients, "fps": fps}
+    sent = 0
+    for k, paced in enumerate((False, True)):
+        show = show if k == 0 else make(True)
 
-    rates, sent = alternate(show, start, windows, window, lambda: server.stats["sent"], switch)
-    marks.append((time.perf_counter(), time.clock_gettime(clock), False))
+        def switch(on: bool, show=show) -> None:
+            marks.append((time.perf_counter(), time.clock_gettime(clock), on))
+            show.feedback = [Timed()] if on else []
+            listening.append(listens())
+
+        rates, phase_sent = alternate(show, start + k * phase, windows, window, lambda: server.stats["sent"],
+                                      switch)
+        marks.append((time.perf_counter(), time.clock_gettime(clock), False))
+        sent += phase_sent
+        show.close()
+        idle, streaming = float(np.median(rates[0])), float(np.median(rates[1]))
+        paired = float(np.median([s / i for s, i in zip(rates[1], rates[0], strict=False) if i]))
+        out["paced" if paced else "unpaced"] = {
+            "idle_fps": idle, "streaming_fps": streaming, "cost": 1.0 - streaming / idle if idle else 0.0,
+            "paired_cost": 1.0 - paired, "windows": {"idle": rates[0], "streaming": rates[1]}}
     cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}  # on -> [cpu seconds, wall seconds]
     for (t0, c0, on), (t1, c1, _) in itertools.pairwise(marks):
         cpu[on][0] += c1 - c0
@@ -157,18 +179,13 @@ def bench_oscquery(ctx, patch, size, seconds: float, clients: int = 20, pairs: i
         clients_share = float(shares.get(timeout=2.0))
     except queue.Empty:
         clients_share = float("nan")
-    connected = server.stats["websockets"]
-    show.close()
+    out.update({"connected": server.stats["websockets"], "listening": min(listening, default=0),
+                "packets_sent": sent,
+                "server_cpu_share": {"streaming": cpu[True][0] / max(cpu[True][1], 1e-9),
+                                     "idle": cpu[False][0] / max(cpu[False][1], 1e-9)},
+                "publish_share": published[0] / max(cpu[True][1], 1e-9), "clients_cpu_share": clients_share})
     server.close()
-    idle, streaming = float(np.median(rates[0])), float(np.median(rates[1]))
-    paired = float(np.median([s / i for s, i in zip(rates[1], rates[0], strict=False) if i]))
-    return {"clients": clients, "connected": connected, "listening": min(listening, default=0),
-            "idle_fps": idle, "streaming_fps": streaming, "cost": 1.0 - streaming / idle if idle else 0.0,
-            "paired_cost": 1.0 - paired, "packets_sent": sent,
-            "server_cpu_share": {"streaming": cpu[True][0] / max(cpu[True][1], 1e-9),
-                                 "idle": cpu[False][0] / max(cpu[False][1], 1e-9)},
-            "publish_share": published[0] / max(cpu[True][1], 1e-9), "clients_cpu_share": clients_share,
-            "windows": {"idle": rates[0], "streaming": rates[1]}}
+    return out
 
 
 def drive_remote(url: str, seconds: float, out) -> None:
@@ -289,13 +306,17 @@ class Applied:
 
 
 def print_oscquery(r: dict[str, Any]) -> None:
-    print(f"\nOSCQuery, {r['clients']} WebSocket clients LISTENing to every value (unpaced, alternating "
-          f"windows): {r['idle_fps']:.1f} fps not served, {r['streaming_fps']:.1f} fps served and streaming "
-          f"(cost {100 * r['cost']:.1f}% by the medians, {100 * r['paired_cost']:.1f}% by the pairs' median); "
-          f"the server's thread used {100 * r['server_cpu_share']['streaming']:.2f}% of a core streaming "
+    print(f"\nOSCQuery, {r['clients']} WebSocket clients LISTENing to every value, alternating windows:")
+    for key, what in (("unpaced", "unpaced"), ("paced", f"paced at {r['fps']:g} fps")):
+        if key in r:
+            s = r[key]
+            print(f"  {what}: {s['idle_fps']:.1f} fps not served, {s['streaming_fps']:.1f} served and "
+                  f"streaming (cost {100 * s['cost']:.1f}% by the medians, {100 * s['paired_cost']:.1f}% by "
+                  f"the pairs' median)")
+    print(f"  the server's thread used {100 * r['server_cpu_share']['streaming']:.2f}% of a core streaming "
           f"({100 * r['server_cpu_share']['idle']:.2f}% not served) and the loop's publishing "
-          f"{100 * r.get('publish_share', 0.0):.2f}%, {r['packets_sent']} packets sent; the clients' process "
-          f"(lean readers) {100 * r.get('clients_cpu_share', float('nan')):.1f}% of a core")
+          f"{100 * r.get('publish_share', 0.0):.2f}% of its time, {r['packets_sent']} packets sent; the "
+          f"clients' process (lean readers) {100 * r.get('clients_cpu_share', float('nan')):.1f}% of a core")
 
 
 def print_remote(r: dict[str, Any]) -> None:

@@ -303,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--ae-steps", type=int)
     t.add_argument("--unet-steps", type=int)
     t.add_argument("--change-steps", type=int)
+    t.add_argument("--adv-steps", type=int, help="steps of the change decoder against a critic, after its own")
     t.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the autoencoder and denoiser of the weights in DIR, train the change decoder")
     t.add_argument("--clips", type=int, help="buildings rendered per level")

@@ -3,6 +3,8 @@ quality bars on held-out renders; `noclip train` runs from scratch and resumes e
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -127,11 +129,15 @@ def test_training_runs_and_resumes_exactly(tmp_path, monkeypatch):
     for a, b in zip(ref.change.net.parameters(), got.change.net.parameters(), strict=True):
         assert torch.equal(a, b)
 
-    # --keep: the autoencoder and denoiser kept exactly, only the change decoder trained for them
+    # --keep: the autoencoder and denoiser kept exactly, only the change decoder trained for them,
+    # then against the critic (stage 4), its losses logged and in the exported loss log
     _copy_data(tmp_path / "a", tmp_path / "c")
-    kept = Trainer(tmp_path / "c", tmp_path / "c-out", small_plan(change_steps=2), progress=False)
+    kept = Trainer(tmp_path / "c", tmp_path / "c-out", small_plan(change_steps=2, adv_steps=2), progress=False)
     kept.run(keep=tmp_path / "a-out")
     assert kept.log["ae"] == kept.log["unet"] == [] and len(kept.log["change"]) == 2
+    assert [r[0] for r in kept.log["adversarial"]] == [0, 1]
+    assert all(math.isfinite(v) for r in kept.log["adversarial"] for v in r)
+    assert len(json.loads((tmp_path / "c-out" / "losses.json").read_text())["adversarial"]) == 2
     again = load("cpu", tmp_path / "c-out")
     for a, b in zip([*ref.denoiser.unet.parameters(), *ref.autoencoder.enc.parameters()],
                     [*again.denoiser.unet.parameters(), *again.autoencoder.enc.parameters()], strict=True):
@@ -142,7 +148,6 @@ def test_training_runs_and_resumes_exactly(tmp_path, monkeypatch):
 def test_weights_without_a_change_decoder_decode_both_latents(tmp_path):
     """Weights from before the change decoder (no `change` in their config) still load and play:
     the engine decodes the dream and its base and adds the difference, as it did."""
-    import json
 
     from instrument.generate.stream import dreamed
 

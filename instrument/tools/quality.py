@@ -248,8 +248,8 @@ def contact_sheet(path: Path, base: torch.Tensor, recon: torch.Tensor, outs: lis
 
 
 def loss_plot(losses: dict, path: Path, size: tuple[int, int] = (1350, 320)) -> Path:
-    """A panel a stage, drawn with PIL: autoencoder PSNR (dB), denoiser loss (log) and the share of
-    the change the change decoder gets wrong (log), against step."""
+    """A panel a stage, drawn with PIL: autoencoder PSNR (dB), denoiser loss (log), the share of the
+    change the change decoder gets wrong (log) and, where it ran, the critic's loss, against step."""
     W, H = size
     img = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(img)
@@ -259,6 +259,9 @@ def loss_plot(losses: dict, path: Path, size: tuple[int, int] = (1350, 320)) -> 
                [r[1] for r in losses["unet"]], True),
               ("change decoder: share of the change wrong (log)", [r[0] for r in losses.get("change", [])],
                [r[2] for r in losses.get("change", [])], True)]
+    if losses.get("adversarial"):  # stage 4: 2 is a critic that cannot tell; lower, it can
+        panels.append(("against the critic: its hinge loss", [r[0] for r in losses["adversarial"]],
+                       [r[3] for r in losses["adversarial"]], False))
     n = len(panels)
     for k, (title, xs, ys, log) in enumerate(panels):
         x0, y0, pw, ph = k * W // n + 50, 30, W // n - 70, H - 70

@@ -56,6 +56,9 @@ class Plan:
     change_steps: int = 1200    # the change decoder (model.Change), distilled from the autoencoder
     change_batch: int = 16
     change_lr: float = 2e-3
+    adv_steps: int = 0          # then against a critic (tools/adversarial.py): sharp, not the mean
+    adv_lr: float = 2e-4
+    adv_weight: float = 0.1     # the critic's gradient against the regression's, at the last layer
     checkpoint_every: int = 200
     threads: int = 2            # torch threads (0: torch's default)
 
@@ -311,6 +314,10 @@ class Trainer:
         if keep is None:
             _, ema = self.train_unet(latents, levels, images, enc, shift, scale)
         change = self.train_change(latents, images, enc, dec, shift, scale) if self.config.change else None
+        if change is not None and self.plan.adv_steps:
+            from .adversarial import post_train
+
+            change = post_train(self, change, latents, images, enc, dec, shift, scale)
         return self.export(enc, dec, ema, shift, scale, change)
 
     def kept(self, folder: Path) -> tuple[Encoder, Decoder, UNet, torch.Tensor, torch.Tensor]:
@@ -363,11 +370,12 @@ def with_kept(folder: Path, meta: dict, log: dict[str, list]) -> tuple[dict, dic
     from ..generate.builtin import read_config
 
     theirs = read_config(folder)
-    keys = ("change_steps", "change_batch", "change_lr")
+    keys = ("change_steps", "change_batch", "change_lr", "adv_steps", "adv_lr", "adv_weight")
     plan = {**theirs["plan"], **{k: meta["plan"][k] for k in keys}}
     training = {**theirs["training"], "change_wall_seconds": meta["training"]["wall_seconds"]}
     losses = json.loads((folder / "losses.json").read_text()) if (folder / "losses.json").is_file() else {}
-    return {**meta, "plan": plan, "training": training}, {**losses, "change": log["change"]}
+    ours = {k: log[k] for k in ("change", "adversarial") if k in log}
+    return {**meta, "plan": plan, "training": training}, {**losses, **ours}
 
 
 def small_plan(**overrides) -> Plan:

@@ -1,0 +1,119 @@
+"""Stage 4 of `noclip train`: adversarial post-training of the change decoder.
+
+The change decoder is trained first by regression on what the autoencoder's decoder would change
+(stage 3). A latent a quarter the frame's size does not fix the fine texture of a stain's tide line,
+so regression learns the mean of what it may decode to, which is soft: the dream added about the
+scene's own detail and no more (0.99x at 256x192, where the teacher's pictures carry 1.25x). Here a
+conditional patch critic learns to tell the teacher's pictures (the frame richened by the very
+noise, tools/rich.py) from the frame plus the decoded change, and the decoder learns to fool it: one
+sharp answer instead of the mean. It is the recipe behind SD-Turbo's adversarial distillation, on
+the decoder only; the regression loss stays beside it, so the change stays the latent's (where a
+stain is, is the latent's; how sharp its rim is, the critic's), weighted so that neither gradient
+drowns the other (the balance of taming-transformers' VQGAN). The critic is not shipped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..generate.builtin.model import Change, Decoder, Encoder, channels_last
+from .rich import richen
+
+if TYPE_CHECKING:
+    from .train import Trainer
+
+
+class Critic(nn.Module):
+    """A patch critic on (frame, picture): each score sees about 22x22 pixels, the size of a tide
+    line's turn, and the frame beside the picture, so it judges the change, not the room."""
+
+    def __init__(self, ch: int = 32) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm  # a critic that cannot run away from the decoder
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(6, ch, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(ch, 2 * ch, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * ch, 2 * ch, 3, 1, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * ch, 1, 3, 1, 1)))
+
+    def forward(self, frame: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([frame, picture], 1))
+
+
+def balance(rec: torch.Tensor, adv: torch.Tensor, layer: torch.Tensor, most: float = 1e4) -> torch.Tensor:
+    """The adversarial term's weight that gives it the regression's gradient norm at the decoder's
+    last layer (VQGAN's adaptive weight), held constant for the step."""
+    g_rec = torch.autograd.grad(rec, layer, retain_graph=True)[0].norm()
+    g_adv = torch.autograd.grad(adv, layer, retain_graph=True)[0].norm()
+    return (g_rec / (g_adv + 1e-4)).clamp(0.0, most).detach()
+
+
+def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.ndarray, enc: Encoder,
+               dec: Decoder, shift: torch.Tensor, scale: torch.Tensor) -> Change:
+    """`plan.adv_steps` steps of the change decoder `net` (stage 3's) against a critic. Half of each
+    batch is the frame's fully richened latent, where the teacher's picture is the real sample; the
+    whole batch keeps stage 3's regression target."""
+    from .train import CL, _lr, _to_tensor
+
+    p, device = trainer.plan, trainer.device
+    torch.manual_seed(p.seed + 3)
+    net = net.train().requires_grad_(True)
+    critic = channels_last(Critic(), device)
+    opt_g = torch.optim.Adam(net.parameters(), lr=p.adv_lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=p.adv_lr, betas=(0.5, 0.9))
+    modules = {"change": net, "critic": critic, "opt_d": opt_d}
+    start = trainer._resume("adversarial", modules, opt_g)
+    norm = (shift.view(1, -1, 1, 1).to(device), scale.view(1, -1, 1, 1).to(device))
+    half = p.change_batch // 2
+    bar = tqdm(range(start, p.adv_steps), desc="adversarial", disable=not trainer.progress, initial=start,
+               total=p.adv_steps)
+    for step in bar:
+        rng = np.random.default_rng([p.seed, 4, step])
+        idx_np = rng.integers(0, len(latents), p.change_batch)
+        zb = latents[torch.from_numpy(idx_np)].float().to(device)
+        g = torch.Generator().manual_seed(p.seed * 1_000_039 + step)
+        eps = torch.randn(zb.shape, generator=g).to(device)
+        amount = rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))
+        amount[:half] = 1.0  # these are the teacher's own picture's latent: the critic judges them
+        with torch.no_grad():
+            frames = _to_tensor(images[idx_np]).to(device)
+            real = richen(frames, eps)
+            zr = (enc(real.contiguous(memory_format=CL)) - norm[0]) * norm[1]
+            x = zb + torch.from_numpy(amount).float().to(device) * (zr - zb)
+            both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
+            target = both[:len(x)] - both[len(x):]
+        lr = _lr(p.adv_lr, step, p.adv_steps)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        out = net(x.contiguous(memory_format=CL), zb.contiguous(memory_format=CL))
+        fake = frames[:half] + out[:half]
+
+        # the critic: hinge loss, the teacher's pictures real, the decoder's fake
+        d_loss = (F.relu(1.0 - critic(frames[:half], real[:half])).mean()
+                  + F.relu(1.0 + critic(frames[:half], fake.detach())).mean())
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # the decoder: stage 3's regression, and the critic fooled, balanced at its last layer
+        rec = F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target)
+        adv = -critic(frames[:half], fake).mean()
+        weight = p.adv_weight * balance(rec, adv, net.out.weight)
+        loss = rec + weight * adv
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        rel = ((out - target).pow(2).mean() / target.pow(2).mean().clamp(min=1e-12)).sqrt().item()
+        trainer.log.setdefault("adversarial", []).append(
+            [step, rec.item(), adv.item(), d_loss.item(), float(weight), rel])
+        bar.set_postfix(rel=f"{rel:.3f}", d=f"{d_loss.item():.2f}")
+        if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.adv_steps:
+            trainer._save("adversarial", step + 1, modules, opt_g)
+    return net.eval().requires_grad_(False)

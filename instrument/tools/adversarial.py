@@ -59,7 +59,7 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
     """`plan.adv_steps` steps of the change decoder `net` (stage 3's) against a critic. Half of each
     batch is the frame's fully richened latent, where the teacher's picture is the real sample; the
     whole batch keeps stage 3's regression target."""
-    from .train import CL, _lr, _to_tensor
+    from .train import CL, batch_tensor, warm_cosine
 
     p, device = trainer.plan, trainer.device
     torch.manual_seed(p.seed + 3)
@@ -82,13 +82,13 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
         amount = rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))
         amount[:half] = 1.0  # these are the teacher's own picture's latent: the critic judges them
         with torch.no_grad():
-            frames = _to_tensor(images[idx_np]).to(device)
+            frames = batch_tensor(images[idx_np]).to(device)
             real = richen(frames, eps)
             zr = (enc(real.contiguous(memory_format=CL)) - norm[0]) * norm[1]
             x = zb + torch.from_numpy(amount).float().to(device) * (zr - zb)
             both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
             target = both[:len(x)] - both[len(x):]
-        lr = _lr(p.adv_lr, step, p.adv_steps)
+        lr = warm_cosine(p.adv_lr, step, p.adv_steps)
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr

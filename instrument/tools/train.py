@@ -63,7 +63,8 @@ class Plan:
     threads: int = 2            # torch threads (0: torch's default)
 
 
-def _lr(base: float, step: int, total: int) -> float:
+def warm_cosine(base: float, step: int, total: int) -> float:
+    """A learning rate: 100 steps of warm-up, then a cosine down to a tenth of `base`."""
     warm = min(1.0, (step + 1) / 100)
     return base * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0))))
 
@@ -71,7 +72,7 @@ def _lr(base: float, step: int, total: int) -> float:
 CL = torch.channels_last   # measured: 1.1-6x faster convs on CPU, forward and backward
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
+def batch_tensor(images: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     return x.contiguous(memory_format=CL)
 
@@ -154,7 +155,7 @@ class Trainer:
             crops = np.stack([images[i, y:y + k, x:x + k] for i, y, x in zip(idx, ys, xs, strict=True)])
             flip = rng.random(p.ae_batch) < 0.5
             crops[flip] = crops[flip, :, ::-1]
-            x = _to_tensor(crops).to(self.device)
+            x = batch_tensor(crops).to(self.device)
             g = torch.Generator().manual_seed(p.seed * 1_000_003 + step)
             z = enc(x)
             # noise on the latent: the decoder must tolerate what a denoiser leaves behind
@@ -163,7 +164,7 @@ class Trainer:
             mse = F.mse_loss(y, x)
             loss = mse + 0.5 * F.l1_loss(y, x) + 1e-4 * z.pow(2).mean()
             for group in opt.param_groups:
-                group["lr"] = _lr(p.ae_lr, step, p.ae_steps)
+                group["lr"] = warm_cosine(p.ae_lr, step, p.ae_steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -178,7 +179,7 @@ class Trainer:
     def encode_all(self, enc: Encoder, images: np.ndarray) -> torch.Tensor:
         out = []
         for i in range(0, len(images), 64):
-            out.append(enc(_to_tensor(images[i:i + 64]).to(self.device)).cpu())
+            out.append(enc(batch_tensor(images[i:i + 64]).to(self.device)).cpu())
         return torch.cat(out)
 
     # -- stage 2: denoiser ---------------------------------------------------------------------
@@ -221,7 +222,7 @@ class Trainer:
             g = torch.Generator().manual_seed(p.seed * 1_000_033 + step)
             eps = torch.randn(zb.shape, generator=g).to(self.device)
             with torch.no_grad():
-                zr = (enc(richen(_to_tensor(frames).to(self.device), eps).contiguous(memory_format=CL))
+                zr = (enc(richen(batch_tensor(frames).to(self.device), eps).contiguous(memory_format=CL))
                       - norm[0]) * norm[1]
             # timesteps: where img2img plays (strength 0.15-0.85 of the shifted schedule), and some anywhere
             played = rng.integers(int(0.5 * c.T), int(0.97 * c.T), p.unet_batch)
@@ -235,7 +236,7 @@ class Trainer:
             out = unet(xt, t, unet.classes(cls.to(self.device)), zb.contiguous(memory_format=CL))
             loss = F.mse_loss(schedule.x0(xt, out, t, c.prediction), zr)
             for group in opt.param_groups:
-                group["lr"] = _lr(p.unet_lr, step, p.unet_steps)
+                group["lr"] = warm_cosine(p.unet_lr, step, p.unet_steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -274,7 +275,7 @@ class Trainer:
             eps = torch.randn(zb.shape, generator=g).to(self.device)
             amount = torch.from_numpy(rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))).float().to(self.device)
             with torch.no_grad():
-                frames = _to_tensor(images[idx_np]).to(self.device)
+                frames = batch_tensor(images[idx_np]).to(self.device)
                 zr = (enc(richen(frames, eps).contiguous(memory_format=CL)) - norm[0]) * norm[1]
                 x = zb + amount * (zr - zb)
                 both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
@@ -282,7 +283,7 @@ class Trainer:
             out = net(x.contiguous(memory_format=CL), zb.contiguous(memory_format=CL))
             loss = F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target)
             for group in opt.param_groups:
-                group["lr"] = _lr(p.change_lr, step, p.change_steps)
+                group["lr"] = warm_cosine(p.change_lr, step, p.change_steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -23,7 +23,6 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..generate.builtin.model import Change, Decoder, Encoder, channels_last
-from .rich import richen
 
 if TYPE_CHECKING:
     from .train import Trainer
@@ -59,7 +58,7 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
     """`plan.adv_steps` steps of the change decoder `net` (stage 3's) against a critic. Half of each
     batch is the frame's fully richened latent, where the teacher's picture is the real sample; the
     whole batch keeps stage 3's regression target."""
-    from .train import CL, batch_tensor, warm_cosine
+    from .train import CL, warm_cosine
 
     p, device = trainer.plan, trainer.device
     torch.manual_seed(p.seed + 3)
@@ -74,20 +73,9 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
     bar = tqdm(range(start, p.adv_steps), desc="adversarial", disable=not trainer.progress, initial=start,
                total=p.adv_steps)
     for step in bar:
-        rng = np.random.default_rng([p.seed, 4, step])
-        idx_np = rng.integers(0, len(latents), p.change_batch)
-        zb = latents[torch.from_numpy(idx_np)].float().to(device)
-        g = torch.Generator().manual_seed(p.seed * 1_000_039 + step)
-        eps = torch.randn(zb.shape, generator=g).to(device)
-        amount = rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))
-        amount[:half] = 1.0  # these are the teacher's own picture's latent: the critic judges them
-        with torch.no_grad():
-            frames = batch_tensor(images[idx_np]).to(device)
-            real = richen(frames, eps)
-            zr = (enc(real.contiguous(memory_format=CL)) - norm[0]) * norm[1]
-            x = zb + torch.from_numpy(amount).float().to(device) * (zr - zb)
-            both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
-            target = both[:len(x)] - both[len(x):]
+        # half of it the teacher's own picture's latent, where the critic judges the change
+        frames, real, zb, x, target = trainer.change_batch((4, 1_000_039), step, latents, images, enc, dec,
+                                                           norm, whole=half)
         lr = warm_cosine(p.adv_lr, step, p.adv_steps)
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:

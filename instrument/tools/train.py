@@ -253,6 +253,29 @@ class Trainer:
 
     # -- stage 3: change decoder ---------------------------------------------------------------
 
+    @torch.no_grad()
+    def change_batch(self, stream: tuple[int, int], step: int, latents: torch.Tensor, images: np.ndarray,
+                     enc: Encoder, dec: Decoder, norm: tuple[torch.Tensor, torch.Tensor],
+                     whole: int = 0) -> tuple[torch.Tensor, ...]:
+        """A change decoder's batch, drawn from (seed, stream[0], step) and noise seeded by stream[1]:
+        (frames, their richened pictures, base latents z_b, latents x between z_b and the richened
+        picture's and somewhat past it (the first `whole` exactly the richened one's), and the
+        target D(x) - D(z_b))."""
+        p = self.plan
+        rng = np.random.default_rng([p.seed, stream[0], step])
+        idx_np = rng.integers(0, len(latents), p.change_batch)
+        zb = latents[torch.from_numpy(idx_np)].float().to(self.device)
+        g = torch.Generator().manual_seed(p.seed * stream[1] + step)
+        eps = torch.randn(zb.shape, generator=g).to(self.device)
+        amount = rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))
+        amount[:whole] = 1.0
+        frames = batch_tensor(images[idx_np]).to(self.device)
+        real = richen(frames, eps)
+        zr = (enc(real.contiguous(memory_format=CL)) - norm[0]) * norm[1]
+        x = zb + torch.from_numpy(amount).float().to(self.device) * (zr - zb)
+        both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
+        return frames, real, zb, x, both[:len(x)] - both[len(x):]
+
     def train_change(self, latents: torch.Tensor, images: np.ndarray, enc: Encoder, dec: Decoder,
                      shift: torch.Tensor, scale: torch.Tensor) -> Change:
         """The change decoder, distilled from the autoencoder: for a frame's base latent z_b and a
@@ -268,18 +291,7 @@ class Trainer:
         bar = tqdm(range(start, p.change_steps), desc="change decoder", disable=not self.progress,
                    initial=start, total=p.change_steps)
         for step in bar:
-            rng = np.random.default_rng([p.seed, 3, step])
-            idx_np = rng.integers(0, len(latents), p.change_batch)
-            zb = latents[torch.from_numpy(idx_np)].float().to(self.device)
-            g = torch.Generator().manual_seed(p.seed * 1_000_037 + step)
-            eps = torch.randn(zb.shape, generator=g).to(self.device)
-            amount = torch.from_numpy(rng.uniform(0.0, 1.25, (p.change_batch, 1, 1, 1))).float().to(self.device)
-            with torch.no_grad():
-                frames = batch_tensor(images[idx_np]).to(self.device)
-                zr = (enc(richen(frames, eps).contiguous(memory_format=CL)) - norm[0]) * norm[1]
-                x = zb + amount * (zr - zb)
-                both = dec((torch.cat([x, zb]) / norm[1] + norm[0]).contiguous(memory_format=CL))
-                target = both[:len(x)] - both[len(x):]
+            _, _, zb, x, target = self.change_batch((3, 1_000_037), step, latents, images, enc, dec, norm)
             out = net(x.contiguous(memory_format=CL), zb.contiguous(memory_format=CL))
             loss = F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target)
             for group in opt.param_groups:

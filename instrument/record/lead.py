@@ -21,6 +21,7 @@ What followers send is read and thrown away (a few KiB a poll at most).
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ SLOW_BYTES = 8 << 20  # a follower this far behind (beyond its history) is dropp
 SLOW_SECONDS = 2.0  # ... or one that reads nothing this long while bytes wait for it
 MAX_FOLLOWERS = 64
 DISCARD = 16384  # bytes read from a follower per poll (it has nothing to say)
+CLOSE_GRACE = 0.5  # s the show's end waits, at most, for followers to take the lines queued for them
 
 
 class _Follower:
@@ -215,10 +217,18 @@ class Leader:
         return f"{len(self.followers)} following now" + (f"; {said}" if said else "")
 
     def close(self, frames: int = 0) -> None:
-        """The show ended: followers see the connection close (and play on by themselves)."""
+        """The show ended: what is queued goes out whole if the followers take it within
+        CLOSE_GRACE (a line cut short would be a follower's last, broken, line); then they see the
+        connection close (and play on by themselves)."""
         if self._closed:
             return
         self._closed = True
+        end = time.perf_counter() + CLOSE_GRACE
+        while (waiting := [f for f in self.followers if f.out]) and (left := end - time.perf_counter()) > 0:
+            for sock in select.select([], [f.sock for f in waiting], [], left)[1]:
+                f = next(f for f in waiting if f.sock is sock)
+                if f in self.followers:
+                    self._send(f)
         for f in self.followers:
             f.sock.close()
         self.followers.clear()

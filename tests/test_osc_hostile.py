@@ -212,20 +212,24 @@ def test_fuzz_100k_through_the_router_then_20k_through_a_running_show(ctx, caplo
         assert dog.worst < 3.0
         fps = (show.clock.frame - frames) / elapsed
         assert fps > 20, f"{fps:.1f} fps under the flood (target 60)"  # a loose bound: CI is shared
-        taken = osc.stats["packets"] - base + osc.stats["dropped"]
-        assert taken + len(osc._pending) >= 0.9 * sent  # read, each parsed or counted as dropped
         assert show.running
         _in_range(show)
         # still listening and answering a plain message (sent again every 0.1 s: on a loaded
         # machine the kernel's buffer may still be full of the flood, and UDP drops what does not fit)
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        end, resend = time.monotonic() + 5, 0.0
+        end, resend, probes = time.monotonic() + 5, 0.0, 0
         while show.fp["seed"] != 4242 and time.monotonic() < end:
             if time.monotonic() > resend:
                 tx.sendto(build("/noclip/seed", 4242), ("127.0.0.1", osc.address[1]))
-                resend = time.monotonic() + 0.1
+                resend, probes = time.monotonic() + 0.1, probes + 1
             show.step()
         tx.close()
+        # every datagram sent is read and parsed, or counted as dropped: by us (stale under the flood),
+        # or by the kernel when its buffer was full (a stalled show on a loaded machine: 16,897 of
+        # 20,000 were read in one CI run, and the rest went uncounted before SO_RXQ_OVFL). The kernel's
+        # count comes with the next datagram it queues: the probe that got through carries the last.
+        taken = osc.stats["packets"] - base + osc.stats["dropped"] + osc.stats["kernel_dropped"]
+        assert taken + len(osc._pending) >= 0.98 * (sent + probes)
         assert show.fp["seed"] == 4242
     finally:
         show.close()
@@ -287,6 +291,31 @@ def test_parsing_has_a_budget_and_the_rest_waits(ctx):
             osc.poll(until=time.perf_counter() + 0.02)
         assert osc.stats["packets"] + osc.stats["dropped"] == 40 and osc.stats["packets"] > first
         assert not osc._pending
+    finally:
+        tx.close()
+        osc.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RXQ_OVFL is Linux's")
+def test_what_the_kernel_drops_is_counted():
+    """A show stalled under a flood: the socket's buffer fills and the kernel drops the rest. Its
+    count comes with the next datagram it queues, so every datagram sent is parsed or counted."""
+    queue, reporter = ControlQueue(), Reporter()
+    osc = OscControl(queue, reporter, "127.0.0.1", 0)
+    osc.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel's least: a few datagrams
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        gram = build("/noclip/bleed", 0.5)
+        for _ in range(500):  # nobody reads: the frame loop is stalled
+            tx.sendto(gram, ("127.0.0.1", osc.address[1]))
+        for _ in range(3):  # the show plays on: the buffer drains
+            osc.poll(until=time.perf_counter() + 0.05)
+        read = osc.stats["packets"]
+        assert 0 < read < 100 and osc.stats["kernel_dropped"] == 0  # not yet told
+        tx.sendto(gram, ("127.0.0.1", osc.address[1]))  # the next one queued carries the count
+        osc.poll(until=time.perf_counter() + 0.05)
+        assert osc.stats["packets"] == read + 1
+        assert osc.stats["packets"] + osc.stats["kernel_dropped"] == 501
     finally:
         tx.close()
         osc.close()

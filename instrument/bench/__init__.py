@@ -175,7 +175,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"OSC hostile corpus 10k packets/s, target 60: idle {h['idle_fps']:.1f} fps, flooded "
               f"{h['flood_fps']:.1f} fps ({100 * h['ratio']:.0f}% of idle), {h['packets_parsed']} parsed "
               f"({o.get('malformed', 0)} malformed, {o.get('deferred', 0)} deferred, {o.get('dropped', 0)} "
-              f"dropped), still running: {h['running']}, values in range: {h['values_in_range']}")
+              f"dropped, {o.get('kernel_dropped', 0)} dropped by the kernel), still running: {h['running']}, "
+              f"values in range: {h['values_in_range']}")
     if "oscquery" in r:
         print_oscquery(r["oscquery"])
     for remote in r.get("remote", ()):

@@ -15,7 +15,8 @@ Nothing from outside can stop the show (DESIGN, principle 3):
   bounded queue for the next poll (counted "deferred"); past `PENDING_BYTES`, or `MAX_WAIT`
   after they arrived (but for the last `TAKE` read), the oldest are dropped (counted "dropped":
   a stale value is not worth a frame, the newest wins); with the budget spent the rest waits in
-  the kernel's buffer (4 MB; past it, the kernel drops);
+  the kernel's buffer (4 MB; past it, the kernel drops, and its count of them, Linux's
+  SO_RXQ_OVFL, is kept as "kernel_dropped": every datagram is parsed or counted);
 - what a message may do (allow-list, senders beyond this machine, NaN, rate limits on heavy
   commands) is the router's (`oscroute`), shared with the OSCQuery WebSocket;
 - replies go only where the handshake of `oscreply` says they may.
@@ -47,7 +48,12 @@ MAX_WAIT = 0.25   # ... and so are those that arrived this many seconds ago and 
 # Linux's SO_TIMESTAMPNS (not in the socket module): the kernel stamps each datagram on arrival, so
 # the latency we report starts when the packet reached the machine, not when this thread woke up.
 SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
+# Linux's SO_RXQ_OVFL (not in the socket module either): each datagram carries the count of those
+# the kernel dropped on this socket so far, when its buffer was full (a show stalled under a flood).
+SO_RXQ_OVFL = 40 if sys.platform.startswith("linux") else None
 _TIMESPEC = struct.Struct("@qq")
+_COUNT = struct.Struct("@I")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_COUNT.size)
 
 
 # The replies' commands (handled by oscreply.Replies), exported for the command table
@@ -74,17 +80,23 @@ class OscControl(OscRouter):
         self._tokens, self._refilled = BURST, time.perf_counter()
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.kernel_stamps = False
-        if SO_TIMESTAMPNS is not None:
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                self.kernel_stamps = True
-            except OSError:
-                pass
+        self.kernel_stamps = self._option(SO_TIMESTAMPNS)
+        self.stats["kernel_dropped"] = 0
+        self._option(SO_RXQ_OVFL)
         self.sock.bind((host, port))
         self.sock.setblocking(False)  # read only what is there
         self.address = self.sock.getsockname()[:2]
         self.replies = Replies(self.sock.sendto, registry, reporter, self.stats, max_subs=max_subs, ttl=ttl)
+
+    def _option(self, name: int | None) -> bool:
+        """Turn on a Linux socket option; False where there is none."""
+        if name is None:
+            return False
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, name, 1)
+            return True
+        except OSError:
+            return False
 
     @property
     def _subs(self) -> dict[tuple[str, int], Subscriber]:
@@ -131,11 +143,11 @@ class OscControl(OscRouter):
     def _read(self) -> int:
         """Up to TAKE datagrams from the kernel into the pending queue; past PENDING_BYTES the
         oldest are dropped. Returns how many wait."""
-        anc, pending = socket.CMSG_SPACE(_TIMESPEC.size), self._pending
+        pending = self._pending
         now, wall = time.perf_counter(), time.time()
         try:
             for _ in range(TAKE):
-                data, ancdata, _flags, sender = self.sock.recvmsg(65536, anc)
+                data, ancdata, _flags, sender = self.sock.recvmsg(65536, _ANCILLARY)
                 pending.append((data, sender, self._arrival(ancdata, now, wall)))
                 self._pending_bytes += len(data)
         except (BlockingIOError, OSError):
@@ -168,12 +180,19 @@ class OscControl(OscRouter):
             self._known = len(self._pending)
 
     def _arrival(self, ancdata: list, now: float, wall: float) -> float:
-        """The kernel's arrival stamp on the perf_counter clock (the wake-up time without one)."""
+        """The kernel's arrival stamp on the perf_counter clock (the wake-up time without one); the
+        kernel's count of the datagrams it dropped, when it comes with one, is kept in the stats."""
+        stamp = now
         for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            if level != socket.SOL_SOCKET:
+                continue
+            if kind == SO_RXQ_OVFL and len(payload) >= _COUNT.size:
+                dropped = _COUNT.unpack_from(payload)[0]
+                self.stats["kernel_dropped"] = max(self.stats["kernel_dropped"], dropped)
+            elif kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
-                return now - max(0.0, wall - (sec + nsec * 1e-9))
-        return now
+                stamp = now - max(0.0, wall - (sec + nsec * 1e-9))
+        return stamp
 
     # -- output --------------------------------------------------------------------------------
 

@@ -103,10 +103,11 @@ def test_headless_play_logs_osc_events(tmp_path):
     assert len(rows) > 10
     for r in rows:
         assert r["source"] == "osc" and r["target"] == "seed" and r["value"] in (100, 101, 102)
-        # stamps are the kernel's: a packet sent while the show was still starting waited for it
-        if r["arrival"] >= 0:
-            assert 0 <= r["applied"] - r["arrival"] < 0.1
-    assert sum(r["arrival"] >= 0 for r in rows) > 10
+    # stamps are the kernel's: a packet sent while the show was still starting waited for it; once it
+    # plays, a value is applied within a frame or two (a loaded CI machine once stalled one 107 ms)
+    waits = sorted(r["applied"] - r["arrival"] for r in rows if r["arrival"] >= 0)
+    assert len(waits) > 10 and waits[0] >= 0 and waits[-1] < 0.5
+    assert waits[len(waits) // 2] < 0.05
     assert [r["frame"] for r in rows] == sorted(r["frame"] for r in rows)
 
 

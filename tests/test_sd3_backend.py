@@ -187,3 +187,15 @@ def test_sd3_names_fetch_only_what_plays(monkeypatch, tmp_path):
     assert "text_encoder_3/*" in kw["ignore"] and "*.fp16.*" in kw["ignore"]
     db.locate("sd35-medium", taesd=False, t5=True)
     assert "text_encoder_3/*" not in asked[-1][2]["ignore"]
+
+
+def test_the_speed_bench_builds_each_release_at_its_published_shape():
+    """bench/sd3_shapes times SD3.5 where its weights cannot be had: its transformers must be the
+    releases' own (parameters counted on the meta device: nothing allocated)."""
+    from instrument.bench.sd3_shapes import transformer
+
+    def count(name: str) -> int:
+        return sum(p.numel() for p in transformer(name).parameters())
+
+    assert count("sd35-medium") == 2_243_171_520
+    assert count("sd35-large-turbo") == 8_056_627_520

@@ -5,9 +5,10 @@ show without a dream carries tape detail. Generous margins: a check on the pictu
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from instrument.bench.dream import bench_dream, bench_sweep
+from instrument.bench.dream import bench_dream, bench_sweep, grid_peak
 from instrument.tools.data import HELD_OUT
 
 
@@ -25,6 +26,23 @@ def test_the_dream_keeps_detail_and_geometry(walk):
 def test_seeds_matter_without_flicker(walk):
     assert walk["seeds"] >= 0.02, walk          # bench: >= 0.03
     assert walk["flicker"] <= 1.4, walk         # bench: <= 1.2
+
+
+def test_the_dream_draws_no_grid_of_its_own(walk):
+    """The shipped decoder's pattern at its latent grid is about the scene's (bench: 1.27 vs 1.12; a
+    decoder that drew a 4-pixel grid read 7.0)."""
+    assert walk["grid_dream"] <= 2.0 * walk["grid_scene"] + 0.5, walk
+
+
+def test_the_grid_figure_sees_a_pattern_locked_to_the_cells():
+    """A faint pattern repeating every 10 pixels (a 4-pixel latent cell at 256 -> 640) on smooth
+    noise: the figure at a 64x48 grid stands out; the noise alone reads about 1."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    smooth = [np.cumsum(np.cumsum(rng.normal(size=(480, 640)), 0), 1) * 0.001 for _ in range(4)]
+    cells = 2.0 * np.cos(2 * np.pi * (x / 10 + y / 10))
+    assert grid_peak(smooth, (64, 48)) < 2.0
+    assert grid_peak([s + cells for s in smooth], (64, 48)) > 20.0
 
 
 def test_the_tape_resolution_show_carries_tape_detail(tmp_path):

@@ -76,15 +76,17 @@ class WarpedNoise:
             self.residual = np.zeros((h, w, 2))
         elif motion is not None and motion.any():
             src, fresh = self._select(motion)
+            # one gather and one select per seed (fancy indexing on both sides cost twice as much:
+            # 35 % of this method in a profile of the engine)
+            index, mask = torch.from_numpy(src), torch.from_numpy(fresh)
             moved = {}
             for seed in seeds:
                 old = self.fields.get(seed)
                 if old is None:
                     continue
-                flat = old.reshape(-1, h * w)[:, src]
+                flat = old.reshape(-1, h * w).index_select(1, index)
                 new = gaussian(shape, seed, frame, "noise").reshape(-1, h * w)
-                flat[:, fresh] = new[:, fresh]
-                moved[seed] = flat.reshape(shape)
+                moved[seed] = torch.where(mask, new, flat).reshape(shape)
             self.fields = moved
         self.fields = {s: self.fields[s] if s in self.fields else gaussian(shape, s, frame, "noise")
                        for s in seeds}

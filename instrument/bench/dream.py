@@ -14,7 +14,7 @@ generator's:
 - grid: the power of luma at the latent grid's frequency (a pattern repeating every latent cell,
   on both axes at once) over the power around it, dream and scene. A decoder that draws its own
   grid passes the detail figure with a pattern, not the room (an adversarial decoder once made
-  1.08x detail this way: 7.1 against the scene's 1.2).
+  1.08x detail this way: 7.0 against the scene's 1.1).
 
 And the tape detail the show carries: a luma sweep chart played as `--source` through the patch with
 `--model none`, its -3 dB point in MHz (the tape's active line over 640 px) at SP, LP and EP.

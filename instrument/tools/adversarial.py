@@ -10,6 +10,11 @@ sharp answer instead of the mean. It is the recipe behind SD-Turbo's adversarial
 the decoder only; the regression loss stays beside it, so the change stays the latent's (where a
 stain is, is the latent's; how sharp its rim is, the critic's), weighted so that neither gradient
 drowns the other (the balance of taming-transformers' VQGAN). The critic is not shipped.
+
+The critic's strided layers see the phases of the decoder's latent grid differently, and a decoder
+left to it learns a faint lattice at that grid (session 14: detail 1.08x, all of it the pattern).
+So the critic sees each batch at a random offset within a cell, and the regression holds the
+decoder to no change that repeats in every cell.
 """
 
 from __future__ import annotations
@@ -45,24 +50,24 @@ class Critic(nn.Module):
         return self.net(torch.cat([frame, picture], 1))
 
 
-GRID = 4  # the decoder's pixels per latent cell: a pattern at this period is the decoder's, not the room's
 GRID_WEIGHT = 20.0  # how hard the decoder is held to no pattern locked to its latent grid
 
 
-def shifted(*pictures: torch.Tensor) -> list[torch.Tensor]:
-    """The pictures cropped by one random offset under GRID pixels: the critic's strided first layers
-    see every phase of the latent grid alike, so a pattern locked to that grid fools it no better
-    than any other (without it the decoder learnt a faint 4-pixel grid: 7.1x the power around it)."""
-    dy, dx = (int(v) for v in torch.randint(0, GRID, (2,)))
+def shifted(cell: int, *pictures: torch.Tensor) -> list[torch.Tensor]:
+    """The pictures cropped by one random offset under `cell` pixels (the decoder's pixels per
+    latent cell): the critic's strided first layers then see every phase of the latent grid alike,
+    so a pattern locked to that grid fools it no better than any other (without it the decoder learnt
+    a faint 4-pixel lattice: the dream bench's grid figure 7.0, the scene's 1.1)."""
+    dy, dx = (int(v) for v in torch.randint(0, cell, (2,)))
     h, w = pictures[0].shape[-2:]
-    return [x[..., dy:h - GRID + dy, dx:w - GRID + dx] for x in pictures]
+    return [x[..., dy:h - cell + dy, dx:w - cell + dx] for x in pictures]
 
 
-def grid_pattern(change: torch.Tensor) -> torch.Tensor:
-    """The power of what a change does alike in every latent cell, phase by phase (GRID x GRID
-    means over the picture, less their mean): what a decoder's grid artifact is made of."""
+def grid_pattern(change: torch.Tensor, cell: int) -> torch.Tensor:
+    """The power of what a change does alike in every latent cell, phase by phase (cell x cell means
+    over the picture, less their mean): what a decoder's grid artifact is made of."""
     b, c, h, w = change.shape
-    phases = change.reshape(b, c, h // GRID, GRID, w // GRID, GRID).mean(dim=(2, 4))
+    phases = change.reshape(b, c, h // cell, cell, w // cell, cell).mean(dim=(2, 4))
     return (phases - phases.mean(dim=(2, 3), keepdim=True)).pow(2).mean()
 
 
@@ -81,7 +86,7 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
     whole batch keeps stage 3's regression target."""
     from .train import CL, warm_cosine
 
-    p, device = trainer.plan, trainer.device
+    p, device, cell = trainer.plan, trainer.device, trainer.config.factor
     torch.manual_seed(p.seed + 3)
     net = net.train().requires_grad_(True)
     critic = channels_last(Critic(), device)
@@ -105,7 +110,7 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
         fake = frames[:half] + out[:half]
 
         # the critic: hinge loss, the teacher's pictures real, the decoder's fake
-        seen, genuine, faked = shifted(frames[:half], real[:half], fake)
+        seen, genuine, faked = shifted(cell, frames[:half], real[:half], fake)
         d_loss = (F.relu(1.0 - critic(seen, genuine)).mean()
                   + F.relu(1.0 + critic(seen, faked.detach())).mean())
         opt_d.zero_grad(set_to_none=True)
@@ -113,7 +118,8 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
         opt_d.step()
 
         # the decoder: stage 3's regression, and the critic fooled, balanced at its last layer
-        rec = F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target) + GRID_WEIGHT * grid_pattern(out - target)
+        rec = (F.mse_loss(out, target) + 0.25 * F.l1_loss(out, target)
+               + GRID_WEIGHT * grid_pattern(out - target, cell))
         adv = -critic(seen, faked).mean()
         weight = p.adv_weight * balance(rec, adv, net.out.weight)
         loss = rec + weight * adv

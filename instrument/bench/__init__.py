@@ -146,7 +146,7 @@ def print_report(r: dict[str, Any]) -> None:
                 print(f"  {name:<10} mean {st['mean']:6.3f} ms  p50 {st['p50']:6.3f}  p99 {st['p99']:6.3f}")
     if "chain_passes" in r:
         print("chain passes alone (finished), median ms: " + "  ".join(
-            f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items()))
+            f"{k} {v['p50']:.2f}" for k, v in r["chain_passes"].items() if v.get("n")))
     if "stages_big" in r:
         b = r["stages_big"]
         print(f"composite at {b['size']} vs {r['size']}, no readback, alternating blocks: "

@@ -61,9 +61,12 @@ def test_marks_place_the_timelines_on_fresh_lines_and_only_when_they_agree():
     now = time.perf_counter()
     marks.arrived(1, link.leader(now - 0.004), now)  # a line 4 ms old
     assert marks.offset is None and marks.target(1) is None  # one line places nothing
-    marks.arrived(2, link.leader(now - 0.6), now)  # held up 0.6 s (1.2 beats): stale, ignored
-    marks.arrived(3, link.leader(now - 0.003), now)  # resets nothing: agrees with frame 1's
-    assert marks.offset is None  # (the stale line broke no agreement, but the first count is 1)
+    # a line held up 0.6 s (1.2 beats) reads like a fresh one a whole beat off (8, its age 0.2):
+    # it cannot be told apart alone, which is why lines must agree; it breaks frame 1's count
+    marks.arrived(2, link.leader(now - 0.6), now)
+    marks.arrived(3, link.leader(now - 0.003), now)
+    assert marks.offset is None
+    marks.arrived(99, link.leader(now - 0.35), now)  # 0.7 beats old: 0.3 short of 8, early: ignored
     marks.arrived(4, link.leader(now - 0.002), now)
     assert marks.offset == 7 and stats["link placed"] == 1
     due = marks.target(4)

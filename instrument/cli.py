@@ -178,6 +178,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", metavar="HOST:PORT",
                    help="play the show of the leader at HOST:PORT: its patch, events and frame clock, "
                         "at this machine's --size, window and monitor; it records when the leader does")
+    p.add_argument("--frame-times", type=Path, metavar="FILE",
+                   help="write when each frame began (frame, perf_counter seconds; CLOCK_MONOTONIC on Linux) "
+                        "to FILE: tiles of one show on one machine compared frame by frame")
     p.add_argument("--chain-from", metavar="PATCH",
                    help="with --follow: this follower's own tape, the chain of PATCH and its values for the "
                         "chain's parameters, kept through the leader's patch loads (the leader's events at "

@@ -211,6 +211,7 @@ class RealtimeClock:
         self.start = 0.0
         self._next = 0.0
         self.late = 0
+        self.began = 0.0  # perf_counter time the current frame began (its tick returned): what tiles compare
 
     def tick(self, idle: Callable[[float], None] = time.sleep) -> Tick:
         """The next frame, at its deadline; `idle(seconds)` spends the slack (the show reads its
@@ -230,6 +231,7 @@ class RealtimeClock:
                 self._next = now
         self.frame += 1
         self._next += self.period
+        self.began = time.perf_counter()
         return Tick(self.frame, self.frame * self.period, self.period)
 
 

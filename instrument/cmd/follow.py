@@ -13,15 +13,19 @@ import logging
 import sys
 import time
 
+from ..clock import RealtimeClock
 from ..control import ControlQueue
 from ..control.follow import FollowClock, Follower
+from ..control.followlink import Marks
 from ..control.followwire import PORT, FollowError
+from ..control.link import LinkFollower, LinkUnavailable
 from ..control.oscroute import is_loopback, parse_hostport
 from ..events import CMD_TARGET
 from ..patch import ChainPreset, ConfigError, Patch, chain_preset, load_patch
 from ..record.cuts import last_clean_cut, survey
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
+from ..record.frametimes import frame_times
 from ..record.lead import Leader
 from ..record.performance import PerformanceWriter, check_header, header_patch, make_header
 from ..record.session import Session
@@ -45,13 +49,17 @@ def lead_address(text: str) -> tuple[str, int]:
     return host, port
 
 
-def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int]) -> Leader | None:
+def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int],
+         link: LinkFollower | None = None) -> Leader | None:
     """The show's leader on `--lead`, handed in as a sink, feedback and a source (the show closes
-    it); None when the port cannot be had (said; the show plays unfollowed)."""
+    it); None when the port cannot be had (said; the show plays unfollowed). With `link` (`--link`:
+    the show is in a Link session) its frames go out marked on the session's timeline."""
     host, port = lead_address(args.lead)
     header = make_header(show.patch, dict(show.targets), fps, size)
+    clock = show.clock
+    began = (lambda: clock.began) if isinstance(clock, RealtimeClock) else None
     try:
-        leader = Leader(host, port, header, show.reporter, allow=args.osc_allow)
+        leader = Leader(host, port, header, show.reporter, allow=args.osc_allow, link=link, began=began)
     except OSError as exc:
         log.error("--lead %s:%d cannot listen (%s); the show plays without followers", host, port,
                   exc.strerror or exc)
@@ -59,9 +67,29 @@ def lead(args: argparse.Namespace, show: Show, fps: float, size: tuple[int, int]
     show.add_sink(leader)
     show.add_feedback(leader)
     show.add_source(leader)
-    log.info("leading on %s:%d: followers join with noclip play --follow %s:%d", *leader.address,
-             *leader.address)
+    log.info("leading on %s:%d: followers join with noclip play --follow %s:%d%s", *leader.address,
+             *leader.address, ", its frames marked on the Link timeline" if leader.link else "")
     return leader
+
+
+def join_link(follower: Follower, fps: float, want: bool) -> LinkFollower | None:
+    """This follower in the Link session when its leader marks frames on it (its hello says so:
+    no flag to forget on each tile) or `--link` asks; None without Link (aalink not installed:
+    said), when the show is followed on its lines' arrival, as without a leader's marks. The Link
+    peer only reads the session (control/link.py): it never moves the tempo."""
+    if not (follower.linked or want):
+        return None
+    try:
+        link = LinkFollower()
+    except LinkUnavailable as exc:
+        log.warning("the leader marks its frames on Ableton Link, and this follower cannot join: %s; "
+                    "following on the frames' arrival", exc)
+        return None
+    follower.marks = Marks(link, 1.0 / fps, follower.stats)
+    if not follower.linked:
+        log.warning("--link: the leader does not mark its frames on Link (give it --link too); "
+                    "following on the frames' arrival")
+    return link
 
 
 def own_targets(leader: Patch, preset: ChainPreset) -> frozenset[str]:
@@ -145,11 +173,15 @@ def cmd_follow(args: argparse.Namespace) -> int:
     live_from = -1
 
     with Session() as opened:
+        link = join_link(follower, fps, args.link)
+        if link is not None:
+            opened.open(link)
         opened.open(follower)
         # the leader's record/start and stop start and stop this follower's takes (its own size)
         deck = RecordDeck(size, fps, reporter, first=record, base=args.record, folder=args.takes,
                           codec=args.codec, quality=args.record_quality, performance=perf_path)
-        show = opened.show(ctx, patch, size, clock=FollowClock(fps, follower), queue=queue,
+        clock = FollowClock(fps, follower)
+        show = opened.show(ctx, patch, size, clock=clock, queue=queue,
                            reporter=reporter, sources=[follower], overrides=start)
         show.chain_preset = preset  # kept across the leader's patch loads
         if args.log:
@@ -159,6 +191,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
             opened.sink(show, lambda: PerformanceWriter(written, patch, dict(show.targets), fps, size), written)
         if window:
             window.attach(show, lambda: show.hud_state({"follow": f"{host}:{port}"}))
+        times = frame_times(args.frame_times, lambda: clock.began, reporter)
+        if times is not None:
+            show.add_feedback(opened.open(times))
 
         def live(frame: int) -> None:
             """Caught up: from this frame on, the outputs are given what the show makes."""

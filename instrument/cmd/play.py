@@ -27,6 +27,7 @@ from ..generate import generator_device, live_rate
 from ..patch import ConfigError
 from ..record.deck import RecordDeck, free_take, performance_path
 from ..record.eventlog import EventLog
+from ..record.frametimes import frame_times
 from ..record.performance import PerformanceWriter
 from ..record.render import Job, render_offline
 from ..record.session import Session
@@ -296,7 +297,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         if record:
             queue.put(ControlEvent("cli", CMD_TARGET + "record/start"))  # frame 0, and in the performance file
         # first of all to close: the show, then its sources (last opened first)
-        show = opened.show(ctx, patch, size, clock=RealtimeClock(fps), queue=queue, reporter=reporter,
+        clock = RealtimeClock(fps)
+        show = opened.show(ctx, patch, size, clock=clock, queue=queue, reporter=reporter,
                            outputs=outputs, feedback=[f for f in (osc, oscquery) if f],
                            sources=([osc] if osc else []) + heard, overrides=overrides)
         show.rate_note = why
@@ -310,9 +312,14 @@ def cmd_play(args: argparse.Namespace) -> int:
             perf_path = None
         leader = None
         if getattr(args, "lead", None):
+            from ..control.link import LinkFollower
             from .follow import lead
 
-            leader = lead(args, show, fps, size)
+            link = next((c for c in clocks if isinstance(c, LinkFollower)), None)
+            leader = lead(args, show, fps, size, link)
+        times = frame_times(getattr(args, "frame_times", None), lambda: clock.began, reporter)
+        if times is not None:
+            show.add_feedback(opened.open(times))
         if midi:
             midi.attach(show)
         if window:

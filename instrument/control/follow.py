@@ -11,7 +11,10 @@ fast-forwards to the last clean cut in the history (record/cuts.py: a cut drops 
 and draws from there, its outputs not yet given those frames, and joins the leader's clock once it
 has caught up (`on_live`).
 
-The stream's lines are described in control/followwire.py.
+The stream's lines are described in control/followwire.py. When the leader and this follower are in
+one Ableton Link session, the leader marks its frames on the session's timeline and the follower
+starts each frame at its mark (control/followlink.py); without Link, or alone in the session, it
+plays as it always did, on the lines' arrival.
 
 Nothing on the stream can stop the show (DESIGN, principle 3). A line that is not one of these is
 dropped and counted ("malformed"), one longer than MAX_LINE is skipped to its end ("oversize"),
@@ -36,7 +39,8 @@ from ..clock import RealtimeClock, Tick
 from ..events import ControlEvent, ControlQueue
 from ..files import strict_json
 from ..report import Reporter
-from .followwire import KIND, MAX_LINE, MAX_PENDING, VERSION, FollowError, frame_number, wire_events
+from .followlink import Marks
+from .followwire import KIND, MAX_LINE, MAX_PENDING, VERSION, FollowError, beat_mark, frame_number, wire_events
 
 log = logging.getLogger("noclip")
 
@@ -71,6 +75,9 @@ class Follower:
         self.live = False  # caught up: frames go to the outputs
         self.on_live: Callable[[int], None] = lambda frame: None
         self.lag: list[float] = []  # seconds behind the leader at each live frame (its "w" to our build)
+        self.linked = False  # the leader marks its frames on a Link timeline (its hello says)
+        self.marks: Marks | None = None  # ... and this follower is in a Link session to read them
+        self.link_lag: list[float] = []  # seconds behind the leader's mark at each live frame with one
         self._due: dict[int, list[ControlEvent]] = {}
         self._pending = 0
         self._wall: dict[int, float] = {}
@@ -255,7 +262,14 @@ class Follower:
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             text = f"no {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
             return self._bad("malformed", text)
-        self._arrived(frame, events, w)
+        mark = row.get("b")
+        if mark is not None:
+            try:  # the frame's events are good: a bad mark costs only the mark
+                mark = beat_mark(mark)
+            except ValueError as exc:
+                self._bad("bad mark", str(exc))
+                mark = None
+        self._arrived(frame, events, w, mark)
 
     def _hello(self, row: dict[str, Any]) -> None:
         if "refused" in row:
@@ -273,9 +287,11 @@ class Follower:
         if self.header is None:
             self._upto = frame
         self.header, self._greeted = row["header"], True
+        self.linked = row.get("link") is True
         self.heard = time.perf_counter()
 
-    def _arrived(self, frame: int, events: list[ControlEvent], wall: float | None) -> None:
+    def _arrived(self, frame: int, events: list[ControlEvent], wall: float | None,
+                 mark: float | None = None) -> None:
         self.heard = time.perf_counter()
         if frame <= self._last:
             return self._bad("out of order", f"frame {frame} after frame {self._last}")
@@ -293,6 +309,8 @@ class Follower:
             return None
         if wall is not None and len(self._wall) < 4 * 3600 * 60:  # popped when the frame is built
             self._wall[frame] = float(wall)
+        if mark is not None and self.marks is not None:
+            self.marks.arrived(frame, mark, self.heard)
         if events:
             if self._pending + len(events) > MAX_PENDING:
                 self.stats["overflow"] += len(events)
@@ -323,25 +341,32 @@ class Follower:
             log.info("following %s:%d: caught up at frame %d", self.host, self.port, frame)
             self.on_live(frame)
         wall = self._wall.pop(frame, None)
-        if self.live and wall is not None:
-            self.lag.append(time.time() - wall)
-            if len(self.lag) > 100_000:
-                del self.lag[:50_000]
+        on_link = self.marks.lag(frame, time.perf_counter()) if self.marks is not None else None
+        for lags, lag in ((self.lag, None if wall is None else time.time() - wall), (self.link_lag, on_link)):
+            if self.live and lag is not None:
+                lags.append(lag)
+                if len(lags) > 100_000:
+                    del lags[:50_000]
 
     def summary(self) -> str:
-        lag = sorted(self.lag)
+        """The lag behind the leader, on the Link timeline where frames were marked (true between
+        machines), else by the wall clocks (true on one machine, or clocks kept in step), and what
+        was counted."""
         said = ", ".join(f"{n} {k}" for k, n in sorted(self.stats.items()))
+        lag, on = (sorted(self.link_lag), " on the Link timeline") if self.link_lag else (sorted(self.lag), "")
         if not lag:
             return said or "nothing to report"
         med, worst = lag[len(lag) // 2], lag[-1]
         return (f"behind the leader by {1000 * med:.2f} ms (median) and {1000 * worst:.2f} ms at most "
-                f"over {len(lag)} frames" + (f"; {said}" if said else ""))
+                f"over {len(lag)} frames{on}" + (f"; {said}" if said else ""))
 
 
 class FollowClock(RealtimeClock):
     """The leader's frames pace this show: frame n is built once the leader has played it (as fast
     as the machine goes while catching up), and while the leader is silent or gone the show plays
-    on at its own `fps` (RealtimeClock's pacing). Show time is frame * period, as the leader's."""
+    on at its own `fps` (RealtimeClock's pacing). Show time is frame * period, as the leader's.
+    Live, with Link marks (control/followlink.py), frame n also waits for its mark on the shared
+    timeline: never more than a period (a mark further ahead is not believed, "mark ahead")."""
 
     def __init__(self, fps: float, follower: Follower) -> None:
         super().__init__(fps)
@@ -362,11 +387,28 @@ class FollowClock(RealtimeClock):
                     self._next = now
                 break
             idle(min(SLICE, until - now))  # the show polls its sources, the follower's too
+        if f.live and f.marks is not None and f.newest >= nxt:
+            self._await(f.marks, nxt, idle)
         self.frame = nxt
         # the leader's frame came: our own pacing, should it fall silent, runs on from here
         self._next = (time.perf_counter() if f.newest >= nxt else self._next) + self.period
+        self.began = time.perf_counter()
         f.built(nxt)
         return Tick(nxt, nxt * self.period, self.period)
+
+    def _await(self, marks: Marks, frame: int, idle: Callable[[float], None]) -> None:
+        """Until the shared timeline reaches frame `frame`'s mark (at once when it has, or when
+        there is no mark to go by)."""
+        due = marks.target(frame)
+        if due is None:
+            return
+        if due - time.perf_counter() > self.period:
+            marks.stats["mark ahead"] += 1
+            return
+        while (left := due - time.perf_counter()) > self.SPIN:
+            idle(min(SLICE, left - self.SPIN))
+        while time.perf_counter() < due:
+            pass
 
 
 __all__ = ["FollowClock", "FollowError", "Follower"]

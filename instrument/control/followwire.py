@@ -3,16 +3,23 @@ and how a follower reads one. Kept apart from both so each side imports the form
 
 The stream, one JSON object a line, each at most MAX_LINE bytes:
 
-    {"kind": "noclip follow", "version": 1, "frame": P, "header": {...}}
+    {"kind": "noclip follow", "version": 1, "frame": P, "header": {...}, "link": true}
         first: the performance header (record/performance.py: the patch, every parameter's start
-        value, fps) and P, the newest frame the leader has played (-1: none yet)
-    {"f": n, "ev": [[source, target, value], ...], "w": seconds}
+        value, fps) and P, the newest frame the leader has played (-1: none yet). "link" (only
+        when true): the leader is in an Ableton Link session and marks its frames on its timeline
+    {"f": n, "ev": [[source, target, value], ...], "w": seconds, "b": beat}
         frame n's applied events: first the past frames that had any and frame P's line, then
         every frame as the leader plays it, events or not (the follower's clock). Frames come in
         order. "w" is the leader's time.time() when it sent the frame (the lag measure; meaningful
-        on one machine, or between machines whose clocks are synchronised)
+        on one machine, or between machines whose clocks are synchronised). "b" (leaders in a Link
+        session, live frames only): the Link beat at which the leader began frame n, the mark a
+        follower in the same session starts its frame n at (control/follow.py)
     {"refused": "why"}
         the leader will not serve this follower
+
+"link" and "b" came after version 1 and did not bump it: a reader of version 1 ignores keys it
+does not know, so an older follower plays a newer leader's show on arrival, as before, and a newer
+follower of an older leader, never given a mark, does the same.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..clock import MAX_BEAT
 from ..events import ControlEvent
 
 KIND = "noclip follow"
@@ -34,9 +42,12 @@ class FollowError(RuntimeError):
     """No show to follow: the leader cannot be reached, refused, or said something else first."""
 
 
-def hello(header: dict[str, Any], frame: int) -> bytes:
-    """The leader's first line to a follower."""
-    return line({"kind": KIND, "version": VERSION, "frame": frame, "header": header})
+def hello(header: dict[str, Any], frame: int, link: bool = False) -> bytes:
+    """The leader's first line to a follower (`link`: its frames carry Link marks)."""
+    message: dict[str, Any] = {"kind": KIND, "version": VERSION, "frame": frame, "header": header}
+    if link:
+        message["link"] = True
+    return line(message)
 
 
 def line(message: dict[str, Any]) -> bytes:
@@ -47,6 +58,16 @@ def frame_number(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FRAME:
         raise ValueError(f"a frame number is 0..{MAX_FRAME}, not {value!r}")
     return value
+
+
+def beat_mark(value: Any) -> float:
+    """A frame's "b": a Link beat, 0..MAX_BEAT. A Link timeline counts up from where its peer
+    joined, so a negative or astronomically large mark is not one a leader makes; taken, it would
+    send the follower's clock to wait for a moment that never comes (the clock caps its waits too).
+    NaN and infinities never get here: the line is not JSON (files.strict_json), malformed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_BEAT:
+        raise ValueError(f"a beat mark is 0..{MAX_BEAT:g}, not {value!r}"[:200])
+    return float(value)
 
 
 def wire_events(value: Any, remote: bool) -> list[ControlEvent]:

@@ -65,6 +65,15 @@ class LinkFollower:
         beat = float(self.link.beat)
         return beat + (t - now) * float(self.link.tempo) / 60.0 if self.running else beat
 
+    def timeline(self, t: float) -> float:
+        """The session's beat at perf_counter time `t` whether or not the music plays: the shared
+        timeline follow mode marks its frames on (control/follow.py). Every peer shares its phase,
+        no peer shares its count: each numbers beats from where it joined, so two peers' beats
+        differ by a whole number of beats (measured here: -3.000 for quanta 4 and 3, before and
+        after a tempo change). `t` is meant near now: the beat is extrapolated at today's tempo."""
+        now = time.perf_counter()
+        return float(self.link.beat) + (t - now) * float(self.link.tempo) / 60.0
+
     def close(self) -> None:
         self.link.enabled = False
         self._loop.close()

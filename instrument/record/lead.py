@@ -16,6 +16,13 @@ The leader never waits on a follower: sockets are non-blocking, and each followe
 wait in its own buffer. One that falls SLOW_BYTES behind, or reads nothing for SLOW_SECONDS while
 bytes wait, is dropped and counted ("slow"); it may connect again and catch up from the history.
 What followers send is read and thrown away (a few KiB a poll at most).
+
+With a Link session (`noclip play --lead PORT --link`) each live frame's line also carries its
+mark: the Link beat at which the show began the frame (the clock's tick, before its events were
+polled). A follower in the same session starts its frame n when its own timeline reaches that
+mark, rather than whenever the line happens to arrive (control/follow.py). The beat, and not a
+clock time, because the Link timeline is the one thing the machines share; each host's clock is
+its own.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ import select
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..clock import MAX_BEAT
 from ..control import ControlEvent
+from ..control.followlink import Timeline
 from ..control.followwire import hello, line
 from ..control.oscroute import ip_of, networks, within
 from ..net import tcp_listener
@@ -62,8 +71,14 @@ class Leader:
     """Serves the show to followers (see the module's docstring); `stats` counts what happened."""
 
     def __init__(self, host: str, port: int, header: dict[str, Any], reporter: Reporter,
-                 allow: Iterable[str] = ()) -> None:
+                 allow: Iterable[str] = (), link: Timeline | None = None,
+                 began: Callable[[], float] | None = None) -> None:
         self.header, self.reporter = header, reporter
+        # the Link timeline and when the frame being published began (the show clock's `began`):
+        # both, or the frames go unmarked
+        marked = link is not None and began is not None
+        self.link: Timeline | None = link if marked else None
+        self.began: Callable[[], float] | None = began if marked else None
         self.allow = networks(allow)
         self.sock = tcp_listener(host, port, 16)
         self.address = self.sock.getsockname()[:2]
@@ -86,6 +101,15 @@ class Leader:
     def publish(self, fp: FrameParams) -> None:
         """Frame `fp.frame`'s events are all applied: its line goes to every follower now."""
         message: dict[str, Any] = {"f": fp.frame, "w": round(time.time(), 6)}
+        if self.link is not None and self.began is not None:
+            try:
+                beat = self.link.timeline(self.began())
+            except Exception as exc:  # Link's binding failing is no reason to stop serving frames
+                self.link = None
+                self.reporter.error("lead", f"Link: {exc}; frames go unmarked from now on")
+            else:
+                if 0.0 <= beat <= MAX_BEAT:  # (a timeline just joined may count from below zero)
+                    message["b"] = round(beat, 6)
         if self._events:
             message["ev"] = self._events
             self._keep(line({"f": fp.frame, "ev": self._events}))
@@ -153,7 +177,7 @@ class Leader:
                     pass
                 sock.close()
                 continue
-            first = b"".join([hello(self.header, self._newest), *self._history,
+            first = b"".join([hello(self.header, self._newest, self.link is not None), *self._history,
                               line({"f": self._newest}) if self._newest >= 0 else b""])
             f = _Follower(sock, host, first)
             self.followers.append(f)

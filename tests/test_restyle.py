@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from instrument.generate import check_model, load_backend
-from instrument.tools.restyle import look, neutralise, restyle
+from instrument.tools.restyle import channel_histograms, look, neutralise, restyle
 
 
 @pytest.fixture()
@@ -28,10 +28,20 @@ def footage(tmp_path):
 
 
 def test_a_fine_tune_on_footage_plays_as_a_model_folder(footage, tmp_path):
-    out = restyle([footage], tmp_path / "green", tmp_path / "work", steps=3, frames=2, progress=False)
+    from safetensors.torch import load_file
+
+    from instrument.generate.builtin import WEIGHTS
+
+    out = restyle([footage], tmp_path / "green", tmp_path / "work", steps=3, change_steps=2, frames=2,
+                  progress=False)
     assert check_model(str(out)) == str(out)
     told = json.loads((out / "config.json").read_text())
     assert told["restyled"]["steps"] == 3 and told["restyled"]["frames"] == 3
+    assert told["restyled"]["change_steps"] == 2
+    # the change decoder learnt the footage's changes too (a look moves every pixel)
+    theirs, ours = load_file(str(WEIGHTS / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert not torch.equal(theirs["change.out.weight"], ours["change.out.weight"])
+    assert torch.equal(theirs["dec.out.weight"], ours["dec.out.weight"])
     mine, shipped = load_backend(str(out), "cpu"), load_backend("builtin", "cpu")
     assert mine.name == str(out) and mine.size == shipped.size
     x, t = torch.randn(1, 8, 48, 64, generator=torch.Generator().manual_seed(1)), torch.tensor([600])
@@ -39,26 +49,29 @@ def test_a_fine_tune_on_footage_plays_as_a_model_folder(footage, tmp_path):
     cond = shipped.conditioner("level 0")
     with torch.no_grad():
         assert not torch.allclose(mine.denoiser(x, t, cond, base=base), shipped.denoiser(x, t, cond, base=base))
-        # the autoencoder is the shipped one: only the denoiser learned
+        # the autoencoder is the shipped one: only the denoiser and the change decoder learned
         picture = torch.rand(1, 3, 192, 256) * 2 - 1
         assert torch.equal(mine.autoencoder.encode(picture), shipped.autoencoder.encode(picture))
 
 
-def test_neutralised_frames_take_the_scenes_statistics():
+def test_neutralised_frames_take_the_scenes_colours():
     ramp = np.linspace(0, 1, 50)[None, None, :, None] * np.linspace(0.5, 1, 40)[None, :, None, None]
     frames = (np.repeat(ramp, 2, 0) * np.array([40, 200, 60]) + np.array([10, 30, 90])).astype(np.uint8)
-    mean, std = np.array([150.0, 130.0, 90.0]), np.array([40.0, 35.0, 30.0])
-    out = neutralise(frames, (mean, std)).astype(np.float64)
-    assert np.allclose(out.mean(axis=(0, 1, 2)), mean, atol=3)
-    assert np.allclose(out.std(axis=(0, 1, 2)), std, rtol=0.1)   # a smooth picture keeps its spread
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(0)
+    scene = rng.normal([150.0, 130.0, 90.0], [40.0, 35.0, 30.0], (4, 30, 30, 3))
+    scene = np.clip(scene, 0, 255).astype(np.uint8)
+    out = neutralise(frames, channel_histograms(scene)).astype(np.float64)
+    assert np.allclose(out.mean(axis=(0, 1, 2)), scene.reshape(-1, 3).mean(0), atol=3)
+    assert np.allclose(out.std(axis=(0, 1, 2)), scene.reshape(-1, 3).std(0), rtol=0.1)
+    # one curve for the set, monotonic: a brighter pixel of the footage stays brighter
+    assert (np.diff(out[0, 20, :, 1]) >= -1).all() and out[0, 20, -1, 1] > out[0, 20, 0, 1] + 50
     grain = np.clip(frames[:1] + rng.normal(0, 20, frames[:1].shape), 0, 255).astype(np.uint8)
-    own = (grain.reshape(-1, 3).mean(0), grain.reshape(-1, 3).std(0))   # no colour move: only the softening
 
     def fine(x):   # pixel-to-pixel change: what grain is made of
         return np.diff(x.astype(np.float64), axis=2).std()
 
-    assert fine(neutralise(grain, own)) < 0.6 * fine(grain)
+    # matched to its own colours, a picture only loses its grain
+    assert fine(neutralise(grain, channel_histograms(grain))) < 0.6 * fine(grain)
 
 
 def test_look_is_zero_for_the_footage_and_grows_with_difference():

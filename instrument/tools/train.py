@@ -277,13 +277,18 @@ class Trainer:
         return frames, real, zb, x, both[:len(x)] - both[len(x):]
 
     def train_change(self, latents: torch.Tensor, images: np.ndarray, enc: Encoder, dec: Decoder,
-                     shift: torch.Tensor, scale: torch.Tensor) -> Change:
+                     shift: torch.Tensor, scale: torch.Tensor,
+                     init: dict[str, torch.Tensor] | None = None) -> Change:
         """The change decoder, distilled from the autoencoder: for a frame's base latent z_b and a
         latent x between it and the latent of the frame richened by fresh noise (where the one-step
-        denoiser answers, and somewhat past it), it learns D(x) - D(z_b), the picture's change."""
+        denoiser answers, and somewhat past it), it learns D(x) - D(z_b), the picture's change.
+        `init`: weights to start from (a fine-tune, tools/restyle.py) instead of random ones."""
         p, c = self.plan, self.config
         torch.manual_seed(p.seed + 2)
-        net = channels_last(Change(c), self.device)
+        net = Change(c)
+        if init is not None:
+            net.load_state_dict(init)
+        net = channels_last(net, self.device)
         opt = torch.optim.AdamW(net.parameters(), lr=p.change_lr, weight_decay=1e-4)
         modules = {"change": net}
         start = self._resume("change", modules, opt)

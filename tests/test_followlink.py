@@ -19,7 +19,8 @@ from test_follow import SMALL, free_tcp_port
 
 from instrument.clock import MAX_BEAT
 from instrument.control import ControlQueue
-from instrument.control.follow import FollowClock, Follower
+from instrument.control.follow import Follower
+from instrument.control.followclock import FollowClock
 from instrument.control.followlink import Marks
 from instrument.control.followwire import beat_mark, hello, line
 from instrument.files import strict_json

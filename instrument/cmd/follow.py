@@ -15,7 +15,8 @@ import time
 
 from ..clock import RealtimeClock
 from ..control import ControlQueue
-from ..control.follow import FollowClock, Follower
+from ..control.follow import Follower
+from ..control.followclock import FollowClock
 from ..control.followlink import Marks
 from ..control.followwire import PORT, FollowError
 from ..control.link import LinkFollower, LinkUnavailable

@@ -1,7 +1,7 @@
 """Follow mode, the follower's side: one show played by several machines (an LED wall of tiles, a
 row of projectors). The leader (record/lead.py) streams what its show applied, frame by frame, as
 JSON lines over TCP; a follower reads them here, puts each frame's events on its own show's queue
-when it builds that frame, and paces its frames by the leader's (`FollowClock`).
+when it builds that frame; control/followclock.py paces its frames by the leader's.
 
 Why the history and not a snapshot of the state: a frame depends on every frame before it (the
 camera's walk integrates the speed, parameters are smoothed, the beat clock runs, the tape keeps
@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..clock import RealtimeClock, Tick
 from ..events import ControlEvent, ControlQueue
 from ..files import strict_json
 from ..report import Reporter
@@ -361,54 +360,4 @@ class Follower:
                 f"over {len(lag)} frames{on}" + (f"; {said}" if said else ""))
 
 
-class FollowClock(RealtimeClock):
-    """The leader's frames pace this show: frame n is built once the leader has played it (as fast
-    as the machine goes while catching up), and while the leader is silent or gone the show plays
-    on at its own `fps` (RealtimeClock's pacing). Show time is frame * period, as the leader's.
-    Live, with Link marks (control/followlink.py), frame n also waits for its mark on the shared
-    timeline: never more than a period (a mark further ahead is not believed, "mark ahead")."""
-
-    def __init__(self, fps: float, follower: Follower) -> None:
-        super().__init__(fps)
-        self.follower = follower
-
-    def tick(self, idle: Callable[[float], None] = time.sleep) -> Tick:
-        f, nxt = self.follower, self.frame + 1
-        now = time.perf_counter()
-        if self.frame < 0:
-            self.start = self._next = now
-        f.receive()  # what came while the last frame was made
-        while f.newest < nxt:  # the leader has not played it yet
-            now = time.perf_counter()
-            until = f.heard + STALL if f.leading else self._next
-            if now >= until:
-                if not f.leading and now - self._next > self.period:
-                    self.late += 1
-                    self._next = now
-                break
-            idle(min(SLICE, until - now))  # the show polls its sources, the follower's too
-        if f.live and f.marks is not None and f.newest >= nxt:
-            self._await(f.marks, nxt, idle)
-        self.frame = nxt
-        # the leader's frame came: our own pacing, should it fall silent, runs on from here
-        self._next = (time.perf_counter() if f.newest >= nxt else self._next) + self.period
-        self.began = time.perf_counter()
-        f.built(nxt)
-        return Tick(nxt, nxt * self.period, self.period)
-
-    def _await(self, marks: Marks, frame: int, idle: Callable[[float], None]) -> None:
-        """Until the shared timeline reaches frame `frame`'s mark (at once when it has, or when
-        there is no mark to go by)."""
-        due = marks.target(frame)
-        if due is None:
-            return
-        if due - time.perf_counter() > self.period:
-            marks.stats["mark ahead"] += 1
-            return
-        while (left := due - time.perf_counter()) > self.SPIN:
-            idle(min(SLICE, left - self.SPIN))
-        while time.perf_counter() < due:
-            pass
-
-
-__all__ = ["FollowClock", "FollowError", "Follower"]
+__all__ = ["FollowError", "Follower"]

@@ -31,10 +31,11 @@ class FrameTimes:
         try:
             self._file.write(f"{fp.frame} {self.began():.6f}\n")
         except OSError as exc:
-            self.reporter.error("frame times", f"{self.path}: {exc.strerror or exc}; no more frame times")
-            self._close()
+            self._failed(exc)
 
-    def _close(self) -> None:
+    def _failed(self, exc: OSError) -> None:
+        """Said once; the file is let go (what its buffer still holds is lost with it)."""
+        self.reporter.error("frame times", f"{self.path}: {exc.strerror or exc}; no more frame times")
         file, self._file = self._file, None
         if file is not None:
             try:
@@ -43,7 +44,13 @@ class FrameTimes:
                 pass
 
     def close(self) -> None:
-        self._close()
+        """The last lines leave the buffer here: a disk that fills now is said too."""
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                self._failed(exc)
 
 
 def frame_times(path: Path | None, began: Callable[[], float], reporter: Reporter) -> FrameTimes | None:

@@ -304,8 +304,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="torch device (default: cuda where present, else cpu)")
     t.add_argument("--ae-steps", type=int)
-    t.add_argument("--unet-steps", type=int)
-    t.add_argument("--change-steps", type=int)
+    t.add_argument("--unet-steps", type=int,
+                   help="denoiser steps (a look from footage: 1500 by default, about ten minutes on two cores)")
+    t.add_argument("--change-steps", type=int,
+                   help="change decoder steps (a look from footage: a fifth of the denoiser's by default)")
     t.add_argument("--adv-steps", type=int, help="steps of the change decoder against a critic, after its own")
     t.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the autoencoder and denoiser of the weights in DIR, train the change decoder")

@@ -216,7 +216,7 @@ def _restyle(args: argparse.Namespace, work: Path, device: str) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        out = restyle(list(args.data), args.out, work, steps=args.unet_steps or 600,
+        out = restyle(list(args.data), args.out, work, steps=args.unet_steps or 1500,
                       change_steps=args.change_steps, seed=args.seed,
                       frames=args.frames, device=device)
     except (FinetuneError, CheckpointError) as exc:

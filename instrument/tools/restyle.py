@@ -82,12 +82,13 @@ def neutralise(images: np.ndarray, target: np.ndarray) -> np.ndarray:
     return t.permute(0, 2, 3, 1).clamp(0, 255).round().to(torch.uint8).numpy()
 
 
-def restyle(data: list[Path], out: Path, work: Path, *, steps: int = 600, change_steps: int | None = None,
+def restyle(data: list[Path], out: Path, work: Path, *, steps: int = 1500, change_steps: int | None = None,
             seed: int = 0, frames: int = 48, device: str = "cpu", weights: Path | None = None,
             progress: bool = True) -> Path:
     """Fine-tune the builtin denoiser (the weights in `weights`, the shipped ones by default) on the
     footage in `data`, then its change decoder on the same pairs (`change_steps`, default a fifth
-    of `steps`); resumable from `work`; the weights go to `out`. Returns `out`."""
+    of `steps`); resumable from `work`; the weights go to `out`. Returns `out`. The default is the
+    measured recipe: 1500 + 300 steps, about ten minutes on two cores."""
     from safetensors.torch import load_file
 
     from ..generate.builtin import WEIGHTS, config_of, read_config

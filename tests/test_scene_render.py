@@ -239,3 +239,23 @@ def test_a_broken_level_shader_names_its_file_and_line(ctx, tmp_path, monkeypatc
     with pytest.raises(ShaderError) as err:
         Backrooms(ctx, (32, 24))  # at construction (patch load), not at a level change
     assert err.value.path == tmp_path / "level1.frag" and err.value.line == 12
+
+
+def test_the_level_shaders_fit_an_nvidia_gpus_uniform_registers(ctx):
+    """NVIDIA's GL gives every element of a uniform array a vec4 register of its own and has 1024
+    for a program: the lights as a float[1024] made the scene fail to compile on an H200 (llvmpipe
+    never minded). Counted as NVIDIA counts, both levels stay well inside."""
+    import moderngl
+
+    from instrument.scene.layout import LEVELS
+
+    scene = Backrooms(ctx, (64, 48))
+    try:
+        for spec in LEVELS:
+            prog = scene.programs[spec.index]
+            members = [prog[name] for name in prog]
+            registers = sum(m.array_length * -(-m.dimension // 4) for m in members
+                            if isinstance(m, moderngl.Uniform))
+            assert registers < 512, (spec.index, registers)
+    finally:
+        scene.release()

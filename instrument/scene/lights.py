@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-WINDOW = 32  # tubes per side of the window around the camera
+WINDOW = 32  # tubes per side of the window around the camera (even: the shader packs four a vec4)
 
 _M1, _M2, _M3 = np.uint32(747796405), np.uint32(2891336453), np.uint32(277803737)
 

@@ -56,14 +56,18 @@ float vnoise(vec2 p, uint salt) {
 
 // Brightness of fluorescent tube `id` this frame, computed once per frame on the CPU (lights.py)
 // for a window of tubes around the camera: u_lights_origin is the id of entry 0 (rows along z).
-uniform float u_lights[WINDOW * WINDOW];
+// Four tubes a vec4 (the same bytes as a float array): NVIDIA's GL gives every element of a float
+// array a register of its own, and 1024 of them left no room for the rest ("Constant register
+// limit exceeded": the scene did not compile on an H200; llvmpipe never minded).
+uniform vec4 u_lights[WINDOW * WINDOW / 4];
 uniform ivec2 u_lights_origin;
 uniform vec2 u_light_grid;    // tube spacing, metres: tube id hangs at id * grid + offset
 uniform vec2 u_light_offset;
 
 float tube(ivec2 id) {
     ivec2 t = clamp(id - u_lights_origin, ivec2(0), ivec2(WINDOW - 1));
-    return u_lights[t.y * WINDOW + t.x];
+    int i = t.y * WINDOW + t.x;
+    return u_lights[i >> 2][i & 3];
 }
 
 void finish(vec3 colour, float density) {

@@ -15,8 +15,9 @@ import torch
 from instrument.generate import load_backend
 from instrument.generate.builtin import WEIGHTS, load
 from instrument.generate.model import PREDICTIONS, Schedule
+from instrument.tools.plan import small_plan
 from instrument.tools.quality import BARS, img2img, measure, passes
-from instrument.tools.train import Trainer, small_plan
+from instrument.tools.train import Trainer
 
 torch.set_num_threads(2)
 

@@ -151,7 +151,8 @@ def test_an_export_that_fails_keeps_the_old_weights(tmp_path, monkeypatch):
     import torch
 
     from instrument.generate.builtin.model import Config, Decoder, Encoder, UNet
-    from instrument.tools.train import Trainer, small_plan
+    from instrument.tools.plan import small_plan
+    from instrument.tools.train import Trainer
 
     out = tmp_path / "out"
     out.mkdir()

@@ -169,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..tools.train import CheckpointError, Plan, Trainer
+    from ..tools.plan import Plan
+    from ..tools.train import CheckpointError, Trainer
 
     if bool(args.start) != bool(args.data):
         print("noclip train: --from builtin and --data go together (a fine-tune on footage)", file=sys.stderr)

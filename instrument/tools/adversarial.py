@@ -84,7 +84,8 @@ def post_train(trainer: Trainer, net: Change, latents: torch.Tensor, images: np.
     """`plan.adv_steps` steps of the change decoder `net` (stage 3's) against a critic. Half of each
     batch is the frame's fully richened latent, where the teacher's picture is the real sample; the
     whole batch keeps stage 3's regression target."""
-    from .train import CL, warm_cosine
+    from .plan import warm_cosine
+    from .train import CL
 
     p, device, cell = trainer.plan, trainer.device, trainer.config.factor
     torch.manual_seed(p.seed + 3)

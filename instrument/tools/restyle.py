@@ -29,7 +29,8 @@ from torch.nn import functional as F
 
 from ..files import write_atomically
 from .finetune import load_data, picture
-from .train import Plan, Trainer
+from .plan import Plan
+from .train import Trainer
 
 BINS = 32          # colour histogram bins per channel
 RINGS = 24         # radial bins of the luma spectrum

@@ -61,13 +61,11 @@ class LinkFollower:
 
     def beat(self, t: float) -> float:
         """The session's beat at perf_counter time `t` (Link's own clock is read now)."""
-        now = time.perf_counter()
-        beat = float(self.link.beat)
-        return beat + (t - now) * float(self.link.tempo) / 60.0 if self.running else beat
+        return self.timeline(t) if self.running else float(self.link.beat)
 
     def timeline(self, t: float) -> float:
         """The session's beat at perf_counter time `t` whether or not the music plays: the shared
-        timeline follow mode marks its frames on (control/follow.py). Every peer shares its phase,
+        timeline follow mode marks its frames on (control/followlink.py). Every peer shares its phase,
         no peer shares its count: each numbers beats from where it joined, so two peers' beats
         differ by a whole number of beats (measured here: -3.000 for quanta 4 and 3, before and
         after a tempo change). `t` is meant near now: the beat is extrapolated at today's tempo."""

@@ -138,7 +138,7 @@ def restyle(data: list[Path], out: Path, work: Path, *, steps: int = 1500, chang
 
 def _histogram(frames: np.ndarray) -> np.ndarray:
     """(3, BINS): each channel's share of pixels per bin."""
-    return np.stack([np.histogram(frames[..., c], BINS, (0, 256))[0] / frames[..., c].size for c in range(3)])
+    return channel_histograms(frames).reshape(3, BINS, -1).sum(-1)
 
 
 def _spectrum(frames: np.ndarray) -> np.ndarray:

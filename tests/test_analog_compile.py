@@ -124,15 +124,18 @@ def test_compiles_in_glslang(path, tmp_path):
 def test_level_shaders_compile_as_assembled(gl, level, tmp_path):
     from instrument.scene import backrooms
 
-    backrooms._compile(gl, level).release()
+    for material in backrooms.MATERIALS:
+        backrooms._compile(gl, level, material).release()
     exe = shutil.which("glslangValidator")
     if exe is not None:
         common = shader_path("scene/common.glsl").read_text()
         frag = shader_path(f"scene/level{level}.frag").read_text()
-        joined = tmp_path / f"level{level}.frag"
-        joined.write_text(f"#version 330\n#define WINDOW {backrooms.WINDOW}\n{common}\n{frag}")
-        run = subprocess.run([exe, str(joined)], check=False, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stdout + run.stderr
+        for material in backrooms.MATERIALS:
+            joined = tmp_path / f"level{level}.frag"
+            joined.write_text(f"#version 330\n#define WINDOW {backrooms.WINDOW}\n#define KIND {material}\n"
+                              f"{common}\n{frag}")
+            run = subprocess.run([exe, str(joined)], check=False, capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_shaders_say_what_they_model():

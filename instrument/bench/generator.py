@@ -12,6 +12,7 @@ from ..params import REGISTRY, FrameParams
 from .common import past, realtime_show
 
 GENERATOR_SIZES = ((256, 192), (512, 384))  # 4:3, multiples of 64 (latents of 8-cell UNets at ÷8)
+ROUNDS = 3  # the engine section times each runtime this many times, alternated, and keeps the medians
 
 
 def walk_frames(ctx, size: tuple[int, int], frames: int, **sets: Any) -> list:
@@ -131,15 +132,27 @@ def bench_generator(ctx, patch, model: str, size: tuple[int, int], seconds: floa
     for w, h in sizes:
         frames = walk_frames(ctx, (w, h), 24)
         row: dict[str, Any] = {}
+        played = {}
         for runtime in runtimes:
-            played, why = on_runtime(backend, runtime, (w, h))
-            row[runtime] = (bench_engine(ctx, played, (w, h), seconds, tuple(steps or (1, 2)), frames)
-                            if played is not None else f"not run: {why}")
-        table[f"{w}x{h}"] = row
+            played[runtime], why = on_runtime(backend, runtime, (w, h))
+            if played[runtime] is None:
+                row[runtime] = f"not run: {why}"
+        rounds: dict[str, list[dict[str, Any]]] = {r: [] for r in runtimes if played[r] is not None}
+        for _ in range(ROUNDS):   # alternated, so the machine's drift lands on every runtime alike
+            for runtime, runs in rounds.items():
+                runs.append(bench_engine(ctx, played[runtime], (w, h), seconds, tuple(steps or (1, 2)), frames))
+        row |= {runtime: _median(runs) for runtime, runs in rounds.items()}
+        table[f"{w}x{h}"] = {r: row[r] for r in runtimes}
     return {"model": backend.name, "loaded": True,
             "device": f"{backend.device} ({torch.get_num_threads()} threads)",
             "working_size": f"{backend.size[0]}x{backend.size[1]}", "engine_fps": table,
             "loop": bench_loop_busy(ctx, patch, backend, size, seconds)}
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (a failure stands for itself)."""
+    return {k: float(np.median([r[k] for r in runs])) if all(isinstance(r[k], float) for r in runs)
+            else next(r[k] for r in runs if not isinstance(r[k], float)) for k in runs[0]}
 
 
 WIDTHS = (48, 56, 64, 72, 80, 96)   # the builtin denoiser's widths the budget tries (48: shipped)
@@ -212,7 +225,7 @@ def print_generator(g: dict[str, Any]) -> None:
         print(f"\ngenerator: no backend loaded ({g['model']}: {g['error']})")
         return
     print(f"\ngenerator {g['model']} on {g['device']} (working size {g['working_size']}), "
-          "engine alone on a walk, fps (x torch):")
+          f"engine alone on a walk, fps (x torch; medians of {ROUNDS} alternated rounds):")
     for size, row in g["engine_fps"].items():
         base = row.get("torch") if isinstance(row.get("torch"), dict) else {}
         for runtime, figures in row.items():

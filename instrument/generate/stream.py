@@ -271,10 +271,10 @@ class StreamEngine:
 
     @staticmethod
     def _carry(previous: tuple[torch.Tensor, torch.Tensor], motion: np.ndarray | None):
-        """A latent and where it is valid, moved one frame along `motion`."""
+        """A latent and where it is valid, moved one frame along `motion` (one warp for both)."""
         latent, valid = previous
-        moved, inside = warp(latent, motion)
-        return moved, warp(valid, motion)[0] * inside
+        moved, inside = warp(torch.cat([latent, valid.expand(latent.shape[0], -1, -1, -1)], 1), motion)
+        return moved[:, :-1], moved[:, -1:] * inside
 
     def _similar(self, image: torch.Tensor, settings: tuple, threshold: float) -> bool:
         if threshold <= 0 or self.reference is None or self.last is None:

@@ -2,8 +2,8 @@
 
 One pass over the visible chunks writes three targets at once: colour, depth (metres along the
 view axis) and motion (pixels, frame n-1 → n). Chunk meshes are built on the CPU once and cached; all
-surface detail is procedural in shaders/scene/level<N>.frag, so a frame costs one cheap shading of
-each visible pixel. Every frame is a pure function of (level, level_seed, frame, parameter history):
+surface detail is procedural in shaders/scene/level<N>.frag, compiled once per material (wall,
+pipe, floor, ceiling) so that each pixel pays for its own material only. Every frame is a pure function of (level, level_seed, frame, parameter history):
 the walk advances by the frame's dt, flicker reads the frame's time, nothing reads the wall clock.
 """
 
@@ -22,7 +22,7 @@ from ..render.gl import line_directive, settler, shader_error, shader_path
 from .camera import Pose, Walker, projection, view_matrix
 from .layout import LEVELS, World
 from .lights import WINDOW, tubes, window_origin
-from .mesh import ATTRIBUTES, VERTEX, chunk_mesh, count_occluders
+from .mesh import ATTRIBUTES, MATERIALS, PIPE, VERTEX, chunk_mesh, materials
 
 _P: dict[str, Any] = {"origin": __name__, "group": "scene"}
 PARAMS = (
@@ -48,20 +48,21 @@ TRANSITION = 1.6             # seconds of lights-out between levels
 MESH_CACHE = 96              # chunk meshes kept on the GPU
 
 
-def _compile(ctx: moderngl.Context, level: int) -> moderngl.Program:
-    """world.vert + common.glsl + level<N>.frag; errors name the file and line they are in."""
+def _compile(ctx: moderngl.Context, level: int, material: int) -> moderngl.Program:
+    """world.vert + common.glsl + level<N>.frag shading `material` (mesh.MATERIALS); errors name the
+    file and line they are in."""
     vpath, common, frag = (shader_path("scene/world.vert"), shader_path("scene/common.glsl"),
                            shader_path(f"scene/level{level}.frag"))
-    source = (f"#version 330\n#define WINDOW {WINDOW}\n{line_directive(0)}{common.read_text()}\n"
-              f"{line_directive(1)}{frag.read_text()}")
+    source = (f"#version 330\n#define WINDOW {WINDOW}\n#define KIND {material}\n{line_directive(0)}"
+              f"{common.read_text()}\n{line_directive(1)}{frag.read_text()}")
     try:
         return ctx.program(vertex_shader=vpath.read_text(), fragment_shader=source)
     except moderngl.Error as exc:
         raise shader_error(exc, [vpath], [common, frag]) from None
 
 
-# a chunk's (buffer, VAO, vertices, occluder vertices)
-Mesh = tuple[moderngl.Buffer, moderngl.VertexArray, int, int]
+# a chunk's buffer and, per material it has in draw order, (material, VAO, first vertex, vertices)
+Mesh = tuple[moderngl.Buffer, list[tuple[int, moderngl.VertexArray, int, int]]]
 
 
 def _uniform(prog: moderngl.Program, name: str) -> moderngl.Uniform:
@@ -93,7 +94,8 @@ class Backrooms:
         self.fbo = ctx.framebuffer([self.texture, self.depth, self.motion], self._zbuffer)
         self.proj = projection(FOV_Y, size[0] / size[1], NEAR, max(s.far for s in LEVELS) + 8.0)
         # every level compiled now: a broken shader fails at patch load, not at a level change
-        self.programs = {spec.index: _compile(ctx, spec.index) for spec in LEVELS}
+        self.programs = {spec.index: {m: _compile(ctx, spec.index, m) for m in MATERIALS
+                                      if m != PIPE or spec.pipes} for spec in LEVELS}
         self.meshes: OrderedDict[tuple, Mesh] = OrderedDict()
         self.world: World | None = None
         self.walker: Walker | None = None
@@ -156,11 +158,8 @@ class Backrooms:
 
     # -- drawing -------------------------------------------------------------------------------
 
-    def _program(self, level: int) -> moderngl.Program:
-        return self.programs[level]
-
-    def _mesh(self, prog: moderngl.Program, cx: int, cz: int) -> Mesh | None:
-        """(buffer, VAO, vertices, occluder vertices) of a chunk, built on first sight and cached."""
+    def _mesh(self, cx: int, cz: int) -> Mesh | None:
+        """A chunk's buffer and its materials' VAOs, built on first sight and cached."""
         w = self.world
         assert w is not None  # drawn after advance()
         key = (w.spec.index, w.seed, cx, cz)
@@ -170,12 +169,12 @@ class Backrooms:
             if not len(data):
                 return None
             vbo = self.ctx.buffer(data.tobytes())
-            vao = self.ctx.vertex_array(prog, [(vbo, VERTEX, *ATTRIBUTES)], skip_errors=True)
-            entry = self.meshes[key] = (vbo, vao, len(data), count_occluders(data))
+            progs = self.programs[w.spec.index]
+            entry = self.meshes[key] = (vbo, [
+                (m, self.ctx.vertex_array(progs[m], [(vbo, VERTEX, *ATTRIBUTES)], skip_errors=True), first, n)
+                for m, first, n in materials(data)])
             while len(self.meshes) > MESH_CACHE:
-                old_vbo, old_vao, _, _ = self.meshes.popitem(last=False)[1]
-                old_vao.release()
-                old_vbo.release()
+                self._free(self.meshes.popitem(last=False)[1])
         else:
             self.meshes.move_to_end(key)
         return entry
@@ -208,18 +207,15 @@ class Backrooms:
         pose = self.advance(fp)
         world = self.world
         assert world is not None  # advance() entered one
-        level = world.spec.index
-        prog = self._program(level)
         vp = self.proj @ view_matrix(pose)
         prev = vp if self.cut or self.prev_vp is None else self.prev_vp
         self.prev_vp = vp
         spec = world.spec
         far = spec.far
         origin = window_origin(pose.x, pose.z, spec.lights, spec.light_offset)
-        values = {"u_vp": _mat(vp), "u_prev_vp": _mat(prev)}
-        for name, data in values.items():
-            _uniform(prog, name).write(data)
         exposure = self._exposure()
+        matrices = {"u_vp": _mat(vp), "u_prev_vp": _mat(prev),
+                    "u_lights": tubes(origin, world.seed, fp.time, float(fp["flicker"])).tobytes()}
         uniforms = {
             "u_eye": (pose.x, pose.y, pose.z),
             "u_resolution": self.size, "u_seed": world.seed & 0xFFFFFFFF, "u_time": fp.time,
@@ -228,27 +224,30 @@ class Backrooms:
             "u_light_grid": spec.lights, "u_light_offset": spec.light_offset,
             "u_lights_origin": origin,
         }
-        if "u_lights" in prog:
-            _uniform(prog, "u_lights").write(tubes(origin, world.seed, fp.time, float(fp["flicker"])).tobytes())
-        for name, value in uniforms.items():
-            if name in prog:
-                _uniform(prog, name).value = value
+        for prog in self.programs[spec.index].values():
+            for name, data in matrices.items():
+                if name in prog:
+                    _uniform(prog, name).write(data)
+            for name, value in uniforms.items():
+                if name in prog:
+                    _uniform(prog, name).value = value
         r, g, b = spec.fog
         self._clear((r * exposure, g * exposure, b * exposure), far)
-        meshes = [m for m in (self._mesh(prog, *c) for c in self.visible_chunks(pose, far)) if m]
+        meshes = [m for m in (self._mesh(*c) for c in self.visible_chunks(pose, far)) if m]
         self._draw(meshes)
         return self.texture
 
     def _draw(self, meshes: list[Mesh]) -> None:
-        """Occluders of every chunk nearest first, then floors and ceilings: hidden pixels fail the
-        depth test before they are shaded (measured: a separate depth pass costs what it saves)."""
+        """Material by material (mesh.MATERIALS: occluders first), each chunk nearest first: hidden
+        pixels fail the depth test before they are shaded (measured: a separate depth pass costs
+        what it saves)."""
         self.ctx.enable(moderngl.DEPTH_TEST)
         try:
-            for _, vao, _, split in meshes:
-                vao.render(moderngl.TRIANGLES, vertices=split)
-            for _, vao, count, split in meshes:
-                if count > split:
-                    vao.render(moderngl.TRIANGLES, vertices=count - split, first=split)
+            for material in MATERIALS:
+                for _, parts in meshes:
+                    for m, vao, first, count in parts:
+                        if m == material:
+                            vao.render(moderngl.TRIANGLES, vertices=count, first=first)
             if self._settle is not None:
                 self._settle()
         finally:
@@ -270,12 +269,19 @@ class Backrooms:
         # one mask per colour attachment: moderngl takes a list of them, its stubs only one
         self.fbo.color_mask = list(masks)  # type: ignore[assignment]
 
-    def release(self) -> None:
-        for vbo, vao, _, _ in self.meshes.values():
+    @staticmethod
+    def _free(mesh: Mesh) -> None:
+        vbo, parts = mesh
+        for _, vao, _, _ in parts:
             vao.release()
-            vbo.release()
+        vbo.release()
+
+    def release(self) -> None:
+        for mesh in self.meshes.values():
+            self._free(mesh)
         self.meshes.clear()
-        for prog in self.programs.values():
-            prog.release()
+        for progs in self.programs.values():
+            for prog in progs.values():
+                prog.release()
         for obj in (self.fbo, self._zbuffer, self.texture, self.depth, self.motion):
             obj.release()

@@ -15,6 +15,10 @@ import numpy as np
 from .layout import World
 
 FLOOR, CEILING, WALL, PILLAR, PIPE = range(5)
+# What each kind is shaded as (a pillar is a wall), and the order materials are drawn in: occluders
+# first, so the depth test rejects hidden floor and ceiling before they are shaded.
+MATERIAL = {FLOOR: FLOOR, CEILING: CEILING, WALL: WALL, PILLAR: WALL, PIPE: PIPE}
+MATERIALS = (WALL, PIPE, FLOOR, CEILING)
 VERTEX = "3f 3f 2f"
 ATTRIBUTES = ("in_pos", "in_normal", "in_attr")
 FLOATS = 8  # per vertex
@@ -81,10 +85,9 @@ def _room(world: World, i: int, j: int) -> float:
 
 
 def chunk_mesh(world: World, cx: int, cz: int) -> np.ndarray:
-    """Vertices (rows of 8 floats: position, normal, kind, room hash) of chunk (cx, cz).
-
-    Walls, pillars and pipes come first, floors and ceilings last (`count_occluders` finds the
-    split): the scene draws every visible chunk's occluders before any floor, so the depth test
+    """Vertices (rows of 8 floats: position, normal, kind, room hash) of chunk (cx, cz), grouped by
+    material in `MATERIALS` order (`materials` finds each group): the scene draws each material
+    with its own program, occluders of every visible chunk before any floor, so the depth test
     rejects hidden floor and ceiling before shading it, without a separate depth pass.
     """
     spec = world.spec
@@ -134,11 +137,17 @@ def chunk_mesh(world: World, cx: int, cz: int) -> np.ndarray:
         room = float(c.room_hash[r])
         out.quad((x0, 0, z0), (x0, 0, z1), (x1, 0, z1), (x1, 0, z0), (0, 1, 0), FLOOR, room)
         out.quad((x0, h, z0), (x1, h, z0), (x1, h, z1), (x0, h, z1), (0, -1, 0), CEILING, room)
-    return out.array()
+    rows = out.array()
+    rank = np.array([MATERIALS.index(MATERIAL[k]) for k in range(len(MATERIAL))])
+    return rows[np.argsort(rank[rows[:, 6].astype(np.int64)], kind="stable")]
 
 
-def count_occluders(vertices: np.ndarray) -> int:
-    """How many leading vertices of a chunk mesh are walls, pillars and pipes."""
-    kinds = vertices[:, 6]
-    flat = np.nonzero((kinds == FLOOR) | (kinds == CEILING))[0]
-    return int(flat[0]) if len(flat) else len(vertices)
+def materials(vertices: np.ndarray) -> list[tuple[int, int, int]]:
+    """(material, first vertex, vertex count) of each material a chunk mesh has, in draw order."""
+    kinds = np.array([MATERIAL[k] for k in range(len(MATERIAL))])[vertices[:, 6].astype(np.int64)]
+    out = []
+    for m in MATERIALS:
+        at = np.nonzero(kinds == m)[0]
+        if len(at):
+            out.append((m, int(at[0]), len(at)))
+    return out

@@ -78,7 +78,6 @@ float lighting(vec3 p, vec3 n) {
 }
 
 void main() {
-    int kind = int(v_attr.x + 0.5);
     float room = v_attr.y;
     float damage = smoothstep(0.25, 1.0, room);
     vec3 p = v_pos, n = v_normal;

@@ -170,7 +170,7 @@ class OpenVinoRunner:
 RUNNERS: dict[str, Callable[[Path], Any]] = {"onnxruntime": OrtRunner, "openvino": OpenVinoRunner}
 
 
-PRECISIONS = ("fp32", "int8")   # int8: onnxruntime, the denoiser's and change decoder's convolutions
+PRECISIONS = ("fp32", "int8")   # int8: onnxruntime, convolutions (quantize.py)
 
 
 def toolchain(runtime: str, backend=None):

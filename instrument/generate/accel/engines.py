@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .export import FORMAT, Part, export
+from .export import FORMAT, INT8, Part, export
 
 log = logging.getLogger("noclip")
 
@@ -42,6 +42,8 @@ def cache_key(model: str, part: Part, precision: str, runtime: str, device: str)
     fields = {"format": FORMAT, "model": model, "part": part.name, "batch": list(part.batch),
               "inputs": [[n, list(s[1:]), str(d)] for n, s, d in part.inputs], "precision": precision,
               "runtime": runtime, "device": device}
+    if precision == "int8":
+        fields["int8"] = INT8
     digest = hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=12).hexdigest()
     return f"{part.name}-{digest}"
 

@@ -29,6 +29,8 @@ log = logging.getLogger("noclip")
 OPSET = 17
 FORMAT = 2  # bump when the graphs' inputs or outputs change: it is part of every cache key
 # 2: the denoiser of an editing backend reads the base latent; the change decoder is a part
+INT8 = 2    # bump when what an int8 graph quantizes changes: it is part of every int8 cache key
+# 2: the encoder's inner convolutions too (accel/quantize.py)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class Config:
     shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
     base: bool = True         # the denoiser sees the clean base latent beside its noisy input
     change: int = 32          # width of the change decoder (0: none, the engine decodes both latents)
-    # the dream measured to hold with the denoiser's and change decoder's convolutions in int8 on a
+    # the dream measured to hold with its convolutions in int8 (generate/accel/quantize.py) on a
     # CPU (`noclip bench --only dream` with NOCLIP_ACCEL=onnxruntime NOCLIP_CPU_PRECISION=int8): set
     # in config.json by whoever measured it, so `--accel auto` may choose int8
     int8: bool = False

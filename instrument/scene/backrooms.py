@@ -3,8 +3,9 @@
 One pass over the visible chunks writes three targets at once: colour, depth (metres along the
 view axis) and motion (pixels, frame n-1 → n). Chunk meshes are built on the CPU once and cached; all
 surface detail is procedural in shaders/scene/level<N>.frag, compiled once per material (wall,
-pipe, floor, ceiling) so that each pixel pays for its own material only. Every frame is a pure function of (level, level_seed, frame, parameter history):
-the walk advances by the frame's dt, flicker reads the frame's time, nothing reads the wall clock.
+pipe, floor, ceiling) so that each pixel pays for its own material only. Every frame is a pure
+function of (level, level_seed, frame, parameter history): the walk advances by the frame's dt,
+flicker reads the frame's time, nothing reads the wall clock.
 """
 
 from __future__ import annotations

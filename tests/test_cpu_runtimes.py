@@ -130,7 +130,8 @@ def test_auto_weighs_int8_only_for_a_model_whose_picture_holds_in_it(models):
     assert models["builtin"].int8 and not models["tiny"].int8
     assert "onnxruntime:int8" in cpu.candidates(models["builtin"], None)
     assert "onnxruntime:int8" not in cpu.candidates(models["tiny"], None)
-    assert cpu.candidates(models["tiny"], "int8") == ["onnxruntime:int8"]
+    asked = cpu.candidates(models["tiny"], "int8")
+    assert "onnxruntime:int8" in asked and all(c.endswith(":int8") for c in asked)
     assert "onnxruntime:int8" not in cpu.candidates(models["builtin"], "fp32")
 
 
@@ -184,8 +185,12 @@ def test_int8_quantizes_the_denoiser_and_keeps_the_picture(models, tmp_path):
     (_, want), (_, got) = play(backend), play(fast)
     diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(want, got, strict=True)]
     assert max(diffs) <= 4.0, diffs   # measured: 2.2-2.8 (two seeds differ by ~10)
-    assert accelerate(backend, "openvino", (r := Reporter()), precision="int8", folder=tmp_path) is backend
-    assert "int8 on onnxruntime" in r.recent[-1][1]
+    if "openvino" in RUNTIMES:
+        # OpenVINO runs the same quantized graphs in its own int8 kernels: the same picture
+        vino = accelerate(backend, "openvino", Reporter(), precision="int8", folder=tmp_path)
+        assert isinstance(vino.denoiser, EngineDenoiser)
+        diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(want, play(vino)[1], strict=True)]
+        assert max(diffs) <= 4.0, diffs
 
 
 def test_a_show_on_auto_plays_the_builtin_on_the_fastest_runtime(tmp_path):

@@ -68,7 +68,7 @@ class Backend:
     change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     # what runs the parts, in words for the log and the HUD: torch, or the engines' runtime (accel/)
     runtime: str = "torch"
-    # the picture holds with the denoiser's convolutions in int8 on a CPU (measured per model: the
+    # the picture holds with its convolutions in int8 on a CPU (accel/quantize.py; measured per model: the
     # builtin's dream figures unchanged, MODEL_CARD.md), so `--accel auto` may choose it
     int8: bool = False
     # the live LoRAs' scales setter (lora1, lora2, ... values; generate/lora.py), None without LoRAs

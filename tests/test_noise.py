@@ -3,8 +3,9 @@
 import numpy as np
 import torch
 
-from instrument.generate.motion import compose, to_grid, warp
+from instrument.generate.motion import compose, to_grid
 from instrument.generate.noise import WarpedNoise, gaussian, slerp
+from instrument.generate.warp import warp
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only fight over a busy machine's cores
 

@@ -11,8 +11,8 @@ from tiny_backend import PoolAutoencoder, load_named, tiny_backend
 from instrument import generate
 from instrument.clock import OfflineClock, RealtimeClock
 from instrument.generate.model import Schedule
-from instrument.generate.motion import warp
 from instrument.generate.stream import StreamEngine
+from instrument.generate.warp import warp
 from instrument.generate.worker import BaseFrame, ThreadedGenerator
 from instrument.params import REGISTRY, FrameParams
 from instrument.patch import load_patch

@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from ..params import FrameParams
 from . import LORA_PARAMS, PARAMS
 from .model import Backend
-from .motion import compose, to_grid, warp
+from .motion import compose, to_grid
 from .noise import WarpedNoise, slerp
+from .warp import warp
 from .worker import BaseFrame
 
 

@@ -1,5 +1,5 @@
-"""int8 on a CPU: the denoiser's, the change decoder's and the encoder's convolutions quantized for
-onnxruntime.
+"""int8 on a CPU: the denoiser's, the change decoder's and the encoder's convolutions quantized, one
+graph that onnxruntime and OpenVINO both play.
 
 Measured on the builtin (2-core build machine, 1 thread, onnxruntime 1.32): the convolutions are
 83 % of the denoiser's time and already run at ~80 GFLOP/s in fp32, near what AVX2's FMAs give a

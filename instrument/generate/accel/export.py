@@ -23,12 +23,14 @@ from torch import nn
 
 from ..model import Backend
 from ..stream import MAX_STEPS
+from .upsample import transposed
 
 log = logging.getLogger("noclip")
 
 OPSET = 17
-FORMAT = 2  # bump when the graphs' inputs or outputs change: it is part of every cache key
+FORMAT = 3  # bump when the graphs' inputs or outputs change: it is part of every cache key
 # 2: the denoiser of an editing backend reads the base latent; the change decoder is a part
+# 3: for a CPU, a nearest doubling and its convolution are one transposed convolution (upsample.py)
 INT8 = 2    # bump when what an int8 graph quantizes changes: it is part of every int8 cache key
 # 2: the encoder's inner convolutions too (accel/quantize.py)
 
@@ -119,7 +121,8 @@ def export(part: Part, path: Path, device: torch.device | str = "cpu") -> Path:
     names = [name for name, _, _ in part.inputs]
     dynamic = {n: {0: "batch"} for n in [*names, part.output]}
     example = part.example(max(2, part.batch[0]), device)  # batch 2: no size-1 broadcast is baked in
-    with torch.no_grad(), warnings.catch_warnings():
+    cpu = torch.device(device).type == "cpu"
+    with torch.no_grad(), warnings.catch_warnings(), transposed([part.graph] if cpu else []):
         warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes (static here)
         torch.onnx.export(part.graph.eval(), example, str(path), input_names=names,
                           output_names=[part.output], dynamic_axes=dynamic, opset_version=OPSET,

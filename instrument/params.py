@@ -259,6 +259,13 @@ class FrameParams(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"FrameParams(frame={self.frame}, {dict(self._values)})"
 
+    @property
+    def field(self) -> int:
+        """The field of an interlaced picture this frame brings: with the tape's `interlace` on,
+        1 on odd frames and 0 on even ones; else always 0 (240p). The one rule a scene drawing
+        fields and the tape stages reading them share (shaders/vhs/signal.frag says it again)."""
+        return self.frame & 1 if self._values.get("interlace") else 0
+
 
 @dataclass
 class ParamBank:

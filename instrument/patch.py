@@ -7,6 +7,9 @@ A patch file carries its format's `version`; one an older noclip wrote is upgrad
 (MIGRATIONS, one step per version, applied by files.upgrade), so it plays as it always did.
 Version 2 (this noclip's) always names `dream_size`, the size the generator works at: equal to
 `size` when that is the scene's own. Version 1 files may leave it out, meaning the scene's size.
+`fields = true` (optional, false when absent) makes `size` one field of an interlaced picture with
+twice its lines: the scene draws the lines of the field the tape records that frame (640x240: the
+480-line frame's 240, every other one), which is all the tape stages read.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from .tomlfile import ConfigError, TomlFile
 
 VERSION = 2
 MAX_BYTES = 1 << 20  # a patch file's size at most
-KEYS = {"version", "name", "description", "scene", "model", "loras", "chain", "size", "dream_size", "params",
-        "midi", "modulator"}
+KEYS = {"version", "name", "description", "scene", "model", "loras", "chain", "size", "dream_size", "fields",
+        "params", "midi", "modulator"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class Patch:
     # the generator's, when smaller: it dreams on the scene shrunk to this and the compositor carries
     # the scene's finer detail over the dream (render/shrink.py); None: the scene's own size
     dream_size: tuple[int, int] | None = None
+    # `size` is one field of an interlaced picture twice as tall: the scene draws, each frame, the
+    # lines of the field the tape records then (a 4:3 picture at 640x240 is half of 640x480)
+    fields: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     midi: tuple[dict[str, Any], ...] = ()  # the [[midi]] binding tables, validated (control/midimap.py)
@@ -151,6 +157,8 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     if not is_size(dream, tuple(size)):
         raise tf.error(("dream_size",), f"dream_size = [width, height] in pixels, 16..4096 and at most "
                                         f"size ({size[0]}x{size[1]})")
+    if not isinstance(d.get("fields", False), bool):
+        raise tf.error(("fields",), "fields = true (size is one field of a picture twice as tall) or false")
     params = d.get("params", {})
     if not isinstance(params, dict):
         raise tf.error(("params",), "params is a table of name = value")
@@ -168,7 +176,7 @@ def load_patch(name: str | Path, registry: Registry = REGISTRY) -> Patch:
     modulators.parse(mods, tf.error, registry)
     patch = Patch(name=d.get("name", tf.path.stem), description=d.get("description", ""),
                   scene=d.get("scene", Patch.scene), model=d.get("model", Patch.model), chain=chain,
-                  size=(size[0], size[1]), dream_size=_dream_size(dream, size),
+                  size=(size[0], size[1]), dream_size=_dream_size(dream, size), fields=d.get("fields", False),
                   params=values, path=tf.path, midi=tuple(d.get("midi", ())),
                   modulators=tuple(mods))
     loras = d.get("loras", [])
@@ -211,6 +219,8 @@ def save_patch(patch: Patch, path: Path) -> None:
         "version": VERSION, "name": patch.name, "description": patch.description, "scene": patch.scene,
         "model": patch.model, "chain": patch.chain, "size": list(patch.size), "dream_size": list(patch.dream),
         "params": dict(sorted(patch.params.items()))}
+    if patch.fields:
+        data["fields"] = True
     if patch.loras:
         data["loras"] = list(patch.loras)
     if patch.midi:

@@ -32,11 +32,11 @@ class Picture:
     def __init__(self, ctx: moderngl.Context, patch: Patch, output_size: tuple[int, int],
                  reporter: Reporter, live: bool) -> None:
         self.ctx, self.reporter, self.live, self.patch = ctx, reporter, live, patch
-        self.scene: Scene = make_scene(patch.scene, ctx, patch.size)
+        self.scene: Scene = make_scene(patch.scene, ctx, patch.size, patch.fields)
         self.generator: Generator = make_generator(patch.model, ctx, patch.dream, reporter, live=live,
                                                    loras=patch.loras)
         self.shrink = self._shrink(patch)
-        self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, reporter)
+        self.compositor = Compositor(ctx, patch.chain, patch.size, output_size, reporter, fields=patch.fields)
 
     def make(self, fp: FrameParams, stage: Stage) -> tuple[moderngl.Framebuffer, int | None]:
         """Frame `fp.frame`'s picture, and the frame whose scene the dream in it was made of (None:
@@ -62,9 +62,10 @@ class Picture:
         old = self.patch
         if patch.chain != old.chain and not self.compositor.load_chain(patch.chain):
             return False
-        if patch.scene != old.scene or patch.size != old.size:
-            scene, self.scene = self.scene, make_scene(patch.scene, self.ctx, patch.size)
+        if (patch.scene, patch.size, patch.fields) != (old.scene, old.size, old.fields):
+            scene, self.scene = self.scene, make_scene(patch.scene, self.ctx, patch.size, patch.fields)
             scene.release()
+        self.compositor.fields = patch.fields
         if (patch.model, patch.dream, patch.loras) != (old.model, old.dream, old.loras):
             generator = self.generator
             self.generator = make_generator(patch.model, self.ctx, patch.dream, self.reporter, live=self.live,

@@ -45,8 +45,11 @@ def test_version_1_patches_load_as_they_meant():
     assert tape.size == (640, 480) and tape.dream_size == (256, 192) and tape.dream == (256, 192)
     assert tape.params == DEFAULT_PARAMS
     # the shipped patches, now version 2, are the same instruments, but for what was changed in them
-    # since: feedback 0.3 -> 0.6 when it came to carry only what the dream adds (session 10)
+    # since: feedback 0.3 -> 0.6 when it came to carry only what the dream adds (session 10); the
+    # default's scene drawn a field at a time at the tape's 640x240 under the same 256x192 dream
+    # (session 17)
     since = {"feedback": 0.6}
+    default = replace(default, size=(640, 240), fields=True, dream_size=(256, 192))
     for old, name in ((default, "default"), (tape, "tape480")):
         assert replace(old, path=None, params={**old.params, **since}) == replace(load_patch(name), path=None)
 
@@ -57,7 +60,7 @@ def test_a_version_1_patch_without_dream_size_dreams_at_the_scene_size_wherever_
     old = load_patch(path)
     assert old.size == Patch.size and old.dream_size is None and old.params == {"seed": 3}
     assert replace(old, size=(128, 96)).dream == (128, 96)  # follows the scene, as before
-    shipped = load_patch("default")  # version 2, dream_size = size: the same meaning
+    shipped = load_patch("testcard")  # version 2, dream_size = size: the same meaning
     assert shipped.dream_size is None and replace(shipped, size=(128, 96)).dream == (128, 96)
 
 

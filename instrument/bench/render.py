@@ -85,8 +85,8 @@ def bench_scene(ctx, size: tuple[int, int], frames: int) -> dict[str, Any]:
 
 def bench_chain_passes(ctx, patch, frames: int) -> dict[str, dict[str, float]]:
     """Each chain pass alone, finished, on the patch's scene: where the compositor's time goes."""
-    scene = make_scene(patch.scene, ctx, patch.size)
-    comp = Compositor(ctx, patch.chain, patch.size, (1280, 720), Reporter(), watch=False)
+    scene = make_scene(patch.scene, ctx, patch.size, patch.fields)
+    comp = Compositor(ctx, patch.chain, patch.size, (1280, 720), Reporter(), watch=False, fields=patch.fields)
     bank = ParamBank(REGISTRY)
     for name, value in patch.params.items():
         bank.set(name, value, immediate=True)

@@ -230,6 +230,8 @@ def header_patch(d: dict[str, Any]) -> Patch:
     dream = d.get("dream_size")
     if not is_size(dream, tuple(size)):
         raise ValueError(f"header: patch.dream_size must be [width, height] within size, not {dream!r}")
+    if not isinstance(d.get("fields", False), bool):
+        raise ValueError(f"header: patch.fields must be true or false, not {d['fields']!r}")
     if not isinstance(d.get("params", {}), dict):
         raise ValueError("header: patch.params must be a table")
     for key in ("midi", "modulators"):

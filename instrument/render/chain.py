@@ -199,9 +199,11 @@ class Chain:
                        for p, prog in zip(spec.passes, programs, strict=True)]
 
     def render(self, inputs: dict[str, moderngl.Texture], fp: FrameParams,
-               timings: dict[str, list[float]] | None = None) -> moderngl.Texture:
+               timings: dict[str, list[float]] | None = None, source_fields: bool = False) -> moderngl.Texture:
         """Run the passes in order. With `timings` (bench), each pass is finished and its ms kept:
-        llvmpipe draws lazily, so an unfinished pass would bill its cost to the next."""
+        llvmpipe draws lazily, so an unfinished pass would bill its cost to the next.
+        `source_fields`: the inputs hold this frame's field alone (`u_source_fields`: a pass reading
+        them takes its lines as they are, not from a full frame)."""
         textures = dict(inputs)
         source = inputs["source"]
         for p in self.passes:
@@ -225,9 +227,10 @@ class Chain:
             prog.set("u_resolution", p.size)
             prog.set("u_source_size", source.size)
             prog.set("u_drawn", int(p.drawn))
+            prog.set("u_source_fields", int(source_fields))
             fbo = p.targets[p.current][1]
             if p.spec.fields and p.drawn and fp.get("interlace"):  # this frame's field alone
-                fbo.scissor = (0, (fp.frame & 1) * p.size[1] // 2, p.size[0], p.size[1] // 2)
+                fbo.scissor = (0, fp.field * p.size[1] // 2, p.size[0], p.size[1] // 2)
             if timings is not None:
                 self.ctx.finish()
                 t = time.perf_counter()

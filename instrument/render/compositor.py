@@ -59,8 +59,9 @@ PARAMS = (
 
 class Compositor:
     def __init__(self, ctx: moderngl.Context, chain: str | Path, source_size: tuple[int, int],
-                 output_size: tuple[int, int], reporter: Reporter, watch: bool = True) -> None:
+                 output_size: tuple[int, int], reporter: Reporter, watch: bool = True, fields: bool = False) -> None:
         self.ctx, self.reporter = ctx, reporter
+        self.fields = fields  # the scene is one field a frame (patch.Patch.fields): the tape reads it as such
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
         self.mixer, self.out = self._program("mixer"), self._program("out")
@@ -159,7 +160,8 @@ class Compositor:
             source = self.mixed
         assert self.chain is not None
         self.clean = source
-        taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp)
+        taped = self.chain.render({"source": source, "scene": scene, "original": source}, fp,
+                                  source_fields=self.fields)
         box = picture_box(self.output_size, taped.size, fp["fit"])
         if box != self._box:  # the bars outside the picture are cleared once, then never shaded
             self.fbo.clear(0.0, 0.0, 0.0, 1.0)

@@ -61,7 +61,7 @@ class Source:
     (SourceError, `spec: what is wrong`), and whether it is live (a device: what it showed cannot
     be played again, so a performance over it cannot be re-rendered)."""
 
-    open: Callable[[moderngl.Context, tuple[int, int]], PictureSource]
+    open: Callable[..., PictureSource]  # (ctx, size, fields=False)
     probe: Callable[[], None]
     live: bool = False
 
@@ -92,16 +92,18 @@ def live_source(spec: str) -> bool:
     return found is not None and found.live
 
 
-def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int]) -> Scene:
+def make_scene(name: str, ctx: moderngl.Context, size: tuple[int, int], fields: bool = False) -> Scene:
     """A named scene, or a `--source` (a file, a device, an NDI source) as the base, its motion
-    estimated."""
+    estimated. With `fields`, `size` is one field of a picture twice as tall (patch.Patch.fields):
+    the Backrooms draw each frame's own field, a source is averaged line pair by line pair, the test
+    card (a pattern, not a picture) is drawn into the field as it is."""
     if name == "testcard":
         return TestCard(ctx, size)
     if name == "backrooms":
-        return Backrooms(ctx, size)
+        return Backrooms(ctx, size, fields)
     found = source(name)
     if found is not None:
-        return Moving(ctx, found.open(ctx, size))
+        return Moving(ctx, found.open(ctx, size, fields=fields))
     raise ValueError(f"unknown scene '{name}' (have: {', '.join(SCENES)}, or {SOURCES_HELP})")
 
 

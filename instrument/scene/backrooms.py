@@ -6,6 +6,12 @@ surface detail is procedural in shaders/scene/level<N>.frag, compiled once per m
 pipe, floor, ceiling) so that each pixel pays for its own material only. Every frame is a pure
 function of (level, level_seed, frame, parameter history): the walk advances by the frame's dt,
 flicker reads the frame's time, nothing reads the wall clock.
+
+Drawing fields (a patch's `fields`), the target holds one field of a 4:3 picture with twice its
+lines: the projection keeps the picture's aspect, and each field's lines sit where that field's lines
+of the full frame are, half a frame line above (field 0) or below (field 1) the middle of a field's
+row, so the two fields the tape weaves are 480 different lines, not 240 shown twice. The offset is in
+the view-projection, so the motion each frame writes carries it and a carried dream follows it.
 """
 
 from __future__ import annotations
@@ -83,8 +89,9 @@ class Backrooms:
 
     tracked = True  # motion and depth are the rasterisation's own: a late dream is carried along them
 
-    def __init__(self, ctx: moderngl.Context, size: tuple[int, int]) -> None:
-        self.ctx, self.size = ctx, size
+    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], fields: bool = False) -> None:
+        self.ctx, self.size, self.fields = ctx, size, fields
+        self.aspect = size[0] / (size[1] * (2 if fields else 1))  # the picture's, not the target's
         self._settle = settler(ctx)  # after the frame's draws: their wait with the GIL let go
         self.texture = ctx.texture(size, 4)
         self.depth = ctx.texture(size, 1, dtype="f4")
@@ -93,7 +100,7 @@ class Backrooms:
             tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self._zbuffer = ctx.depth_renderbuffer(size)
         self.fbo = ctx.framebuffer([self.texture, self.depth, self.motion], self._zbuffer)
-        self.proj = projection(FOV_Y, size[0] / size[1], NEAR, max(s.far for s in LEVELS) + 8.0)
+        self.proj = projection(FOV_Y, self.aspect, NEAR, max(s.far for s in LEVELS) + 8.0)
         # every level compiled now: a broken shader fails at patch load, not at a level change
         self.programs = {spec.index: {m: _compile(ctx, spec.index, m) for m in MATERIALS
                                       if m != PIPE or spec.pipes} for spec in LEVELS}
@@ -155,7 +162,16 @@ class Backrooms:
     def skip(self, fp: FrameParams) -> None:
         """The walk of `render` without the drawing: the next frame drawn moves from this pose."""
         pose = self.advance(fp)
-        self.prev_vp = self.proj @ view_matrix(pose)
+        self.prev_vp = self._field(fp) @ self.proj @ view_matrix(pose)
+
+    def _field(self, fp: FrameParams) -> np.ndarray:
+        """Clip space moved so that this frame's field's lines are sampled: half a frame line above
+        the middle of a field's row for field 0, below for field 1, by moving the picture the other
+        way (identity without fields)."""
+        shift = np.identity(4)
+        if self.fields:
+            shift[1, 3] = (fp.field - 0.5) / self.size[1]   # NDC: a field line is 2 / lines
+        return shift
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -186,7 +202,7 @@ class Backrooms:
         size = self.world.spec.chunk * self.world.spec.cell
         ccx, ccz = math.floor(pose.x / size), math.floor(pose.z / size)
         reach = math.ceil(far / size)
-        half = math.atan(math.tan(FOV_Y / 2) * self.size[0] / self.size[1]) + 0.35
+        half = math.atan(math.tan(FOV_Y / 2) * self.aspect) + 0.35
         planes = [(math.sin(pose.yaw + a), math.cos(pose.yaw + a)) for a in (half - math.pi / 2,
                                                                             math.pi / 2 - half)]
         out = []
@@ -208,7 +224,7 @@ class Backrooms:
         pose = self.advance(fp)
         world = self.world
         assert world is not None  # advance() entered one
-        vp = self.proj @ view_matrix(pose)
+        vp = self._field(fp) @ self.proj @ view_matrix(pose)
         prev = vp if self.cut or self.prev_vp is None else self.prev_vp
         self.prev_vp = vp
         spec = world.spec

@@ -118,8 +118,9 @@ class Capture:
     moving = True
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], device: Device,
-                 retries: int = RETRIES, retry_s: float = RETRY_S) -> None:
+                 retries: int = RETRIES, retry_s: float = RETRY_S, fields: bool = False) -> None:
         self.size, self.device, self.retries, self.retry_s = size, device, retries, retry_s
+        self.fields = fields
         self.fresh = self.cut = False
         self.count = 0  # frames read so far (for tests and the HUD's curiosity)
         self._lock = threading.Lock()
@@ -175,7 +176,7 @@ class Capture:
                 ahead = (stamp - start[0]) - (time.monotonic() - start[1])
                 if ahead > 0 and self._stop.wait(min(ahead, TIMEOUT_S)):
                     return
-            pixels = fit_pixels(frame.to_image(), self.size)
+            pixels = fit_pixels(frame.to_image(), self.size, self.fields)
             with self._lock:
                 self.count += 1
                 self._newest = (self.count, opening, pixels)

@@ -55,9 +55,9 @@ class NdiSource:
 
     moving = True
 
-    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], name: str) -> None:
+    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], name: str, fields: bool = False) -> None:
         self.cy = need("cyndilib", "ndi", f"--source {PREFIX}{name}")
-        self.size, self.name = size, name
+        self.size, self.name, self.fields = size, name, fields
         w, h = size
         self.texture = ctx.texture(size, 4, data=np.zeros((h, w, 4), np.uint8).tobytes())
         self.fresh = self.cut = False  # a new frame this render; it follows a loss (no motion across)
@@ -152,7 +152,7 @@ class NdiSource:
             return
         stride = frame.get_line_stride()
         rgba = np.ascontiguousarray(data[:h * stride].reshape(h, stride)[:, :w * 4])
-        picture = fit_pixels(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1), self.size)
+        picture = fit_pixels(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1), self.size, self.fields)
         with self._lock:
             self._frame, self._last, self._seen = picture, time.monotonic(), (w, h)
             self.received += 1

@@ -1,6 +1,7 @@
 """Footage as the base scene (`--source PATH`): a video file looped (PyAV) or a still image (Pillow).
 
-Frames are cropped to fill the working size. Frame n shows the video frame at show time
+Frames are cropped to fill the working size (for a patch of `fields`, the picture twice as tall,
+each field line the mean of the two lines it spans, as a camera integrating both rows reads one). Frame n shows the video frame at show time
 `fp.time`, so offline renders are exact and repeatable. This is only the picture: `Moving`
 (scene/flow.py) makes it a scene, estimating a video's motion from its frames (depth stays 0,
 unknown); a still has no motion. Tests use this to feed exact patterns through the chain.
@@ -87,17 +88,21 @@ def blank_aux(ctx: moderngl.Context, size: tuple[int, int]) -> tuple[moderngl.Te
     return depth, motion
 
 
-def fit_pixels(image: Image.Image, size: tuple[int, int]) -> bytes:
-    """Crop to fill, RGBA, rows bottom-up as GL stores them."""
-    fitted = ImageOps.fit(image.convert("RGBA"), size, Image.Resampling.BILINEAR)
+def fit_pixels(image: Image.Image, size: tuple[int, int], fields: bool = False) -> bytes:
+    """Crop to fill, RGBA, rows bottom-up as GL stores them. With `fields`, `size` is a field: the
+    picture is fitted to twice its lines and each pair of lines averaged into one."""
+    w, h = size
+    fitted = ImageOps.fit(image.convert("RGBA"), (w, 2 * h) if fields else size, Image.Resampling.BILINEAR)
+    if fields:
+        fitted = fitted.resize(size, Image.Resampling.BOX)
     return fitted.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes()
 
 
 class Footage:
     """The picture of a `--source` file (a flow.PictureSource): a video looped at show time, or a still."""
 
-    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path) -> None:
-        self.size, self.path = size, Path(path)
+    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], path: Path, fields: bool = False) -> None:
+        self.size, self.path, self.fields = size, Path(path), fields
         self.texture = ctx.texture(size, 4)
         self.video = self.moving = self.path.suffix.lower() in VIDEOS
         self.fresh = self.cut = False  # render gave a new frame; that frame went back (the loop)
@@ -111,7 +116,7 @@ class Footage:
                 self.fps = self._fps
             else:
                 with _image(self.path) as img:
-                    self.texture.write(fit_pixels(img, size))
+                    self.texture.write(fit_pixels(img, size, fields))
         except Exception:
             self.release()
             raise
@@ -154,7 +159,7 @@ class Footage:
                                   f"looping its first {self._next} frames") from None
             self._next += 1
         if frame is not None:
-            self.texture.write(fit_pixels(frame.to_image(), self.size))
+            self.texture.write(fit_pixels(frame.to_image(), self.size, self.fields))
         return k
 
     def render(self, fp: FrameParams) -> moderngl.Texture:

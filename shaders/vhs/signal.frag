@@ -5,6 +5,7 @@
 // the later low-passes streak the damage horizontally the way tape does.
 // All randomness is an integer hash of (seed, frame, line, pixel): same inputs, same bytes.
 uniform sampler2D original;      // the picture the chain was given
+uniform int u_source_fields;    // ... as this frame's field alone (render/chain.py): its lines are ours
 uniform sampler2D lines;        // per line: (dx px, tracking tear, chroma lost, head-switch tear): vhs/lines.frag
 uniform vec2 u_resolution;      // one field: 640x240
 uniform int u_frame;
@@ -51,7 +52,8 @@ void main() {
         torn = max(torn, along.w * value(line_key ^ uint(col / 5), 11));
 
     float sx = (gl_FragCoord.x - dx) / W;
-    float sy = fract(1.0 - (float(line) + 0.5 - dy) / H);
+    // a whole frame is read at this line's place in it; a field (our lines alone) at its own row
+    float sy = fract(1.0 - (float(line) + 0.5 + (0.5 - float(field)) * float(u_source_fields) - dy) / H);
     vec3 yiq = RGB2YIQ * texture(original, vec2(sx, sy)).rgb;
     yiq *= step(0.0, sx) * step(sx, 1.0);                   // shifted in from the blanking: black
 

@@ -69,8 +69,8 @@ def test_the_tape_reads_a_field_line_for_line(tmp_path):
     y = np.arange(480)[:, None]
     img = np.where((y // 2) % 2 == 0, 40, 215).astype(np.uint8) * np.ones((1, 640), np.uint8)
     Image.fromarray(img).convert("RGB").save(tmp_path / "stripes.png")
-    frames = render(tmp_path, "stripes", "default", "--source", str(tmp_path / "stripes.png"), "--model", "none",
-                    seconds=0.2)
+    frames = render(tmp_path, "stripes", "default", "--source", str(tmp_path / "stripes.png"),
+                    "--model", "none", seconds=0.2)
     rows = luma(frames[max(frames)])[40:440, 64:576].mean(axis=1)
     dark, bright = rows[(np.arange(40, 440) // 2) % 2 == 0], rows[(np.arange(40, 440) // 2) % 2 == 1]
     assert bright.mean() - dark.mean() > 0.8 * (215 - 40), (dark.mean(), bright.mean())

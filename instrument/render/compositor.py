@@ -59,7 +59,8 @@ PARAMS = (
 
 class Compositor:
     def __init__(self, ctx: moderngl.Context, chain: str | Path, source_size: tuple[int, int],
-                 output_size: tuple[int, int], reporter: Reporter, watch: bool = True, fields: bool = False) -> None:
+                 output_size: tuple[int, int], reporter: Reporter, watch: bool = True,
+                 fields: bool = False) -> None:
         self.ctx, self.reporter = ctx, reporter
         self.fields = fields  # the scene is one field a frame (patch.Patch.fields): the tape reads it as such
         self.source_size, self.output_size = source_size, output_size

@@ -152,7 +152,8 @@ class NdiSource:
             return
         stride = frame.get_line_stride()
         rgba = np.ascontiguousarray(data[:h * stride].reshape(h, stride)[:, :w * 4])
-        picture = fit_pixels(Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1), self.size, self.fields)
+        image = Image.frombuffer("RGBA", (w, h), rgba, "raw", "RGBA", 0, 1)
+        picture = fit_pixels(image, self.size, self.fields)
         with self._lock:
             self._frame, self._last, self._seen = picture, time.monotonic(), (w, h)
             self.received += 1

@@ -4,7 +4,8 @@ Frames are cropped to fill the working size (for a patch of `fields`, the pictur
 each field line the mean of the two lines it spans, as a camera integrating both rows reads one).
 Frame n shows the video frame at show time `fp.time`, so offline renders are exact and repeatable.
 This is only the picture: `Moving` (scene/flow.py) makes it a scene, estimating a video's motion
-from its frames (depth stays 0, unknown); a still has no motion. Tests use this to feed exact patterns through the chain.
+from its frames (depth stays 0, unknown); a still has no motion. Tests use this to feed exact
+patterns through the chain.
 
 A file that is not a picture or a video (corrupt, truncated, empty, a decompression bomb) is a
 SourceError, `file: what is wrong`, before the show starts (`probe`). A video that breaks further

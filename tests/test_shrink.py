@@ -9,7 +9,7 @@ import pytest
 
 from instrument.params import REGISTRY, FrameParams
 from instrument.render.compositor import Compositor
-from instrument.render.shrink import Shrink
+from instrument.render.shrink import Shrink, span
 from instrument.report import Reporter
 
 SCENE, DREAM = (640, 480), (256, 192)
@@ -60,6 +60,24 @@ def test_a_gradient_keeps_its_place(ctx, shrink):
     cover = np.clip(np.minimum(edges[1:, None], x[None] + 1) - np.maximum(edges[:-1, None], x[None]), 0, None)
     want = cover @ ramp.astype(float) / r
     assert np.abs(out - want).max() <= 2.5
+    tex.release()
+
+
+def test_a_field_shrinks_by_its_own_ratio_on_each_axis(ctx):
+    """The default show's 640x240 field to 256x192: 1.25 lines a texel down, 2.5 across; the loops'
+    fixed bounds are the most texels a footprint spans (3 across, 2 down)."""
+    field = (640, 240)
+    assert (span(DREAM[0], field[0] / DREAM[0]), span(DREAM[1], field[1] / DREAM[1])) == (3, 2)
+    y = np.arange(field[1])
+    ramp = np.linspace(0, 255, field[1]).astype(np.uint8)
+    tex = texture(ctx, np.broadcast_to(ramp[:, None, None], (*field[::-1], 3)).copy())
+    s = Shrink(ctx, field, DREAM)
+    out = read(s(tex, None)[0])[:, 5, 0].astype(float)
+    r = field[1] / DREAM[1]
+    edges = np.arange(DREAM[1] + 1) * r
+    cover = np.clip(np.minimum(edges[1:, None], y[None] + 1) - np.maximum(edges[:-1, None], y[None]), 0, None)
+    assert np.abs(out - cover @ ramp.astype(float) / r).max() <= 1.0
+    s.release()
     tex.release()
 
 

@@ -132,8 +132,8 @@ class OrtRunner:
 class OpenVinoRunner:
     """An exported graph compiled by OpenVINO's CPU plugin for latency, once per batch size met
     (static shapes compile to faster kernels than a dynamic batch), with its threads as torch's, no
-    pinning (the cores are shared with the frame loop) and f32 arithmetic wherever the graph is f32. Inputs are shared with the torch
-    tensors; each call writes into a fresh output tensor."""
+    pinning (the cores are shared with the frame loop) and f32 arithmetic wherever the graph is f32.
+    Inputs are shared with the torch tensors; each call writes into a fresh output tensor."""
 
     def __init__(self, path: Path, n: int | None = None) -> None:
         import openvino as ov
@@ -226,12 +226,17 @@ def per_dream(backend, repeats: int = 12) -> float:
     return float(np.median(times))
 
 
+# bump when how a runtime plays changes what `auto` measured (2: OpenVINO held to f32 where a CPU has
+# bf16; its f32 times measured before were bf16's)
+CHOICE = 2
+
+
 def choice_key(backend, runtimes: list[str]) -> str:
     from .export import fingerprint
 
     owners = [backend.denoiser, backend.autoencoder, *([backend.change] if backend.change else [])]
     named = [f"{version(r.partition(':')[0])}:{r.partition(':')[2]}" for r in runtimes]
-    fields = {"models": [fingerprint(o) for o in owners], "size": list(backend.size),
+    fields = {"choice": CHOICE, "models": [fingerprint(o) for o in owners], "size": list(backend.size),
               "torch": torch.__version__, "runtimes": named, "cpu": cpu_name(), "threads": threads()}
     return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=12).hexdigest()
 

@@ -44,7 +44,9 @@ class Shrink:
         return self.image, None if motion is None else self.motion
 
     def release(self) -> None:
-        for obj in (*self.programs.values(), self.image, self.image_fbo, self.motion, self.both_fbo, self.quad):
+        for program in self.programs.values():
+            program.release()
+        for obj in (self.image, self.image_fbo, self.motion, self.both_fbo, self.quad):
             obj.release()
 
 

@@ -22,13 +22,16 @@ from .reproject import Carry, Ring, SceneMotion, ring_grid
 # the compositor's own programs: attribute -> (fragment, vertex shader)
 PROGRAMS = {"mixer": ("core/mix.frag", QUAD_VERT), "out": ("core/output.frag", "core/output.vert"),
             "pack": ("core/pack.frag", QUAD_VERT), "reproject": ("core/reproject.frag", QUAD_VERT),
-            "mixer_grid": ("core/mix.frag", QUAD_VERT), "reproject_odd": ("core/reproject.frag", QUAD_VERT),
+            "mixer_grid": ("core/mix.frag", QUAD_VERT), "mixer_scene": ("core/mix.frag", QUAD_VERT),
+            "reproject_odd": ("core/reproject.frag", QUAD_VERT),
             "mixer_carry": ("core/mix.frag", QUAD_VERT), "mixer_carry_odd": ("core/mix.frag", QUAD_VERT)}
 # variants of a program (names #defined): the mix where scene, dream and `low` share the scene's grid;
-# the carry for an odd age, which takes one single step before its two-frame ones; the mix that
-# carries the dream as it mixes, where scene, dream and the ring share one grid (the default show):
-# one pass fewer, and the carried picture is never written and read back
-DEFINES = {"mixer_grid": ("SAME_GRID",), "reproject_odd": ("ODD",), "mixer_carry": ("SAME_GRID", "CARRY"),
+# the mix where the scene alone is on the target's (a dream smaller than the scene: the default show's
+# 256x192 on its 640x240 field); the carry for an odd age, which takes one single step before its
+# two-frame ones; the mix that carries the dream as it mixes, where scene, dream and the ring share
+# one grid: one pass fewer, and the carried picture is never written and read back
+DEFINES = {"mixer_grid": ("SAME_GRID",), "mixer_scene": ("SCENE_GRID",), "reproject_odd": ("ODD",),
+           "mixer_carry": ("SAME_GRID", "CARRY"),
            "mixer_carry_odd": ("SAME_GRID", "CARRY", "ODD")}
 
 PARAMS = (
@@ -66,7 +69,7 @@ class Compositor:
         self.source_size, self.output_size = source_size, output_size
         self.quad = quad_buffer(ctx)
         self.mixer, self.out = self._program("mixer"), self._program("out")
-        self.mixer_grid = self._program("mixer_grid")
+        self.mixer_grid, self.mixer_scene = self._program("mixer_grid"), self._program("mixer_scene")
         self.pack, self.reproject = self._program("pack"), self._program("reproject")
         self.reproject_odd = self._program("reproject_odd")
         self.mixer_carry, self.mixer_carry_odd = self._program("mixer_carry"), self._program("mixer_carry_odd")
@@ -156,7 +159,8 @@ class Compositor:
             low = scene if low is None else low
             textures = {"scene": scene, "generated": generated, "low": low}
             same = generated.size == low.size == scene.size   # one grid: the plain-fetch variant
-            mixer = carrying if carrying is not None else self.mixer_grid if same else self.mixer
+            mixer = (carrying if carrying is not None else self.mixer_grid if same
+                     else self.mixer_scene if scene.size == self.mixed.size else self.mixer)
             self._pass(mixer, textures, fp, self.mixed_fbo)
             source = self.mixed
         assert self.chain is not None
@@ -215,8 +219,8 @@ class Compositor:
             self.chain.release()
         if self.ring is not None:
             self.ring.release()
-        for obj in (self.mixer, self.mixer_grid, self.mixer_carry, self.mixer_carry_odd, self.out, self.pack,
-                    self.reproject, self.reproject_odd,
+        for obj in (self.mixer, self.mixer_grid, self.mixer_scene, self.mixer_carry, self.mixer_carry_odd,
+                    self.out, self.pack, self.reproject, self.reproject_odd,
                     self.mixed, self.mixed_fbo, self.texture, self.fbo, self.quad):
             obj.release()
 

@@ -20,14 +20,20 @@ in vec2 uv;
 out vec4 color;
 // With SAME_GRID (render/compositor.py: the dream and `low` at the scene's size) each texel is
 // fetched as it is: llvmpipe filters a texture() even on a texel's centre, at three times the cost.
+// With SCENE_GRID (a dream smaller than the scene) the scene alone is on this target's grid.
 #ifdef SAME_GRID
 #define AT(t) texelFetch(t, ivec2(gl_FragCoord.xy), 0)
 #else
 #define AT(t) texture(t, uv)
 #endif
+#if defined(SAME_GRID) || defined(SCENE_GRID)
+#define SCENE_AT texelFetch(scene, ivec2(gl_FragCoord.xy), 0)
+#else
+#define SCENE_AT texture(scene, uv)
+#endif
 
 void main() {
-    vec3 a = AT(scene).rgb;  // (the uniform `mix` hides GLSL's mix(): lerp by hand)
+    vec3 a = SCENE_AT.rgb;  // (the uniform `mix` hides GLSL's mix(): lerp by hand)
 #ifdef CARRY
     vec3 dream = carried(generated, uv, a);
 #else

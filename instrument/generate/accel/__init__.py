@@ -103,7 +103,7 @@ def _on_cpu(backend: Backend, mode: str, reporter: Reporter, precision: str | No
     fastest measured on this model (cpu.candidates)."""
     def build(runtime: str) -> Backend:
         name, _, asked = runtime.partition(":")
-        chain = cpu.toolchain(name, backend)
+        chain = cpu.toolchain(name, backend, asked or "fp32")
         why = chain.why_not(backend.device, asked or "fp32")
         if why:
             raise RuntimeError(why)

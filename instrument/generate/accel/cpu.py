@@ -135,16 +135,18 @@ class OpenVinoRunner:
     pinning (the cores are shared with the frame loop) and f32 arithmetic wherever the graph is f32.
     Inputs are shared with the torch tensors; each call writes into a fresh output tensor."""
 
-    def __init__(self, path: Path, n: int | None = None) -> None:
+    def __init__(self, path: Path, n: int | None = None, precision: str = "fp32") -> None:
         import openvino as ov
 
         self.core = ov.Core()
         self.core.set_property({"CACHE_DIR": str(Path(path).parent / "openvino")})
         self.model = self.core.read_model(str(path))
-        # f32 said outright: on a CPU with bf16 (AVX512_BF16, AMX) the plugin's default precision is
-        # bf16, and the dream would drift from torch's by tenths (measured: TAESD 0.06 on latents)
+        # f32 said outright unless bf16 is asked for: on a CPU with bf16 (AVX512_BF16, AMX) the plugin's
+        # default precision is bf16, and the dream would drift from torch's by tenths unasked
+        # (measured: TAESD 0.06 on latents)
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": n or threads(),
-                       "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
+                       "ENABLE_CPU_PINNING": False,
+                       "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         self.names = [p.get_any_name() for p in self.model.inputs]
         self.compiled: dict[tuple, Any] = {}
 
@@ -175,12 +177,25 @@ RUNNERS: dict[str, Callable[[Path], Any]] = {"onnxruntime": OrtRunner, "openvino
 # int8: convolutions (quantize.py). OpenVINO runs the same quantized graph in its own int8 kernels,
 # faster than onnxruntime's at the larger sizes (builtin at 512x384, 1 thread: denoiser 33 ms against
 # 39, encoder 24 against 27); at 256x192 they are level.
-PRECISIONS = ("fp32", "int8")
+# bf16: OpenVINO's CPU plugin computes an fp32 graph in bf16 where the CPU has it in hardware
+# (AVX512_BF16, AMX); asked for by name only (`openvino:bf16`), as its picture is the model's to hold.
+PRECISIONS = ("fp32", "int8", "bf16")
+BF16 = ("avx512_bf16", "amx_bf16")
 
 
-def toolchain(runtime: str, backend=None):
-    """A runtime as the Toolchain engine_backend builds with: the ONNX export is the engine, or in
-    int8 its quantized graph (quantize.py; calibrated on `backend`'s own parts)."""
+def has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (where OpenVINO's bf16 is faster, not emulated)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in text.split() for flag in BF16)
+
+
+def toolchain(runtime: str, backend=None, precision: str = "fp32"):
+    """A runtime as the Toolchain engine_backend builds with, for `precision`: the ONNX export is the
+    engine, or in int8 its quantized graph (quantize.py; calibrated on `backend`'s own parts); bf16
+    is the fp32 graph computed in bf16 (OpenVINO, a CPU with bf16)."""
     import shutil
 
     from . import Toolchain
@@ -194,9 +209,14 @@ def toolchain(runtime: str, backend=None):
     def refuse(device, precision: str) -> str | None:
         if precision not in PRECISIONS or (precision == "int8" and backend is None):
             return f"{precision} is not a precision {runtime} plays here (fp32; int8 for a model it calibrates)"
+        if precision == "bf16" and (runtime != "openvino" or not has_bf16()):
+            return f"bf16 is played by openvino on a CPU with {' or '.join(BF16)}, not by {runtime} here"
         return why_not(runtime, device)
 
-    return Toolchain(why_not=refuse, build=build, runner=lambda path, device: RUNNERS[runtime](path),
+    def runner(path: Path, device):
+        return OpenVinoRunner(path, precision=precision) if runtime == "openvino" else RUNNERS[runtime](path)
+
+    return Toolchain(why_not=refuse, build=build, runner=runner,
                      version=lambda: version(runtime), gpu=lambda device: f"{cpu_name()} x{threads()}",
                      suffix=".onnx", name=runtime)
 

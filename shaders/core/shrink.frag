@@ -6,6 +6,12 @@
 // NX and NY (#defined by render/shrink.py) are the most source texels a footprint spans on each
 // axis at this ratio, so the loops have fixed bounds: no branch a pixel (llvmpipe pays for every
 // lane of a loop whose count varies), a texel outside the footprint weighs 0.
+#ifndef NX
+#define NX 8    // (compiled without its ratio: up to 8 texels a footprint on each axis)
+#endif
+#ifndef NY
+#define NY 8
+#endif
 uniform sampler2D source;
 uniform vec2 u_ratio;   // source texels per target texel, per axis
 layout(location = 0) out vec4 color;

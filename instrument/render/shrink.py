@@ -29,6 +29,9 @@ class Shrink:
         self.programs: dict[bool, Program] = {
             moving: load_program(ctx, "core/shrink.frag", self.quad, defines=(*spans, *(["MOTION"] * moving)))
             for moving in (False, True)}
+        for program in self.programs.values():   # the ratio is the patch's: set once, not a frame
+            program.set("u_ratio", self.ratio)
+            program.set("u_motion_gain", (1 / self.ratio[0], 1 / self.ratio[1]))
         self.image, self.image_fbo = target(ctx, size)
         self.motion = ctx.texture(size, 2, dtype="f4")
         self.motion.filter = (moderngl.NEAREST, moderngl.NEAREST)
@@ -38,8 +41,6 @@ class Shrink:
                  ) -> tuple[moderngl.Texture, moderngl.Texture | None]:
         program = self.programs[motion is not None]
         program.bind_textures({"source": image} if motion is None else {"source": image, "motion": motion})
-        program.set("u_ratio", self.ratio)
-        program.set("u_motion_gain", (1 / self.ratio[0], 1 / self.ratio[1]))
         draw(program, self.image_fbo if motion is None else self.both_fbo)
         return self.image, None if motion is None else self.motion
 

@@ -90,7 +90,7 @@ class Backrooms:
     tracked = True  # motion and depth are the rasterisation's own: a late dream is carried along them
 
     def __init__(self, ctx: moderngl.Context, size: tuple[int, int], fields: bool = False) -> None:
-        self.ctx, self.size, self.fields = ctx, size, fields
+        self.ctx, self.size = ctx, size
         self.aspect = size[0] / (size[1] * (2 if fields else 1))  # the picture's, not the target's
         self._settle = settler(ctx)  # after the frame's draws: their wait with the GIL let go
         self.texture = ctx.texture(size, 4)
@@ -101,6 +101,14 @@ class Backrooms:
         self._zbuffer = ctx.depth_renderbuffer(size)
         self.fbo = ctx.framebuffer([self.texture, self.depth, self.motion], self._zbuffer)
         self.proj = projection(FOV_Y, self.aspect, NEAR, max(s.far for s in LEVELS) + 8.0)
+        # each field's projection, made once: the lines sampled half a frame line above the
+        # middle of a field's row for field 0, below for field 1, by moving the picture the other way
+        self.field_proj = [self.proj] * 2
+        if fields:
+            for field in (0, 1):
+                shift = np.identity(4)
+                shift[1, 3] = (field - 0.5) / size[1]   # NDC: a field line is 2 / lines
+                self.field_proj[field] = shift @ self.proj
         # every level compiled now: a broken shader fails at patch load, not at a level change
         self.programs = {spec.index: {m: _compile(ctx, spec.index, m) for m in MATERIALS
                                       if m != PIPE or spec.pipes} for spec in LEVELS}
@@ -162,16 +170,7 @@ class Backrooms:
     def skip(self, fp: FrameParams) -> None:
         """The walk of `render` without the drawing: the next frame drawn moves from this pose."""
         pose = self.advance(fp)
-        self.prev_vp = self._field(fp) @ self.proj @ view_matrix(pose)
-
-    def _field(self, fp: FrameParams) -> np.ndarray:
-        """Clip space moved so that this frame's field's lines are sampled: half a frame line above
-        the middle of a field's row for field 0, below for field 1, by moving the picture the other
-        way (identity without fields)."""
-        shift = np.identity(4)
-        if self.fields:
-            shift[1, 3] = (fp.field - 0.5) / self.size[1]   # NDC: a field line is 2 / lines
-        return shift
+        self.prev_vp = self.field_proj[fp.field] @ view_matrix(pose)
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -224,7 +223,7 @@ class Backrooms:
         pose = self.advance(fp)
         world = self.world
         assert world is not None  # advance() entered one
-        vp = self._field(fp) @ self.proj @ view_matrix(pose)
+        vp = self.field_proj[fp.field] @ view_matrix(pose)
         prev = vp if self.cut or self.prev_vp is None else self.prev_vp
         self.prev_vp = vp
         spec = world.spec

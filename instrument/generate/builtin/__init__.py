@@ -93,9 +93,10 @@ def read_config(folder: Path) -> dict:
 
 def config_of(meta: dict) -> Config:
     """The architecture a config.json describes; weights from before version 2 (no `base` key) have
-    a denoiser that does not read the base latent, and those without a `change` key no change
-    decoder (the engine decodes both latents)."""
-    return Config(**{"base": False, "change": 0, **meta["config"]})
+    a denoiser that does not read the base latent, those without a `change` key no change
+    decoder (the engine decodes both latents), and those without `edit` a denoiser that answers
+    v outright (its base copied through its convolutions, model.UNet)."""
+    return Config(**{"base": False, "change": 0, "edit": False, **meta["config"]})
 
 
 def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> Backend:

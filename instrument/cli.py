@@ -308,8 +308,6 @@ def parser() -> argparse.ArgumentParser:
                    help="denoiser steps (a look from footage: 1500 by default, about ten minutes on two cores)")
     t.add_argument("--change-steps", type=int,
                    help="change decoder steps (a look from footage: a fifth of the denoiser's by default)")
-    t.add_argument("--change-detail", type=float,
-                   help="weight of the change's Laplacian in the change decoder's loss (its finest detail)")
     t.add_argument("--adv-steps", type=int, help="steps of the change decoder against a critic, after its own")
     t.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the autoencoder and denoiser of the weights in DIR, train the change decoder")

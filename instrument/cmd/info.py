@@ -189,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data:
         return _restyle(args, work, device)
     given = {"seed": args.seed, "ae_steps": args.ae_steps, "unet_steps": args.unet_steps,
-             "change_steps": args.change_steps, "change_detail": args.change_detail, "adv_steps": args.adv_steps,
+             "change_steps": args.change_steps, "adv_steps": args.adv_steps,
              "clips": args.clips, "per_clip": args.per_clip, "threads": args.threads}
     plan = with_(Plan(), **{k: v for k, v in given.items() if v is not None})
     try:

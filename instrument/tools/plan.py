@@ -27,7 +27,6 @@ class Plan:
     change_steps: int = 1200    # the change decoder (model.Change), distilled from the autoencoder
     change_batch: int = 16
     change_lr: float = 2e-3
-    change_detail: float = 0.0  # weight of the change's Laplacian in its loss (its finest detail)
     adv_steps: int = 0          # then against a critic (tools/adversarial.py): sharp, not the mean
     adv_lr: float = 2e-4
     adv_weight: float = 0.1     # the critic's gradient against the regression's, at the last layer

@@ -218,8 +218,8 @@ def contact_sheet(scene: dict, dream: dict, other: dict, out: Path, count: int =
 def print_dream(r: dict[str, Any]) -> None:
     print(f"\nthe dream against the scene alone, {r['patch']}: a {r['seconds']:g} s walk at {r['fps']:g} fps, "
           f"{r['size']}, clean tape ({r['frames']} frames)")
-    print(f"  detail {r['detail']:.2f}x the scene (Laplacian variance {r['detail_dream']:.1f} vs "
-          f"{r['detail_scene']:.1f}; target >= 1.0)")
+    print(f"  detail {r['detail']:.3f}x the scene (Laplacian variance {r['detail_dream']:.2f} vs "
+          f"{r['detail_scene']:.2f}; target >= 1.0)")
     print(f"  structure: 8x8-block SSIM at 320x240 {r['ssim']:.3f} (target >= 0.6)")
     print(f"  seeds: mean difference {r['seeds']:.4f} (target >= 0.03)")
     print(f"  flicker {r['flicker']:.2f}x the scene ({r['flicker_dream']:.4f} vs {r['flicker_scene']:.4f}; "

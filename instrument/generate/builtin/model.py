@@ -160,6 +160,8 @@ class Change(nn.Module):
 class UNet(nn.Module):
     """Two levels (latent size and half of it), FiLM-conditioned residual blocks."""
 
+    alpha_bar: torch.Tensor   # with `edit`: the training schedule's, a buffer
+
     def __init__(self, c: Config) -> None:
         super().__init__()
         ch, e = c.unet_ch, c.emb
@@ -190,10 +192,9 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 base: torch.Tensor | None = None) -> torch.Tensor:
         e = F.silu(self.t_mlp(self.timestep_embedding(t)) + cond)
-        noisy = x
+        noisy, held = x, x if base is None else base   # no base: the input stands in for it
         if self.base:
-            base = x if base is None else base   # no base: the input stands in for it
-            x = torch.cat([x, base], 1)
+            x = torch.cat([x, held], 1)
         h1 = self.d1(self.inp(x), e)
         h = self.m2(self.m1(self.down(F.silu(h1)), e), e)
         h = F.pixel_shuffle(self.up(F.silu(h)), 2) + h1
@@ -210,4 +211,4 @@ class UNet(nn.Module):
         i1 = (i0 + 1).clamp(max=len(self.alpha_bar) - 1)
         ab = torch.lerp(self.alpha_bar[i0.long()], self.alpha_bar[i1.long()], t.float() - i0)
         a, s = ab.sqrt().view(-1, 1, 1, 1), (1 - ab).sqrt().view(-1, 1, 1, 1)
-        return (a * noisy - base - out) / s
+        return (a * noisy - held - out) / s

@@ -19,7 +19,7 @@ class Plan:
     ae_batch: int = 16
     ae_crop: int = 80
     ae_lr: float = 2e-3
-    unet_steps: int = 2500
+    unet_steps: int = 5000
     unet_batch: int = 16
     unet_lr: float = 1e-3
     img2img_bias: float = 0.7   # share of denoiser timesteps drawn from the range img2img plays

@@ -169,14 +169,15 @@ def test_weights_without_a_change_decoder_decode_both_latents(tmp_path):
 
 
 def test_an_edit_denoiser_passes_its_base_exactly_and_adds_its_last_layer():
-    """The denoiser answers an edit (Config.edit): x0 = base + its last layer, said as v. Read as
-    any v-prediction on the schedule the engine plays (the shifted one, whose timesteps lie between
-    the training ones), x0 is the base to float precision where the last layer draws nothing, and
-    exactly what it draws added where it does, at every strength; weights from before it play v."""
+    """The denoiser answers an edit (prediction "edit"): x0 = base + its last layer. On the schedule
+    the engine plays, x0 is the base exactly where the last layer draws nothing, and exactly what it
+    draws added where it does, at every strength; an edit without its base is refused by name, and
+    weights from before it play v."""
     from instrument.generate.builtin import config_of
     from instrument.generate.builtin.model import Config, UNet, cosine_alphas, shifted
 
     c = Config(width=32, height=24)
+    assert c.prediction == "edit" and c.prediction in PREDICTIONS
     unet = UNet(c).eval()
     played, where = shifted(cosine_alphas(c.T), c.shift)
     schedule = Schedule(played)
@@ -185,14 +186,15 @@ def test_an_edit_denoiser_passes_its_base_exactly_and_adds_its_last_layer():
     x = torch.randn(3, c.latent, 6, 8, generator=g)
     cond = unet.classes(torch.tensor([0, 1, 2]))
     t = torch.tensor([schedule.timesteps(s, 1)[0] for s in (0.2, 0.5, 0.9)])
-    assert not torch.equal(where[t], where[t].floor())     # fractional training timesteps
     with torch.no_grad():
-        x0 = schedule.x0(x, unet(x, where[t], cond, base), t, c.prediction)
+        x0 = schedule.x0(x, unet(x, where[t], cond, base), t, c.prediction, base)
         assert torch.allclose(x0, base, atol=1e-5)
         unet.out.bias.fill_(0.25)
-        x0 = schedule.x0(x, unet(x, where[t], cond, base), t, c.prediction)
+        x0 = schedule.x0(x, unet(x, where[t], cond, base), t, c.prediction, base)
         assert torch.allclose(x0, base + 0.25, atol=1e-5)
-    assert config_of({"config": {"base": True}}).edit is False
+        with pytest.raises(ValueError, match="base"):
+            schedule.x0(x, unet(x, where[t], cond, base), t, c.prediction)
+    assert config_of({"config": {"base": True, "prediction": "v_prediction"}}).prediction == "v_prediction"
 
 
 # `noclip train` itself (runs, keeps checkpoints unless --fresh): tests/test_user_data.py

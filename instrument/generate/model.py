@@ -17,7 +17,7 @@ import torch
 
 # what a denoiser outputs: the noise, DDPM's v, the clean latent, or rectified flow's velocity
 # (eps - x0: SD3's transformer, on a `Schedule.flow`)
-PREDICTIONS = ("epsilon", "v_prediction", "sample", "flow")
+PREDICTIONS = ("epsilon", "v_prediction", "sample", "flow", "edit")
 
 
 class Autoencoder(Protocol):
@@ -126,8 +126,14 @@ class Schedule:
         a, s = self.ab(t, x0)
         return a * x0 + s * eps
 
-    def x0(self, x: torch.Tensor, out: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
-        """The clean latent implied by the network's output at timestep t."""
+    def x0(self, x: torch.Tensor, out: torch.Tensor, t: torch.Tensor, prediction: str,
+           base: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean latent implied by the network's output at timestep t (for an `edit`, what it adds
+        to the clean latent of the frame it dreams on, `base`)."""
+        if prediction == "edit":
+            if base is None:
+                raise ValueError("an edit is of a base latent: none was given")
+            return base + out
         a, s = self.ab(t, x)
         if prediction == "epsilon":
             return (x - s * out) / a

@@ -258,8 +258,9 @@ class StreamEngine:
         dev = self.backend.device
         x = torch.cat([f.x for f in frames])
         t = torch.tensor([f.timesteps[f.step] for f in frames], device=dev)
-        out = self.den(x, t, torch.cat([f.cond for f in frames]), base=torch.cat([f.base for f in frames]))
-        x0 = self.schedule.x0(x, out, t, self.den.prediction)
+        base = torch.cat([f.base for f in frames])
+        out = self.den(x, t, torch.cat([f.cond for f in frames]), base=base)
+        x0 = self.schedule.x0(x, out, t, self.den.prediction, base)
         for i, f in enumerate(frames):
             f.step += 1
             if f.done:

@@ -97,7 +97,7 @@ def denoise(backend: Backend, z: torch.Tensor, prompt: list[str], seed: int, str
     x = sched.noise(z, eps[0], torch.full((len(z),), ts[0]))
     for i, t in enumerate(ts):
         tt = torch.full((len(z),), t)
-        x0 = sched.x0(x, den(x, tt, cond, base=z), tt, den.prediction)
+        x0 = sched.x0(x, den(x, tt, cond, base=z), tt, den.prediction, z)
         if i + 1 < len(ts):
             x = sched.noise(x0, eps[i + 1], torch.full((len(z),), ts[i + 1]))
     return x0

@@ -205,7 +205,7 @@ class Trainer:
             like = torch.from_numpy(rng.random(p.unet_batch) < p.play_like).to(self.device).view(-1, 1, 1, 1)
             xt = schedule.noise(torch.where(like, zb, zr), eps, t).contiguous(memory_format=CL)
             out = unet(xt, t, unet.classes(cls.to(self.device)), zb.contiguous(memory_format=CL))
-            loss = F.mse_loss(schedule.x0(xt, out, t, c.prediction), zr)
+            loss = F.mse_loss(schedule.x0(xt, out, t, c.prediction, zb), zr)
             for group in opt.param_groups:
                 group["lr"] = warm_cosine(p.unet_lr, step, p.unet_steps)
             opt.zero_grad(set_to_none=True)

@@ -28,9 +28,10 @@ from .upsample import transposed
 log = logging.getLogger("noclip")
 
 OPSET = 17
-FORMAT = 3  # bump when the graphs' inputs or outputs change: it is part of every cache key
+FORMAT = 4  # bump when the graphs' inputs or outputs change: it is part of every cache key
 # 2: the denoiser of an editing backend reads the base latent; the change decoder is a part
 # 3: for a CPU, a nearest doubling and its convolution are one transposed convolution (upsample.py)
+# 4: the builtin's denoiser answers its edit of the base ("edit"), no longer that edit said as v
 INT8 = 2    # bump when what an int8 graph quantizes changes: it is part of every int8 cache key
 # 2: the encoder's inner convolutions too (accel/quantize.py)
 

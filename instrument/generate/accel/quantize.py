@@ -72,7 +72,7 @@ def feeds(backend: Backend, part: Part) -> list[dict[str, np.ndarray]]:
             if part.name == "unet":
                 feed = {"x": x, "t": t.float(), "cond": cond, "base": base}
             else:
-                x0 = den.schedule.x0(x, den(x, t, cond, base=base), t, den.prediction)
+                x0 = den.schedule.x0(x, den(x, t, cond, base=base), t, den.prediction, base)
                 feed = {"x0": x0, "base": base}
             names = [name for name, _, _ in part.inputs]
             out.append({k: v.detach().cpu().float().numpy() for k, v in feed.items() if k in names})

@@ -94,9 +94,9 @@ def read_config(folder: Path) -> dict:
 def config_of(meta: dict) -> Config:
     """The architecture a config.json describes; weights from before version 2 (no `base` key) have
     a denoiser that does not read the base latent, those without a `change` key no change
-    decoder (the engine decodes both latents), and those without `edit` a denoiser that answers
-    v outright (its base copied through its convolutions, model.UNet)."""
-    return Config(**{"base": False, "change": 0, "edit": False, **meta["config"]})
+    decoder (the engine decodes both latents); each names its prediction (before session 18's
+    "edit", "v_prediction")."""
+    return Config(**{"base": False, "change": 0, **meta["config"]})
 
 
 def build(meta: dict, state: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> Backend:

@@ -52,13 +52,13 @@ class Config:
     classes: int = 2          # levels the denoiser knows ("level 0", "level 1")
     emb: int = 128            # timestep + class embedding width
     T: int = 1000             # training timesteps
-    prediction: str = "v_prediction"
+    # "edit" (since session 18): x0 = base + what the network draws, so the base passes exactly; a
+    # network asked for x0 or v outright must copy the base through its convolutions, and what it
+    # copied imprecisely was the base's finest detail (the dream erased a little wherever it added)
+    prediction: str = "edit"
     shift: float = 4.0        # playing schedule = training schedule with SNR / shift^2 (see shifted)
     base: bool = True         # the denoiser sees the clean base latent beside its noisy input
     change: int = 32          # width of the change decoder (0: none, the engine decodes both latents)
-    # the denoiser answers an edit of its base (UNet.forward): its last layer draws only what the
-    # dream adds, and the base itself passes exactly (weights from before it: False)
-    edit: bool = True
     # the dream measured to hold with its convolutions in int8 (generate/accel/quantize.py) on a
     # CPU (`noclip bench --only dream` with NOCLIP_ACCEL=onnxruntime NOCLIP_CPU_PRECISION=int8): set
     # in config.json by whoever measured it, so `--accel auto` may choose int8
@@ -160,8 +160,6 @@ class Change(nn.Module):
 class UNet(nn.Module):
     """Two levels (latent size and half of it), FiLM-conditioned residual blocks."""
 
-    alpha_bar: torch.Tensor   # with `edit`: the training schedule's, a buffer
-
     def __init__(self, c: Config) -> None:
         super().__init__()
         ch, e = c.unet_ch, c.emb
@@ -178,10 +176,6 @@ class UNet(nn.Module):
         self.u1 = Res(ch, e)
         self.out = nn.Conv2d(ch, c.latent, 3, padding=1)
         _zero(self.out)
-        self.edit = c.edit and c.base
-        if self.edit:   # alpha_bar of the training schedule, to answer on its (fractional) timesteps
-            assert c.prediction == "v_prediction", "an edit is answered as v"
-            self.register_buffer("alpha_bar", cosine_alphas(c.T).float(), persistent=False)
 
     def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
         half = self.emb_dim // 2
@@ -192,23 +186,9 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor,
                 base: torch.Tensor | None = None) -> torch.Tensor:
         e = F.silu(self.t_mlp(self.timestep_embedding(t)) + cond)
-        noisy, held = x, x if base is None else base   # no base: the input stands in for it
         if self.base:
-            x = torch.cat([x, held], 1)
+            x = torch.cat([x, x if base is None else base], 1)   # no base: the input stands in for it
         h1 = self.d1(self.inp(x), e)
         h = self.m2(self.m1(self.down(F.silu(h1)), e), e)
         h = F.pixel_shuffle(self.up(F.silu(h)), 2) + h1
-        out = self.out(F.silu(self.u1(h, e)))
-        if not self.edit:
-            return out
-        # An edit: x0 = base + out, said as the v that implies it (x0 = a x - s v), so every runtime,
-        # export and the engine's schedule read it as any v-prediction. A network asked for x0 (or v)
-        # outright must copy the base through its convolutions, and what it copies imprecisely is the
-        # base's finest detail: the dream then erased a little of the scene wherever it added.
-        # a(t), s(t): alpha_bar interpolated at the fractional training timestep, exactly as
-        # `shifted` places the playing schedule's timesteps on it.
-        i0 = t.float().floor().clamp(0, len(self.alpha_bar) - 1)
-        i1 = (i0 + 1).clamp(max=len(self.alpha_bar) - 1)
-        ab = torch.lerp(self.alpha_bar[i0.long()], self.alpha_bar[i1.long()], t.float() - i0)
-        a, s = ab.sqrt().view(-1, 1, 1, 1), (1 - ab).sqrt().view(-1, 1, 1, 1)
-        return (a * noisy - held - out) / s
+        return self.out(F.silu(self.u1(h, e)))
